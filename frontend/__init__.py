@@ -1,0 +1,1 @@
+"""Templates and vendored static assets shared by every page."""

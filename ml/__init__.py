@@ -1,0 +1,1 @@
+"""Training sets from logs and labels, LightGBM training, the model registry and promotion."""

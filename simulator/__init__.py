@@ -1,0 +1,1 @@
+"""The synthetic ride-sharing world: fraud scenarios, drift, delayed labels, load and replay."""
