@@ -130,6 +130,8 @@ def kafka_topic(kafka_bootstrap: str) -> Callable[..., str]:
         name = f"test.{stem}.{uuid.uuid4().hex[:10]}"
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         created.append(name)
+        # The create response comes before every partition has a leader in the metadata cache.
+        admin.wait_for_topics([name], timeout_ms=15_000)
         return name
 
     yield create
@@ -190,3 +192,23 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.section("real services")
     for name, seconds, how in STARTUP_TIMES:
         terminalreporter.write_line(f"{name:<11} {seconds:6.2f} s  {how}")
+
+
+# A test that uses a service fixture carries that service's marker, so `-m "not kafka"` works
+# without anyone remembering to mark by hand.
+FIXTURE_MARKERS = {
+    "kafka_bootstrap": "kafka",
+    "kafka_topic": "kafka",
+    "redis_url": "redis",
+    "redis_client": "redis",
+    "postgres_service": "postgres",
+    "browser": "browser",
+    "page": "browser",
+}
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            if fixture in FIXTURE_MARKERS:
+                item.add_marker(FIXTURE_MARKERS[fixture])

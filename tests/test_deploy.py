@@ -1,0 +1,109 @@
+"""Keep docker-compose.yml, the Procfile, the settings and the README in agreement.
+
+No Docker engine runs on the development machines, so these checks are what stands between the
+compose file and rot: every Procfile component is a compose service running that same entry,
+every variable the settings read is set for every app container and documented in the README.
+"""
+
+import ast
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+README = (ROOT / "README.md").read_text()
+
+
+def procfile() -> dict[str, str]:
+    entries = {}
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, command = line.split(":", 1)
+            entries[name.strip()] = command.strip()
+    return entries
+
+
+def settings_variables() -> dict[str, bool]:
+    """Return {variable: required} for every ``env.<cast>("NAME", ...)`` call in the settings."""
+    tree = ast.parse((ROOT / "rideshare" / "settings.py").read_text())
+    found: dict[str, bool] = {}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "env"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            required = not any(k.arg == "default" for k in node.keywords)
+            found[node.args[0].value] = found.get(node.args[0].value, False) or required
+    return found
+
+
+def app_services() -> dict[str, dict]:
+    return {name: svc for name, svc in SERVICES.items() if svc.get("build") == "."}
+
+
+def readme_variables() -> set[str]:
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", README, flags=re.MULTILINE))
+
+
+def test_settings_read_the_expected_variables():
+    variables = settings_variables()
+    # A production secret has no default; the service URLs do (the embedded defaults).
+    assert variables["DJANGO_SECRET_KEY"] is True
+    assert variables["DATABASE_URL"] is False
+    assert {"REDIS_URL", "CELERY_BROKER_URL", "KAFKA_BOOTSTRAP_SERVERS", "EVENT_BUS"} <= set(
+        variables
+    )
+
+
+@pytest.mark.parametrize("process", sorted(procfile()))
+def test_every_procfile_component_is_a_compose_service_running_that_entry(process):
+    service = SERVICES.get(process)
+    assert service is not None, f"docker-compose.yml has no service for Procfile '{process}'"
+    assert service["build"] == "."
+    assert service["command"] == ["honcho", "start", "--no-prefix", process]
+
+
+def test_every_setting_variable_is_set_for_every_app_container():
+    variables = settings_variables()
+    assert set(app_services()) >= {"migrate", *procfile()}
+    for name, service in app_services().items():
+        missing = sorted(set(variables) - set(service["environment"]))
+        assert not missing, f"compose service '{name}' does not set {missing}"
+
+
+def test_every_variable_is_documented_in_the_readme():
+    procfile_variables = set(re.findall(r"\$\{([A-Z_]+)", "\n".join(procfile().values())))
+    undocumented = sorted((set(settings_variables()) | procfile_variables) - readme_variables())
+    assert not undocumented, f"README's configuration table lacks {undocumented}"
+
+
+def test_app_containers_point_at_the_compose_services():
+    env = SERVICES["web"]["environment"]
+    assert urlparse(env["DATABASE_URL"]).hostname == "postgres"
+    assert urlparse(env["REDIS_URL"]).hostname == "redis"
+    assert urlparse(env["CELERY_BROKER_URL"]).hostname == "redis"
+    assert env["EVENT_BUS"] == "kafka"
+    kafka_env = SERVICES["kafka"]["environment"]
+    assert (
+        kafka_env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{env['KAFKA_BOOTSTRAP_SERVERS']}"
+    )
+    assert kafka_env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["DJANGO_SECRET_KEY"].startswith("${DJANGO_SECRET_KEY:?")
+    assert env["WEB_HOST"] == "0.0.0.0"  # noqa: S104 (inside its container)
+
+
+def test_compose_runs_the_same_kafka_version_as_the_tests():
+    pom = (ROOT / "devservices" / "pom.xml").read_text()
+    version = re.search(r"<kafka.version>([\d.]+)</kafka.version>", pom).group(1)
+    assert SERVICES["kafka"]["image"] == f"apache/kafka:{version}"
+    assert version.startswith("4.")
+    assert SERVICES["postgres"]["image"] == "postgres:15"
