@@ -1,0 +1,330 @@
+"""Event contracts: one immutable, versioned schema per topic, declared once in ``TOPICS``.
+
+A topic's name carries its version (``payments.authorized.v1``); so does every payload
+(``schema_version``), so a message of another version arriving on a topic is recognised as such.
+Payloads are past tense, carry ``event_id`` and ``occurred_at`` (timezone-aware), and name the
+field whose value is the partition key (``key_field``): records with the same key keep their
+order. Money is in integer minor units (cents). No card number ever appears in an event; cards
+are named by id, brand, last four digits and fingerprint.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+# A message larger than this is poison: no legitimate event comes near it.
+MAX_EVENT_BYTES = 64 * 1024
+
+Cents = Annotated[int, Field(ge=0)]
+Lat = Annotated[float, Field(ge=-90, le=90)]
+Lng = Annotated[float, Field(ge=-180, le=180)]
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Event(BaseModel):
+    """Base of every event. Subclasses set ``topic``, ``key_field`` and a ``schema_version``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    topic: ClassVar[str]
+    key_field: ClassVar[str]
+    producer: ClassVar[str]
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    occurred_at: AwareDatetime = Field(default_factory=lambda: datetime.now(UTC))
+
+    def key(self) -> str:
+        """Return the partition key: records with the same key are delivered in order."""
+        return str(getattr(self, self.key_field))
+
+    def encode(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+class Place(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lat: Lat
+    lng: Lng
+    zone: str = Field(max_length=32)
+
+
+class RiderContext(BaseModel):
+    """Where a rider acted from: what device-, network- and location-based features read."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    device_id: str = Field(max_length=64)
+    ip: str = Field(max_length=45)
+    lat: Lat | None = None
+    lng: Lng | None = None
+
+
+# Trips: keyed by rider, so one rider's trips (and each trip's lifecycle) stay in order.
+
+
+class TripRequested(Event):
+    topic = "trips.requested.v1"
+    key_field = "rider_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    trip_id: Id
+    rider_id: Id
+    card_id: Id
+    pickup: Place
+    dropoff: Place
+    distance_km: float = Field(ge=0)
+    fare_cents: Cents
+    currency: str = Field(min_length=3, max_length=3)
+    context: RiderContext
+
+
+class TripAssigned(Event):
+    topic = "trips.assigned.v1"
+    key_field = "rider_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    trip_id: Id
+    rider_id: Id
+    driver_id: Id
+
+
+class TripStarted(Event):
+    topic = "trips.started.v1"
+    key_field = "rider_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    trip_id: Id
+    rider_id: Id
+    driver_id: Id
+
+
+class TripCompleted(Event):
+    topic = "trips.completed.v1"
+    key_field = "rider_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    trip_id: Id
+    rider_id: Id
+    driver_id: Id
+    fare_cents: Cents
+    distance_km: float = Field(ge=0)
+
+
+class TripCancelled(Event):
+    topic = "trips.cancelled.v1"
+    key_field = "rider_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    trip_id: Id
+    rider_id: Id
+    driver_id: Id | None = None
+    cancelled_by: Literal["rider", "driver"]
+    fee_cents: Cents
+    stage: str = Field(max_length=32, description="trip status when cancelled")
+
+
+# Payments and cards: keyed by card, so card-velocity windows see one card's history in order.
+
+
+class PaymentAuthorized(Event):
+    topic = "payments.authorized.v1"
+    key_field = "card_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    payment_id: Id
+    trip_id: Id
+    rider_id: Id
+    card_id: Id
+    card_fingerprint: str = Field(max_length=64)
+    amount_cents: Cents
+    currency: str = Field(min_length=3, max_length=3)
+    pickup_zone: str = Field(max_length=32)
+    context: RiderContext
+
+
+class PaymentDeclined(Event):
+    topic = "payments.declined.v1"
+    key_field = "card_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    payment_id: Id
+    trip_id: Id
+    rider_id: Id
+    card_id: Id
+    card_fingerprint: str = Field(max_length=64)
+    amount_cents: Cents
+    currency: str = Field(min_length=3, max_length=3)
+    decline_code: str = Field(max_length=32)
+    context: RiderContext
+
+
+class PaymentCaptured(Event):
+    topic = "payments.captured.v1"
+    key_field = "card_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    payment_id: Id
+    trip_id: Id
+    rider_id: Id
+    card_id: Id
+    amount_cents: Cents
+    currency: str = Field(min_length=3, max_length=3)
+
+
+class PaymentRefunded(Event):
+    topic = "payments.refunded.v1"
+    key_field = "card_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    payment_id: Id
+    trip_id: Id
+    rider_id: Id
+    card_id: Id
+    amount_cents: Cents
+    currency: str = Field(min_length=3, max_length=3)
+    reason: str = Field(max_length=64)
+
+
+class CardAdded(Event):
+    topic = "cards.added.v1"
+    key_field = "card_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    card_id: Id
+    rider_id: Id
+    brand: str = Field(max_length=16)
+    last4: str = Field(pattern=r"^\d{4}$")
+    exp_month: int = Field(ge=1, le=12)
+    exp_year: int = Field(ge=2000, le=2100)
+    fingerprint: str = Field(max_length=64)
+    context: RiderContext
+
+
+# Riders: keyed by rider.
+
+
+class RiderLoggedIn(Event):
+    topic = "riders.logged_in.v1"
+    key_field = "rider_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    rider_id: Id
+    context: RiderContext
+
+
+class DeviceChanged(Event):
+    topic = "riders.device_changed.v1"
+    key_field = "rider_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    rider_id: Id
+    previous_device_id: str | None = Field(default=None, max_length=64)
+    context: RiderContext
+
+
+# Labels: arrive late; keyed by card like the payment they judge.
+
+
+class ChargebackFiled(Event):
+    topic = "labels.chargeback_filed.v1"
+    key_field = "card_id"
+    producer = "payment processor (simulator)"
+    schema_version: Literal[1] = 1
+
+    chargeback_id: Id
+    payment_id: Id
+    card_id: Id
+    rider_id: Id
+    amount_cents: Cents
+    reason_code: str = Field(max_length=16)
+
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    TripRequested,
+    TripAssigned,
+    TripStarted,
+    TripCompleted,
+    TripCancelled,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentCaptured,
+    PaymentRefunded,
+    CardAdded,
+    RiderLoggedIn,
+    DeviceChanged,
+    ChargebackFiled,
+)
+
+# topic name -> schema; the single declaration of every topic
+TOPICS: dict[str, type[Event]] = {cls.topic: cls for cls in EVENT_TYPES}
+
+# Header names of records on a dead-letter topic.
+DLQ_HEADERS = ("dlq.topic", "dlq.partition", "dlq.offset", "dlq.error", "dlq.consumer")
+
+
+def dead_letter_topic(consumer: str) -> str:
+    """Return the dead-letter topic of ``consumer`` (one per consumer, so replays stay scoped)."""
+    return f"deadletter.{consumer}"
+
+
+class PoisonMessage(Exception):
+    """A record no handler can process: it goes to the dead-letter topic, never retried."""
+
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+def decode(topic: str, value: bytes | None) -> Event:
+    """Parse and validate a record's value against its topic's schema.
+
+    Raise ``PoisonMessage`` with kind ``unknown_topic``, ``oversized``, ``invalid_json``,
+    ``unknown_version`` or ``schema`` when the record cannot be an event of that topic.
+    """
+    schema = TOPICS.get(topic)
+    if schema is None:
+        raise PoisonMessage("unknown_topic", f"no schema is declared for topic {topic!r}")
+    if value is None:
+        raise PoisonMessage("schema", "empty record (tombstone)")
+    if len(value) > MAX_EVENT_BYTES:
+        raise PoisonMessage("oversized", f"{len(value)} bytes > {MAX_EVENT_BYTES}")
+    try:
+        data = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PoisonMessage("invalid_json", str(exc)) from exc
+    if not isinstance(data, dict):
+        raise PoisonMessage("schema", f"expected a JSON object, got {type(data).__name__}")
+    expected = schema.model_fields["schema_version"].default
+    if data.get("schema_version", expected) != expected:
+        raise PoisonMessage(
+            "unknown_version",
+            f"schema_version {data.get('schema_version')!r} on {topic} (expects {expected})",
+        )
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise PoisonMessage("schema", _summarise(exc)) from exc
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = [f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}" for e in exc.errors()[:5]]
+    return "; ".join(parts)
