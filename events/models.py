@@ -49,6 +49,9 @@ class ProcessedEvent(models.Model):
             models.UniqueConstraint(fields=["consumer", "event_id"], name="processed_once")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.consumer} applied {self.event_id}"
+
 
 class LedgerEntry(models.Model):
     """One row per event seen on the stream by the ``event-ledger`` consumer (audit, reconcile)."""
@@ -61,3 +64,6 @@ class LedgerEntry(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["topic", "occurred_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.topic} {self.event_id}"
