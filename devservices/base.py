@@ -75,8 +75,9 @@ class Service:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Stop the process group (SIGTERM, then SIGKILL) and remove the working directory."""
+    def stop(self, timeout: float = 20.0, *, keep_data: bool = False) -> None:
+        """Stop the process group (SIGTERM, then SIGKILL); remove the working directory unless
+        ``keep_data`` (to start the same service again on it)."""
         if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
@@ -86,7 +87,8 @@ class Service:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(timeout=5)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not keep_data:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def spawn(

@@ -141,30 +141,43 @@ def _answers(bootstrap: str) -> bool:
         admin.close()
 
 
-def start(*, port: int | None = None, timeout: float = 90.0) -> Service:
-    """Format storage in a temporary directory, start the broker, wait until it answers."""
+def start(
+    *, port: int | None = None, workdir: Path | None = None, timeout: float = 90.0
+) -> Service:
+    """Format storage in a temporary directory, start the broker, wait until it answers.
+
+    Given the ``workdir`` of a broker stopped with ``keep_data=True``, start it again on the same
+    port and storage instead (its topics, records and committed offsets intact)."""
     t0 = time.monotonic()
     cp = classpath()
     java = _java()
-    port = port or free_port()
-    controller_port = free_port()
-    workdir = make_workdir(NAME)
-    config = workdir / "server.properties"
-    config.write_text(
-        server_properties(port=port, controller_port=controller_port, data_dir=workdir / "data")
-    )
-    (workdir / "log4j2.properties").write_text(LOG4J2)
-    log4j = f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}"
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    formatted = subprocess.run(
-        [java, log4j, "-cp", cp, TOOLS["kafka-storage"], "format",
-         "-t", cluster_id, "-c", str(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )  # fmt: skip
-    if formatted.returncode != 0:
-        raise ServiceError(NAME, f"formatting KRaft storage failed:\n{formatted.stderr[-2000:]}")
+    if workdir is not None and (workdir / "server.properties").exists():
+        config = workdir / "server.properties"
+        listeners = dict(line.split("=", 1) for line in config.read_text().splitlines() if line)
+        port = int(listeners["advertised.listeners"].rsplit(":", 1)[1])
+        log4j = f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}"
+    else:
+        port = port or free_port()
+        controller_port = free_port()
+        workdir = make_workdir(NAME)
+        config = workdir / "server.properties"
+        config.write_text(
+            server_properties(port=port, controller_port=controller_port, data_dir=workdir / "data")
+        )
+        (workdir / "log4j2.properties").write_text(LOG4J2)
+        log4j = f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}"
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        formatted = subprocess.run(
+            [java, log4j, "-cp", cp, TOOLS["kafka-storage"], "format",
+             "-t", cluster_id, "-c", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )  # fmt: skip
+        if formatted.returncode != 0:
+            raise ServiceError(
+                NAME, f"formatting KRaft storage failed:\n{formatted.stderr[-2000:]}"
+            )
     bootstrap = f"127.0.0.1:{port}"
     service = spawn(
         NAME,

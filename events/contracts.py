@@ -294,13 +294,22 @@ class PoisonMessage(Exception):
         self.detail = detail
 
 
+def schema_for(topic: str) -> type[Event] | None:
+    """Return the schema of ``topic``: a declared topic, or ``<namespace>.<declared topic>``
+    (several environments, or tests, sharing one cluster)."""
+    schema = TOPICS.get(topic)
+    if schema is None:
+        schema = next((s for name, s in TOPICS.items() if topic.endswith("." + name)), None)
+    return schema
+
+
 def decode(topic: str, value: bytes | None) -> Event:
     """Parse and validate a record's value against its topic's schema.
 
     Raise ``PoisonMessage`` with kind ``unknown_topic``, ``oversized``, ``invalid_json``,
     ``unknown_version`` or ``schema`` when the record cannot be an event of that topic.
     """
-    schema = TOPICS.get(topic)
+    schema = schema_for(topic)
     if schema is None:
         raise PoisonMessage("unknown_topic", f"no schema is declared for topic {topic!r}")
     if value is None:

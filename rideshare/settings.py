@@ -47,6 +47,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    # Installed so its API docs page uses ninja's bundled static files rather than a CDN.
+    "ninja",
     "events",
     "rideshare",
     "frontend",
@@ -121,12 +123,15 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# The event stream. The bus that reads these lands with the event-stream issue; they are
-# validated here so a typo fails at start rather than at the first publish.
+# The event stream: Kafka, or the embedded durable log on SQLite (same semantics).
 EVENT_BUS = env.str("EVENT_BUS", default="embedded")
 if EVENT_BUS not in {"embedded", "kafka"}:
     raise ImproperlyConfigured(f"EVENT_BUS must be 'embedded' or 'kafka', not {EVENT_BUS!r}.")
 KAFKA_BOOTSTRAP_SERVERS = env.list("KAFKA_BOOTSTRAP_SERVERS", default=["127.0.0.1:9092"])
+# Bounds every Kafka wait (bootstrap, request, delivery), so a missing broker fails fast.
+KAFKA_TIMEOUT_SECONDS = env.float("KAFKA_TIMEOUT_SECONDS", default=10.0)
+EVENT_LOG_PATH = Path(env.str("EVENT_LOG_PATH", default=str(VAR_DIR / "event-log.sqlite3")))
+EVENT_TOPIC_PARTITIONS = env.int("EVENT_TOPIC_PARTITIONS", default=3)
 
 # Celery: with no broker server, kombu's SQLAlchemy transport keeps the queue in SQLite.
 CELERY_BROKER_URL = env.str(

@@ -127,7 +127,7 @@ def kafka_topic(kafka_bootstrap: str) -> Callable[..., str]:
     created: list[str] = []
 
     def create(stem: str = "t", partitions: int = 1) -> str:
-        name = f"test.{stem}.{uuid.uuid4().hex[:10]}"
+        name = f"test-{uuid.uuid4().hex[:10]}.{stem}"
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
         created.append(name)
         # The create response comes before every partition has a leader in the metadata cache.

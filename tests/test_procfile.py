@@ -96,14 +96,17 @@ def test_honcho_starts_every_component_on_embedded_defaults_and_sigint_stops_all
         assert wait_for(lambda: "ready." in log_text() and "beat: Starting" in log_text(), 60), (
             log_text()
         )
+        assert wait_for(lambda: "consuming" in log_text() and "relay:" in log_text(), 60), (
+            log_text()
+        )
         components = descendants(runner.pid)
-        assert len(components) >= 3
+        assert len(components) >= 5
 
         runner.send_signal(signal.SIGINT)
         runner.wait(timeout=60)
 
         output = log_text()
-        for process in ("web.1", "worker.1", "beat.1"):
+        for process in ("web.1", "worker.1", "beat.1", "relay.1", "ledger.1"):
             assert f"{process} stopped" in output, output
         assert not [pid for pid in components if alive(pid)]
         assert not port_open(port)

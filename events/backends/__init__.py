@@ -1,0 +1,1 @@
+"""Bus backends: Apache Kafka and the embedded durable log on SQLite."""

@@ -1,0 +1,125 @@
+"""The event bus interface, shared by the Kafka backend and the embedded durable log.
+
+Semantics every backend keeps (``tests/events/test_bus_contract.py`` runs against both):
+
+- ``Producer.publish`` sends records in order and returns only when each is acknowledged
+  (durably stored) or has failed; the result is one error-or-None per record.
+- A record's partition is chosen by its key; records with the same key keep their order.
+- A consumer belongs to a group; the group's members share the topic's partitions; a member
+  starts from the group's committed offset, or from the earliest record when there is none.
+- Offsets are committed explicitly, after processing (at-least-once): a record whose offset was
+  not committed is delivered again to whichever member owns its partition next.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Headers = tuple[tuple[str, bytes], ...]
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record to publish."""
+
+    topic: str
+    value: bytes
+    key: str | None = None
+    headers: Headers = ()
+
+
+@dataclass(frozen=True)
+class Message:
+    """A record as consumed, with where it was stored."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes | None
+    headers: Headers = ()
+    timestamp_ms: int = 0
+
+    def header(self, name: str) -> bytes | None:
+        return next((value for key, value in self.headers if key == name), None)
+
+
+class BusError(RuntimeError):
+    """The bus failed an operation; the message says which backend and why."""
+
+
+class BusUnavailable(BusError):
+    """The bus could not be reached within its bounded timeouts."""
+
+
+class Producer(abc.ABC):
+    @abc.abstractmethod
+    def publish(
+        self, records: Sequence[Record], *, timeout: float = 30.0
+    ) -> list[Exception | None]:
+        """Publish ``records`` in order; return, per record, None once acknowledged or the error."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release the producer's connections."""
+
+
+class Consumer(abc.ABC):
+    group: str
+    topics: tuple[str, ...]
+
+    @abc.abstractmethod
+    def poll(self, *, timeout: float = 1.0, max_records: int = 500) -> list[Message]:
+        """Return up to ``max_records`` records from the partitions this member owns; wait up to
+        ``timeout`` seconds when none is there."""
+
+    @abc.abstractmethod
+    def commit(self, messages: Sequence[Message]) -> None:
+        """Record that the group has processed ``messages`` (and everything before them in
+        their partitions)."""
+
+    @abc.abstractmethod
+    def assignment(self) -> set[tuple[str, int]]:
+        """Return the (topic, partition) pairs this member owns now."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Leave the group and release connections."""
+
+
+class Bus(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def producer(self) -> Producer: ...
+
+    @abc.abstractmethod
+    def consumer(self, *, group: str, topics: Sequence[str]) -> Consumer: ...
+
+    @abc.abstractmethod
+    def ensure_topics(self, topics: Sequence[str], *, partitions: int) -> None:
+        """Create the topics that do not exist yet, with ``partitions`` partitions each."""
+
+    @abc.abstractmethod
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        """Return the group's committed offset per partition of ``topic`` (next to read)."""
+
+    @abc.abstractmethod
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        """Return, per partition of ``topic``, the offset the next record will get."""
+
+
+def bus_from_settings() -> Bus:
+    """Return the bus chosen by ``EVENT_BUS`` (``embedded`` or ``kafka``)."""
+    from django.conf import settings
+
+    if settings.EVENT_BUS == "kafka":
+        from events.backends.kafka import KafkaBus
+
+        return KafkaBus(
+            bootstrap_servers=settings.KAFKA_BOOTSTRAP_SERVERS,
+            timeout_s=settings.KAFKA_TIMEOUT_SECONDS,
+        )
+    from events.backends.embedded import EmbeddedBus
+
+    return EmbeddedBus(settings.EVENT_LOG_PATH)

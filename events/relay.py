@@ -1,0 +1,140 @@
+"""The outbox relay: publish outbox rows to the bus in ``id`` order, mark them once acknowledged.
+
+Order: a batch is the oldest unpublished rows; it is published in ``id`` order and only the
+prefix before the first unacknowledged record is marked. Everything after it is sent again on
+the next attempt, so the stream never sees a later event of a key without the earlier ones
+(it may see one twice: consumers are idempotent on ``event_id``).
+
+Failure: while the bus is unreachable the relay retries with exponential backoff and full jitter
+(``Backoff``); bookings keep committing rows meanwhile, and the backlog drains on recovery.
+Run one relay per database: a second would interleave batches and break the order.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from threading import Event as StopFlag
+
+from django.db.models import F
+from django.utils import timezone
+
+from events.bus import Bus, BusError, Producer, Record
+from events.contracts import TOPICS
+from events.models import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
+
+    base_s: float = 0.2
+    cap_s: float = 30.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2**self.attempt))
+        self.attempt += 1
+        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not secrecy)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass(frozen=True)
+class RelayResult:
+    published: int
+    failed: int
+    error: str = ""
+
+
+def relay_once(
+    producer: Producer,
+    *,
+    batch_size: int = 500,
+    timeout_s: float = 30.0,
+    after_publish: Callable[[list[OutboxEvent]], None] | None = None,
+) -> RelayResult:
+    """Publish the oldest ``batch_size`` unpublished rows; mark the acknowledged prefix.
+
+    ``after_publish`` runs between the acknowledgement and the marking (tests use it to crash
+    the relay exactly there).
+    """
+    rows = list(OutboxEvent.objects.filter(published_at__isnull=True).order_by("id")[:batch_size])
+    if not rows:
+        return RelayResult(0, 0)
+    records = [
+        Record(
+            topic=row.topic,
+            key=row.key,
+            value=row.payload.encode(),
+            headers=(("event_id", str(row.event_id).encode()),),
+        )
+        for row in rows
+    ]
+    results = producer.publish(records, timeout=timeout_s)
+    if after_publish is not None:
+        after_publish(rows)
+    acked = next((i for i, error in enumerate(results) if error is not None), len(rows))
+    if acked:
+        OutboxEvent.objects.filter(id__in=[row.id for row in rows[:acked]]).update(
+            published_at=timezone.now()
+        )
+    if acked == len(rows):
+        return RelayResult(acked, 0)
+    error = f"{type(results[acked]).__name__}: {results[acked]}"
+    OutboxEvent.objects.filter(id__in=[row.id for row in rows[acked:]]).update(
+        attempts=F("attempts") + 1, last_error=error[:2000]
+    )
+    return RelayResult(acked, len(rows) - acked, error)
+
+
+def relay_run(
+    bus: Bus,
+    *,
+    stop: StopFlag,
+    partitions: int,
+    batch_size: int = 500,
+    idle_sleep_s: float = 0.05,
+    backoff: Backoff | None = None,
+) -> int:
+    """Relay until ``stop`` is set; return how many events were published."""
+    backoff = backoff or Backoff()
+    producer: Producer | None = None
+    total = 0
+    while not stop.is_set():
+        try:
+            if producer is None:
+                bus.ensure_topics(list(TOPICS), partitions=partitions)
+                producer = bus.producer()
+                backoff.reset()
+                log.info("relay connected to the %s bus", bus.name)
+            result = relay_once(producer, batch_size=batch_size)
+        except BusError as exc:
+            delay = backoff.next_delay()
+            log.warning("relay: bus unavailable (%s); retrying in %.2f s", exc, delay)
+            if producer is not None:
+                producer.close()
+                producer = None
+            stop.wait(delay)
+            continue
+        total += result.published
+        if result.failed:
+            delay = backoff.next_delay()
+            log.warning(
+                "relay: %d published, %d not acknowledged (%s); retrying in %.2f s",
+                result.published, result.failed, result.error, delay,
+            )  # fmt: skip
+            stop.wait(delay)
+        elif result.published:
+            backoff.reset()
+            log.debug("relay: published %d", result.published)
+        else:
+            stop.wait(idle_sleep_s)
+    if producer is not None:
+        producer.close()
+    return total

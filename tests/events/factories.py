@@ -1,0 +1,46 @@
+"""Events for tests: valid ones of each shape, and each kind of poison."""
+
+import json
+import uuid
+
+from events.contracts import MAX_EVENT_BYTES, PaymentAuthorized, RiderContext, TripRequested
+
+
+def payment_authorized(*, card_id: str = "card-1", amount_cents: int = 1250) -> PaymentAuthorized:
+    return PaymentAuthorized(
+        payment_id=uuid.uuid4().hex,
+        trip_id=uuid.uuid4().hex,
+        rider_id="rider-1",
+        card_id=card_id,
+        card_fingerprint="fp-" + card_id,
+        amount_cents=amount_cents,
+        currency="EUR",
+        pickup_zone="Z-1-1",
+        context=RiderContext(device_id="dev-1", ip="127.0.0.1", lat=52.37, lng=4.89),
+    )
+
+
+def trip_requested(*, rider_id: str = "rider-1") -> TripRequested:
+    place = {"lat": 52.37, "lng": 4.89, "zone": "Z-1-1"}
+    return TripRequested(
+        trip_id=uuid.uuid4().hex,
+        rider_id=rider_id,
+        card_id="card-1",
+        pickup=place,
+        dropoff={**place, "lat": 52.38},
+        distance_km=1.1,
+        fare_cents=900,
+        currency="EUR",
+        context=RiderContext(device_id="dev-1", ip="127.0.0.1"),
+    )
+
+
+def poison_values() -> dict[str, bytes]:
+    """Return one poison record value of each kind, for payments.authorized.v1."""
+    valid = json.loads(payment_authorized().encode())
+    return {
+        "invalid_json": b'{"event_id": "not closed',
+        "schema": json.dumps({**valid, "amount_cents": "lots"}).encode(),
+        "unknown_version": json.dumps({**valid, "schema_version": 2}).encode(),
+        "oversized": json.dumps({**valid, "padding": "x" * MAX_EVENT_BYTES}).encode(),
+    }

@@ -1,0 +1,154 @@
+import random
+
+import pytest
+from django.db import OperationalError
+
+from events.bus import Record
+from events.contracts import DLQ_HEADERS, PaymentAuthorized, dead_letter_topic
+from events.models import LedgerEntry, ProcessedEvent
+from events.registry import ConsumerSpec
+from events.runner import ConsumerRunner
+from tests.events.bus_helpers import drain
+from tests.events.factories import payment_authorized, poison_values
+
+pytestmark = pytest.mark.django_db
+
+
+def ledger_spec(topic: str, name: str) -> ConsumerSpec:
+    return ConsumerSpec(name=name, handler="events.ledger.handle_event", topics=(topic,))
+
+
+@pytest.mark.slow
+def test_5000_events_with_1pct_poison_each_valid_applied_once_each_bad_dead_lettered(
+    bus, new_topic, group
+):
+    topic = new_topic(PaymentAuthorized.topic, partitions=3)
+    rng = random.Random(7)
+    poisons = poison_values()
+    records, valid_ids, bad = [], [], []
+    for i in range(5000):
+        if i % 100 == 37:
+            kind = rng.choice(sorted(poisons))
+            records.append(Record(topic, poisons[kind], key=f"card-{i % 50}"))
+            bad.append(kind)
+        else:
+            event = payment_authorized(card_id=f"card-{i % 50}")
+            valid_ids.append(event.event_id)
+            records.append(Record(topic, event.encode(), key=event.key()))
+    producer = bus.producer()
+    assert all(r is None for r in producer.publish(records))
+    producer.close()
+
+    runner = ConsumerRunner(ledger_spec(topic, group), bus)
+    stats = runner.run(idle_timeout_s=3)
+
+    assert stats.applied == 4950
+    assert stats.dead_lettered == 50
+    assert stats.duplicates == 0
+    assert LedgerEntry.objects.count() == 4950
+    assert set(LedgerEntry.objects.values_list("event_id", flat=True)) == set(valid_ids)
+    assert sum(bus.committed(group, topic).values()) == 5000
+    dlq = bus.consumer(group=f"{group}-dlq-reader", topics=[dead_letter_topic(group)])
+    letters = drain(dlq, 50)
+    dlq.close()
+    assert len(letters) == 50
+    assert sorted(m.header("dlq.error").decode().split(":")[0] for m in letters) == sorted(bad)
+    for letter in letters:
+        assert {name for name, _ in letter.headers} == set(DLQ_HEADERS)
+        assert letter.header("dlq.topic").decode() == topic
+        assert int(letter.header("dlq.offset")) >= 0
+
+
+def test_a_redelivered_event_is_applied_once(bus, new_topic, group):
+    topic = new_topic(PaymentAuthorized.topic)
+    event = payment_authorized()
+    producer = bus.producer()
+    producer.publish([Record(topic, event.encode(), key=event.key())] * 3)
+    producer.close()
+
+    stats = ConsumerRunner(ledger_spec(topic, group), bus).run(idle_timeout_s=2)
+
+    assert (stats.applied, stats.duplicates) == (1, 2)
+    assert LedgerEntry.objects.filter(event_id=event.event_id).count() == 1
+    assert ProcessedEvent.objects.filter(consumer=group, event_id=event.event_id).count() == 1
+
+
+def test_crash_before_commit_redelivers_and_nothing_is_applied_twice(bus, new_topic, group):
+    topic = new_topic(PaymentAuthorized.topic)
+    events = [payment_authorized() for _ in range(20)]
+    producer = bus.producer()
+    producer.publish([Record(topic, e.encode(), key=e.key()) for e in events])
+    producer.close()
+
+    crashing = ConsumerRunner(ledger_spec(topic, group), bus)
+
+    def crash(messages):
+        raise SystemExit("killed before committing offsets")
+
+    crashing._consumer = bus.consumer(group=group, topics=[topic])
+    original_commit = crashing._consumer.commit
+    crashing._consumer.commit = crash
+    batch = drain(crashing._consumer, 20)
+    with pytest.raises(SystemExit):
+        crashing.process_batch(batch)
+    crashing._consumer.commit = original_commit
+    crashing._consumer.close()
+    assert LedgerEntry.objects.count() == 20
+    assert bus.committed(group, topic) in ({}, {0: 0})
+
+    stats = ConsumerRunner(ledger_spec(topic, group), bus).run(idle_timeout_s=2)
+
+    assert (stats.applied, stats.duplicates) == (0, 20)
+    assert LedgerEntry.objects.count() == 20
+    assert bus.committed(group, topic) == {0: 20}
+
+
+def test_a_handler_that_keeps_failing_dead_letters_the_event_and_moves_on(
+    bus, new_topic, group, monkeypatch
+):
+    topic = new_topic(PaymentAuthorized.topic)
+    bad, good = payment_authorized(amount_cents=666), payment_authorized()
+    producer = bus.producer()
+    producer.publish([Record(topic, e.encode(), key=e.key()) for e in (bad, good)])
+    producer.close()
+
+    def handler(event):
+        if event.amount_cents == 666:
+            raise ValueError("cannot handle 666")
+        LedgerEntry.objects.create(
+            event_id=event.event_id, topic=topic, key=event.key(), occurred_at=event.occurred_at
+        )
+
+    monkeypatch.setattr("events.ledger.handle_event", handler)
+    runner = ConsumerRunner(ledger_spec(topic, group), bus, retry_delay_s=0)
+    stats = runner.run(idle_timeout_s=2)
+
+    assert (stats.applied, stats.dead_lettered) == (1, 1)
+    assert list(LedgerEntry.objects.values_list("event_id", flat=True)) == [good.event_id]
+    assert not ProcessedEvent.objects.filter(event_id=bad.event_id).exists()
+    dlq = bus.consumer(group=f"{group}-reader", topics=[dead_letter_topic(group)])
+    (letter,) = drain(dlq, 1)
+    dlq.close()
+    assert letter.header("dlq.error").decode() == "handler_error: ValueError: cannot handle 666"
+    assert letter.value == bad.encode()
+
+
+def test_a_database_outage_stops_the_consumer_instead_of_dead_lettering(
+    bus, new_topic, group, monkeypatch
+):
+    topic = new_topic(PaymentAuthorized.topic)
+    event = payment_authorized()
+    producer = bus.producer()
+    producer.publish([Record(topic, event.encode(), key=event.key())])
+    producer.close()
+
+    def handler(event):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("events.ledger.handle_event", handler)
+    runner = ConsumerRunner(ledger_spec(topic, group), bus)
+
+    with pytest.raises(OperationalError):
+        runner.run(idle_timeout_s=2)
+    assert runner.stats.dead_lettered == 0
+    assert bus.committed(group, topic) in ({}, {0: 0})
