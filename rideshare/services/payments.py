@@ -1,0 +1,170 @@
+"""Payments: authorisation when a trip is requested, capture, void and staff refunds."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractUser
+from django.db import transaction
+from django.utils import timezone
+
+from events.contracts import (
+    PaymentAuthorized,
+    PaymentCaptured,
+    PaymentDeclined,
+    PaymentRefunded,
+    RiderContext,
+)
+from events.outbox import outbox_publish
+from rideshare import processor
+from rideshare.errors import NotPermitted, PaymentStateError
+from rideshare.models import Card, Payment, Trip
+
+REFUND_REASON_MAX = 64
+
+
+def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: datetime) -> Payment:
+    """Hold the trip's fare on ``card`` and record the outcome as a payment.
+
+    Publish ``payments.authorized.v1`` or, when the processor declines, ``payments.declined.v1``
+    (the payment is then ``declined`` with the processor's ``decline_code``). Run inside the
+    trip request's transaction.
+    """
+    result = processor.authorize(token=card.processor_token, amount_cents=trip.fare_cents)
+    payment = Payment.objects.create(
+        trip=trip,
+        rider=trip.rider,
+        card=card,
+        amount_cents=trip.fare_cents,
+        currency=trip.currency,
+        status=Payment.Status.AUTHORIZED if result.approved else Payment.Status.DECLINED,
+        auth_code=result.auth_code,
+        decline_code=result.decline_code,
+        created_at=now,
+        updated_at=now,
+    )
+    common = {
+        "payment_id": str(payment.public_id),
+        "trip_id": str(trip.public_id),
+        "rider_id": str(trip.rider.public_id),
+        "card_id": str(card.public_id),
+        "card_fingerprint": card.fingerprint,
+        "amount_cents": payment.amount_cents,
+        "currency": payment.currency,
+        "context": context,
+        "occurred_at": now,
+    }
+    if result.approved:
+        outbox_publish(PaymentAuthorized(pickup_zone=trip.pickup_zone, **common))
+    else:
+        outbox_publish(PaymentDeclined(decline_code=result.decline_code, **common))
+    return payment
+
+
+def _locked(payment: Payment) -> Payment:
+    # Lock the payment row only: the trip and rider rows are the trip services' to lock.
+    return (
+        Payment.objects.select_for_update(of=("self",))
+        .select_related("trip", "rider", "card")
+        .get(pk=payment.pk)
+    )
+
+
+@transaction.atomic
+def payment_capture(*, payment: Payment, amount_cents: int, now: datetime) -> Payment:
+    """Capture ``amount_cents`` of an authorised payment, releasing the rest of the hold.
+
+    Publish ``payments.captured.v1``. Raise ``PaymentStateError`` unless the payment is
+    authorised and the amount is positive and at most the amount held.
+    """
+    payment = _locked(payment)
+    if payment.status != Payment.Status.AUTHORIZED:
+        raise PaymentStateError(
+            f"Cannot capture payment {payment.public_id}: it is {payment.status}."
+        )
+    if not 0 < amount_cents <= payment.amount_cents:
+        raise PaymentStateError(
+            f"Cannot capture {amount_cents} cents of the {payment.amount_cents} authorised."
+        )
+    processor.capture(auth_code=payment.auth_code, amount_cents=amount_cents)
+    payment.captured_cents = amount_cents
+    payment.status = Payment.Status.CAPTURED
+    payment.updated_at = now
+    payment.save(update_fields=["captured_cents", "status", "updated_at"])
+    outbox_publish(
+        PaymentCaptured(
+            payment_id=str(payment.public_id),
+            trip_id=str(payment.trip.public_id),
+            rider_id=str(payment.rider.public_id),
+            card_id=str(payment.card.public_id),
+            amount_cents=amount_cents,
+            currency=payment.currency,
+            occurred_at=now,
+        )
+    )
+    return payment
+
+
+@transaction.atomic
+def payment_void(*, payment: Payment, now: datetime) -> Payment:
+    """Release the whole hold of an authorised payment.
+
+    Publishes nothing: no topic exists for voids (the trip's cancellation event says why).
+    """
+    payment = _locked(payment)
+    if payment.status != Payment.Status.AUTHORIZED:
+        raise PaymentStateError(f"Cannot void payment {payment.public_id}: it is {payment.status}.")
+    processor.void(auth_code=payment.auth_code)
+    payment.status = Payment.Status.VOIDED
+    payment.updated_at = now
+    payment.save(update_fields=["status", "updated_at"])
+    return payment
+
+
+def payment_refund(
+    *,
+    payment: Payment,
+    refunded_by: AbstractUser,
+    reason: str,
+    amount_cents: int | None = None,
+    now: datetime | None = None,
+) -> Payment:
+    """Refund ``amount_cents`` (default: all that is left) of a captured payment. Staff only.
+
+    Refunds add up to at most the captured amount; the payment becomes ``refunded`` when
+    nothing is left. Publish ``payments.refunded.v1``. Raise ``NotPermitted`` for a non-staff
+    user and ``PaymentStateError`` when the payment or amount does not allow it.
+    """
+    now = now or timezone.now()
+    if not refunded_by.is_staff:
+        raise NotPermitted("Only staff may refund a payment.")
+    reason = reason.strip()[:REFUND_REASON_MAX] or "unspecified"
+    with transaction.atomic():
+        payment = _locked(payment)
+        left = payment.captured_cents - payment.refunded_cents
+        if payment.status != Payment.Status.CAPTURED:
+            raise PaymentStateError(
+                f"Cannot refund payment {payment.public_id}: it is {payment.status}."
+            )
+        amount = left if amount_cents is None else amount_cents
+        if not 0 < amount <= left:
+            raise PaymentStateError(f"Cannot refund {amount} cents: {left} cents are refundable.")
+        processor.refund(auth_code=payment.auth_code, amount_cents=amount)
+        payment.refunded_cents += amount
+        if payment.refunded_cents == payment.captured_cents:
+            payment.status = Payment.Status.REFUNDED
+        payment.updated_at = now
+        payment.save(update_fields=["refunded_cents", "status", "updated_at"])
+        outbox_publish(
+            PaymentRefunded(
+                payment_id=str(payment.public_id),
+                trip_id=str(payment.trip.public_id),
+                rider_id=str(payment.rider.public_id),
+                card_id=str(payment.card.public_id),
+                amount_cents=amount,
+                currency=payment.currency,
+                reason=reason,
+                occurred_at=now,
+            )
+        )
+    return payment
