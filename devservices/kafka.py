@@ -175,9 +175,8 @@ def start(
             check=False,
         )  # fmt: skip
         if formatted.returncode != 0:
-            raise ServiceError(
-                NAME, f"formatting KRaft storage failed:\n{formatted.stderr[-2000:]}"
-            )
+            output = (formatted.stdout + formatted.stderr)[-2000:]
+            raise ServiceError(NAME, f"formatting KRaft storage failed:\n{output}")
     bootstrap = f"127.0.0.1:{port}"
     service = spawn(
         NAME,
