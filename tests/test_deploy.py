@@ -107,3 +107,10 @@ def test_compose_runs_the_same_kafka_version_as_the_tests():
     assert SERVICES["kafka"]["image"] == f"apache/kafka:{version}"
     assert version.startswith("4.")
     assert SERVICES["postgres"]["image"] == "postgres:15"
+
+
+def test_readme_topic_catalogue_lists_every_declared_topic_with_its_key():
+    from events.contracts import TOPICS
+
+    rows = dict(re.findall(r"^\| `([a-z_.]+\.v\d+)` \| `([a-z_]+)` \|", README, re.MULTILINE))
+    assert rows == {topic: schema.key_field for topic, schema in TOPICS.items()}
