@@ -137,8 +137,9 @@ class TripCancelled(Event):
 # Payments and cards: keyed by card, so card-velocity windows see one card's history in order.
 
 
-class PaymentAuthorized(Event):
-    topic = "payments.authorized.v1"
+class PaymentEvent(Event):
+    """Fields every payment event shares; keyed by card."""
+
     key_field = "card_id"
     producer = "rideshare"
     schema_version: Literal[1] = 1
@@ -147,56 +148,33 @@ class PaymentAuthorized(Event):
     trip_id: Id
     rider_id: Id
     card_id: Id
-    card_fingerprint: str = Field(max_length=64)
     amount_cents: Cents
     currency: str = Field(min_length=3, max_length=3)
+
+
+class PaymentAuthorized(PaymentEvent):
+    topic = "payments.authorized.v1"
+
+    card_fingerprint: str = Field(max_length=64)
     pickup_zone: str = Field(max_length=32)
     context: RiderContext
 
 
-class PaymentDeclined(Event):
+class PaymentDeclined(PaymentEvent):
     topic = "payments.declined.v1"
-    key_field = "card_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
 
-    payment_id: Id
-    trip_id: Id
-    rider_id: Id
-    card_id: Id
     card_fingerprint: str = Field(max_length=64)
-    amount_cents: Cents
-    currency: str = Field(min_length=3, max_length=3)
     decline_code: str = Field(max_length=32)
     context: RiderContext
 
 
-class PaymentCaptured(Event):
+class PaymentCaptured(PaymentEvent):
     topic = "payments.captured.v1"
-    key_field = "card_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
-
-    payment_id: Id
-    trip_id: Id
-    rider_id: Id
-    card_id: Id
-    amount_cents: Cents
-    currency: str = Field(min_length=3, max_length=3)
 
 
-class PaymentRefunded(Event):
+class PaymentRefunded(PaymentEvent):
     topic = "payments.refunded.v1"
-    key_field = "card_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
 
-    payment_id: Id
-    trip_id: Id
-    rider_id: Id
-    card_id: Id
-    amount_cents: Cents
-    currency: str = Field(min_length=3, max_length=3)
     reason: str = Field(max_length=64)
 
 

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from events.contracts import TOPICS
 from events.models import LedgerEntry, OutboxEvent, ProcessedEvent
 from events.outbox import outbox_publish
 from tests.events.factories import payment_authorized
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,15 +61,6 @@ def stop(process: subprocess.Popen, log: Path) -> None:
         process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
         process.wait(timeout=10)
         pytest.fail(f"{process.args[3]} did not stop on SIGTERM:\n{log.read_text()[-5000:]}")
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def kill9(process: subprocess.Popen) -> None:

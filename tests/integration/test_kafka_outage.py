@@ -20,6 +20,7 @@ from events.registry import ConsumerSpec
 from events.relay import Backoff, relay_run
 from events.runner import ConsumerRunner
 from tests.conftest import service_unavailable
+from tests.polling import wait_for
 from tests.rideshare.factories import card_make, rider_make, trip_make
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -33,15 +34,6 @@ def own_broker():
         service_unavailable("kafka", exc.reason)
     yield broker
     broker.stop()
-
-
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.django_db(transaction=True)
