@@ -169,7 +169,8 @@ def start(
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         formatted = subprocess.run(
             [java, log4j, "-cp", cp, TOOLS["kafka-storage"], "format",
-             "-t", cluster_id, "-c", str(config)],
+             # '=' form: an id may start with '-', which a separate argument would not survive
+             f"--cluster-id={cluster_id}", "-c", str(config)],
             capture_output=True,
             text=True,
             check=False,

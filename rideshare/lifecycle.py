@@ -34,6 +34,11 @@ def allowed(step: str, status: str) -> bool:
     return status in ALLOWED_FROM[step]
 
 
+def is_final(status: str) -> bool:
+    """Return whether no step may start from ``status`` (the trip is over)."""
+    return not any(status in sources for sources in ALLOWED_FROM.values())
+
+
 def guard(trip: Trip, step: str) -> None:
     """Raise ``IllegalTransition`` unless ``step`` may start from ``trip``'s status."""
     if not allowed(step, trip.status):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -64,12 +65,63 @@ def trips_of_rider(*, rider: Rider) -> QuerySet[Trip]:
     )
 
 
+def rider_trip(*, user: AbstractBaseUser, trip_id: uuid.UUID | str) -> Trip | None:
+    """Return the trip ``trip_id`` (its ``public_id``) if ``user`` is its rider, else None."""
+    rider = rider_of_user(user) if user.is_authenticated else None
+    if rider is None:
+        return None
+    return trips_of_rider(rider=rider).filter(public_id=trip_id).first()
+
+
+# The trips the rider was charged for: completed, or cancelled with a fee.
+_CHARGED = Q(status=Trip.Status.COMPLETED) | Q(
+    status=Trip.Status.CANCELLED, cancellation_fee_cents__gt=0
+)
+
+
+def receipts_of_rider(*, rider: Rider) -> QuerySet[Trip]:
+    """Return ``rider``'s trips that have a receipt: completed, or cancelled with a fee charged."""
+    return trips_of_rider(rider=rider).filter(_CHARGED)
+
+
+def trip_has_receipt(*, trip: Trip) -> bool:
+    """Return whether ``trip`` has a receipt (see ``receipts_of_rider``)."""
+    return Trip.objects.filter(_CHARGED, pk=trip.pk).exists()
+
+
 def trips_for_driver(*, driver: Driver) -> QuerySet[Trip]:
     """Return the trips ``driver`` may see: every trip waiting for a driver and its own trips."""
     return (
         Trip.objects.filter(Q(status=Trip.Status.REQUESTED) | Q(driver=driver))
         .select_related("rider", "driver", "card", "payment")
         .order_by("-requested_at", "-id")
+    )
+
+
+@dataclass(frozen=True)
+class DriverBoard:
+    active: Trip | None
+    requested: list[Trip]
+    recent: list[Trip]
+
+
+DRIVER_BOARD_RECENT = 5
+
+
+def driver_board(*, driver: Driver) -> DriverBoard:
+    """Return what ``driver``'s console shows.
+
+    That is its trip under way (if any), the trips waiting for a driver (oldest first: the
+    longest wait is served first) and its last ``DRIVER_BOARD_RECENT`` finished trips.
+    """
+    trips = trips_for_driver(driver=driver)
+    under_way = (Trip.Status.DRIVER_ASSIGNED, Trip.Status.PICKED_UP)
+    return DriverBoard(
+        active=trips.filter(driver=driver, status__in=under_way).first(),
+        requested=list(trips.filter(status=Trip.Status.REQUESTED).order_by("requested_at", "id")),
+        recent=list(
+            trips.filter(driver=driver).exclude(status__in=under_way)[:DRIVER_BOARD_RECENT]
+        ),
     )
 
 

@@ -18,6 +18,7 @@ from rideshare.services.riders import (
     rider_ensure,
     rider_lock,
     rider_login,
+    rider_sign_up,
     staff_user_ensure,
 )
 from rideshare.services.trips import (
@@ -46,6 +47,7 @@ __all__ = [
     "rider_ensure",
     "rider_lock",
     "rider_login",
+    "rider_sign_up",
     "staff_user_ensure",
     "trip_assign",
     "trip_cancel",

@@ -5,9 +5,10 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.models import AbstractUser
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from events.contracts import DeviceChanged, RiderContext, RiderLoggedIn
@@ -130,6 +131,58 @@ def rider_login(*, user: AbstractUser, context: RiderContext, now: datetime | No
             RiderLoggedIn(rider_id=str(rider.public_id), context=context, occurred_at=now)
         )
     return rider
+
+
+USERNAME_TAKEN = "This username is taken; choose another or log in."
+
+
+def _sign_up_errors(*, username: str, password: str) -> dict[str, str]:
+    user_model = get_user_model()
+    errors: dict[str, str] = {}
+    max_length = user_model._meta.get_field("username").max_length
+    if not username:
+        errors["username"] = "Choose a username."
+    elif len(username) > max_length:
+        errors["username"] = f"Use at most {max_length} characters."
+    else:
+        try:
+            user_model.username_validator(username)
+        except ValidationError as exc:
+            errors["username"] = " ".join(exc.messages)
+        else:
+            if user_model.objects.filter(username__iexact=username).exists():
+                errors["username"] = USERNAME_TAKEN
+    try:
+        password_validation.validate_password(password, user=user_model(username=username))
+    except ValidationError as exc:
+        errors["password"] = " ".join(exc.messages)
+    return errors
+
+
+def rider_sign_up(
+    *, username: str, password: str, context: RiderContext, now: datetime | None = None
+) -> Rider:
+    """Create the user ``username`` with a rider profile; signing up is the rider's first login.
+
+    The username must be free (ignoring case) and the password pass the configured password
+    validators. Publish ``riders.device_changed.v1`` then ``riders.logged_in.v1`` (through
+    ``rider_login``, in the same transaction). Raise ``InvalidInput`` (writing nothing) with
+    ``username`` and ``password`` messages when a check fails.
+    """
+    now = now or timezone.now()
+    username = username.strip()
+    errors = _sign_up_errors(username=username, password=password)
+    if errors:
+        raise InvalidInput(errors)
+    with transaction.atomic():
+        try:
+            # A savepoint: a concurrent sign-up with the same name loses here, not with a 500.
+            with transaction.atomic():
+                user = get_user_model().objects.create_user(username=username, password=password)
+        except IntegrityError as exc:
+            raise InvalidInput({"username": USERNAME_TAKEN}) from exc
+        Rider.objects.create(user=user, signed_up_at=now)
+        return rider_login(user=user, context=context, now=now)
 
 
 def api_token_create(

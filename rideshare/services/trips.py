@@ -2,7 +2,8 @@
 
 A step from a status the lifecycle does not allow raises ``IllegalTransition`` and writes
 nothing: each step locks the trip row, checks its status and writes its rows and events in one
-transaction.
+transaction. Every status change is pushed to the rider's open trip pages once that transaction
+commits (``rideshare.live``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from events.contracts import (
     TripStarted,
 )
 from events.outbox import outbox_publish
-from rideshare import cards, city, pricing
+from rideshare import cards, city, live, pricing
 from rideshare.city import LatLng
 from rideshare.errors import (
     CancellationFeeUnconfirmed,
@@ -220,6 +221,7 @@ def trip_request(
                     occurred_at=now,
                 )
             )
+        live.trip_changed_on_commit(trip_id=str(trip.public_id), status=trip.status)
     if payment.status == Payment.Status.DECLINED:
         raise CardDeclined(
             f"The {card.brand} card ending {card.last4} was declined ({payment.decline_code}).",
@@ -257,6 +259,7 @@ def trip_assign(*, trip: Trip, driver: Driver, now: datetime | None = None) -> T
                 occurred_at=now,
             )
         )
+        live.trip_changed_on_commit(trip_id=str(trip.public_id), status=trip.status)
     return trip
 
 
@@ -290,6 +293,7 @@ def trip_pick_up(*, trip: Trip, driver: Driver, now: datetime | None = None) -> 
                 occurred_at=now,
             )
         )
+        live.trip_changed_on_commit(trip_id=str(trip.public_id), status=trip.status)
     return trip
 
 
@@ -323,6 +327,7 @@ def trip_complete(*, trip: Trip, driver: Driver, now: datetime | None = None) ->
         )
         # Keep the caller's trip.payment current: the capture works on a locked copy.
         trip.payment = payment_capture(payment=trip.payment, amount_cents=trip.fare_cents, now=now)
+        live.trip_changed_on_commit(trip_id=str(trip.public_id), status=trip.status)
     return trip
 
 
@@ -350,6 +355,7 @@ def _cancel(trip: Trip, *, by: str, fee_cents: int, now: datetime) -> None:
         trip.payment = payment_capture(payment=trip.payment, amount_cents=fee_cents, now=now)
     else:
         trip.payment = payment_void(payment=trip.payment, now=now)
+    live.trip_changed_on_commit(trip_id=str(trip.public_id), status=trip.status)
 
 
 def trip_cancel(

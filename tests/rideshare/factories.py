@@ -132,3 +132,25 @@ def bearer(user, *, device_id: str | None = DEVICE) -> dict[str, str]:
     if device_id:
         headers["X-Device-Id"] = device_id
     return headers
+
+
+# The device cookie of the web UI's test browser (well formed, so the middleware keeps it).
+WEB_DEVICE = "web-device-0123456789abcdef"
+
+
+def web_client(user=None, *, enforce_csrf_checks: bool = False, device_id: str = WEB_DEVICE):
+    """A test browser carrying the device cookie ``device_id``, logged in as ``user`` if given."""
+    from django.test import Client
+
+    from rideshare.web.devices import DEVICE_COOKIE
+
+    client = Client(enforce_csrf_checks=enforce_csrf_checks)
+    client.cookies[DEVICE_COOKIE] = device_id
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def web_rider(username: str | None = None) -> Rider:
+    """A rider whose last device is the web test browser's."""
+    return rider_make(username, device_id=WEB_DEVICE)

@@ -72,3 +72,7 @@ class Command(BaseCommand):
                 context=SEED_CONTEXT,
             )
         self.stdout.write(f"demo rider: {rider_username} / {rider_password} (visa ending 4242)")
+        self.stdout.write(
+            "web UI: log in at /login/ (the rider lands on /ride/ to book, a driver on the "
+            "/driver/ console to accept and drive trips)"
+        )

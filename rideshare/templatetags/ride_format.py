@@ -1,0 +1,36 @@
+"""Template filters of the rider UI: money from integer cents, trip statuses in plain words."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import template
+
+register = template.Library()
+
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+
+TRIP_STATUS_TEXT = {
+    "requested": "Looking for a driver",
+    "driver_assigned": "Driver on the way",
+    "picked_up": "On the way to your drop-off",
+    "completed": "Arrived",
+    "cancelled": "Cancelled",
+    "payment_declined": "Payment declined",
+}
+
+
+@register.filter
+def money(cents: int | None, currency: str = "EUR") -> str:
+    """Format integer ``cents`` of ``currency`` for people: ``2014|money:"EUR"`` is ``€20.14``."""
+    if cents is None:
+        return ""
+    amount = f"{Decimal(cents) / 100:,.2f}"
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    return f"{symbol}{amount}" if symbol else f"{amount} {currency}"
+
+
+@register.filter
+def trip_status(status: str) -> str:
+    """Return the rider-facing words for a trip ``status``."""
+    return TRIP_STATUS_TEXT.get(status, status.replace("_", " ").capitalize())
