@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "ninja",
     "events",
     "rideshare",
+    "simulator",
     "frontend",
 ]
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.views import LogoutView
-from django.urls import path
+from django.urls import include, path
 
 from rideshare import views
 from rideshare.api import api
@@ -31,4 +31,6 @@ urlpatterns = [
     path("driver/", drivers.console, name="driver-console"),
     path("driver/waiting", drivers.waiting_trips, name="driver-waiting"),
     path("driver/trips/<uuid:trip_id>/<slug:step>", drivers.step, name="driver-step"),
+    # Staff only; included by dotted path so the booking domain never imports the simulator.
+    path("simulator/", include("simulator.urls")),
 ]

@@ -1,0 +1,103 @@
+"""Load mode: events published straight to the event stream at a fixed rate (an open model).
+
+Event ``i`` is due at ``start + i / rate`` whatever the consumers or the broker do: each turn
+publishes every event already due (at most ``max_batch``) in one batch, so a slow publish makes
+the next batch bigger instead of lowering the long-run rate. The lag is how late a batch's
+first event went out compared with its due time. Events are stamped with the wall-clock time
+they were due (``occurred_at``), not with the simulated clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+from events.bus import Bus, Record
+from events.contracts import TOPICS
+from simulator.engine import Emitted, truth_row
+from simulator.report import Stats
+
+MAX_BATCH = 2000
+
+
+def topic_name(topic: str, prefix: str) -> str:
+    """Return the topic to publish to: ``<prefix>.<topic>`` when a namespace prefix is set."""
+    return f"{prefix}.{topic}" if prefix else topic
+
+
+def topics_ensure(bus: Bus, *, prefix: str, partitions: int) -> None:
+    """Create every event topic (under ``prefix`` when set) that does not exist yet."""
+    bus.ensure_topics([topic_name(topic, prefix) for topic in TOPICS], partitions=partitions)
+
+
+def load_publish(
+    emitted: Iterator[Emitted],
+    *,
+    bus: Bus,
+    rate: float,
+    stats: Stats,
+    count: int | None = None,
+    duration_s: float | None = None,
+    topic_prefix: str = "",
+    on_truth: Callable[[list[dict]], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[], None] | None = None,
+    max_batch: int = MAX_BATCH,
+) -> Stats:
+    """Publish events from ``emitted`` at ``rate`` per second until ``count`` events are sent,
+    ``duration_s`` has passed or ``should_stop()`` says so; return ``stats``.
+
+    Ground truth of the events sent (``engine.truth_row``) goes to ``on_truth`` batch by batch.
+    """
+    if rate <= 0:
+        raise ValueError("the rate must be positive")
+    if count is None and duration_s is None:
+        raise ValueError("a load run is bounded: give a count or a duration")
+    limit = count if count is not None else int(rate * duration_s) + 1
+    producer = bus.producer()
+    start = stats.started = time.monotonic()
+    wall = datetime.now(UTC)
+    deadline = start + duration_s if duration_s is not None else None
+    sent = 0
+    try:
+        while sent < limit:
+            now = time.monotonic()
+            if (deadline is not None and now >= deadline) or should_stop():
+                stats.stopped = deadline is None or now < deadline
+                break
+            due = min(int((now - start) * rate) + 1, limit) - sent
+            if due <= 0:
+                time.sleep(min(start + sent / rate - now, 0.05))
+                continue
+            batch = [next(emitted) for _ in range(min(due, max_batch))]
+            stats.lag(now - (start + sent / rate))
+            stamped = [
+                item.event.model_copy(
+                    update={"occurred_at": wall + timedelta(seconds=(sent + i) / rate)}
+                )
+                for i, item in enumerate(batch)
+            ]
+            records = [
+                Record(topic_name(e.topic, topic_prefix), value=e.encode(), key=e.key())
+                for e in stamped
+            ]
+            results = producer.publish(records)
+            truth = []
+            for item, event, error in zip(batch, stamped, results, strict=True):
+                done = Emitted(event, item.truth)
+                if error is not None:
+                    stats.error(f"{event.topic} {event.event_id}: {error}")
+                    continue
+                stats.record(done)
+                if item.truth is not None:
+                    truth.append(truth_row(done))
+            if truth and on_truth is not None:
+                on_truth(truth)
+            sent += len(batch)
+            if on_progress is not None:
+                on_progress()
+    finally:
+        producer.close()
+        stats.finish()
+    return stats

@@ -1,0 +1,21 @@
+"""Reads of the simulator's record."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from simulator.models import GroundTruth, SimulationRun
+
+
+def simulation_runs(*, limit: int = 50) -> list[SimulationRun]:
+    """Return the latest runs, newest first."""
+    return list(SimulationRun.objects.select_related("created_by")[:limit])
+
+
+def simulation_stop_requested(*, run_id: int) -> bool:
+    """Return whether someone asked run ``run_id`` to stop."""
+    return SimulationRun.objects.filter(pk=run_id, stop_requested=True).exists()
+
+
+def ground_truth_of_run(*, run_id: int) -> QuerySet[GroundTruth]:
+    return GroundTruth.objects.filter(run_id=run_id).order_by("occurred_at", "id")
