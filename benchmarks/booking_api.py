@@ -23,27 +23,14 @@ import threading
 import time
 from pathlib import Path
 
+from devservices import provide
 from devservices.base import free_port, port_open
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _services(stack: list) -> dict[str, str]:
-    from devservices import STARTERS
-
-    env = {}
-    if os.environ.get("DATABASE_URL"):
-        env["DATABASE_URL"] = os.environ["DATABASE_URL"]
-    else:
-        postgres = STARTERS["postgresql"]()
-        stack.append(postgres)
-        env.update(postgres.env)
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        env["KAFKA_BOOTSTRAP_SERVERS"] = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    else:
-        kafka = STARTERS["kafka"]()
-        stack.append(kafka)
-        env.update(kafka.env)
+    env = provide(["postgresql", "kafka"], stack)
     env.update(
         EVENT_BUS="kafka",
         DJANGO_SECRET_KEY="benchmark-only-" + "x" * 40,

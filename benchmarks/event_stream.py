@@ -18,16 +18,9 @@ import time
 
 
 def _prepare_environment(stack: list) -> None:
-    from devservices import STARTERS
+    from devservices import provide
 
-    if not os.environ.get("DATABASE_URL"):
-        postgres = STARTERS["postgresql"]()
-        stack.append(postgres)
-        os.environ.update(postgres.env)
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        kafka = STARTERS["kafka"]()
-        stack.append(kafka)
-        os.environ.update(kafka.env)
+    os.environ.update(provide(["postgresql", "kafka"], stack))
     os.environ["EVENT_BUS"] = "kafka"
     os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rideshare.settings")

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 import uuid
@@ -85,18 +84,15 @@ def main() -> None:
     args = parser.parse_args()
     bench_history(args.days)
     rates = [float(r) for r in args.rates.split(",") if r]
-    kafka = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    try:
-        if not bootstrap:
-            from devservices import STARTERS
+    from devservices import provide
 
-            kafka = STARTERS["kafka"]()
-            bootstrap = kafka.url
-        bench_load(bootstrap, rates, args.seconds)
+    started: list = []
+    try:
+        env = provide(["kafka"], started)
+        bench_load(env["KAFKA_BOOTSTRAP_SERVERS"], rates, args.seconds)
     finally:
-        if kafka is not None:
-            kafka.stop()
+        for service in started:
+            service.stop()
 
 
 if __name__ == "__main__":
