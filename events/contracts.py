@@ -68,14 +68,20 @@ class RiderContext(BaseModel):
 # Trips: keyed by rider, so one rider's trips (and each trip's lifecycle) stay in order.
 
 
-class TripRequested(Event):
-    topic = "trips.requested.v1"
+class TripEvent(Event):
+    """Fields every trip event shares; keyed by rider."""
+
     key_field = "rider_id"
     producer = "rideshare"
     schema_version: Literal[1] = 1
 
     trip_id: Id
     rider_id: Id
+
+
+class TripRequested(TripEvent):
+    topic = "trips.requested.v1"
+
     card_id: Id
     pickup: Place
     dropoff: Place
@@ -85,49 +91,29 @@ class TripRequested(Event):
     context: RiderContext
 
 
-class TripAssigned(Event):
+class TripAssigned(TripEvent):
     topic = "trips.assigned.v1"
-    key_field = "rider_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
 
-    trip_id: Id
-    rider_id: Id
     driver_id: Id
 
 
-class TripStarted(Event):
+class TripStarted(TripEvent):
     topic = "trips.started.v1"
-    key_field = "rider_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
 
-    trip_id: Id
-    rider_id: Id
     driver_id: Id
 
 
-class TripCompleted(Event):
+class TripCompleted(TripEvent):
     topic = "trips.completed.v1"
-    key_field = "rider_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
 
-    trip_id: Id
-    rider_id: Id
     driver_id: Id
     fare_cents: Cents
     distance_km: float = Field(ge=0)
 
 
-class TripCancelled(Event):
+class TripCancelled(TripEvent):
     topic = "trips.cancelled.v1"
-    key_field = "rider_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
 
-    trip_id: Id
-    rider_id: Id
     driver_id: Id | None = None
     cancelled_by: Literal["rider", "driver"]
     fee_cents: Cents
@@ -197,25 +183,25 @@ class CardAdded(Event):
 # Riders: keyed by rider.
 
 
-class RiderLoggedIn(Event):
+class RiderEvent(Event):
+    """Fields every rider event shares; keyed by rider."""
+
+    key_field = "rider_id"
+    producer = "rideshare"
+    schema_version: Literal[1] = 1
+
+    rider_id: Id
+    context: RiderContext
+
+
+class RiderLoggedIn(RiderEvent):
     topic = "riders.logged_in.v1"
-    key_field = "rider_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
-
-    rider_id: Id
-    context: RiderContext
 
 
-class DeviceChanged(Event):
+class DeviceChanged(RiderEvent):
     topic = "riders.device_changed.v1"
-    key_field = "rider_id"
-    producer = "rideshare"
-    schema_version: Literal[1] = 1
 
-    rider_id: Id
     previous_device_id: str | None = Field(default=None, max_length=64)
-    context: RiderContext
 
 
 # Labels: arrive late; keyed by card like the payment they judge.
