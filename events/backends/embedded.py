@@ -204,6 +204,7 @@ class EmbeddedConsumer(Consumer):
         group: str,
         topics: Sequence[str],
         session_timeout_s: float = 10.0,
+        heartbeat_interval_s: float = 1.0,
         poll_interval_s: float = 0.02,
     ):
         self.bus = bus
@@ -211,12 +212,19 @@ class EmbeddedConsumer(Consumer):
         self.topics = tuple(topics)
         self.member_id = uuid.uuid4().hex
         self.session_timeout_ms = int(session_timeout_s * 1000)
+        self.heartbeat_interval_s = heartbeat_interval_s
         self.poll_interval_s = poll_interval_s
+        self._next_heartbeat = 0.0  # time.monotonic() when the next heartbeat is due
         self.conn = _connect(bus.path)
         self._owned: set[tuple[str, int]] = set()
         self._position: dict[tuple[str, int], int] = {}
 
     def _heartbeat_and_assign(self) -> None:
+        """Renew membership, drop expired members and recompute this member's partitions.
+
+        It takes the log's write lock, so ``poll`` runs it once per heartbeat interval, not on
+        every idle check."""
+        self._next_heartbeat = time.monotonic() + self.heartbeat_interval_s
         now = _now_ms()
         self.conn.execute("BEGIN IMMEDIATE")
         try:
@@ -264,7 +272,8 @@ class EmbeddedConsumer(Consumer):
     def poll(self, *, timeout: float = 1.0, max_records: int = 500) -> list[Message]:
         deadline = time.monotonic() + timeout
         while True:
-            self._heartbeat_and_assign()
+            if time.monotonic() >= self._next_heartbeat:
+                self._heartbeat_and_assign()
             messages = self._fetch(max_records)
             if messages or time.monotonic() >= deadline:
                 return messages
