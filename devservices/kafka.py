@@ -151,21 +151,21 @@ def start(
     t0 = time.monotonic()
     cp = classpath()
     java = _java()
-    if workdir is not None and (workdir / "server.properties").exists():
-        config = workdir / "server.properties"
+    restart = workdir is not None and (workdir / "server.properties").exists()
+    workdir = workdir if restart else make_workdir(NAME)
+    config = workdir / "server.properties"
+    log4j_file = workdir / "log4j2.properties"
+    log4j = f"-Dlog4j2.configurationFile={log4j_file}"
+    if restart:
         listeners = dict(line.split("=", 1) for line in config.read_text().splitlines() if line)
         port = int(listeners["advertised.listeners"].rsplit(":", 1)[1])
-        log4j = f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}"
     else:
         port = port or free_port()
         controller_port = free_port()
-        workdir = make_workdir(NAME)
-        config = workdir / "server.properties"
         config.write_text(
             server_properties(port=port, controller_port=controller_port, data_dir=workdir / "data")
         )
-        (workdir / "log4j2.properties").write_text(LOG4J2)
-        log4j = f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}"
+        log4j_file.write_text(LOG4J2)
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         formatted = subprocess.run(
             [java, log4j, "-cp", cp, TOOLS["kafka-storage"], "format",

@@ -3,7 +3,14 @@
 import json
 import uuid
 
-from events.contracts import MAX_EVENT_BYTES, PaymentAuthorized, RiderContext, TripRequested
+from events.contracts import (
+    MAX_EVENT_BYTES,
+    TOPICS,
+    PaymentAuthorized,
+    RiderContext,
+    TripRequested,
+)
+from events.registry import ConsumerSpec
 
 
 def payment_authorized(*, card_id: str = "card-1", amount_cents: int = 1250) -> PaymentAuthorized:
@@ -44,3 +51,8 @@ def poison_values() -> dict[str, bytes]:
         "unknown_version": json.dumps({**valid, "schema_version": 2}).encode(),
         "oversized": json.dumps({**valid, "padding": "x" * MAX_EVENT_BYTES}).encode(),
     }
+
+
+def ledger_spec(name: str, topics: tuple[str, ...] = tuple(TOPICS)) -> ConsumerSpec:
+    """The event-ledger consumer under the group ``name`` (one per test), on ``topics``."""
+    return ConsumerSpec(name=name, handler="events.ledger.handle_event", topics=topics)

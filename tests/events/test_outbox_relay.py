@@ -4,11 +4,10 @@ from django.db import transaction
 from events.contracts import PaymentAuthorized, TripRequested
 from events.models import LedgerEntry, OutboxEvent
 from events.outbox import OutsideTransaction, outbox_backlog, outbox_publish
-from events.registry import ConsumerSpec
 from events.relay import Backoff, relay_once
 from events.runner import ConsumerRunner
 from tests.events.bus_helpers import drain
-from tests.events.factories import payment_authorized, trip_requested
+from tests.events.factories import ledger_spec, payment_authorized, trip_requested
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +24,7 @@ def book(n: int, *, rider_id: str = "rider-1") -> list:
 
 
 def ledger(bus, group: str):
-    spec = ConsumerSpec(name=group, handler="events.ledger.handle_event", topics=tuple(_topics()))
+    spec = ledger_spec(group, tuple(_topics()))
     return ConsumerRunner(spec, bus)
 
 

@@ -6,16 +6,11 @@ from django.db import OperationalError
 from events.bus import Record
 from events.contracts import DLQ_HEADERS, PaymentAuthorized, dead_letter_topic
 from events.models import LedgerEntry, ProcessedEvent
-from events.registry import ConsumerSpec
 from events.runner import ConsumerRunner
 from tests.events.bus_helpers import drain
-from tests.events.factories import payment_authorized, poison_values
+from tests.events.factories import ledger_spec, payment_authorized, poison_values
 
 pytestmark = pytest.mark.django_db
-
-
-def ledger_spec(topic: str, name: str) -> ConsumerSpec:
-    return ConsumerSpec(name=name, handler="events.ledger.handle_event", topics=(topic,))
 
 
 @pytest.mark.slow
@@ -39,7 +34,7 @@ def test_5000_events_with_1pct_poison_each_valid_applied_once_each_bad_dead_lett
     assert all(r is None for r in producer.publish(records))
     producer.close()
 
-    runner = ConsumerRunner(ledger_spec(topic, group), bus)
+    runner = ConsumerRunner(ledger_spec(group, (topic,)), bus)
     stats = runner.run(idle_timeout_s=3)
 
     assert stats.applied == 4950
@@ -66,7 +61,7 @@ def test_a_redelivered_event_is_applied_once(bus, new_topic, group):
     producer.publish([Record(topic, event.encode(), key=event.key())] * 3)
     producer.close()
 
-    stats = ConsumerRunner(ledger_spec(topic, group), bus).run(idle_timeout_s=2)
+    stats = ConsumerRunner(ledger_spec(group, (topic,)), bus).run(idle_timeout_s=2)
 
     assert (stats.applied, stats.duplicates) == (1, 2)
     assert LedgerEntry.objects.filter(event_id=event.event_id).count() == 1
@@ -80,7 +75,7 @@ def test_crash_before_commit_redelivers_and_nothing_is_applied_twice(bus, new_to
     producer.publish([Record(topic, e.encode(), key=e.key()) for e in events])
     producer.close()
 
-    crashing = ConsumerRunner(ledger_spec(topic, group), bus)
+    crashing = ConsumerRunner(ledger_spec(group, (topic,)), bus)
 
     def crash(messages):
         raise SystemExit("killed before committing offsets")
@@ -96,7 +91,7 @@ def test_crash_before_commit_redelivers_and_nothing_is_applied_twice(bus, new_to
     assert LedgerEntry.objects.count() == 20
     assert bus.committed(group, topic) in ({}, {0: 0})
 
-    stats = ConsumerRunner(ledger_spec(topic, group), bus).run(idle_timeout_s=2)
+    stats = ConsumerRunner(ledger_spec(group, (topic,)), bus).run(idle_timeout_s=2)
 
     assert (stats.applied, stats.duplicates) == (0, 20)
     assert LedgerEntry.objects.count() == 20
@@ -120,7 +115,7 @@ def test_a_handler_that_keeps_failing_dead_letters_the_event_and_moves_on(
         )
 
     monkeypatch.setattr("events.ledger.handle_event", handler)
-    runner = ConsumerRunner(ledger_spec(topic, group), bus, retry_delay_s=0)
+    runner = ConsumerRunner(ledger_spec(group, (topic,)), bus, retry_delay_s=0)
     stats = runner.run(idle_timeout_s=2)
 
     assert (stats.applied, stats.dead_lettered) == (1, 1)
@@ -146,7 +141,7 @@ def test_a_database_outage_stops_the_consumer_instead_of_dead_lettering(
         raise OperationalError("connection refused")
 
     monkeypatch.setattr("events.ledger.handle_event", handler)
-    runner = ConsumerRunner(ledger_spec(topic, group), bus)
+    runner = ConsumerRunner(ledger_spec(group, (topic,)), bus)
 
     with pytest.raises(OperationalError):
         runner.run(idle_timeout_s=2)

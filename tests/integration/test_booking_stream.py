@@ -9,9 +9,9 @@ from django.test import Client
 from events.backends.kafka import KafkaBus
 from events.contracts import TOPICS
 from events.models import LedgerEntry, OutboxEvent, ProcessedEvent
-from events.registry import ConsumerSpec
 from events.relay import relay_once
 from events.runner import ConsumerRunner
+from tests.events.factories import ledger_spec
 from tests.rideshare.factories import (
     DROPOFF,
     PICKUP,
@@ -82,8 +82,7 @@ def test_committed_bookings_reach_kafka_exactly_once_at_the_consumer(kafka_boots
     producer.close()
 
     group = f"ledger-{uuid.uuid4().hex[:10]}"
-    spec = ConsumerSpec(name=group, handler="events.ledger.handle_event", topics=tuple(TOPICS))
-    stats = ConsumerRunner(spec, bus).run(idle_timeout_s=3)
+    stats = ConsumerRunner(ledger_spec(group), bus).run(idle_timeout_s=3)
 
     seen = LedgerEntry.objects.filter(event_id__in=committed)
     assert {str(e) for e in seen.values_list("event_id", flat=True)} == committed

@@ -16,10 +16,10 @@ from events.bus import BusUnavailable
 from events.contracts import TOPICS
 from events.models import LedgerEntry, OutboxEvent
 from events.outbox import outbox_backlog
-from events.registry import ConsumerSpec
 from events.relay import Backoff, relay_run
 from events.runner import ConsumerRunner
 from tests.conftest import service_unavailable
+from tests.events.factories import ledger_spec
 from tests.polling import wait_for
 from tests.rideshare.factories import card_make, rider_make, trip_make
 
@@ -73,10 +73,7 @@ def test_200_bookings_while_kafka_is_down_all_arrive_once_after_restart(own_brok
         stop.set()
         relay.join(timeout=30)
 
-    spec = ConsumerSpec(
-        name="outage-ledger", handler="events.ledger.handle_event", topics=tuple(TOPICS)
-    )
-    stats = ConsumerRunner(spec, bus).run(idle_timeout_s=3)
+    stats = ConsumerRunner(ledger_spec("outage-ledger"), bus).run(idle_timeout_s=3)
 
     assert stats.applied == len(committed)
     # Records sent around the restart may have been resent (at-least-once on the wire);
