@@ -44,13 +44,9 @@ def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: dat
         updated_at=now,
     )
     common = {
-        "payment_id": str(payment.public_id),
-        "trip_id": str(trip.public_id),
-        "rider_id": str(trip.rider.public_id),
-        "card_id": str(card.public_id),
+        **_event_ids(payment),
         "card_fingerprint": card.fingerprint,
         "amount_cents": payment.amount_cents,
-        "currency": payment.currency,
         "context": context,
         "occurred_at": now,
     }
@@ -59,6 +55,17 @@ def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: dat
     else:
         outbox_publish(PaymentDeclined(decline_code=result.decline_code, **common))
     return payment
+
+
+def _event_ids(payment: Payment) -> dict[str, str]:
+    """Return the fields every payment event takes from the payment row (``PaymentEvent``)."""
+    return {
+        "payment_id": str(payment.public_id),
+        "trip_id": str(payment.trip.public_id),
+        "rider_id": str(payment.rider.public_id),
+        "card_id": str(payment.card.public_id),
+        "currency": payment.currency,
+    }
 
 
 def _locked(payment: Payment) -> Payment:
@@ -92,15 +99,7 @@ def payment_capture(*, payment: Payment, amount_cents: int, now: datetime) -> Pa
     payment.updated_at = now
     payment.save(update_fields=["captured_cents", "status", "updated_at"])
     outbox_publish(
-        PaymentCaptured(
-            payment_id=str(payment.public_id),
-            trip_id=str(payment.trip.public_id),
-            rider_id=str(payment.rider.public_id),
-            card_id=str(payment.card.public_id),
-            amount_cents=amount_cents,
-            currency=payment.currency,
-            occurred_at=now,
-        )
+        PaymentCaptured(**_event_ids(payment), amount_cents=amount_cents, occurred_at=now)
     )
     return payment
 
@@ -157,14 +156,7 @@ def payment_refund(
         payment.save(update_fields=["refunded_cents", "status", "updated_at"])
         outbox_publish(
             PaymentRefunded(
-                payment_id=str(payment.public_id),
-                trip_id=str(payment.trip.public_id),
-                rider_id=str(payment.rider.public_id),
-                card_id=str(payment.card.public_id),
-                amount_cents=amount,
-                currency=payment.currency,
-                reason=reason,
-                occurred_at=now,
+                **_event_ids(payment), amount_cents=amount, reason=reason, occurred_at=now
             )
         )
     return payment
