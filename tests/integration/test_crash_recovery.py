@@ -17,6 +17,7 @@ from events.bus import Record
 from events.contracts import TOPICS
 from events.models import LedgerEntry, OutboxEvent, ProcessedEvent
 from events.outbox import outbox_publish
+from tests.conftest import service_unavailable
 from tests.events.factories import payment_authorized
 from tests.polling import wait_for
 
@@ -29,7 +30,7 @@ def process_env(kafka_bootstrap: str) -> dict[str, str]:
     """Environment pointing a child process at this test's database and broker."""
     db = connection.settings_dict
     if db["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("needs the PostgreSQL test database (shared with a child process)")
+        service_unavailable("postgresql", "the test database is SQLite (TEST_DATABASE=sqlite)")
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "rideshare.settings",
