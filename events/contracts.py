@@ -144,6 +144,9 @@ class PaymentAuthorized(PaymentEvent):
     card_fingerprint: str = Field(max_length=64)
     pickup_zone: str = Field(max_length=32)
     context: RiderContext
+    # The trip's planned distance, so fare per km is known at scoring time without a join.
+    # Optional: payloads written before it existed still decode.
+    distance_km: float | None = Field(default=None, ge=0)
 
 
 class PaymentDeclined(PaymentEvent):
@@ -194,6 +197,12 @@ class RiderEvent(Event):
     context: RiderContext
 
 
+class RiderSignedUp(RiderEvent):
+    """A rider account was created; published before the sign-up's first login."""
+
+    topic = "riders.signed_up.v1"
+
+
 class RiderLoggedIn(RiderEvent):
     topic = "riders.logged_in.v1"
 
@@ -219,6 +228,29 @@ class ChargebackFiled(Event):
     rider_id: Id
     amount_cents: Cents
     reason_code: str = Field(max_length=16)
+    # Where the disputed payment happened, so zone and driver windows need no join. Optional:
+    # payloads written before these fields existed still decode.
+    trip_id: Id | None = None
+    driver_id: Id | None = None
+    pickup_zone: str | None = Field(default=None, max_length=32)
+
+
+class ReviewDecided(Event):
+    """An analyst's decision on a review item (a payment the scorer sent for review)."""
+
+    topic = "reviews.decided.v1"
+    key_field = "card_id"
+    producer = "fraud"
+    schema_version: Literal[1] = 1
+
+    review_id: Id
+    payment_id: Id
+    card_id: Id
+    rider_id: Id
+    driver_id: Id | None = None
+    pickup_zone: str | None = Field(default=None, max_length=32)
+    decision: Literal["confirmed_fraud", "legitimate"]
+    analyst: str = Field(max_length=150)
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -232,9 +264,11 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PaymentCaptured,
     PaymentRefunded,
     CardAdded,
+    RiderSignedUp,
     RiderLoggedIn,
     DeviceChanged,
     ChargebackFiled,
+    ReviewDecided,
 )
 
 # topic name -> schema; the single declaration of every topic

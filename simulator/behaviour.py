@@ -98,12 +98,12 @@ def legit_trip(sim: Simulation, rider: Rider) -> Process:
 
 
 def sign_up(sim: Simulation) -> Process:
-    """A new rider: sign up (a first login), add cards, join the riders, book a first trip."""
+    """A new rider: sign up (``RiderSignedUp``, then a first login), add cards, join the riders,
+    book a first trip."""
     rng = sim.rng
     rider = sim.world.new_rider(rng, weekly_trips=sim.config.trips_per_rider_per_week)
-    cards, rider.cards, rider.last_device = rider.cards, [], None
-    context = sim.context(rider, rider.devices[0], at=sim.place(rider.home_zone))
-    sim.login(rider, context, None)
+    cards, rider.cards = rider.cards, []
+    context = sim.sign_up(rider, at=sim.place(rider.home_zone), truth=None)
     yield timedelta(minutes=rng.uniform(1, 10))
     for card in cards:
         sim.card_add(rider, card, context, None)

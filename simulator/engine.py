@@ -16,7 +16,7 @@ import itertools
 import random
 import uuid
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from events.contracts import (
@@ -30,6 +30,7 @@ from events.contracts import (
     Place,
     RiderContext,
     RiderLoggedIn,
+    RiderSignedUp,
     TripAssigned,
     TripCancelled,
     TripCompleted,
@@ -82,6 +83,9 @@ class Payment:
     amount_cents: int
     authorized_at: datetime
     truth: Truth
+    pickup_zone: str
+    # Known once a driver is assigned, so every captured payment has one.
+    driver_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ class Simulation:
             riders=config.riders,
             drivers=config.drivers,
             weekly_trips=config.trips_per_rider_per_week,
-            year=config.start.year,
+            start=config.start,
         )
         self.now = config.start
         self._heap: list[tuple[datetime, int, Process]] = []
@@ -264,8 +268,26 @@ class Simulation:
         )
 
     def login(self, rider: Rider, context: RiderContext, truth: Truth | None) -> None:
-        """Publish a login (a sign-up is a first login: after its `DeviceChanged`)."""
+        """Publish a login."""
         self.emit(RiderLoggedIn, truth, rider_id=rider.rider_id, context=context)
+
+    def sign_up(self, rider: Rider, *, at: Place, truth: Truth | None) -> RiderContext:
+        """Sign ``rider`` up now from its first device at ``at``; return that context.
+
+        Publish ``RiderSignedUp``, then ``DeviceChanged`` (no previous device) and
+        ``RiderLoggedIn``: the app's order, a sign-up being the rider's first login.
+        """
+        rider.signed_up_at, rider.last_device = self.now, None
+        device = rider.devices[0]
+        self.emit(
+            RiderSignedUp,
+            truth,
+            rider_id=rider.rider_id,
+            context=RiderContext(device_id=device, ip=rider.ip, lat=at.lat, lng=at.lng),
+        )
+        context = self.context(rider, device, at=at, truth=truth)
+        self.login(rider, context, truth)
+        return context
 
     def card_add(self, rider: Rider, card: Card, context: RiderContext, truth: Truth | None):
         rider.cards.append(card)
@@ -313,6 +335,9 @@ class Simulation:
             rider_id=payment.rider_id,
             amount_cents=payment.amount_cents,
             reason_code=REASON_FRAUD if payment.truth.is_fraud else REASON_FALSE,
+            trip_id=payment.trip_id,
+            driver_id=payment.driver_id,
+            pickup_zone=payment.pickup_zone,
         )
         return None
 
@@ -351,9 +376,16 @@ class Simulation:
         if decline_code is not None:
             self.emit(PaymentDeclined, truth, decline_code=decline_code, **common)
             return None
-        self.emit(PaymentAuthorized, truth, pickup_zone=pickup.zone, **common)
+        self.emit(PaymentAuthorized, truth, pickup_zone=pickup.zone, distance_km=km, **common)
         payment = Payment(
-            payment_id, trip_id, rider.rider_id, card.card_id, fare_cents, self.now, truth
+            payment_id=payment_id,
+            trip_id=trip_id,
+            rider_id=rider.rider_id,
+            card_id=card.card_id,
+            amount_cents=fare_cents,
+            authorized_at=self.now,
+            truth=truth,
+            pickup_zone=pickup.zone,
         )
         ids = {"trip_id": trip_id, "rider_id": rider.rider_id}
         self.emit(
@@ -378,6 +410,7 @@ class Simulation:
         driver = driver or self.world.pick_driver(self.rng, zone=pickup.zone, now=self.now)
         eta = timedelta(minutes=self.rng.uniform(2, 8))
         driver.busy_until = self.now + eta + timedelta(minutes=minutes)
+        payment = replace(payment, driver_id=driver.driver_id)
         self.emit(TripAssigned, flagged, driver_id=driver.driver_id, **ids)
         if cancel is not None:
             yield cancel.after

@@ -247,15 +247,16 @@ class RowEvents:
             event = self._event(PaymentDeclined, row, at, decline_code=row.decline_code, **common)
             return [(at, Emitted(event, truth))]
         zone = row.pickup.zone if row.pickup else ""
-        out = [
-            (
-                at,
-                Emitted(self._event(PaymentAuthorized, row, at, pickup_zone=zone, **common), truth),
-            )
-        ]
+        routed = row.pickup is not None and row.dropoff is not None
+        km, minutes, _ = fare(row.pickup, row.dropoff) if routed else (None, 0.0, 0)
+        # The row's driver drives only a routed trip; otherwise no event names one.
+        driver = row.driver if routed and row.driver else None
+        authorized = self._event(
+            PaymentAuthorized, row, at, pickup_zone=zone, distance_km=km, **common
+        )
+        out = [(at, Emitted(authorized, truth))]
         ids = {"trip_id": trip_id, "rider_id": row.rider}
-        if row.pickup and row.dropoff:
-            km, minutes, _ = fare(row.pickup, row.dropoff)
+        if routed:
             requested = self._event(
                 TripRequested,
                 row,
@@ -270,7 +271,7 @@ class RowEvents:
                 **ids,
             )
             out.append((at, Emitted(requested, None)))
-            if row.driver:
+            if driver:
                 steps = (
                     (TripAssigned, at + timedelta(minutes=2), {}),
                     (TripStarted, at + timedelta(minutes=6), {}),
@@ -281,7 +282,7 @@ class RowEvents:
                     ),
                 )
                 for cls, when, extra in steps:
-                    event = self._event(cls, row, when, driver_id=row.driver, **ids, **extra)
+                    event = self._event(cls, row, when, driver_id=driver, **ids, **extra)
                     out.append((when, Emitted(event, None)))
                 done = steps[-1][1]
                 captured = self._event(
@@ -310,6 +311,9 @@ class RowEvents:
                     rider_id=row.rider,
                     amount_cents=row.amount_cents,
                     reason_code=REASON_FRAUD,
+                    trip_id=trip_id,
+                    driver_id=driver,
+                    pickup_zone=row.pickup.zone if row.pickup else None,
                 )
                 out.append((when, Emitted(chargeback, truth)))
         return out

@@ -36,14 +36,13 @@ def _fraud_ip(sim: Simulation) -> str:
 
 
 def _fraud_account(sim: Simulation, truth: Truth, *, device: str | None = None) -> Rider:
-    """Sign up a fresh account (not one of the legitimate riders) and return it."""
+    """Sign up a fresh account (not one of the legitimate riders) now and return it."""
     rng = sim.rng
     rider = sim.world.new_rider(rng, weekly_trips=0.0)
-    rider.cards, rider.last_device = [], None
+    rider.cards = []
     rider.devices = [device or new_device(rng)]
     rider.ip = _fraud_ip(sim)
-    context = sim.context(rider, rider.devices[0], truth=truth, at=sim.place(rider.home_zone))
-    sim.login(rider, context, truth)
+    sim.sign_up(rider, at=sim.place(rider.home_zone), truth=truth)
     return rider
 
 

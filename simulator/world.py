@@ -11,7 +11,7 @@ import itertools
 import random
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from simulator.city import City
 
@@ -26,6 +26,8 @@ WEEKEND_HOURS = (
 )  # fmt: skip
 # Friday evening goes out like a weekend; Monday to Sunday.
 WEEKDAY_FACTOR = (0.95, 0.95, 1.0, 1.05, 1.15, 1.1, 0.85)
+# The riders a world starts with signed up between a day and this long before the run.
+MAX_ACCOUNT_AGE = timedelta(days=3 * 365)
 
 
 def _mean_profile() -> float:
@@ -75,6 +77,8 @@ class Rider:
     cards: list[Card] = field(default_factory=list)
     # The device of the rider's latest action, as the app keeps it: another one is a change.
     last_device: str | None = None
+    # None until the rider signs up: riders drawn during a run sign up when they first act.
+    signed_up_at: datetime | None = None
 
 
 @dataclass
@@ -211,11 +215,23 @@ class World:
 
 
 def build_world(
-    city: City, rng: random.Random, *, riders: int, drivers: int, weekly_trips: float, year: int
+    city: City,
+    rng: random.Random,
+    *,
+    riders: int,
+    drivers: int,
+    weekly_trips: float,
+    start: datetime,
 ) -> World:
-    """Draw the world's riders and drivers from ``rng``."""
-    world = World(city, rng, year=year)
+    """Draw the world's riders and drivers from ``rng``; every rider signed up before ``start``
+    (between a day and ``MAX_ACCOUNT_AGE`` earlier), so none of them publishes a sign-up."""
+    world = World(city, rng, year=start.year)
     for _ in range(riders):
         world.add_rider(world.new_rider(rng, weekly_trips=weekly_trips))
     world.drivers = [world.new_driver(rng) for _ in range(drivers)]
+    # Drawn after everything else, so a seed's riders and drivers are what they were before
+    # riders had a sign-up time.
+    oldest = MAX_ACCOUNT_AGE.total_seconds()
+    for rider in world.riders:
+        rider.signed_up_at = start - timedelta(seconds=rng.uniform(86_400, oldest))
     return world

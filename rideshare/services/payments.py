@@ -26,9 +26,9 @@ REFUND_REASON_MAX = 64
 def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: datetime) -> Payment:
     """Hold the trip's fare on ``card`` and record the outcome as a payment.
 
-    Publish ``payments.authorized.v1`` or, when the processor declines, ``payments.declined.v1``
-    (the payment is then ``declined`` with the processor's ``decline_code``). Run inside the
-    trip request's transaction.
+    Publish ``payments.authorized.v1`` (with the trip's planned ``distance_km``) or, when the
+    processor declines, ``payments.declined.v1`` (the payment is then ``declined`` with the
+    processor's ``decline_code``). Run inside the trip request's transaction.
     """
     result = processor.authorize(token=card.processor_token, amount_cents=trip.fare_cents)
     payment = Payment.objects.create(
@@ -51,7 +51,9 @@ def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: dat
         "occurred_at": now,
     }
     if result.approved:
-        outbox_publish(PaymentAuthorized(pickup_zone=trip.pickup_zone, **common))
+        outbox_publish(
+            PaymentAuthorized(pickup_zone=trip.pickup_zone, distance_km=trip.distance_km, **common)
+        )
     else:
         outbox_publish(PaymentDeclined(decline_code=result.decline_code, **common))
     return payment

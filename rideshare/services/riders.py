@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from events.contracts import DeviceChanged, RiderContext, RiderLoggedIn
+from events.contracts import DeviceChanged, RiderContext, RiderLoggedIn, RiderSignedUp
 from events.outbox import outbox_publish
 from rideshare import city
 from rideshare.errors import InvalidInput
@@ -165,9 +165,10 @@ def rider_sign_up(
     """Create the user ``username`` with a rider profile; signing up is the rider's first login.
 
     The username must be free (ignoring case) and the password pass the configured password
-    validators. Publish ``riders.device_changed.v1`` then ``riders.logged_in.v1`` (through
-    ``rider_login``, in the same transaction). Raise ``InvalidInput`` (writing nothing) with
-    ``username`` and ``password`` messages when a check fails.
+    validators. Publish ``riders.signed_up.v1`` (at the rider's ``signed_up_at``), then
+    ``riders.device_changed.v1`` and ``riders.logged_in.v1`` (through ``rider_login``), all in
+    the transaction that creates the rider. Raise ``InvalidInput`` (writing and publishing
+    nothing) with ``username`` and ``password`` messages when a check fails.
     """
     now = now or timezone.now()
     username = username.strip()
@@ -181,7 +182,12 @@ def rider_sign_up(
                 user = get_user_model().objects.create_user(username=username, password=password)
         except IntegrityError as exc:
             raise InvalidInput({"username": USERNAME_TAKEN}) from exc
-        Rider.objects.create(user=user, signed_up_at=now)
+        rider = Rider.objects.create(user=user, signed_up_at=now)
+        outbox_publish(
+            RiderSignedUp(
+                rider_id=str(rider.public_id), context=context, occurred_at=rider.signed_up_at
+            )
+        )
         return rider_login(user=user, context=context, now=now)
 
 

@@ -6,8 +6,11 @@ import uuid
 from events.contracts import (
     MAX_EVENT_BYTES,
     TOPICS,
+    ChargebackFiled,
     PaymentAuthorized,
+    ReviewDecided,
     RiderContext,
+    RiderSignedUp,
     TripRequested,
 )
 from events.registry import ConsumerSpec
@@ -39,6 +42,42 @@ def trip_requested(*, rider_id: str = "rider-1") -> TripRequested:
         fare_cents=900,
         currency="EUR",
         context=RiderContext(device_id="dev-1", ip="127.0.0.1"),
+    )
+
+
+def rider_signed_up(*, rider_id: str = "rider-1") -> RiderSignedUp:
+    return RiderSignedUp(
+        rider_id=rider_id,
+        context=RiderContext(device_id="dev-1", ip="127.0.0.1", lat=52.37, lng=4.89),
+    )
+
+
+def chargeback_filed(*, card_id: str = "card-1") -> ChargebackFiled:
+    return ChargebackFiled(
+        chargeback_id="chargeback-1",
+        payment_id="payment-1",
+        card_id=card_id,
+        rider_id="rider-1",
+        amount_cents=1250,
+        reason_code="10.4",
+        trip_id="trip-1",
+        driver_id="driver-1",
+        pickup_zone="Z-1-1",
+    )
+
+
+def review_decided(
+    *, card_id: str = "card-1", decision: str = "confirmed_fraud", analyst: str = "analyst-1"
+) -> ReviewDecided:
+    return ReviewDecided(
+        review_id="review-1",
+        payment_id="payment-1",
+        card_id=card_id,
+        rider_id="rider-1",
+        driver_id="driver-1",
+        pickup_zone="Z-1-1",
+        decision=decision,
+        analyst=analyst,
     )
 
 

@@ -4,10 +4,21 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from rideshare import services
+from rideshare.city import LatLng
 from rideshare.errors import NotPermitted, PaymentStateError
 from rideshare.models import ProcessorCharge
 
-from .factories import driver_make, outbox_after, outbox_mark, row_counts, trip_make
+from .factories import (
+    PICKUP,
+    card_make,
+    context,
+    driver_make,
+    outbox_after,
+    outbox_mark,
+    rider_make,
+    row_counts,
+    trip_make,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +31,27 @@ def completed_trip():
     services.trip_assign(trip=trip, driver=driver, now=T0)
     services.trip_pick_up(trip=trip, driver=driver, now=T0)
     return services.trip_complete(trip=trip, driver=driver, now=T0)
+
+
+@pytest.mark.parametrize(
+    ("dropoff", "distance_km"), [(LatLng(52.39, 4.935), 9.048), (LatLng(52.34, 4.845), 1.112)]
+)
+def test_an_authorised_payment_publishes_the_trips_planned_distance(dropoff, distance_km):
+    rider = rider_make()
+    card = card_make(rider)
+    mark = outbox_mark()
+    trip = services.trip_request(
+        rider=rider, card=card, pickup=PICKUP, dropoff=dropoff, context=context(), now=T0
+    )
+    assert trip.distance_km == distance_km
+    [(topic, key, payload), (requested, _, _)] = outbox_after(mark)
+    assert (topic, key, requested) == (
+        "payments.authorized.v1",
+        str(card.public_id),
+        "trips.requested.v1",
+    )
+    assert payload["distance_km"] == distance_km
+    assert payload["trip_id"] == str(trip.public_id)
 
 
 @pytest.fixture

@@ -65,6 +65,7 @@ def test_sign_up_creates_a_logged_in_rider_and_publishes_the_first_login():
     assert rider.last_device_id == WEB_DEVICE
     context = {"device_id": WEB_DEVICE, "ip": "192.0.2.10", "lat": None, "lng": None}
     assert [(t, k, p["context"]) for t, k, p in outbox_after(mark)] == [
+        ("riders.signed_up.v1", str(rider.public_id), context),
         ("riders.device_changed.v1", str(rider.public_id), context),
         ("riders.logged_in.v1", str(rider.public_id), context),
     ]

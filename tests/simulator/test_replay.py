@@ -13,7 +13,14 @@ from events.contracts import TOPICS, decode
 from simulator.config import LabelConfig
 from simulator.load import topic_name, topics_ensure
 from simulator.models import GroundTruth, SimulationRun
-from simulator.replay import ID_NAMESPACE, RowEvents, file_salt, read_rows, replay_publish
+from simulator.replay import (
+    ID_NAMESPACE,
+    RowEvents,
+    file_salt,
+    parse_row,
+    read_rows,
+    replay_publish,
+)
 from simulator.report import Stats
 from tests.events.bus_helpers import drain
 from tests.simulator.test_load import FakeClock
@@ -201,3 +208,37 @@ def test_the_replay_command_fails_over_the_error_rate_and_records_truth(
     )
     # Same file, same event ids: the ground truth is not duplicated.
     assert GroundTruth.objects.count() == 7
+
+
+def test_replayed_payments_carry_the_distance_and_chargebacks_the_trip_driver_and_zone(city):
+    row_events = RowEvents(salt="salt", labels=LabelConfig(fraction=1.0, false_rate=0.0), seed=1)
+    header = HEADER.split(",")
+
+    def planned(line: str) -> dict:
+        events = row_events.events(
+            parse_row(2, dict(zip(header, line.split(","), strict=True)), city)
+        )
+        return {item.event.topic: item.event for _, item in events}
+
+    routed = planned(GOOD[2])
+    authorized, chargeback = routed["payments.authorized.v1"], routed["labels.chargeback_filed.v1"]
+    assert (authorized.pickup_zone, authorized.distance_km) == ("Z-0-0", 15.546)
+    assert routed["trips.requested.v1"].distance_km == 15.546
+    assert routed["trips.assigned.v1"].driver_id == "d2"
+    assert (chargeback.trip_id, chargeback.driver_id, chargeback.pickup_zone) == (
+        authorized.trip_id,
+        "d2",
+        "Z-0-0",
+    )
+    # Without a dropoff there is no trip to measure or drive: the zone alone is known.
+    unrouted = planned(GOOD[1])
+    authorized, chargeback = (
+        unrouted["payments.authorized.v1"],
+        unrouted["labels.chargeback_filed.v1"],
+    )
+    assert (authorized.pickup_zone, authorized.distance_km) == ("Z-2-3", None)
+    assert (chargeback.trip_id, chargeback.driver_id, chargeback.pickup_zone) == (
+        authorized.trip_id,
+        None,
+        "Z-2-3",
+    )
