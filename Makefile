@@ -24,12 +24,15 @@ demo: export DJANGO_DEBUG ?= true
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py features_apply
+	$(BIN)/python manage.py bootstrap --if-no-champion
 	@echo "Serving http://127.0.0.1:$${WEB_PORT:-8000} (Ctrl-C stops every process)"
 	$(BIN)/honcho start
 
 ## run: run every component with the environment in $(ENV) (e.g. ENV=var/services.env)
 run: $(STAMP)
-	$(BIN)/python manage.py migrate --no-input
+	$(if $(ENV),set -a && . ./$(ENV) && set +a && )$(BIN)/python manage.py migrate --no-input
+	$(if $(ENV),set -a && . ./$(ENV) && set +a && )$(BIN)/python manage.py features_apply
 	$(BIN)/honcho start $(if $(ENV),--env $(ENV))
 
 ## services: run real PostgreSQL, Redis and Kafka until Ctrl-C; writes var/services.env

@@ -48,6 +48,12 @@ def up(names: list[str], env_file: Path) -> int:
         env = {}
         for service in started:
             env.update(service.env)
+        if "REDIS_URL" in env:
+            # The feature platform follows the services: Redis online store and window state.
+            env["FEATURES_ONLINE_STORE"] = "redis"
+        if env.get("DATABASE_URL", "").startswith("postgres://"):
+            url = env["DATABASE_URL"].replace("postgres://", "postgresql+psycopg://", 1)
+            env["FEAST_REGISTRY"] = url
         env_file.parent.mkdir(parents=True, exist_ok=True)
         env_file.write_text("".join(f"{key}={value}\n" for key, value in sorted(env.items())))
         print("\n".join(f"{key}={value}" for key, value in sorted(env.items())), flush=True)

@@ -10,6 +10,7 @@ are named by id, brand, last four digits and fingerprint.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import UTC, datetime
@@ -253,6 +254,39 @@ class ReviewDecided(Event):
     analyst: str = Field(max_length=150)
 
 
+# Fraud: keyed by card like the payment scored.
+
+
+class ScoreReason(BaseModel):
+    """One reason behind a score: the feature and its value in plain words."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    feature: str = Field(max_length=64)
+    text: str = Field(max_length=300)
+
+
+class FraudScored(Event):
+    """The scorer's verdict on one authorized payment: exactly one per payment event."""
+
+    topic = "fraud.scored.v1"
+    key_field = "card_id"
+    producer = "fraud"
+    schema_version: Literal[1] = 1
+
+    payment_id: Id
+    # The event_id of the payments.authorized.v1 event scored.
+    payment_event_id: uuid.UUID
+    card_id: Id
+    rider_id: Id
+    score: float = Field(ge=0, le=1)
+    decision: Literal["approve", "review", "decline"]
+    model_version: str = Field(min_length=1, max_length=64)
+    # Scored with default values for features the store could not serve.
+    degraded: bool = False
+    reasons: list[ScoreReason] = Field(default_factory=list, max_length=3)
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     TripRequested,
     TripAssigned,
@@ -269,6 +303,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     DeviceChanged,
     ChargebackFiled,
     ReviewDecided,
+    FraudScored,
 )
 
 # topic name -> schema; the single declaration of every topic
@@ -292,6 +327,7 @@ class PoisonMessage(Exception):
         self.detail = detail
 
 
+@functools.lru_cache(maxsize=1024)
 def schema_for(topic: str) -> type[Event] | None:
     """Return the schema of ``topic``: a declared topic, or ``<namespace>.<declared topic>``
     (several environments, or tests, sharing one cluster)."""

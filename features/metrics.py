@@ -1,0 +1,60 @@
+"""``/metrics/features``: the feature platform's gauges in Prometheus' text format.
+
+- ``feature_view_staleness_seconds{view}``: for a stream view, now minus its newest row's event
+  time; for a batch view, now minus its last materialisation;
+- ``feature_consistency_{mismatch_rate,missing_rate,mean_abs_delta}{feature}`` and
+  ``feature_consistency_sampled``: the last consistency report (``manage.py
+  feature_consistency``), with ``feature_consistency_age_seconds`` saying how old it is.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.http import HttpRequest, HttpResponse
+
+from features.consistency import last_report
+from features.materialize import feature_view_staleness
+from features.store import FeatureConfig
+
+
+def _gauge(name: str, help_text: str, samples: list[tuple[str, float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+    lines += [f"{name}{labels} {value:.6g}" for labels, value in samples]
+    return lines
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    config = FeatureConfig.from_settings()
+    staleness = feature_view_staleness(config)
+    lines = _gauge(
+        "feature_view_staleness_seconds",
+        "Seconds since the view's newest row (stream) or last materialisation (batch).",
+        [(f'{{view="{v}"}}', s) for v, s in sorted(staleness.items()) if s is not None],
+    )
+    report = last_report(config)
+    if report is not None:
+        lines += _gauge(
+            "feature_consistency_age_seconds",
+            "Seconds since the last consistency report.",
+            [("", time.time() - report.created_at)],
+        )
+        lines += _gauge(
+            "feature_consistency_sampled",
+            "Served feature vectors the last consistency report recomputed offline.",
+            [("", report.sampled)],
+        )
+        for field, help_text in (
+            (
+                "mismatch_rate",
+                "Share of sampled values that differ from the offline recomputation.",
+            ),
+            ("missing_rate", "Share of sampled values served missing where offline has one."),
+            ("mean_abs_delta", "Mean absolute difference where both values are present."),
+        ):
+            lines += _gauge(
+                f"feature_consistency_{field}",
+                help_text,
+                [(f'{{feature="{f.name}"}}', getattr(f, field)) for f in report.features],
+            )
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")

@@ -1,0 +1,118 @@
+"""Where the feature platform keeps things, and the Feast store built from it.
+
+``FeatureConfig`` is plain data, so pure code and tests build one without Django settings;
+``FeatureConfig.from_settings()`` reads the Django settings (environment variables).
+
+Layout of ``data_dir``:
+
+- ``offline/events/<topic>/*.parquet``: the events the stream processor accepted, appended one file
+  per micro-batch (the simulator's history files have the same columns: event_id, occurred_at,
+  key, payload);
+- ``offline/views/<view>/*.parquet``: feature rows, the batch source of each Feast view;
+- ``offline/logs/``: served feature vectors (the scorer's feature logging);
+- ``online.sqlite3``, ``state.sqlite3``: the embedded online store and window state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from feast import FeatureStore
+from feast.repo_config import RepoConfig
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    project: str
+    registry_url: str
+    online: Literal["sqlite", "redis"]
+    data_dir: Path
+    redis_url: str = ""
+    allowed_lateness_us: int = 60_000_000
+
+    @classmethod
+    def from_settings(cls) -> FeatureConfig:
+        from django.conf import settings
+
+        return cls(
+            project=settings.FEAST_PROJECT,
+            registry_url=settings.FEAST_REGISTRY,
+            online=settings.FEATURES_ONLINE_STORE,
+            data_dir=Path(settings.FEATURES_DATA_DIR),
+            redis_url=settings.REDIS_URL,
+            allowed_lateness_us=int(settings.FEATURES_ALLOWED_LATENESS_SECONDS * 1_000_000),
+        )
+
+    @property
+    def offline_dir(self) -> Path:
+        return self.data_dir / "offline"
+
+    def events_dir(self, topic: str) -> Path:
+        return self.offline_dir / "events" / topic
+
+    def view_dir(self, view: str) -> Path:
+        return self.offline_dir / "views" / view
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.offline_dir / "logs"
+
+    @property
+    def online_path(self) -> Path:
+        return self.data_dir / "online.sqlite3"
+
+    @property
+    def state_path(self) -> Path:
+        return self.data_dir / "state.sqlite3"
+
+
+def redis_connection_string(url: str) -> str:
+    """Return Feast's Redis ``connection_string`` (``host:port,db=N,password=...``) for a
+    ``redis://`` URL."""
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss"} or not parts.hostname:
+        raise ValueError(f"not a redis:// URL: {url!r}")
+    options = [f"{parts.hostname}:{parts.port or 6379}"]
+    db = parts.path.lstrip("/")
+    if db:
+        options.append(f"db={int(db)}")
+    if parts.password:
+        options.append(f"password={parts.password}")
+    if parts.scheme == "rediss":
+        options.append("ssl=true")
+    return ",".join(options)
+
+
+def repo_config(config: FeatureConfig) -> RepoConfig:
+    """Return the Feast configuration: SQL registry, SQLite or Redis online, DuckDB offline."""
+    if config.online == "redis":
+        if not config.redis_url:
+            raise ValueError("FEATURES_ONLINE_STORE=redis needs REDIS_URL")
+        online = {"type": "redis", "connection_string": redis_connection_string(config.redis_url)}
+    else:
+        online = {"type": "sqlite", "path": str(config.online_path)}
+    return RepoConfig(
+        project=config.project,
+        provider="local",
+        registry={
+            "registry_type": "sql",
+            "path": config.registry_url,
+            "cache_ttl_seconds": 60,
+            "sqlalchemy_config_kwargs": {"pool_pre_ping": True},
+        },
+        online_store=online,
+        offline_store={"type": "duckdb"},
+        entity_key_serialization_version=3,
+        repo_path=str(Path(__file__).parent / "feature_repo"),
+    )
+
+
+@lru_cache(maxsize=8)
+def feature_store(config: FeatureConfig) -> FeatureStore:
+    """Return the Feast store for ``config`` (one per config and process)."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(config=repo_config(config))

@@ -1,0 +1,5 @@
+from django.urls import path
+
+from features.metrics import metrics
+
+urlpatterns = [path("", metrics, name="feature-metrics")]

@@ -1,0 +1,166 @@
+"""Window maths, shared by every engine that runs in Python: events become rows, rows become
+feature values. The semantics are documented in ``features.definitions``; the DuckDB engine
+(``features.offline``) implements the same ones in SQL, and tests hold the two equal.
+
+Pure Python: no Django, no Feast, no I/O.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from events.contracts import schema_for
+from features.definitions import (
+    OCCURRED_AT,
+    VIEWS,
+    Aggregate,
+    Derived,
+    Ratio,
+    Source,
+    View,
+)
+
+US_PER_DAY = 86_400_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One event as one view sees it: the entity key, when, what kind, the fields it carries."""
+
+    view: str
+    key: tuple[str, ...]
+    event_id: str
+    ts: int  # event time, microseconds since the epoch (UTC)
+    kind: str
+    fields: Mapping[str, Any]
+
+
+def to_us(moment: datetime) -> int:
+    """Return ``moment`` (timezone-aware) in whole microseconds since the epoch."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def _path(payload: Mapping[str, Any], path: str) -> Any:
+    if path.startswith("="):
+        return path[1:]
+    value: Any = payload
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _field(payload: Mapping[str, Any], spec: str | Derived) -> Any:
+    if isinstance(spec, Derived):
+        return spec.fn(*(_path(payload, p) for p in spec.paths))
+    return _path(payload, spec)
+
+
+def _matches(source: Source, payload: Mapping[str, Any]) -> bool:
+    for path, expected in source.where.items():
+        value = _path(payload, path)
+        if value is None or (expected is not None and value != expected):
+            return False
+    return True
+
+
+def _declared(topic: str) -> str | None:
+    schema = schema_for(topic)
+    return schema.topic if schema is not None else None
+
+
+def extract(
+    topic: str,
+    payload: Mapping[str, Any],
+    *,
+    event_id: str,
+    ts: int,
+    views: Sequence[View] = VIEWS,
+) -> list[Row]:
+    """Return the rows ``payload`` (an event of ``topic``, as decoded JSON) contributes to
+    ``views``: one per (view, source) whose topic and filter it matches and whose keys it has.
+
+    ``topic`` may carry a namespace prefix (``<namespace>.<declared topic>``).
+    """
+    declared = _declared(topic)
+    rows = []
+    for view in views:
+        for source in view.sources:
+            if source.topic != declared or not _matches(source, payload):
+                continue
+            key = tuple(_path(payload, p) for p in source.keys)
+            if any(k is None or k == "" for k in key):
+                continue
+            fields = {name: _field(payload, spec) for name, spec in source.fields.items()}
+            rows.append(Row(view.name, tuple(map(str, key)), event_id, ts, source.kind, fields))
+    return rows
+
+
+def _value(row: Row, name: str | None) -> Any:
+    if name == OCCURRED_AT:
+        return row.ts / 1_000_000
+    return row.fields.get(name) if name else None
+
+
+def _cast(value: Any, dtype: str) -> Any:
+    if value is None:
+        return None
+    return int(value) if dtype == "int64" else float(value)
+
+
+def aggregate(feature: Aggregate, rows: Iterable[Row], at: int) -> Any:
+    """Return ``feature`` at instant ``at`` (µs) over ``rows`` (one entity's rows, any order)."""
+    low = at - int(feature.window.total_seconds() * 1_000_000) if feature.window else None
+    chosen = [
+        r for r in rows if r.kind in feature.kinds and r.ts <= at and (low is None or r.ts > low)
+    ]
+    agg = feature.agg
+    if agg == "count":
+        return len(chosen)
+    if agg == "last":
+        if not chosen:
+            return None
+        latest = max(chosen, key=lambda r: (r.ts, r.event_id))
+        return _cast(_value(latest, feature.field), feature.dtype)
+    if agg == "age_days":
+        return (at - min(r.ts for r in chosen)) / US_PER_DAY if chosen else None
+    values = [v for v in (_value(r, feature.field) for r in chosen) if v is not None]
+    if agg == "sum":
+        return _cast(sum(values), feature.dtype)
+    if agg == "count_distinct":
+        return len(set(values))
+    if not values:
+        return None
+    if agg == "avg":
+        return sum(values) / len(values)
+    if agg == "median":
+        return float(statistics.median(values))
+    raise ValueError(f"unknown aggregation {agg!r}")
+
+
+def ratio(feature: Ratio, values: Mapping[str, Any]) -> float | None:
+    numerator, denominator = values.get(feature.numerator), values.get(feature.denominator)
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def evaluate(view: View, rows: Sequence[Row], at: int) -> dict[str, Any]:
+    """Return every feature of ``view`` at instant ``at`` (µs) over one entity's ``rows``."""
+    values: dict[str, Any] = {}
+    for f in view.features:
+        if isinstance(f, Aggregate):
+            values[f.name] = aggregate(f, rows, at)
+    for f in view.features:
+        if isinstance(f, Ratio):
+            values[f.name] = ratio(f, values)
+    return values

@@ -1,0 +1,133 @@
+"""Online vectors: one read for many requests, stored values with their status and time, the
+on-demand features beside; unknown entities are NOT_FOUND, never an error."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from features.definitions import FRAUD_SCORING_V1, VIEWS_BY_NAME
+from features.ondemand import on_demand
+from features.serving import entity_row, online_vector
+from features.store import feature_store
+from features.training import service_features
+from tests.features.stores import ONLINE_STORES, applied_config
+
+AT = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+NAMES = [name for name, _ in service_features(FRAUD_SCORING_V1)]
+
+
+@pytest.fixture(params=ONLINE_STORES)
+def config(request, tmp_path):
+    yield from applied_config(request, tmp_path)
+
+
+def _write(config, view: str, keys: dict, values: dict, at: datetime = AT) -> None:
+    declared = VIEWS_BY_NAME[view]
+    row = {**keys, "event_timestamp": at, "created_timestamp": at}
+    row.update({f.name: values.get(f.name) for f in declared.features})
+    feature_store(config).write_to_online_store(view, pd.DataFrame([row]))
+
+
+def _request(**overrides) -> dict:
+    return {
+        "card_id": "c1",
+        "rider_id": "r1",
+        "pickup_zone": "Z-1",
+        "amount_cents": 2400,
+        "distance_km": 3.0,
+        "occurred_at": (AT + timedelta(minutes=1)).isoformat(),
+        **overrides,
+    }
+
+
+def test_served_vectors_hold_values_statuses_times_and_on_demand_features(config):
+    _write(
+        config,
+        "card_velocity",
+        {"card_id": "c1"},
+        {"card_payments_1h": 2, "card_added_at": AT.timestamp() - 600},
+    )
+    _write(config, "rider_profile", {"rider_id": "r1"}, {"rider_avg_fare_cents_30d": 1600.0})
+    _write(config, "zone_profile", {"zone_id": "Z-1"}, {"zone_median_fare_per_km_30d": 200.0})
+    _write(config, "driver_activity", {"driver_id": "d1"}, {"driver_trips_24h": 7})
+    _write(config, "platform_fraud", {"platform_id": "all"}, {"platform_chargebacks_24h": 3})
+
+    known, unknown, with_driver = online_vector(
+        config,
+        [
+            _request(),
+            _request(card_id="c-new", rider_id="r-new", pickup_zone="Z-new"),
+            _request(driver_id="d1"),
+        ],
+    )
+
+    assert list(known.values) == NAMES
+    present = {
+        "card_velocity": ["card_id"],
+        "rider_profile": ["rider_id"],
+        "zone_profile": ["zone_id"],
+        "platform_fraud": ["platform_id"],
+    }
+    present_names = {f.name for v in present for f in VIEWS_BY_NAME[v].features}
+    assert {n for n, s in known.statuses.items() if s == "PRESENT"} == present_names
+    assert {n for n, s in known.statuses.items() if s == "NOT_FOUND"} == set(NAMES) - present_names
+    assert known.values["card_payments_1h"] == 2
+    assert known.values["card_payments_24h"] is None  # written as null: present, no value
+    assert known.values["card_added_at"] == AT.timestamp() - 600
+    assert known.values["rider_avg_fare_cents_30d"] == 1600.0
+    assert known.values["platform_chargebacks_24h"] == 3
+    assert known.values["driver_trips_24h"] is None  # the payment names no driver
+    assert {known.event_timestamps[n] for n in present_names} == {AT}
+    assert {known.event_timestamps[n] for n in set(NAMES) - present_names} == {None}
+    assert known.on_demand == {
+        "amount_to_rider_avg_fare": 1.5,
+        "fare_per_km_to_zone_median": 4.0,
+        "hour_of_day": (AT + timedelta(minutes=1)).hour,
+        "is_new_card": 1,
+        "minutes_since_signup": None,
+    }
+    assert known.on_demand == on_demand(_request(), known.values)
+    assert known.features == {**known.values, **known.on_demand}
+
+    platform = {f.name for f in VIEWS_BY_NAME["platform_fraud"].features}
+    assert {n for n, s in unknown.statuses.items() if s == "PRESENT"} == platform
+    assert {n: v for n, v in unknown.values.items() if n not in platform} == {
+        n: None for n in NAMES if n not in platform
+    }
+    assert unknown.on_demand["amount_to_rider_avg_fare"] is None
+    assert unknown.on_demand["is_new_card"] == 1
+
+    assert with_driver.values["driver_trips_24h"] == 7
+    assert with_driver.statuses["driver_trips_24h"] == "PRESENT"
+
+
+def test_a_micro_batch_keeps_the_order_of_its_requests(config):
+    for i in range(5):
+        _write(config, "card_velocity", {"card_id": f"c{i}"}, {"card_payments_1h": i})
+    requests = [_request(card_id=f"c{i}") for i in (3, 9, 0, 4, 3)]
+
+    served = online_vector(config, requests)
+
+    assert [v.values["card_payments_1h"] for v in served] == [3, None, 0, 4, 3]
+    assert [v.statuses["card_payments_1h"] for v in served] == [
+        "PRESENT",
+        "NOT_FOUND",
+        "PRESENT",
+        "PRESENT",
+        "PRESENT",
+    ]
+    assert online_vector(config, []) == []
+
+
+def test_the_entity_row_of_a_payment_fills_every_key():
+    keys = ["card_id", "rider_id", "driver_id", "zone_id", "platform_id"]
+    assert entity_row(_request(), keys) == {
+        "card_id": "c1",
+        "rider_id": "r1",
+        "driver_id": "",
+        "zone_id": "Z-1",
+        "platform_id": "all",
+    }
