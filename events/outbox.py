@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -31,6 +32,28 @@ def outbox_publish(event: Event) -> OutboxEvent:
         key=event.key(),
         payload=event.encode().decode(),
         occurred_at=event.occurred_at,
+    )
+
+
+def outbox_publish_many(events: Sequence[Event]) -> None:
+    """Append ``events`` to the outbox, in order, inside the caller's open transaction: one
+    INSERT for all of them (a consumer recording a batch), the relay publishing them in order.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise OutsideTransaction(
+            "outbox_publish_many must run inside transaction.atomic() with the write"
+        )
+    OutboxEvent.objects.bulk_create(
+        [
+            OutboxEvent(
+                event_id=event.event_id,
+                topic=event.topic,
+                key=event.key(),
+                payload=event.encode().decode(),
+                occurred_at=event.occurred_at,
+            )
+            for event in events
+        ]
     )
 
 

@@ -1,7 +1,9 @@
 """The ASGI entry point: HTTP through Django, websockets through Channels consumers.
 
 Websockets pass the origin check (``ALLOWED_HOSTS``: another site's page cannot open a socket
-with the rider's cookies) and the session login before reaching a consumer.
+with the rider's cookies) and the session login before reaching a consumer. Each room's routes
+are listed by dotted path, as ``rideshare.urls`` includes the simulator's: the booking domain
+imports no fraud code.
 """
 
 import os
@@ -10,13 +12,18 @@ from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
+from django.utils.module_loading import import_string
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rideshare.settings")
 
 # Set up Django (the app registry) before importing anything that imports models.
 django_application = get_asgi_application()
 
-from rideshare.routing import websocket_urlpatterns  # noqa: E402
+WEBSOCKET_ROUTES = (
+    "rideshare.routing.websocket_urlpatterns",
+    "fraud.routing.websocket_urlpatterns",
+)
+websocket_urlpatterns = [route for name in WEBSOCKET_ROUTES for route in import_string(name)]
 
 application = ProtocolTypeRouter(
     {

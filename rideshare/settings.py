@@ -50,6 +50,9 @@ INSTALLED_APPS = [
     # Installed so its API docs page uses ninja's bundled static files rather than a CDN.
     "ninja",
     "events",
+    "features",
+    "fraud",
+    "ml",
     "rideshare",
     "simulator",
     "frontend",
@@ -137,6 +140,45 @@ KAFKA_TIMEOUT_SECONDS = env.float("KAFKA_TIMEOUT_SECONDS", default=10.0)
 EVENT_LOG_PATH = Path(env.str("EVENT_LOG_PATH", default=str(VAR_DIR / "event-log.sqlite3")))
 EVENT_TOPIC_PARTITIONS = env.int("EVENT_TOPIC_PARTITIONS", default=3)
 
+# The feature platform (features/): Feast registry, online store, offline Parquet, window state.
+FEAST_PROJECT = env.str("FEAST_PROJECT", default="rideshare")
+# A SQLAlchemy URL: SQLite on the embedded default, PostgreSQL with real services.
+FEAST_REGISTRY = env.str(
+    "FEAST_REGISTRY", default=f"sqlite:///{VAR_DIR / 'feast-registry.sqlite3'}"
+)
+# "sqlite" (embedded) or "redis" (REDIS_URL): the online store and the stream window state.
+FEATURES_ONLINE_STORE = env.str("FEATURES_ONLINE_STORE", default="sqlite")
+if FEATURES_ONLINE_STORE not in {"sqlite", "redis"}:
+    raise ImproperlyConfigured(
+        f"FEATURES_ONLINE_STORE must be 'sqlite' or 'redis', not {FEATURES_ONLINE_STORE!r}."
+    )
+FEATURES_DATA_DIR = Path(env.str("FEATURES_DATA_DIR", default=str(VAR_DIR / "features")))
+# Out-of-order events up to this far behind the newest seen on their partition still count.
+FEATURES_ALLOWED_LATENESS_SECONDS = env.float("FEATURES_ALLOWED_LATENESS_SECONDS", default=60.0)
+
+# The model registry (ml/): LightGBM text models, one <version>.txt file each.
+ML_MODELS_DIR = Path(env.str("ML_MODELS_DIR", default=str(VAR_DIR / "models")))
+
+# The scorer (fraud/, ``manage.py score``).
+# LightGBM threads per prediction: explicit, since its default spins a thread per core and its
+# p99 jumps to milliseconds when the other cores are busy.
+FRAUD_MODEL_THREADS = env.int("FRAUD_MODEL_THREADS", default=1)
+# Budget of one online feature read; a read failing or slower than this degrades the batch.
+FRAUD_FEATURE_TIMEOUT_MS = env.float("FRAUD_FEATURE_TIMEOUT_MS", default=250.0)
+# A degraded score of this many cents or more goes to review whatever its value.
+FRAUD_DEGRADED_REVIEW_CENTS = env.int("FRAUD_DEGRADED_REVIEW_CENTS", default=5000)
+# Most payment events scored per micro-batch (Feast's online read costs more per row above ~200).
+FRAUD_BATCH_MAX = env.int("FRAUD_BATCH_MAX", default=200)
+# How often a scorer checks the Deployment table for model changes.
+FRAUD_DEPLOYMENT_POLL_SECONDS = env.float("FRAUD_DEPLOYMENT_POLL_SECONDS", default=2.0)
+# Explain every score, not only flagged ones (pred_contrib costs 25-100 predictions a row).
+FRAUD_EXPLAIN_ALL = env.bool("FRAUD_EXPLAIN_ALL", default=False)
+# The scorer writes the served vectors to the feature log (one file) and commits its offsets
+# this often (or every 1000 vectors): fewer, larger log files than one per micro-batch.
+FRAUD_LOG_FLUSH_SECONDS = env.float("FRAUD_LOG_FLUSH_SECONDS", default=1.0)
+# How often Celery beat rescores degraded scores (fraud.rescore_degraded).
+FRAUD_RESCORE_EVERY_SECONDS = env.float("FRAUD_RESCORE_EVERY_SECONDS", default=60.0)
+
 # Celery: with no broker server, kombu's SQLAlchemy transport keeps the queue in SQLite.
 CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL", default=f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}"
@@ -147,8 +189,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Batch feature views (features.materialize) are re-evaluated and published this often.
+FEATURES_MATERIALIZE_EVERY_SECONDS = env.float("FEATURES_MATERIALIZE_EVERY_SECONDS", default=3600.0)
 # Every periodic task is declared here, in one place.
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "features-materialize-batch-views": {
+        "task": "features.materialize_batch_views",
+        "schedule": FEATURES_MATERIALIZE_EVERY_SECONDS,
+    },
+    "fraud-rescore-degraded": {
+        "task": "fraud.rescore_degraded",
+        "schedule": FRAUD_RESCORE_EVERY_SECONDS,
+    },
+}
 
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 LOGGING = {

@@ -33,4 +33,8 @@ urlpatterns = [
     path("driver/trips/<uuid:trip_id>/<slug:step>", drivers.step, name="driver-step"),
     # Staff only; included by dotted path so the booking domain never imports the simulator.
     path("simulator/", include("simulator.urls")),
+    # The feature platform's gauges, included by dotted path like the simulator.
+    path("metrics/features", include("features.urls")),
+    # The analyst's flagged payments (staff only), by dotted path: rideshare imports no fraud code.
+    path("fraud/", include("fraud.urls")),
 ]

@@ -1,0 +1,496 @@
+"""Scoring: payment produced to fraud.scored readable, and scorer throughput, real services.
+
+    python -m benchmarks.scoring --rates 200,1000 --seconds 60 --max-rate-probe
+
+Once: PostgreSQL, Redis and Kafka from devservices (or ``DATABASE_URL``, ``REDIS_URL``,
+``KAFKA_BOOTSTRAP_SERVERS`` when set: the benchmark deploys its model as the champion of that
+database, so give it a throwaway one); migrations; a Feast project on the Redis online store; a
+champion LightGBM model (``--rounds`` trees of 31 leaves over the ml room's model input columns,
+trained here on synthetic rows: the cost of a prediction depends on the trees, not on what they
+learnt), saved as a text model and deployed with ``fraud.services.deployment_set``; and
+``manage.py relay``, because ``fraud.scored.v1`` leaves through the transactional outbox.
+
+Latency, per rate, on a fresh topic namespace (3 partitions): ``manage.py stream_features`` and
+``manage.py score`` run as their own processes, as in production (``--no-features`` leaves the
+stream processor out); a few payments go through first, so the model is loaded and partitions
+are assigned before the clock starts; then a producer process publishes
+``payments.authorized.v1`` at the rate (an open model: payment ``i`` is due at
+``start + i / rate``, stamped ``occurred_at`` = its due time, which its ``payment_id`` carries).
+This process reads ``fraud.scored.v1`` from its end. **Latency = the moment this process reads a
+payment's fraud.scored event minus the payment's due time**: the producer's own lag, the
+scorer's poll and batch (feature read, prediction, explanation, one DB transaction, the feature
+log write, the analyst push), the relay's outbox poll (it sleeps 50 ms when idle) and its
+publish, and Kafka both ways. Stages from the database afterwards, also from the due time:
+``scored`` (the scorer's ``scored_at``: features read and model run, before the commit) and
+``published`` (the outbox row's ``published_at``: the relay had the broker's ack).
+
+Throughput (``--backlog N``, default 20,000; implied by ``--max-rate-probe``): N payments are
+published first on a fresh namespace and their features computed by the stream processor; then
+one ``manage.py score`` process drains them. Scorer throughput = payments committed per second
+between the 5 % and 100 % marks (a count of FraudScore rows polled every 50 ms, so the
+process's start-up is not counted); pipeline throughput = the same for fraud.scored readable.
+
+Max rate (``--max-rate-probe``): short runs (``--probe-seconds``) at 50, 70 and 90 % of the
+pipeline throughput; the highest one that kept up (every payment scored, p99 under
+``--max-p99-ms``) is then run for ``--seconds`` and reported as ``max``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+PARTITIONS = 3
+CARDS = 20_000
+RIDERS = 10_000
+WARM_UP = 20
+REPO = Path(__file__).resolve().parent.parent
+SCORED_TOPIC = "fraud.scored.v1"
+
+
+# Processes.
+
+
+def _environment(stack: list, workdir: Path) -> dict[str, str]:
+    from devservices import provide
+
+    env = dict(os.environ)
+    env.update(provide(["postgresql", "redis", "kafka"], stack))
+    env.update(
+        EVENT_BUS="kafka",
+        FEATURES_ONLINE_STORE="redis",
+        FEAST_PROJECT=f"bench_scoring_{uuid.uuid4().hex[:8]}",
+        FEAST_REGISTRY=f"sqlite:///{workdir / 'registry.sqlite3'}",
+        FEATURES_DATA_DIR=str(workdir / "features"),
+        ML_MODELS_DIR=str(workdir / "models"),
+        VAR_DIR=str(workdir),
+        EVENT_TOPIC_PARTITIONS=str(PARTITIONS),
+        DJANGO_SETTINGS_MODULE="rideshare.settings",
+        DJANGO_SECRET_KEY=env.get("DJANGO_SECRET_KEY", "benchmark-only"),
+        LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
+    )
+    return env
+
+
+def _manage(env: dict, *args: str, log_path: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "manage.py", *args], cwd=REPO, env=env, stdout=out, stderr=out
+        )
+
+
+def _stop(process: subprocess.Popen, timeout: float = 60.0) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _payment(namespace: str, tag: str, i: int, due_at: float):
+    from events.contracts import PaymentAuthorized, RiderContext
+
+    card = f"{namespace}-card-{(i * 7919) % CARDS}"
+    return PaymentAuthorized(
+        occurred_at=datetime.fromtimestamp(due_at, UTC),
+        # The due time rides in the id, so the fraud.scored event tells when it was due.
+        payment_id=f"{namespace}-{tag}{i}-{int(due_at * 1_000_000)}",
+        trip_id=f"{namespace}-t{i}",
+        rider_id=f"{namespace}-r{i % RIDERS}",
+        card_id=card,
+        card_fingerprint=card,
+        amount_cents=1000 + (i * 37) % 9000,
+        currency="EUR",
+        pickup_zone=f"Z-{1 + i % 6}-{1 + (i // 6) % 6}",
+        distance_km=1.0 + (i % 150) / 10,
+        context=RiderContext(device_id=f"device-{i % RIDERS}", ip="127.0.0.1"),
+    )
+
+
+def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, done) -> None:
+    """Publish ``count`` payments at ``rate``/s (``0``: all at once); report on ``done``."""
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from events.bus import Record, bus_from_settings
+
+    producer = bus_from_settings().producer()
+    start = time.time()
+    sent = 0
+    max_lag = 0.0
+    while sent < count:
+        now = time.time()
+        due = count if rate <= 0 else min(count, int((now - start) * rate) + 1)
+        if due <= sent:
+            time.sleep(min(0.002, (sent + 1) / rate + start - now))
+            continue
+        records = []
+        for i in range(sent, due):
+            payment = _payment(namespace, "p", i, start + i / rate if rate > 0 else now)
+            records.append(Record(topic=topic, key=payment.card_id, value=payment.encode()))
+        if rate > 0:
+            max_lag = max(max_lag, time.time() - (start + sent / rate))
+        errors = [e for e in producer.publish(records) if e is not None]
+        if errors:
+            raise SystemExit(f"publish failed: {errors[0]}")
+        sent = due
+    producer.close()
+    done.put((sent / max(time.time() - start, 1e-9), max_lag))
+
+
+class ScoredReader:
+    """Reads ``fraud.scored.v1`` from its end; returns (payment_id, read time) pairs."""
+
+    def __init__(self, bootstrap: str):
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            fetch_max_wait_ms=5,
+            max_poll_records=5000,
+        )
+        partitions = self.consumer.partitions_for_topic(SCORED_TOPIC) or set()
+        if not partitions:
+            raise SystemExit(f"{SCORED_TOPIC} does not exist: did the relay start?")
+        self.consumer.assign([TopicPartition(SCORED_TOPIC, p) for p in sorted(partitions)])
+        self.consumer.seek_to_end()
+        for tp in self.consumer.assignment():
+            self.consumer.position(tp)  # resolve "end" now, before anything is produced
+
+    def read(self, timeout_ms: int = 20) -> list[tuple[str, float]]:
+        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        now = time.time()
+        return [
+            (json.loads(record.value)["payment_id"], now)
+            for records in batches.values()
+            for record in records
+        ]
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def _due(payment_id: str) -> float:
+    return int(payment_id.rsplit("-", 1)[1]) / 1_000_000
+
+
+def _quantiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    ordered = sorted(values)
+    return {
+        "p50": ordered[len(ordered) // 2],
+        "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        "max": ordered[-1],
+    }
+
+
+# The setup.
+
+
+def champion_deploy(workdir: Path, rounds: int) -> str:
+    """Train a synthetic LightGBM champion, deploy it and return its version."""
+    import lightgbm as lgb
+    import numpy as np
+
+    from fraud.artifacts import file_sha256
+    from fraud.services import deployment_set
+    from ml.train import model_features
+
+    names = model_features()
+    rng = np.random.default_rng(7)
+    rows = 20_000
+    x = rng.gamma(2.0, 3.0, size=(rows, len(names)))
+    # Fraud leans on the first few columns (card velocity), so every tree has splits to make.
+    signal_ = x[:, :3].sum(axis=1) / 6 + rng.normal(0, 1, rows)
+    y = (signal_ > np.quantile(signal_, 0.97)).astype(int)
+    params = {
+        "objective": "binary",
+        "num_leaves": 31,
+        "learning_rate": 0.05,
+        "num_threads": 1,
+        "seed": 7,
+        "deterministic": True,
+        "verbose": -1,
+    }
+    booster = lgb.train(params, lgb.Dataset(x, y, feature_name=names), num_boost_round=rounds)
+    version = f"bench-lgbm-{uuid.uuid4().hex[:8]}"
+    path = workdir / f"{version}.txt"
+    booster.save_model(str(path))
+    deployment_set(
+        model_version=version,
+        artifact_path=str(path),
+        sha256=file_sha256(path),
+        feature_service="fraud_scoring_v1",
+        feature_names=names,
+        role="champion",
+        review_threshold=0.5,
+        decline_threshold=0.9,
+    )
+    return version
+
+
+class Bench:
+    def __init__(self, env: dict, workdir: Path, *, features: bool):
+        self.env = env
+        self.workdir = workdir
+        self.features = features
+        self.logs = workdir / "logs"
+        self.logs.mkdir(exist_ok=True)
+
+    def _namespace(self) -> tuple[str, str]:
+        from events.bus import bus_from_settings
+        from events.contracts import PaymentAuthorized
+
+        namespace = f"bench-{uuid.uuid4().hex[:8]}"
+        topic = f"{namespace}.{PaymentAuthorized.topic}"
+        bus_from_settings().ensure_topics([topic], partitions=PARTITIONS)
+        return namespace, topic
+
+    def _processor(self, namespace: str, *extra: str) -> subprocess.Popen:
+        return _manage(
+            self.env, "stream_features", "--topic-namespace", namespace,
+            "--group", f"{namespace}-features", *extra,
+            log_path=self.logs / "stream_features.log",
+        )  # fmt: skip
+
+    def _scorer(self, namespace: str, *extra: str) -> subprocess.Popen:
+        return _manage(
+            self.env, "score", "--topic-namespace", namespace, "--group", f"{namespace}-scorer",
+            *extra, log_path=self.logs / f"score-{namespace}.log",
+        )  # fmt: skip
+
+    def latency(self, rate: float, seconds: float) -> dict:
+        """Run payments at ``rate``/s for ``seconds``; return the latency figures."""
+        from events.bus import Record, bus_from_settings
+
+        namespace, topic = self._namespace()
+        processes = [self._scorer(namespace)]
+        if self.features:
+            processes.append(self._processor(namespace))
+        reader = ScoredReader(self.env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0])
+        try:
+            # Warm-up: the scorer has loaded its model and owns its partitions once these are out.
+            producer = bus_from_settings().producer()
+            warm = [_payment(namespace, "w", i, time.time()) for i in range(WARM_UP)]
+            producer.publish([Record(topic=topic, key=p.card_id, value=p.encode()) for p in warm])
+            producer.close()
+            waiting = {p.payment_id for p in warm}
+            deadline = time.time() + 180
+            while waiting and time.time() < deadline:
+                waiting -= {pid for pid, _ in reader.read(100)}
+                if processes[0].poll() is not None:
+                    raise SystemExit(f"the scorer exited: see {self.logs}")
+            if waiting:
+                raise SystemExit(f"warm-up payments not scored within 180 s: see {self.logs}")
+
+            count = int(rate * seconds)
+            done: multiprocessing.Queue = multiprocessing.Queue()
+            producing = multiprocessing.Process(
+                target=_produce, args=(self.env, topic, namespace, rate, count, done)
+            )
+            producing.start()
+            latencies: dict[str, float] = {}
+            achieved = producer_lag = None
+            prefix = f"{namespace}-p"
+            deadline = time.time() + seconds + 60
+            while len(latencies) < count and time.time() < deadline:
+                for pid, read_at in reader.read():
+                    if pid.startswith(prefix):
+                        latencies.setdefault(pid, (read_at - _due(pid)) * 1000)
+                if achieved is None and not done.empty():
+                    achieved, producer_lag = done.get()
+            producing.join()
+            if achieved is None:
+                achieved, producer_lag = done.get(timeout=10)
+        finally:
+            reader.close()
+            for process in processes:
+                _stop(process)
+        stages = self._stages(namespace)
+        return {
+            "rate": rate,
+            "achieved": achieved,
+            "producer_lag_ms": producer_lag * 1000,
+            "payments": count,
+            "read": len(latencies),
+            **_quantiles(list(latencies.values())),
+            "scored": _quantiles(stages["scored"]),
+            "published": _quantiles(stages["published"]),
+            "degraded": stages["degraded"],
+            "batch": self._batch_line(namespace),
+        }
+
+    def _stages(self, namespace: str) -> dict:
+        from events.models import OutboxEvent
+        from fraud.models import FraudScore
+
+        prefix = f"{namespace}-p"
+        rows = FraudScore.objects.filter(payment_id__startswith=prefix)
+        scored = [
+            (scored_at - occurred_at).total_seconds() * 1000
+            for scored_at, occurred_at in rows.values_list("scored_at", "occurred_at")
+        ]
+        degraded = rows.filter(degraded=True).count()
+        published = []
+        events = OutboxEvent.objects.filter(topic=SCORED_TOPIC, payload__contains=f'"{prefix}')
+        for payload, published_at in events.values_list("payload", "published_at"):
+            if published_at is not None:
+                due = _due(json.loads(payload)["payment_id"])
+                published.append((published_at.timestamp() - due) * 1000)
+        return {"scored": scored, "published": published, "degraded": degraded}
+
+    def _batch_line(self, namespace: str) -> str:
+        lines = (self.logs / f"score-{namespace}.log").read_text().splitlines()
+        stopped = [line for line in lines if "fraud-scorer: stopped" in line]
+        return stopped[-1].split("; ", 1)[-1] if stopped else "(no summary: see the log)"
+
+    def throughput(self, count: int) -> dict:
+        """Publish ``count`` payments, compute their features, then time one scorer draining
+        them; return the figures."""
+        from fraud.models import FraudScore
+
+        namespace, topic = self._namespace()
+        done: multiprocessing.Queue = multiprocessing.Queue()
+        producing = multiprocessing.Process(
+            target=_produce, args=(self.env, topic, namespace, 0, count, done)
+        )
+        producing.start()
+        producing.join()
+        done.get(timeout=10)
+        if self.features:
+            processor = self._processor(namespace, "--until-idle", "3")
+            processor.wait()
+        before = FraudScore.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        reader = ScoredReader(self.env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0])
+        prefix = f"{namespace}-p"
+        scorer = self._scorer(namespace, "--until-idle", "5")
+        marks: dict[str, dict[float, float]] = {"committed": {}, "readable": {}}
+        read: set[str] = set()
+        try:
+            deadline = time.time() + 600
+            while (len(read) < count or len(marks["committed"]) < 2) and time.time() < deadline:
+                read.update(pid for pid, _ in reader.read(20) if pid.startswith(prefix))
+                committed = FraudScore.objects.filter(id__gt=before).count()
+                now = time.time()
+                for name, seen in (("committed", committed), ("readable", len(read))):
+                    for share in (0.05, 1.0):
+                        if seen >= share * count:
+                            marks[name].setdefault(share, now)
+                time.sleep(0.05)
+        finally:
+            reader.close()
+            _stop(scorer)
+        rates = {}
+        for name, at in marks.items():
+            if len(at) == 2 and at[1.0] > at[0.05]:
+                rates[name] = 0.95 * count / (at[1.0] - at[0.05])
+            else:
+                rates[name] = float("nan")
+        return {"payments": count, **rates, "batch": self._batch_line(namespace)}
+
+
+def _row(label: str, r: dict) -> str:
+    return (
+        f"{label:>8} {r['achieved']:9.0f} {r['read']:>7d}/{r['payments']:<7d}"
+        f"{r['p50']:8.1f} {r['p99']:8.1f} {r['max']:8.1f}"
+        f"{r['scored']['p50']:8.1f} {r['scored']['p99']:8.1f}"
+        f"{r['published']['p50']:8.1f} {r['published']['p99']:8.1f} {r['producer_lag_ms']:8.1f}"
+        f"{r['degraded']:9d}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rates", default="200,1000", help="payments/s, comma-separated")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--backlog", type=int, default=None, help="payments for throughput")
+    parser.add_argument("--max-rate-probe", action="store_true")
+    parser.add_argument("--probe-seconds", type=float, default=15.0)
+    parser.add_argument("--max-p99-ms", type=float, default=500.0)
+    parser.add_argument("--rounds", type=int, default=200, help="trees of the champion")
+    parser.add_argument("--no-features", action="store_true", help="no stream processor")
+    args = parser.parse_args()
+    backlog = args.backlog if args.backlog is not None else (20_000 if args.max_rate_probe else 0)
+    stack: list = []
+    results: list[tuple[str, dict]] = []
+    drained = None
+    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
+        workdir = Path(tmp)
+        relay = None
+        try:
+            env = _environment(stack, workdir)
+            os.environ.update(env)
+            import django
+
+            django.setup()
+            from django.core.management import call_command
+
+            from features.repo import apply_repo
+            from features.store import FeatureConfig
+
+            call_command("migrate", verbosity=0)
+            apply_repo(FeatureConfig.from_settings())
+            version = champion_deploy(workdir, args.rounds)
+            bench = Bench(env, workdir, features=not args.no_features)
+            relay = _manage(env, "relay", log_path=bench.logs / "relay.log")
+            time.sleep(3.0)  # the relay creates the topics (fraud.scored.v1) on start
+            print(f"champion {version}: {args.rounds} trees; logs in {bench.logs}", flush=True)
+            if backlog:
+                drained = bench.throughput(backlog)
+                print(f"throughput: {drained}", flush=True)
+            for rate in args.rates.split(","):
+                result = bench.latency(float(rate), args.seconds)
+                results.append((f"{float(rate):.0f}", result))
+                print(_row(results[-1][0], result), flush=True)
+            if args.max_rate_probe and drained["readable"] == drained["readable"]:
+                best = None
+                for share in (0.5, 0.7, 0.9):
+                    rate = round(share * drained["readable"], -1)
+                    probe = bench.latency(rate, args.probe_seconds)
+                    print(_row(f"probe{share:.1f}", probe), flush=True)
+                    if probe["read"] < probe["payments"] or probe["p99"] > args.max_p99_ms:
+                        break
+                    best = rate
+                if best is not None:
+                    results.append(("max", bench.latency(best, args.seconds)))
+        finally:
+            if relay is not None:
+                _stop(relay)
+            for service in stack:
+                service.stop()
+    print()
+    print("End-to-end: payment due -> fraud.scored.v1 read from Kafka, ms (stages from due time)")
+    print(f"{'rate/s':>8} {'achieved':>9} {'read/total':>15}{'p50':>8} {'p99':>8} {'max':>8}"
+          f"{'scored50':>8} {'scored99':>8}{'publ50':>8} {'publ99':>8} {'prodlag':>8}"
+          f"{'degraded':>9}")  # fmt: skip
+    for label, result in results:
+        print(_row(label, result))
+    for label, result in results:
+        print(f"{label:>8} scorer batches: {result['batch']}")
+    if drained is not None:
+        print()
+        print(f"Throughput, one scorer process draining {drained['payments']} payments:")
+        print(f"  scorer (FraudScore committed): {drained['committed']:.0f} payments/s")
+        print(f"  pipeline (fraud.scored.v1 readable, relay included): "
+              f"{drained['readable']:.0f} payments/s")  # fmt: skip
+        print(f"  scorer batches: {drained['batch']}")
+
+
+if __name__ == "__main__":
+    main()

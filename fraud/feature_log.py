@@ -1,0 +1,256 @@
+"""Served-feature logging: every vector the scorer served, exactly as served, for log-and-wait
+training sets (``ml.datasets.logged_dataset``: logged features JOIN labels, nothing recomputed).
+
+One ``feature_log_write`` call per micro-batch writes one Parquet file through Feast's feature
+logging (``FeatureStore.write_logged_features``) to the service's logging destination,
+``<data_dir>/offline/logs/<service>/``. A row follows Feast's logging schema for the service
+(``FeatureServiceLoggingSource.get_schema``): the join keys as served, then per feature
+``<view>__<feature>``, ``<view>__<feature>__timestamp`` and ``<view>__<feature>__status`` (the
+``FieldStatus`` number), then ``__log_timestamp``, ``__log_date`` and ``__request_id`` (the
+payment event's ``event_id``). Two departures, both accepted by Feast's DuckDB destination,
+which writes the table as given:
+
+- the feature timestamps are microseconds, not Feast's seconds: that is the precision served;
+- extra columns carry what Feast's schema lacks: ``on_demand__<feature>`` (the on-demand values
+  as served), ``payment_id``, ``__request_time``, ``__model_version`` and ``__role``.
+
+Replays log an event again (at-least-once input); ``logged_features`` keeps the latest row per
+event. A file torn by a crash mid-write (no Parquet footer) is skipped on read: its batch was
+not committed, so it is replayed and logged again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from feast.feature_logging import (
+    LOG_DATE_FIELD,
+    LOG_TIMESTAMP_FIELD,
+    REQUEST_ID_FIELD,
+    FeatureServiceLoggingSource,
+)
+from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+from features.definitions import FEATURE_SERVICES, FeatureService
+from features.feature_repo.services import feature_services
+from features.ondemand import DTYPES
+from features.serving import ServedVector, entity_row
+from features.store import FeatureConfig, feature_store
+from features.training import service_join_keys
+
+log = logging.getLogger(__name__)
+
+SERVICE = "fraud_scoring_v1"
+ON_DEMAND_PREFIX = "on_demand__"
+PAYMENT_ID = "payment_id"
+REQUEST_TIME_FIELD = "__request_time"
+MODEL_VERSION_FIELD = "__model_version"
+ROLE_FIELD = "__role"
+
+_MICROS_UTC = pa.timestamp("us", tz="UTC")
+_ARROW = {"int64": pa.int64(), "float64": pa.float64()}
+_PANDAS = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}
+_STATUS_NUMBERS: dict[str, int] = dict(FieldStatus.items())
+_STATUS_NAMES = {number: name for name, number in _STATUS_NUMBERS.items()}
+
+
+@dataclass(frozen=True)
+class LoggedVector:
+    """One scored payment's served vector, as the scorer used it.
+
+    ``request`` is the payment payload: it gives the join keys exactly as served and the
+    ``payment_id`` labels join on; without it both are logged as null.
+    """
+
+    event_id: str
+    request_time: datetime
+    model_version: str
+    role: str
+    vector: ServedVector
+    request: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each feature of a service goes in a log row."""
+
+    schema: pa.Schema
+    join_keys: tuple[str, ...]
+    # feature name -> logged column prefix (``<view>__<feature>``)
+    columns: Mapping[str, str]
+    on_demand: tuple[str, ...]
+
+
+@lru_cache(maxsize=8)
+def _layout(config: FeatureConfig, service: str) -> _Layout:
+    declared: FeatureService = FEATURE_SERVICES[service]
+    feast_schema = FeatureServiceLoggingSource(
+        feature_services(config)[service], config.project
+    ).get_schema(feature_store(config).registry)
+    fields = [
+        pa.field(f.name, _MICROS_UTC) if f.name.endswith("__timestamp") else f for f in feast_schema
+    ]
+    fields += [
+        pa.field(ON_DEMAND_PREFIX + name, _ARROW[DTYPES[name]]) for name in declared.on_demand
+    ]
+    fields += [
+        pa.field(PAYMENT_ID, pa.string()),
+        pa.field(REQUEST_TIME_FIELD, _MICROS_UTC),
+        pa.field(MODEL_VERSION_FIELD, pa.string()),
+        pa.field(ROLE_FIELD, pa.string()),
+    ]
+    columns = {f.name: f"{view.name}__{f.name}" for view in declared.views for f in view.features}
+    return _Layout(
+        schema=pa.schema(fields),
+        join_keys=tuple(service_join_keys(declared)),
+        columns=columns,
+        on_demand=declared.on_demand,
+    )
+
+
+def log_dir(config: FeatureConfig, service: str = SERVICE) -> Path:
+    """Return the service's logging destination (a directory of Parquet files)."""
+    destination = feature_services(config)[service].logging_config.destination
+    return Path(destination.path)
+
+
+_clock = threading.Lock()
+_last_stamp = datetime.min.replace(tzinfo=UTC)
+
+
+def _log_timestamp() -> datetime:
+    """Return now, strictly later than any earlier call in this process: the latest of two logs
+    of one event is the one written last, even within a microsecond."""
+    global _last_stamp
+    with _clock:
+        now = datetime.now(UTC)
+        if now <= _last_stamp:
+            now = _last_stamp + timedelta(microseconds=1)
+        _last_stamp = now
+        return now
+
+
+def log_table(
+    config: FeatureConfig, entries: Sequence[LoggedVector], service: str = SERVICE
+) -> pa.Table:
+    """Return ``entries`` as one Arrow table in the service's logging schema. Read only."""
+    layout = _layout(config, service)
+    stamp = _log_timestamp()
+    data: dict[str, list[Any]] = {name: [] for name in layout.schema.names}
+    for entry in entries:
+        vector = entry.vector
+        keys = (
+            entity_row(entry.request, layout.join_keys)
+            if entry.request is not None
+            else dict.fromkeys(layout.join_keys)
+        )
+        for key in layout.join_keys:
+            data[key].append(keys[key])
+        for name, column in layout.columns.items():
+            data[column].append(vector.values.get(name))
+            data[f"{column}__timestamp"].append(vector.event_timestamps.get(name))
+            data[f"{column}__status"].append(
+                _STATUS_NUMBERS[vector.statuses.get(name, "NOT_FOUND")]
+            )
+        for name in layout.on_demand:
+            data[ON_DEMAND_PREFIX + name].append(vector.on_demand.get(name))
+        data[LOG_TIMESTAMP_FIELD].append(stamp)
+        data[LOG_DATE_FIELD].append(stamp.date())
+        data[REQUEST_ID_FIELD].append(str(entry.event_id))
+        data[PAYMENT_ID].append(
+            None if entry.request is None else _text(entry.request.get(PAYMENT_ID))
+        )
+        data[REQUEST_TIME_FIELD].append(entry.request_time)
+        data[MODEL_VERSION_FIELD].append(entry.model_version)
+        data[ROLE_FIELD].append(entry.role)
+    return pa.table([pa.array(data[f.name], f.type) for f in layout.schema], schema=layout.schema)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def feature_log_write(
+    config: FeatureConfig, entries: Sequence[LoggedVector], service: str = SERVICE
+) -> None:
+    """Log ``entries`` (one micro-batch of served vectors) through Feast's feature logging: one
+    ``write_logged_features`` call, one new Parquet file under the service's logging
+    destination. Not idempotent by itself: logging an event again appends a later row, and
+    ``logged_features`` keeps the latest. Nothing is written for an empty batch.
+    """
+    if not entries:
+        return
+    table = log_table(config, entries, service)
+    log_dir(config, service).mkdir(parents=True, exist_ok=True)
+    feature_store(config).write_logged_features(
+        logs=table, source=feature_services(config)[service]
+    )
+
+
+def _readable(path: Path) -> bool:
+    try:
+        pq.read_metadata(path)
+    except (OSError, pa.ArrowInvalid):
+        log.warning("skipping unreadable feature log file %s (torn write?)", path)
+        return False
+    return True
+
+
+def logged_features(config: FeatureConfig, service: str = SERVICE) -> pd.DataFrame:
+    """Return the logged vectors of ``service``: one row per event (the latest log of an event
+    logged more than once), ordered by request time then event id. Read only.
+
+    Columns: ``event_id``, ``payment_id``, ``request_time``, ``model_version``, ``role``,
+    ``logged_at``, the join keys as served, every stored feature then every on-demand feature
+    by name (nullable ``Int64`` / ``Float64``, as ``features.training.training_set``), then
+    ``<feature>__status`` (the status name, e.g. ``PRESENT``, ``NOT_FOUND``) and
+    ``<feature>__timestamp`` (the served row's event time, UTC) of each stored feature.
+    """
+    layout = _layout(config, service)
+    files = sorted(p for p in log_dir(config, service).glob("*.parquet") if _readable(p))
+    if files:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        table = con.sql(
+            # Constant column names only; the file list is a bound parameter.
+            "SELECT * FROM read_parquet($files, union_by_name = true) "  # noqa: S608
+            f"QUALIFY row_number() OVER (PARTITION BY {REQUEST_ID_FIELD} "
+            f"ORDER BY {LOG_TIMESTAMP_FIELD} DESC) = 1 "
+            f"ORDER BY {REQUEST_TIME_FIELD}, {REQUEST_ID_FIELD}",
+            params={"files": [str(p) for p in files]},
+        ).to_arrow_table()
+        con.close()
+    else:
+        table = layout.schema.empty_table()
+    columns: dict[str, pa.ChunkedArray] = {
+        "event_id": table[REQUEST_ID_FIELD],
+        "payment_id": table[PAYMENT_ID],
+        "request_time": table[REQUEST_TIME_FIELD].cast(_MICROS_UTC),
+        "model_version": table[MODEL_VERSION_FIELD],
+        "role": table[ROLE_FIELD],
+        "logged_at": table[LOG_TIMESTAMP_FIELD].cast(_MICROS_UTC),
+    }
+    for key in layout.join_keys:
+        columns[key] = table[key]
+    for name, column in layout.columns.items():
+        columns[name] = table[column].cast(layout.schema.field(column).type)
+    for name in layout.on_demand:
+        columns[name] = table[ON_DEMAND_PREFIX + name].cast(_ARROW[DTYPES[name]])
+    frame = pa.table(columns).to_pandas(types_mapper=_PANDAS.get)
+    extra = {}
+    for name, column in layout.columns.items():
+        numbers = table[f"{column}__status"].to_pylist()
+        extra[f"{name}__status"] = [_STATUS_NAMES.get(n) for n in numbers]
+        extra[f"{name}__timestamp"] = table[f"{column}__timestamp"].cast(_MICROS_UTC).to_pandas()
+    return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)

@@ -1,0 +1,115 @@
+"""Online feature reads with a time budget: a store that is down or slow degrades a batch
+instead of stalling the scorer.
+
+Measured with Feast 0.67 and redis-py 7: Feast builds its Redis client with no socket timeout
+and redis-py's default retries (3, exponential backoff with jitter), so one read with Redis down
+took 4-13 s, and a Redis that stops answering would block it forever. Two bounds, then:
+
+- the Redis client of the store gets socket timeouts equal to the budget and no retry;
+- the read runs in a worker thread and the caller waits at most the budget; a read still
+  running when the next batch comes is not waited for either (that batch is degraded too).
+
+Feast refreshes its registry cache inside a read once the cache is older than its ttl (tens of
+milliseconds on the SQL registry): that would spend a batch's budget every minute, so a
+background thread refreshes it well before (``REGISTRY_REFRESH_S``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from features.serving import ServedVector, online_vector
+from features.store import FeatureConfig, feature_store
+
+log = logging.getLogger(__name__)
+
+# Under the registry cache ttl of ``features.store.repo_config`` (60 s).
+REGISTRY_REFRESH_S = 20.0
+# A first read loads the registry and the store's clients: not within a batch's budget.
+WARM_TIMEOUT_S = 30.0
+
+
+def redis_client_bound(config: FeatureConfig, *, timeout_s: float) -> None:
+    """Give the Redis online store of ``config`` a client that fails within ``timeout_s`` and
+    never retries. No-op on other stores."""
+    if config.online != "redis":
+        return
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    online = feature_store(config).provider.online_store
+    # Feast exposes no setting for these (its connection string cannot carry a Retry), so its
+    # lazily built client is replaced with one that has them.
+    online._client = Redis.from_url(
+        config.redis_url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+class FeatureReader:
+    """Reads served vectors for a batch within ``timeout_s``; ``read`` returns ``None`` when the
+    store failed or did not answer in time, with the reason in ``last_error``."""
+
+    def __init__(self, config: FeatureConfig, *, service: str, timeout_s: float):
+        self.config = config
+        self.service = service
+        self.timeout_s = timeout_s
+        self.last_error = ""
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-read")
+        self._running: Future | None = None
+        self._stop = threading.Event()
+        redis_client_bound(config, timeout_s=timeout_s)
+        self._refresher = threading.Thread(
+            target=self._refresh_registry, name="feast-registry-refresh", daemon=True
+        )
+        self._refresher.start()
+
+    def _refresh_registry(self) -> None:
+        store = feature_store(self.config)
+        while not self._stop.wait(REGISTRY_REFRESH_S):
+            try:
+                # Swaps the cached registry in one assignment: reads in flight keep theirs.
+                store.registry.refresh(self.config.project)
+            except Exception:
+                log.warning("feature registry refresh failed", exc_info=True)
+
+    def warm(self, request: Mapping[str, Any] | None = None) -> bool:
+        """Make a first read with no budget (registry, connections); return whether the store
+        answered within ``WARM_TIMEOUT_S``."""
+        probe = request or {"card_id": "warm-up", "rider_id": "warm-up", "pickup_zone": ""}
+        future = self._pool.submit(online_vector, self.config, [probe], self.service)
+        try:
+            future.result(timeout=WARM_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("feature store did not answer the warm-up read: %s", exc)
+            return False
+        return True
+
+    def read(self, requests: Sequence[Mapping[str, Any]]) -> list[ServedVector] | None:
+        """Return the served vector of each of ``requests`` (payment payloads), or ``None``."""
+        if self._running is not None and not self._running.done():
+            self.last_error = "the previous read has not finished"
+            return None
+        self._running = self._pool.submit(online_vector, self.config, requests, self.service)
+        try:
+            vectors = self._running.result(timeout=self.timeout_s)
+        except FutureTimeout:
+            self.last_error = f"no answer within {self.timeout_s * 1000:.0f} ms"
+            return None
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return None
+        self.last_error = ""
+        return vectors
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,143 @@
+"""Fraud-side tables: model deployments, scores (one per authorized payment), shadow scores and
+the review queue.
+
+``FraudScore.event_id`` is the id of the ``payments.authorized.v1`` event that was scored: the
+idempotency key of the scorer (at-least-once input, exactly one score per payment event).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+
+class Deployment(models.Model):
+    """A LightGBM model version the scorer may load, and the part it plays.
+
+    The scorer reads the text model at ``artifact_path``, verifies its ``sha256`` before parsing
+    it and checks its input columns against ``feature_names`` and ``feature_service``. At most
+    one row is the champion; ``fraud.services.deployment_set`` keeps it so.
+    """
+
+    class Role(models.TextChoices):
+        CHAMPION = "champion"
+        SHADOW = "shadow"
+        CANARY = "canary"
+        RETIRED = "retired"
+
+    model_version = models.CharField(max_length=64, unique=True)
+    artifact_path = models.CharField(max_length=500)
+    sha256 = models.CharField(max_length=64)
+    feature_service = models.CharField(max_length=64)
+    # The model's input columns, in the order the booster expects them.
+    feature_names = models.JSONField(default=list)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    # Share (0-1) of cards a canary decides for; ignored for other roles.
+    canary_share = models.FloatField(default=0.0)
+    # Score >= decline_threshold declines, >= review_threshold reviews, else approves.
+    review_threshold = models.FloatField()
+    decline_threshold = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["role"], condition=Q(role="champion"), name="one_champion"
+            ),
+            models.CheckConstraint(
+                condition=Q(canary_share__gte=0.0) & Q(canary_share__lte=1.0),
+                name="canary_share_0_1",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} ({self.role})"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve"
+    REVIEW = "review"
+    DECLINE = "decline"
+
+
+class FraudScore(models.Model):
+    """The score and decision of one authorized payment; at most one row per payment event."""
+
+    event_id = models.UUIDField(unique=True)
+    payment_id = models.CharField(max_length=64)
+    card_id = models.CharField(max_length=64)
+    rider_id = models.CharField(max_length=64)
+    pickup_zone = models.CharField(max_length=32, blank=True)
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    # When the payment was authorized (the event's occurred_at).
+    occurred_at = models.DateTimeField()
+    scored_at = models.DateTimeField()
+    score = models.FloatField()
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    model_version = models.CharField(max_length=64)
+    # Which deployment decided: champion or canary.
+    role = models.CharField(max_length=16)
+    # [{feature, value, contribution, text}], strongest first, at most three.
+    reasons = models.JSONField(default=list)
+    degraded = models.BooleanField(default=False)
+    degraded_features = models.JSONField(default=list)
+    rescored_at = models.DateTimeField(null=True, blank=True)
+    # From the payment's occurred_at to the score being computed, in milliseconds.
+    latency_ms = models.FloatField()
+    # The vector exactly as served (values, statuses, event timestamps, request time), so a
+    # replay after a crash can write the feature log row of what was actually served.
+    features = models.JSONField(default=dict)
+    # Whether the served vector has been written to the feature log.
+    logged = models.BooleanField(default=False)
+    # The scorer batch whose transaction inserted the row: tells that batch which of its rows
+    # it inserted (the others were already there: a redelivery, or another scorer).
+    batch_id = models.UUIDField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["decision", "-id"], name="fraudscore_decision_id"),
+            models.Index(fields=["-id"], name="fraudscore_latest"),
+            models.Index(fields=["id"], name="fraudscore_degraded", condition=Q(degraded=True)),
+            models.Index(fields=["id"], name="fraudscore_unlogged", condition=Q(logged=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"payment {self.payment_id}: {self.decision} ({self.score:.3f})"
+
+
+class ShadowScore(models.Model):
+    """What a shadow model would have decided for a payment: logged, never acted on."""
+
+    event_id = models.UUIDField()
+    model_version = models.CharField(max_length=64)
+    score = models.FloatField()
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    scored_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event_id", "model_version"], name="shadow_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} on {self.event_id}: {self.decision}"
+
+
+class ReviewItem(models.Model):
+    """A payment the scorer sent to review, waiting for (or decided by) an analyst."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        DECIDED = "decided"
+
+    score = models.OneToOneField(FraudScore, on_delete=models.CASCADE, related_name="review")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "-id"], name="review_status_id")]
+
+    def __str__(self) -> str:
+        return f"review of {self.score_id} ({self.status})"

@@ -1,0 +1,434 @@
+"""The scorer: ``payments.authorized.v1`` in, one ``FraudScore`` and one ``fraud.scored.v1`` out
+per payment event.
+
+A micro-batch loop over a bus consumer (group ``fraud-scorer``). Per batch of polled records:
+
+1. decode each record; a poison one goes to ``deadletter.fraud-scorer``, never retried;
+2. drop the events already scored (one query for the batch): a redelivery after a crash, or a
+   partition that moved between scorers; those not logged yet are logged in step 7;
+3. read the feature service for the rest in ONE online read with a time budget
+   (``fraud.feature_reads``); a failed or late read degrades the whole batch: every stored
+   feature missing (LightGBM's missing-value path), the score marked degraded;
+4. score: the champion decides except for the canaries' share of cards, shadows score every
+   row (``fraud.scoring``), decisions by the deciding deployment's thresholds;
+5. one transaction (``fraud.services.scores_record``): the scores (unique on the payment event
+   id, so at-least-once input gives exactly one score), shadow scores, review items and the
+   ``fraud.scored.v1`` events through the outbox, for the rows this batch inserted;
+6. after the commit: the open analyst pages are told of new flags;
+7. every ``log_flush_s`` (1 s) or ``log_flush_rows`` vectors, not every batch: the served vectors
+   of the rows inserted (and of earlier ones found unlogged) go to the feature log in one file,
+   and only then are the offsets of those batches committed. Under light load batches hold a
+   few events each: a file per batch would be a file every few milliseconds.
+
+Crash safety: a crash before 5 replays the batch and scores it then; between 5 and the commit of
+7 the replay finds the events scored and logs those not logged (every score keeps its served
+vector, ``FraudScore.features``); a log write that fails is retried by a sweep of scores left
+unlogged.
+
+Models come from the ``Deployment`` table (``fraud.deployments``), reloaded without a restart
+when it changes; with no usable champion the scorer reads nothing and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from threading import Event as StopFlag
+
+from django.utils import timezone
+
+from events.bus import Bus, BusError, Consumer, Message, Producer, Record
+from events.contracts import PaymentAuthorized, PoisonMessage, decode
+from features.store import FeatureConfig
+from fraud.deployments import DeploymentWatcher
+from fraud.feature_log import LoggedVector, feature_log_write
+from fraud.feature_reads import FeatureReader
+from fraud.live import flags_broadcast
+from fraud.scoring import (
+    ModelSet,
+    payment_request,
+    score_batch,
+    unserved_vector,
+    vector_record,
+)
+from fraud.selectors import scores_logged_by_event, scores_unlogged
+from fraud.services import (
+    ScoreDraft,
+    logged_vectors,
+    scores_log_sweep,
+    scores_mark_logged,
+    scores_record,
+)
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "fraud-scorer"
+DEFAULT_GROUP = CONSUMER
+# How long ``run(until_idle_s=...)`` waits for partitions before it counts as idle.
+JOIN_GRACE_S = 30.0
+# The sweep logs scores left unlogged this long after they were scored (the live path logs
+# its own rows within ``log_flush_s``).
+UNLOGGED_AFTER = timedelta(seconds=30)
+
+
+@dataclass
+class ScorerStats:
+    events: int = 0
+    scored: int = 0
+    duplicates: int = 0
+    degraded: int = 0
+    poison: int = 0
+    logged: int = 0
+    log_failures: int = 0
+    batches: int = 0
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def latency(self, quantile: float) -> float:
+        """Return the batch latency (ms) at ``quantile`` of the batches kept, 0 if none."""
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+
+@dataclass(frozen=True)
+class ScorerSettings:
+    """How the scorer batches, reads and decides (``FRAUD_*`` settings)."""
+
+    max_records: int = 200
+    poll_timeout_s: float = 0.05
+    threads: int = 1
+    feature_timeout_s: float = 0.25
+    degraded_review_cents: int = 5000
+    deployment_poll_s: float = 2.0
+    explain_all: bool = False
+    log_sweep_s: float = 10.0
+    log_flush_s: float = 1.0
+    log_flush_rows: int = 1000
+    log_every_s: float = 10.0
+    dead_letter_partitions: int = 3
+    service: str = "fraud_scoring_v1"
+
+    @classmethod
+    def from_settings(cls, **overrides) -> ScorerSettings:
+        from django.conf import settings
+
+        base = cls(
+            max_records=settings.FRAUD_BATCH_MAX,
+            threads=settings.FRAUD_MODEL_THREADS,
+            feature_timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000,
+            degraded_review_cents=settings.FRAUD_DEGRADED_REVIEW_CENTS,
+            deployment_poll_s=settings.FRAUD_DEPLOYMENT_POLL_SECONDS,
+            explain_all=settings.FRAUD_EXPLAIN_ALL,
+            log_flush_s=settings.FRAUD_LOG_FLUSH_SECONDS,
+            dead_letter_partitions=settings.EVENT_TOPIC_PARTITIONS,
+        )
+        return replace(base, **overrides)
+
+
+class Scorer:
+    """Scores ``payments.authorized.v1`` from ``bus`` with features of ``config``. ``namespace``
+    prefixes the topic it reads and its dead-letter topic, so tests and benchmarks share a
+    broker."""
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        config: FeatureConfig,
+        settings: ScorerSettings | None = None,
+        group: str = DEFAULT_GROUP,
+        namespace: str = "",
+        watcher: DeploymentWatcher | None = None,
+    ):
+        self.bus = bus
+        self.config = config
+        self.settings = settings or ScorerSettings()
+        self.group = group
+        prefix = f"{namespace}." if namespace else ""
+        self.topic = f"{prefix}{PaymentAuthorized.topic}"
+        self.dead_letter_topic = f"{prefix}deadletter.{CONSUMER}"
+        self.watcher = watcher or DeploymentWatcher(poll_s=self.settings.deployment_poll_s)
+        self.reader = FeatureReader(
+            config, service=self.settings.service, timeout_s=self.settings.feature_timeout_s
+        )
+        self.stats = ScorerStats()
+        self.consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._logged = (time.monotonic(), 0)
+        self._swept = time.monotonic()
+        self._degraded_said = 0.0
+        # Scored and recorded, waiting for ``flush``: served vectors, the messages whose offsets
+        # commit with them, and since when; the event ids of those and of the write in flight.
+        self._pending_log: list[LoggedVector] = []
+        self._pending_ids: set[str] = set()
+        self._pending_messages: list[Message] = []
+        self._pending_since: float | None = None
+        # The feature log write in flight: (its future, its vectors, the messages to commit).
+        self._writing: tuple[Future, list[LoggedVector], list[Message]] | None = None
+        self._log_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-log")
+
+    # The loop.
+
+    def run(
+        self,
+        *,
+        stop: StopFlag | None = None,
+        until_idle_s: float | None = None,
+        max_seconds: float | None = None,
+    ) -> ScorerStats:
+        """Consume until ``stop`` is set, nothing arrived for ``until_idle_s`` seconds (counted
+        from when the consumer first owns partitions; at least ``JOIN_GRACE_S`` before), or
+        ``max_seconds`` passed. The batch in progress always completes. Without a usable
+        champion it reads nothing and waits."""
+        self.bus.ensure_topics(
+            [self.dead_letter_topic], partitions=self.settings.dead_letter_partitions
+        )
+        self.reader.warm()
+        self.consumer = self.bus.consumer(group=self.group, topics=[self.topic])
+        started = idle_since = next_check = time.monotonic()
+        assigned = False
+        try:
+            while not (stop is not None and stop.is_set()):
+                now = time.monotonic()
+                if max_seconds is not None and now - started >= max_seconds:
+                    break
+                models = self.watcher.current()
+                if models.champion is None:
+                    # Nothing polled, nothing committed: the events wait in the topic.
+                    time.sleep(min(self.settings.deployment_poll_s, 0.5))
+                    continue
+                messages = self.consumer.poll(
+                    timeout=self.settings.poll_timeout_s, max_records=self.settings.max_records
+                )
+                if messages:
+                    assigned = True
+                    self.process_batch(messages, models=models)
+                    idle_since = time.monotonic()
+                else:
+                    if not assigned and time.monotonic() >= next_check:
+                        next_check = time.monotonic() + 1.0
+                        if self.consumer.assignment():
+                            assigned, idle_since = True, time.monotonic()
+                    limit = until_idle_s if assigned else max(until_idle_s or 0, JOIN_GRACE_S)
+                    if until_idle_s is not None and time.monotonic() - idle_since >= limit:
+                        break
+                self.flush(force=False)
+                self._sweep()
+                self._log_progress()
+        finally:
+            self.flush()
+            self._log_pool.shutdown()
+            self.consumer.close()
+            self.consumer = None
+            self.reader.close()
+            if self._producer is not None:
+                self._producer.close()
+                self._producer = None
+            self._log_progress(force=True)
+        return self.stats
+
+    def _log_progress(self, *, force: bool = False) -> None:
+        since, events = self._logged
+        now = time.monotonic()
+        if not force and now - since < self.settings.log_every_s:
+            return
+        if not force and self.stats.events == events:
+            self._logged = (now, events)
+            return
+        rate = (self.stats.events - events) / max(now - since, 1e-9)
+        log.info(
+            "%s: %.0f events/s, %d events, %d scored, %d duplicates, %d degraded, %d poison, "
+            "batch p50 %.1f ms p99 %.1f ms",
+            CONSUMER, rate, self.stats.events, self.stats.scored, self.stats.duplicates,
+            self.stats.degraded, self.stats.poison, self.stats.latency(0.5),
+            self.stats.latency(0.99),
+        )  # fmt: skip
+        self._logged = (now, self.stats.events)
+
+    # One batch.
+
+    def process_batch(self, messages: Sequence[Message], *, models: ModelSet) -> None:
+        """Score ``messages`` (as polled) with ``models``. Side effects, in order: the scores,
+        shadow scores, review items and outbox events (one transaction), the dead-letter topic,
+        the analyst pages' push; then, once ``log_flush_s`` passed or ``log_flush_rows`` are
+        pending (``flush``), the feature log and the offsets."""
+        started = time.perf_counter()
+        dead_letters: list[Record] = []
+        events: dict[uuid.UUID, PaymentAuthorized] = {}
+        for message in messages:
+            self.stats.events += 1
+            try:
+                event = decode(message.topic, message.value)
+            except PoisonMessage as poison:
+                dead_letters.append(self._dead_letter(message, poison.kind, poison.detail))
+                continue
+            if not isinstance(event, PaymentAuthorized):
+                dead_letters.append(
+                    self._dead_letter(message, "schema", f"not a payment: {event.topic}")
+                )
+                continue
+            events.setdefault(event.event_id, event)
+        known = scores_logged_by_event(event_ids=events) if events else {}
+        self.stats.duplicates += len(messages) - len(dead_letters) - len(events) + len(known)
+        fresh = [e for i, e in events.items() if i not in known]
+        flagged: list[int] = []
+        entries: list[LoggedVector] = []
+        if fresh:
+            drafts = self._score(fresh, models)
+            recorded = scores_record(drafts=drafts)
+            flagged = recorded.flagged_ids
+            self.stats.scored += len(recorded.score_ids)
+            entries = logged_vectors([d for d in drafts if d.event.event_id in recorded.score_ids])
+        if dead_letters:
+            self._publish(dead_letters)
+        unlogged = [
+            i for i, logged in known.items() if not logged and str(i) not in self._pending_ids
+        ]
+        if unlogged:
+            # Scored before a crash (or by another scorer) and never logged: log them now.
+            entries += logged_vectors(scores_unlogged(event_ids=unlogged))
+        self._pending_log += entries
+        self._pending_ids.update(e.event_id for e in entries)
+        if flagged:
+            flags_broadcast(score_ids=flagged)
+        self._pending_messages += messages
+        if self._pending_since is None:
+            self._pending_since = time.monotonic()
+        self.flush(force=False)
+        self.stats.batches += 1
+        self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    def flush(self, *, force: bool = True) -> None:
+        """Write the pending served vectors to the feature log (one file, in a background
+        thread, so batches go on meanwhile), then commit the pending offsets; unless ``force``,
+        only once ``log_flush_s`` passed since the oldest pending batch or ``log_flush_rows``
+        vectors are pending, and without waiting for the write. With ``force``, wait for every
+        write and commit.
+
+        A crash before the commit replays the batches: their payments are found scored and
+        unlogged, and logged then. A failed log write still commits: the rows keep their
+        vectors, unlogged, and the sweep logs them.
+        """
+        self._written(wait=force)
+        if self._pending_since is None:
+            return
+        due = (
+            time.monotonic() - self._pending_since >= self.settings.log_flush_s
+            or len(self._pending_log) >= self.settings.log_flush_rows
+        )
+        if not (force or due) or self._writing is not None:
+            return
+        entries, messages = self._pending_log, self._pending_messages
+        self._pending_log, self._pending_messages = [], []
+        self._pending_since = None
+        # The write touches no database: the marks and the commit happen here, on this thread.
+        future = self._log_pool.submit(feature_log_write, self.config, entries)
+        self._writing = (future, entries, messages)
+        if force:
+            self._written(wait=True)
+
+    def _written(self, *, wait: bool) -> None:
+        """Finish the feature log write in flight once it is done (``wait``: wait for it): mark
+        its scores logged, then commit its offsets."""
+        if self._writing is None:
+            return
+        future, entries, messages = self._writing
+        if not (wait or future.done()):
+            return
+        self._writing = None
+        self._pending_ids.difference_update(e.event_id for e in entries)
+        try:
+            future.result()
+            self.stats.logged += scores_mark_logged(event_ids=[e.event_id for e in entries])
+        except Exception:
+            # The scores and their served vectors are committed: the sweep logs them later.
+            self.stats.log_failures += 1
+            log.exception("%s: feature log write failed; the sweep will retry", CONSUMER)
+        if self.consumer is not None:
+            try:
+                self.consumer.commit(messages)
+            except BusError as exc:
+                # A rebalance took the partitions: their new owner finds the scores recorded.
+                log.warning("%s: commit failed, the batches will be replayed: %s", CONSUMER, exc)
+
+    def _score(self, events: list[PaymentAuthorized], models: ModelSet) -> list[ScoreDraft]:
+        requests = [payment_request(e) for e in events]
+        request_time = timezone.now()
+        vectors = self.reader.read(requests)
+        if vectors is None:
+            self.stats.degraded += len(events)
+            now = time.monotonic()
+            if now - self._degraded_said >= 10.0:
+                self._degraded_said = now
+                log.warning(
+                    "%s: feature store unavailable (%s): scoring degraded",
+                    CONSUMER, self.reader.last_error,
+                )  # fmt: skip
+            vectors = [unserved_vector(r, self.settings.service) for r in requests]
+        scored = score_batch(
+            models,
+            requests=requests,
+            vectors=vectors,
+            degraded_review_cents=self.settings.degraded_review_cents,
+            threads=self.settings.threads,
+            explain_all=self.settings.explain_all,
+        )
+        scored_at = timezone.now()
+        return [
+            ScoreDraft(
+                event=event,
+                scored=outcome,
+                features=vector_record(
+                    vector,
+                    service=self.settings.service,
+                    request=request,
+                    request_time=request_time,
+                ),
+                scored_at=scored_at,
+                latency_ms=(scored_at - event.occurred_at).total_seconds() * 1000,
+            )
+            for event, request, vector, outcome in zip(
+                events, requests, vectors, scored, strict=True
+            )
+        ]
+
+    def _sweep(self) -> None:
+        """Log the scores left unlogged for ``UNLOGGED_AFTER`` (a failed write, a crash), at
+        most every ``log_sweep_s`` seconds; rows another scorer is logging are skipped."""
+        now = time.monotonic()
+        if now - self._swept < self.settings.log_sweep_s:
+            return
+        self._swept = now
+        try:
+            self.stats.logged += scores_log_sweep(
+                config=self.config, scored_before=timezone.now() - UNLOGGED_AFTER
+            )
+        except Exception:
+            self.stats.log_failures += 1
+            log.exception("%s: feature log sweep failed; it will retry", CONSUMER)
+
+    def _dead_letter(self, message: Message, kind: str, detail: str) -> Record:
+        from events.runner import dead_letter_record
+
+        self.stats.poison += 1
+        log.warning(
+            "%s: dead-lettering %s[%d]@%d: %s: %s",
+            CONSUMER, message.topic, message.partition, message.offset, kind, detail[:200],
+        )  # fmt: skip
+        record = dead_letter_record(CONSUMER, message, kind, detail)
+        return replace(record, topic=self.dead_letter_topic)
+
+    def _publish(self, records: list[Record]) -> None:
+        if self._producer is None:
+            self._producer = self.bus.producer()
+        errors = [e for e in self._producer.publish(records) if e is not None]
+        if errors:
+            # Not acknowledged: fail the batch; it is replayed (its scores are found recorded).
+            raise BusError(f"dead-letter publish failed: {errors[0]}")

@@ -1,0 +1,333 @@
+"""Writes of the fraud room: deployments of models, scores with their shadow scores, review
+items and ``fraud.scored.v1`` events, the feature log marks."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from events.contracts import FraudScored, PaymentAuthorized, ScoreReason
+from events.outbox import outbox_publish_many
+from features.store import FeatureConfig
+from fraud.artifacts import ModelRefused, feature_names_check
+from fraud.explain import MAX_REASONS
+from fraud.feature_log import LoggedVector, feature_log_write
+from fraud.feature_reads import FeatureReader
+from fraud.models import Decision, Deployment, FraudScore, ReviewItem, ShadowScore
+from fraud.scoring import ModelSet, Scored, score_batch, vector_from_record
+from fraud.selectors import scores_degraded
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class DeploymentInvalid(ValueError):
+    """A deployment was refused; the message names the field and the reason."""
+
+
+def deployment_set(
+    *,
+    model_version: str,
+    artifact_path: str,
+    sha256: str,
+    feature_service: str,
+    feature_names: list[str],
+    role: str,
+    review_threshold: float,
+    decline_threshold: float,
+    canary_share: float = 0.0,
+) -> Deployment:
+    """Create or update the deployment of ``model_version`` (the idempotency key) and return it.
+
+    Setting ``role="champion"`` retires the previous champion in the same transaction, so at
+    most one champion exists. Validate every field first and raise ``DeploymentInvalid`` naming
+    the problem, writing nothing. The artifact file itself is verified by the scorer when it
+    loads the model (``fraud.artifacts.booster_load``). A running scorer picks the change up
+    within ``FRAUD_DEPLOYMENT_POLL_SECONDS``; nothing is published.
+    """
+    if not model_version or len(model_version) > 64:
+        raise DeploymentInvalid("model_version must be 1-64 characters")
+    if not artifact_path or len(artifact_path) > 500:
+        raise DeploymentInvalid("artifact_path must be 1-500 characters")
+    if not _SHA256.match(sha256 or ""):
+        raise DeploymentInvalid("sha256 must be 64 lowercase hex digits")
+    if role not in Deployment.Role.values:
+        raise DeploymentInvalid(
+            f"role must be one of {', '.join(Deployment.Role.values)}, not {role!r}"
+        )
+    if not 0.0 <= review_threshold <= decline_threshold <= 1.0:
+        raise DeploymentInvalid(
+            "thresholds must satisfy 0 <= review_threshold <= decline_threshold <= 1, got "
+            f"review {review_threshold}, decline {decline_threshold}"
+        )
+    if not 0.0 <= canary_share <= 1.0:
+        raise DeploymentInvalid(f"canary_share must be within 0-1, got {canary_share}")
+    try:
+        feature_names_check(list(feature_names), feature_service)
+    except ModelRefused as exc:
+        raise DeploymentInvalid(str(exc)) from exc
+    with transaction.atomic():
+        if role == Deployment.Role.CHAMPION:
+            for previous in (
+                Deployment.objects.select_for_update()
+                .filter(role=Deployment.Role.CHAMPION)
+                .exclude(model_version=model_version)
+            ):
+                previous.role = Deployment.Role.RETIRED
+                previous.save(update_fields=["role", "updated_at"])
+        deployment, _ = Deployment.objects.update_or_create(
+            model_version=model_version,
+            defaults={
+                "artifact_path": artifact_path,
+                "sha256": sha256,
+                "feature_service": feature_service,
+                "feature_names": list(feature_names),
+                "role": role,
+                "canary_share": canary_share,
+                "review_threshold": review_threshold,
+                "decline_threshold": decline_threshold,
+            },
+        )
+    return deployment
+
+
+@dataclass(frozen=True)
+class ScoreDraft:
+    """A payment event scored, ready to be recorded."""
+
+    event: PaymentAuthorized
+    scored: Scored
+    # ``fraud.scoring.vector_record`` of the vector served for it.
+    features: dict[str, Any]
+    scored_at: datetime
+    latency_ms: float
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What ``scores_record`` inserted: score id per payment event id, and the flagged ones."""
+
+    score_ids: dict[uuid.UUID, int]
+    flagged_ids: list[int]
+
+
+def scored_event_id(payment_event_id: uuid.UUID) -> uuid.UUID:
+    """Return the event id of the ``fraud.scored.v1`` event of a payment event: derived from it,
+    so the verdict on one payment always has the same id."""
+    return uuid.uuid5(payment_event_id, "fraud.scored.v1")
+
+
+def _scored(draft: ScoreDraft) -> FraudScored:
+    return FraudScored(
+        event_id=scored_event_id(draft.event.event_id),
+        occurred_at=draft.scored_at,
+        payment_id=draft.event.payment_id,
+        payment_event_id=draft.event.event_id,
+        card_id=draft.event.card_id,
+        rider_id=draft.event.rider_id,
+        score=draft.scored.score,
+        decision=draft.scored.decision,
+        model_version=draft.scored.model_version,
+        degraded=bool(draft.scored.degraded_features),
+        reasons=[
+            ScoreReason(feature=r["feature"], text=r["text"])
+            for r in draft.scored.reasons[:MAX_REASONS]
+        ],
+    )
+
+
+def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
+    """Record the scores of ``drafts`` in one transaction; return what was inserted.
+
+    Idempotent on the payment event's ``event_id``: a payment already scored (a redelivery, or
+    another scorer) keeps its score and nothing is written for it but missing shadow scores.
+    For each score inserted: its shadow scores, a review item when the decision is ``review``,
+    and a ``fraud.scored.v1`` event through the outbox. The served vectors are not logged here
+    (``FraudScore.logged`` stays false until the scorer has written them: ``scores_log``).
+    """
+    if not drafts:
+        return Recorded({}, [])
+    batch_id = uuid.uuid4()
+    rows = [
+        FraudScore(
+            event_id=d.event.event_id,
+            payment_id=d.event.payment_id,
+            card_id=d.event.card_id,
+            rider_id=d.event.rider_id,
+            pickup_zone=d.event.pickup_zone,
+            amount_cents=d.event.amount_cents,
+            currency=d.event.currency,
+            occurred_at=d.event.occurred_at,
+            scored_at=d.scored_at,
+            score=d.scored.score,
+            decision=d.scored.decision,
+            model_version=d.scored.model_version,
+            role=d.scored.role,
+            reasons=d.scored.reasons,
+            degraded=bool(d.scored.degraded_features),
+            degraded_features=d.scored.degraded_features,
+            latency_ms=d.latency_ms,
+            features=d.features,
+            batch_id=batch_id,
+        )
+        for d in drafts
+    ]
+    by_event = {d.event.event_id: d for d in drafts}
+    with transaction.atomic():
+        FraudScore.objects.bulk_create(rows, ignore_conflicts=True)
+        inserted = dict(
+            FraudScore.objects.filter(event_id__in=list(by_event), batch_id=batch_id).values_list(
+                "event_id", "id"
+            )
+        )
+        ShadowScore.objects.bulk_create(
+            [
+                ShadowScore(
+                    event_id=d.event.event_id,
+                    model_version=version,
+                    score=score,
+                    decision=decision,
+                    scored_at=d.scored_at,
+                )
+                for d in drafts
+                for version, score, decision in d.scored.shadows
+            ],
+            ignore_conflicts=True,
+        )
+        ReviewItem.objects.bulk_create(
+            [
+                ReviewItem(score_id=score_id)
+                for event_id, score_id in inserted.items()
+                if by_event[event_id].scored.decision == Decision.REVIEW
+            ],
+            ignore_conflicts=True,
+        )
+        # In the batch's order: a card's verdicts keep its payments' order.
+        outbox_publish_many([_scored(d) for i, d in by_event.items() if i in inserted])
+    flagged = [
+        score_id
+        for event_id, score_id in inserted.items()
+        if by_event[event_id].scored.decision != Decision.APPROVE
+    ]
+    return Recorded(inserted, flagged)
+
+
+def logged_vectors(items: Sequence[ScoreDraft | FraudScore]) -> list[LoggedVector]:
+    """Return the feature log entries of ``items``: drafts just recorded (their vectors as
+    held in memory) or recorded scores (the vectors kept on them)."""
+    entries = []
+    for item in items:
+        if isinstance(item, ScoreDraft):
+            event_id, version, role = (
+                item.event.event_id,
+                item.scored.model_version,
+                item.scored.role,
+            )
+        else:
+            event_id, version, role = item.event_id, item.model_version, item.role
+        vector, request_time = vector_from_record(item.features)
+        entries.append(
+            LoggedVector(
+                event_id=str(event_id),
+                request_time=request_time,
+                model_version=version,
+                role=role,
+                vector=vector,
+                request=item.features["request"],
+            )
+        )
+    return entries
+
+
+def scores_log(*, config: FeatureConfig, entries: Sequence[LoggedVector]) -> int:
+    """Write ``entries`` to the feature log (one ``feature_log_write`` call: one Parquet file),
+    then mark their scores logged (``scores_mark_logged``); return how many were written.
+    Raise what the write raises, marking nothing."""
+    if not entries:
+        return 0
+    feature_log_write(config, entries)
+    return scores_mark_logged(event_ids=[e.event_id for e in entries])
+
+
+def scores_mark_logged(*, event_ids: Sequence[str | uuid.UUID]) -> int:
+    """Mark the scores of ``event_ids`` logged, once their vectors are in the feature log;
+    return how many event ids were given.
+
+    Keyed by the payment event id: a score logged twice (a crash between the write and the
+    mark) has two rows in the log, of which its reader keeps the latest, identical to the first.
+    """
+    FraudScore.objects.filter(event_id__in=list(event_ids)).update(logged=True)
+    return len(event_ids)
+
+
+def scores_log_sweep(*, config: FeatureConfig, scored_before: datetime, limit: int = 1000) -> int:
+    """Log the scores scored before ``scored_before`` and still unlogged (a failed write, a
+    crash between commit and log), oldest first, at most ``limit``; return how many.
+
+    The rows are locked while logged; rows another scorer has locked are skipped, so two
+    sweeps do not log the same score.
+    """
+    with transaction.atomic():
+        rows = FraudScore.objects.select_for_update(
+            skip_locked=connection.features.has_select_for_update_skip_locked
+        ).filter(logged=False, scored_at__lt=scored_before)
+        scores = list(rows.order_by("id")[:limit])
+        return scores_log(config=config, entries=logged_vectors(scores))
+
+
+def scores_rescore(
+    *,
+    models: ModelSet,
+    reader: FeatureReader,
+    limit: int = 20_000,
+    batch: int = 500,
+    threads: int = 1,
+) -> int:
+    """Score again the degraded scores not rescored yet, oldest first, ``batch`` at a time (one
+    feature read and one transaction each) until none is left or ``limit`` were done, with the
+    features the store serves now; return how many were rescored.
+
+    For each: ``score``, ``reasons`` (always explained), ``model_version`` and ``role`` (of the
+    model deciding for the card now) and ``rescored_at`` change. The row stays the same (same
+    id, payment event, ``degraded`` and ``degraded_features``: how it was decided), and so does
+    ``decision``: it was published and acted upon; the analysts reviewing a degraded payment
+    see the full score and its reasons. No event is published and nothing is logged (the
+    feature log keeps what was served at decision time). The features are those of the rescore
+    instant, not the payment's: events since then count. When the store still fails, the loop
+    stops there. Idempotent: a rescored score is not selected again.
+    """
+    done = 0
+    while models.champion is not None and done < limit:
+        degraded = scores_degraded(limit=min(batch, limit - done))
+        if not degraded:
+            break
+        requests = [s.features["request"] for s in degraded]
+        vectors = reader.read(requests)
+        if vectors is None:
+            break
+        outcomes = score_batch(
+            models,
+            requests=requests,
+            vectors=vectors,
+            degraded_review_cents=0,
+            threads=threads,
+            explain_all=True,
+        )
+        now = timezone.now()
+        for score, outcome in zip(degraded, outcomes, strict=True):
+            score.score = outcome.score
+            score.reasons = outcome.reasons
+            score.model_version = outcome.model_version
+            score.role = outcome.role
+            score.rescored_at = now
+        FraudScore.objects.bulk_update(
+            degraded, ["score", "reasons", "model_version", "role", "rescored_at"]
+        )
+        done += len(degraded)
+    return done

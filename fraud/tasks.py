@@ -1,0 +1,33 @@
+"""Celery tasks of the fraud room; each builds what it needs and calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from features.store import FeatureConfig
+from fraud.deployments import model_set_build
+from fraud.feature_reads import FeatureReader
+from fraud.selectors import deployments_active
+from fraud.services import scores_rescore
+
+
+@shared_task(name="fraud.rescore_degraded", ignore_result=True)
+def rescore_degraded(limit: int = 20_000) -> int:
+    """Rescore up to ``limit`` degraded scores with the features served now
+    (``fraud.services.scores_rescore``); return how many. Safe to repeat: a rescored score is
+    not selected again, and with the store still down nothing changes."""
+    config = FeatureConfig.from_settings()
+    reader = FeatureReader(
+        config, service="fraud_scoring_v1", timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000
+    )
+    try:
+        reader.warm()
+        return scores_rescore(
+            models=model_set_build(deployments_active()),
+            reader=reader,
+            limit=limit,
+            threads=settings.FRAUD_MODEL_THREADS,
+        )
+    finally:
+        reader.close()

@@ -1,0 +1,22 @@
+"""Celery tasks of the ml room (``ml.tasks.train_*`` run on the ``training`` queue); each builds
+its inputs and calls one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from features.store import FeatureConfig
+from ml.models import ModelVersion
+from ml.services import model_train_from_logs
+
+
+@shared_task(name="ml.tasks.train_from_logs", ignore_result=True)
+def train_from_logs(parent_version: str | None = None) -> str:
+    """Train a model on the logged features joined with their labels, warm-started from
+    ``parent_version`` (default: the champion); return the registered version. Not deployed.
+    Safe to repeat: the same logs and labels register the same version."""
+    parent = (
+        ModelVersion.objects.get(version=parent_version) if parent_version is not None else None
+    )
+    model = model_train_from_logs(config=FeatureConfig.from_settings(), parent=parent)
+    return model.version

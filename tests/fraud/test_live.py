@@ -1,0 +1,252 @@
+"""The live flags socket, through the whole ASGI stack (origin check, session), and the push."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from fraud import consumers, live
+from fraud.models import FraudScore
+from rideshare.asgi import application
+from tests.rideshare.test_consumers import fresh_thread
+
+from .live_factories import score_make
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+def _cookie(user) -> tuple[bytes, bytes]:
+    """The cookie header of a browser logged in as ``user``."""
+    client = Client()
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    return (b"cookie", f"{name}={client.cookies[name].value}".encode())
+
+
+def _staff():
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("analyst", password="pw", is_staff=True)
+
+
+def _socket(*headers, after: int | None = None) -> WebsocketCommunicator:
+    path = "/ws/fraud/flags/" if after is None else f"/ws/fraud/flags/?after={after}"
+    return WebsocketCommunicator(application, path, headers=list(headers))
+
+
+async def _ids(socket) -> list[int]:
+    message = await socket.receive_json_from(timeout=5)
+    assert message["type"] == "fraud.flags"
+    return [flag["id"] for flag in message["flags"]]
+
+
+create = database_sync_to_async(score_make)
+
+
+class RecordingLayer:
+    def __init__(self):
+        self.sent: list[tuple[str, dict]] = []
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self.sent.append((group, message))
+
+
+@pytest.fixture
+def layer(monkeypatch) -> RecordingLayer:
+    recording = RecordingLayer()
+    monkeypatch.setattr(live, "get_channel_layer", lambda: recording)
+    return recording
+
+
+def test_the_broadcast_names_the_scores_to_the_flags_group(layer):
+    live.flags_broadcast(score_ids=[7, 9])
+    live.flags_broadcast(score_ids=[])
+
+    assert layer.sent == [("fraud-flags", {"type": "fraud.flags", "score_ids": [7, 9]})]
+
+
+def test_the_broadcast_works_from_a_thread_whose_event_loop_runs(layer):
+    async def caller_on_a_loop():
+        live.flags_broadcast(score_ids=[3])
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, caller_on_a_loop()).result()
+    assert layer.sent == [("fraud-flags", {"type": "fraud.flags", "score_ids": [3]})]
+
+
+def test_a_channel_layer_that_is_down_does_not_fail_the_scorer(monkeypatch, caplog):
+    class DownLayer:
+        async def group_send(self, group, message):
+            raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(live, "get_channel_layer", DownLayer)
+
+    live.flags_broadcast(score_ids=[1])
+
+    assert "fraud flags: the channel layer did not take the push" in caplog.text
+    assert "redis is down" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+@fresh_thread
+def test_a_new_page_gets_the_flags_it_lacks_oldest_first_and_no_approvals():
+    cookie = _cookie(_staff())
+    first = score_make(decision="review")
+    score_make(decision="approve")
+    second = score_make(decision="decline")
+    third = score_make(decision="review")
+
+    async def body():
+        fresh = _socket(ORIGIN, cookie)
+        assert (await fresh.connect())[0]
+        assert await _ids(fresh) == [first.id, second.id, third.id]
+        await fresh.disconnect()
+
+        behind = _socket(ORIGIN, cookie, after=first.id)
+        assert (await behind.connect())[0]
+        message = await behind.receive_json_from(timeout=5)
+        assert [flag["id"] for flag in message["flags"]] == [second.id, third.id]
+        assert message["flags"][0]["html"].startswith(
+            f'<tr id="flag-{second.id}" data-flag-id="{second.id}" class="flag flag-decline">'
+        )
+        await behind.disconnect()
+
+        current = _socket(ORIGIN, cookie, after=third.id)
+        assert (await current.connect())[0]
+        assert await current.receive_nothing(timeout=0.3)
+        await current.disconnect()
+
+    async_to_sync(body)()
+
+
+@pytest.mark.django_db(transaction=True)
+@fresh_thread
+def test_the_scorers_push_brings_a_new_flag_at_once(monkeypatch):
+    # The database is not re-read by the socket during this test: only the push can deliver.
+    monkeypatch.setattr(consumers, "TAIL_SECONDS", 3600.0)
+    cookie = _cookie(_staff())
+
+    def score_and_push():
+        flag = score_make(decision="decline")
+        live.flags_broadcast(score_ids=[flag.id])
+        return flag
+
+    async def body():
+        socket = _socket(ORIGIN, cookie, after=0)
+        assert (await socket.connect())[0]
+        assert await socket.receive_nothing(timeout=0.2)
+        flag = await database_sync_to_async(score_and_push)()
+        assert await _ids(socket) == [flag.id]
+        # A second push of the same score sends nothing new.
+        await database_sync_to_async(live.flags_broadcast)(score_ids=[flag.id])
+        assert await socket.receive_nothing(timeout=0.3)
+        await socket.disconnect()
+
+    async_to_sync(body)()
+
+
+@pytest.mark.django_db(transaction=True)
+@fresh_thread
+def test_a_flag_nobody_pushed_arrives_from_the_database(monkeypatch):
+    monkeypatch.setattr(consumers, "TAIL_SECONDS", 0.1)
+    cookie = _cookie(_staff())
+
+    async def body():
+        socket = _socket(ORIGIN, cookie, after=0)
+        assert (await socket.connect())[0]
+        flag = await create(decision="review")
+        await create(decision="approve")
+        assert await _ids(socket) == [flag.id]
+        assert await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+
+    async_to_sync(body)()
+
+
+@pytest.mark.django_db(transaction=True)
+@fresh_thread
+def test_flags_scored_while_disconnected_arrive_after_reconnect_and_none_twice(monkeypatch):
+    monkeypatch.setattr(consumers, "TAIL_SECONDS", 0.1)
+    cookie = _cookie(_staff())
+    seen = score_make(decision="review")
+
+    async def body():
+        socket = _socket(ORIGIN, cookie, after=0)
+        assert (await socket.connect())[0]
+        assert await _ids(socket) == [seen.id]
+        await socket.disconnect()
+        # Scored while no page listens (and nobody pushes to a page that is not there).
+        missed = [await create(decision="decline"), await create(decision="review")]
+        await create(decision="approve")
+
+        again = _socket(ORIGIN, cookie, after=seen.id)
+        assert (await again.connect())[0]
+        assert await _ids(again) == [flag.id for flag in missed]
+        # Several database reads later, nothing was sent a second time.
+        assert await again.receive_nothing(timeout=0.5)
+        later = await create(decision="decline")
+        assert await _ids(again) == [later.id]
+        assert await again.receive_nothing(timeout=0.5)
+        await again.disconnect()
+
+    async_to_sync(body)()
+
+
+@pytest.mark.django_db(transaction=True)
+@fresh_thread
+def test_a_flag_committed_after_a_newer_one_is_still_sent_once(monkeypatch):
+    monkeypatch.setattr(consumers, "TAIL_SECONDS", 0.1)
+    cookie = _cookie(_staff())
+    # Another scorer's row: its id is taken, but it only becomes a visible flag later.
+    slow = score_make(decision="approve")
+
+    async def body():
+        socket = _socket(ORIGIN, cookie, after=0)
+        assert (await socket.connect())[0]
+        fast = await create(decision="review")
+        assert await _ids(socket) == [fast.id]
+        await database_sync_to_async(FraudScore.objects.filter(id=slow.id).update)(
+            decision="decline"
+        )
+        assert await _ids(socket) == [slow.id]
+        assert await socket.receive_nothing(timeout=0.5)
+        await socket.disconnect()
+
+    async_to_sync(body)()
+
+
+@pytest.mark.parametrize("who", ["a rider", "nobody"])
+@pytest.mark.django_db(transaction=True)
+@fresh_thread
+def test_only_staff_may_listen(who, django_user_model):
+    score_make(decision="decline")
+    headers = [ORIGIN]
+    if who == "a rider":
+        headers.append(_cookie(django_user_model.objects.create_user("rider-x", password="pw")))
+
+    async def body():
+        socket = _socket(*headers, after=0)
+        connected, _ = await socket.connect()
+        assert not connected
+
+    async_to_sync(body)()
+
+
+@pytest.mark.django_db(transaction=True)
+@fresh_thread
+def test_a_socket_from_another_site_is_refused():
+    cookie = _cookie(_staff())
+
+    async def body():
+        socket = _socket((b"origin", b"https://evil.example"), cookie, after=0)
+        connected, _ = await socket.connect()
+        assert not connected
+
+    async_to_sync(body)()

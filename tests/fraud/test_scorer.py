@@ -1,0 +1,274 @@
+"""The scorer's batch, in process on the embedded feature store and PostgreSQL: one score per
+payment event whatever is redelivered, published through the outbox, reviewed when it should
+be, every served vector logged exactly as served."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from events.bus import Record
+from events.contracts import FraudScored
+from events.models import OutboxEvent
+from features.processor import StreamProcessor, state_from_config
+from features.repo import apply_repo
+from features.store import feature_store
+from fraud import scorer as scorer_module
+from fraud.feature_log import logged_features
+from fraud.models import FraudScore, ReviewItem, ShadowScore
+from fraud.services import scored_event_id, scores_log_sweep, scores_record
+from tests.features.stores import feature_config
+from tests.fraud.factories import NOW, VELOCITY, model_deploy, payment
+from tests.fraud.scorer_helpers import (
+    NAMESPACE,
+    batch,
+    features_write,
+    messages,
+    models,
+    scorer_make,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def config(tmp_path):
+    config = feature_config(tmp_path)
+    apply_repo(config)
+    yield config
+    feature_store(config).teardown()
+
+
+@pytest.fixture
+def scorer(config, tmp_path):
+    scorer = scorer_make(config, tmp_path)
+    yield scorer
+    scorer.reader.close()
+
+
+@pytest.fixture
+def flags(monkeypatch):
+    pushed: list[list[int]] = []
+    monkeypatch.setattr(scorer_module, "flags_broadcast", lambda *, score_ids: pushed.append(
+        list(score_ids)))  # fmt: skip
+    return pushed
+
+
+def _velocity(config, card_id: str, count: int) -> None:
+    features_write(config, "card_velocity", {"card_id": card_id}, {VELOCITY: count}, NOW)
+
+
+def test_a_batch_is_scored_recorded_published_reviewed_and_logged(config, scorer, tmp_path, flags):
+    model_deploy(tmp_path, version="champ", review=0.5, decline=0.999)
+    _velocity(config, "card-burst", 9)
+    _velocity(config, "card-calm", 1)
+    burst, calm = payment(card_id="card-burst"), payment(card_id="card-calm")
+
+    batch(scorer, [burst, calm])
+
+    scores = {s.card_id: s for s in FraudScore.objects.all()}
+    assert sorted(scores) == ["card-burst", "card-calm"]
+    flagged, approved = scores["card-burst"], scores["card-calm"]
+    assert (flagged.decision, approved.decision) == ("review", "approve")
+    assert flagged.event_id == burst.event_id
+    assert (flagged.model_version, flagged.role) == ("champ", "champion")
+    assert flagged.reasons[0]["text"] == "9 payments on this card in the last 10 minutes"
+    assert approved.reasons == []
+    assert flagged.degraded is False
+    assert flagged.degraded_features == []
+    assert (flagged.logged, approved.logged) == (True, True)
+    assert list(ReviewItem.objects.values_list("score_id", "status")) == [(flagged.id, "open")]
+    assert flags == [[flagged.id]]
+
+    outbox = {o.key: o for o in OutboxEvent.objects.all()}
+    assert sorted(outbox) == ["card-burst", "card-calm"]
+    published = FraudScored.model_validate_json(outbox["card-burst"].payload)
+    assert published.event_id == scored_event_id(burst.event_id)
+    assert (published.payment_event_id, published.payment_id) == (burst.event_id, burst.payment_id)
+    assert (published.score, published.decision) == (flagged.score, "review")
+    assert published.model_version == "champ"
+    assert published.degraded is False
+    assert [r.model_dump() for r in published.reasons] == [
+        {"feature": r["feature"], "text": r["text"]} for r in flagged.reasons
+    ]
+
+    log = logged_features(config).set_index("event_id")
+    assert sorted(log.index) == sorted([str(burst.event_id), str(calm.event_id)])
+    row = log.loc[str(burst.event_id)]
+    assert row[VELOCITY] == 9
+    assert row[f"{VELOCITY}__status"] == "PRESENT"
+    assert row[f"{VELOCITY}__timestamp"] == NOW
+    assert row["card_payments_1h__status"] == "PRESENT"  # written as null: present, no value
+    assert row["rider_trips_1h__status"] == "NOT_FOUND"  # a rider the store never saw
+    assert (row["model_version"], row["role"], row["payment_id"]) == (
+        "champ", "champion", burst.payment_id
+    )  # fmt: skip
+    assert row["card_id"] == "card-burst"
+    assert row["hour_of_day"] == burst.occurred_at.hour
+
+
+def test_a_redelivered_batch_changes_nothing(config, scorer, tmp_path, flags):
+    model_deploy(tmp_path, version="champ")
+    events = [payment(card_id=f"card-{i}") for i in range(5)]
+    batch(scorer, events)
+    before = list(FraudScore.objects.order_by("id").values())
+    log_files = sorted(config.logs_dir.rglob("*.parquet"))
+
+    batch(scorer, events)  # a redelivery, whole
+    batch(scorer, [events[2], events[2], events[4]])  # and a duplicate within one batch
+
+    assert list(FraudScore.objects.order_by("id").values()) == before
+    assert OutboxEvent.objects.count() == 5
+    assert sorted(config.logs_dir.rglob("*.parquet")) == log_files
+    assert len(logged_features(config)) == 5
+    assert scorer.stats.scored == 5
+    assert scorer.stats.duplicates == 8
+
+
+def test_scores_committed_but_not_logged_are_logged_on_replay_as_served(config, scorer, tmp_path):
+    model_deploy(tmp_path, version="champ")
+    _velocity(config, "card-1", 2)
+    events = [payment(card_id="card-1"), payment(card_id="card-2")]
+    # The crash: a batch's transaction committed, the process died before the log write.
+    drafts = scorer._score(events, scorer.watcher.current())
+    scores_record(drafts=drafts)
+    assert list(FraudScore.objects.values_list("logged", flat=True)) == [False, False]
+    _velocity(config, "card-1", 7)  # the store moves on before the replay
+
+    batch(scorer, events)
+
+    assert FraudScore.objects.filter(logged=True).count() == 2
+    assert OutboxEvent.objects.count() == 2
+    log = logged_features(config).set_index("event_id")
+    assert log.loc[str(events[0].event_id), VELOCITY] == 2  # what was served, not re-read
+
+
+def test_the_sweep_logs_what_a_failed_log_write_left(config, scorer, tmp_path):
+    model_deploy(tmp_path, version="champ")
+    events = [payment(card_id="card-1")]
+    scores_record(drafts=scorer._score(events, scorer.watcher.current()))
+
+    assert scores_log_sweep(config=config, scored_before=timezone.now() - timedelta(hours=1)) == 0
+    assert scores_log_sweep(config=config, scored_before=timezone.now() + timedelta(seconds=1)) == 1
+    assert scores_log_sweep(config=config, scored_before=timezone.now() + timedelta(seconds=1)) == 0
+    assert list(logged_features(config)["event_id"]) == [str(events[0].event_id)]
+
+
+def test_poison_is_dead_lettered_and_the_rest_scored(config, scorer, tmp_path):
+    model_deploy(tmp_path, version="champ")
+    good = payment(card_id="card-1")
+    poison = (payment(card_id="card-2"), b'{"not": "a payment"}')
+
+    batch(scorer, [good, poison])
+
+    assert list(FraudScore.objects.values_list("event_id", flat=True)) == [good.event_id]
+    consumer = scorer.bus.consumer(group="check", topics=["t.deadletter.fraud-scorer"])
+    dead = consumer.poll(timeout=1.0)
+    consumer.close()
+    assert [m.value for m in dead] == [b'{"not": "a payment"}']
+    assert dead[0].header("dlq.topic") == b"t.payments.authorized.v1"
+    assert dead[0].header("dlq.error").startswith(b"schema: ")
+
+
+def test_shadows_score_every_event_and_a_canary_decides_its_share(config, scorer, tmp_path):
+    model_deploy(tmp_path, version="champ")
+    model_deploy(tmp_path, version="shadow", role="shadow", seed=1)
+    model_deploy(tmp_path, version="canary", role="canary", canary_share=0.5, seed=2)
+    # card-1's bucket is 0.456: the canary's; card-2's 0.711: the champion's.
+    events = [payment(card_id="card-1"), payment(card_id="card-2")]
+
+    batch(scorer, events)
+
+    deciders = dict(FraudScore.objects.values_list("card_id", "model_version"))
+    assert deciders == {"card-1": "canary", "card-2": "champ"}
+    assert dict(FraudScore.objects.values_list("card_id", "role")) == {
+        "card-1": "canary", "card-2": "champion"
+    }  # fmt: skip
+    shadows = set(ShadowScore.objects.values_list("event_id", "model_version"))
+    assert shadows == {(events[0].event_id, "shadow"), (events[1].event_id, "shadow")}
+    payloads = [json.loads(o.payload) for o in OutboxEvent.objects.order_by("id")]
+    assert {p["model_version"] for p in payloads} == {"canary", "champ"}
+
+
+def test_without_a_champion_run_reads_nothing(config, tmp_path):
+    scorer = scorer_make(config, tmp_path, deployment_poll_s=0.05)
+    producer = scorer.bus.producer()
+    event = payment()
+    producer.publish([Record(scorer.topic, event.encode(), key=event.key())])
+    stats = scorer.run(max_seconds=1.0)
+    assert (stats.events, stats.batches) == (0, 0)
+    assert FraudScore.objects.count() == 0
+    assert scorer.bus.committed(scorer.group, scorer.topic) == {}
+
+
+def test_an_unknown_card_is_not_degraded(config, scorer, tmp_path):
+    model_deploy(tmp_path, version="champ")
+    event = payment(card_id=f"card-{uuid.uuid4().hex}", amount_cents=90_000)
+    batch(scorer, [event])
+    score = FraudScore.objects.get()
+    assert (score.degraded, score.degraded_features, score.decision) == (False, [], "approve")
+
+
+def test_from_the_stream_a_velocity_burst_raises_the_score_and_a_device_name_does_not(
+    config, scorer, tmp_path
+):
+    """Behaviour through the whole path: events -> stream processor -> online store -> scorer."""
+    model_deploy(tmp_path, version="champ", review=0.5, decline=0.999)
+    start = NOW - timedelta(minutes=5)
+    history = [
+        *[payment(card_id="card-a", device_id="dev-a", occurred_at=start) for _ in range(2)],
+        *[payment(card_id="card-b", device_id="device-zz-99", occurred_at=start)
+          for _ in range(2)],
+        *[payment(card_id="card-c", device_id="dev-c", occurred_at=start + timedelta(seconds=i))
+          for i in range(9)],
+    ]  # fmt: skip
+    processor = StreamProcessor(bus=None, config=config, state=state_from_config(config),
+                                namespace=NAMESPACE)  # fmt: skip
+    processor.process_batch(messages(history))
+    processor.state.close()
+    at = start + timedelta(minutes=1)
+    a = payment(card_id="card-a", device_id="dev-a", occurred_at=at)
+    b = payment(card_id="card-b", device_id="device-zz-99", occurred_at=at)
+    c = payment(card_id="card-c", device_id="dev-c", occurred_at=at)
+
+    batch(scorer, [a, b, c])
+
+    scores = dict(FraudScore.objects.values_list("card_id", "score"))
+    assert scores["card-a"] == scores["card-b"] < 0.5 < scores["card-c"]
+    burst = FraudScore.objects.get(card_id="card-c")
+    assert burst.decision == "review"
+    assert burst.reasons[0]["text"] == "9 payments on this card in the last 10 minutes"
+
+
+def test_vectors_are_logged_and_offsets_committed_together_once_a_flush_is_due(config, tmp_path):
+    model_deploy(tmp_path, version="champ")
+    scorer = scorer_make(config, tmp_path, log_flush_s=3600.0, log_flush_rows=3)
+    scorer.consumer = scorer.bus.consumer(group="g", topics=[scorer.topic])
+    producer = scorer.bus.producer()
+    events = [payment(card_id=f"card-{i}") for i in range(3)]
+    producer.publish([Record(scorer.topic, e.encode(), key=e.key()) for e in events])
+    polled = []
+    while len(polled) < 3:
+        polled += scorer.consumer.poll(timeout=1.0, max_records=2)
+    by_offset = sorted(polled, key=lambda m: (m.partition, m.offset))
+
+    scorer.process_batch(by_offset[:2], models=models())
+
+    assert FraudScore.objects.count() == 2
+    assert FraudScore.objects.filter(logged=True).count() == 0
+    assert scorer.bus.committed("g", scorer.topic) == {}
+    assert not config.logs_dir.exists() or list(config.logs_dir.rglob("*.parquet")) == []
+
+    scorer.process_batch(by_offset[2:], models=models())  # the third vector: a flush is due
+    scorer.flush()  # wait for the write it started
+
+    assert FraudScore.objects.filter(logged=True).count() == 3
+    assert len(list(config.logs_dir.rglob("*.parquet"))) == 1
+    committed = scorer.bus.committed("g", scorer.topic)
+    assert sum(committed.values()) == 3
+    scorer.consumer.close()
+    scorer.reader.close()

@@ -1,0 +1,213 @@
+"""The ml commands and the retraining task: bootstrap a champion from simulated history, write
+the log-based training set, promote a version, retrain from logs warm-started from the champion."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from django.core.management import CommandError, call_command
+
+from events.contracts import ChargebackFiled
+from features.definitions import FRAUD_SCORING_V1
+from features.repo import apply_repo
+from features.serving import ServedVector
+from features.store import FeatureConfig, feature_store
+from features.training import service_features
+from fraud.feature_log import LoggedVector, feature_log_write
+from fraud.models import Deployment
+from ml.models import ModelVersion
+from ml.registry import model_load, model_promote, model_register
+from ml.tasks import train_from_logs
+from ml.train import TrainParams, model_features, train_model
+from tests.ml.archive import archive_events
+
+pytestmark = pytest.mark.django_db
+STORED = [name for name, _ in service_features(FRAUD_SCORING_V1)]
+
+
+@pytest.fixture(autouse=True)
+def models_dir(settings, tmp_path) -> Path:
+    settings.ML_MODELS_DIR = tmp_path / "models"
+    return settings.ML_MODELS_DIR
+
+
+@pytest.fixture
+def app_store(settings, tmp_path):
+    """The app's feature store (``FeatureConfig.from_settings``), fresh for this test."""
+    settings.FEAST_PROJECT = f"t{uuid.uuid4().hex[:12]}"
+    settings.FEAST_REGISTRY = f"sqlite:///{tmp_path}/registry.sqlite3"
+    settings.FEATURES_ONLINE_STORE = "sqlite"
+    settings.FEATURES_DATA_DIR = tmp_path / "features"
+    config = FeatureConfig.from_settings()
+    apply_repo(config)
+    yield config
+    feature_store(config).teardown()
+
+
+def _bootstrap(*extra: str) -> str:
+    out = io.StringIO()
+    call_command(
+        "bootstrap",
+        "--days=4",
+        "--riders=300",
+        "--drivers=40",
+        "--seed=11",
+        "--label-delay-days=0.25",
+        "--maturity-days=1",
+        "--rounds=100",
+        *extra,
+        stdout=out,
+    )
+    return out.getvalue()
+
+
+@pytest.mark.slow
+def test_bootstrap_trains_registers_and_deploys_a_champion_once():
+    output = _bootstrap("--if-no-champion")
+
+    model = ModelVersion.objects.get()
+    champion = Deployment.objects.get(role="champion")
+    assert champion.model_version == model.version
+    assert (champion.sha256, champion.artifact_path) == (model.sha256, model.artifact_path)
+    assert (champion.review_threshold, champion.decline_threshold) == (0.5, 0.9)
+    assert model.source == "bootstrap: simulator history"
+    assert model.parent is None
+    assert model.code_version
+    assert model.data_start < model.data_end
+    # 4 simulated days, the last one left out to let labels come in.
+    assert timedelta(days=2) < model.data_end - model.data_start <= timedelta(days=3)
+    assert model.training_rows == model.metrics["train"]["rows"] > 0
+    assert model.metrics["label_sources"]["chargeback"] > 0
+    assert model.params["num_boost_round"] == 100
+    assert f"bootstrap: model {model.version} (champion)" in output
+
+    again = _bootstrap("--if-no-champion")
+
+    assert "a champion is deployed already" in again
+    assert ModelVersion.objects.count() == 1
+
+
+def test_promote_command_deploys_and_refuses_unknown_versions(bootstrapped):
+    result = train_model(
+        bootstrapped.frame, features=model_features(), params=TrainParams(num_boost_round=5)
+    )
+    model = model_register(
+        booster=result.booster,
+        feature_service="fraud_scoring_v1",
+        params=result.params,
+        metrics=result.metrics,
+        data_start=result.data_start,
+        data_end=result.data_end,
+        training_rows=result.training_rows,
+        source=ModelVersion.Source.BOOTSTRAP,
+    )
+
+    call_command("model_promote", model.version, "--role=canary", "--canary-share=0.1")
+
+    deployment = Deployment.objects.get()
+    assert (deployment.model_version, deployment.role, deployment.canary_share) == (
+        model.version,
+        "canary",
+        0.1,
+    )
+    with pytest.raises(CommandError, match="no model version 'nope'"):
+        call_command("model_promote", "nope")
+
+
+def _vector(fraud: bool, i: int) -> ServedVector:
+    values = dict.fromkeys(STORED)
+    values.update(
+        card_payments_1h=(12 + i % 7) if fraud else i % 3,
+        card_payments_24h=(20 + i % 5) if fraud else 1 + i % 4,
+        rider_trips_24h=i % 4,
+    )
+    statuses = {n: "PRESENT" if values[n] is not None else "NOT_FOUND" for n in STORED}
+    stamps = {n: None for n in STORED}
+    on_demand = {
+        "amount_to_rider_avg_fare": None,
+        "fare_per_km_to_zone_median": None,
+        "hour_of_day": i % 24,
+        "is_new_card": int(fraud),
+        "minutes_since_signup": None,
+    }
+    return ServedVector(values, statuses, stamps, on_demand)
+
+
+def _logs_with_labels(config: FeatureConfig, rows: int = 400) -> None:
+    """Log ``rows`` scored payments a week ago, every fifth fraud and charged back."""
+    start = datetime.now(UTC) - timedelta(days=7)
+    entries, chargebacks = [], []
+    for i in range(rows):
+        fraud = i % 5 == 0
+        at = start + timedelta(minutes=i)
+        request = {"payment_id": f"p{i}", "card_id": f"c{i}", "rider_id": "r1"}
+        entries.append(
+            LoggedVector(str(uuid.uuid4()), at, "boot", "champion", _vector(fraud, i), request)
+        )
+        if fraud:
+            chargebacks.append(
+                ChargebackFiled(
+                    chargeback_id=f"cb{i}",
+                    payment_id=f"p{i}",
+                    card_id=f"c{i}",
+                    rider_id="r1",
+                    amount_cents=100,
+                    reason_code="10.4",
+                    occurred_at=at + timedelta(days=2),
+                )
+            )
+    for k in range(0, rows, 100):
+        feature_log_write(config, entries[k : k + 100])
+    archive_events(config.offline_dir / "events", chargebacks)
+
+
+def test_training_set_from_logs_writes_the_logged_features_with_labels(app_store, tmp_path):
+    _logs_with_labels(app_store)
+    out = tmp_path / "sets" / "logged.parquet"
+    stdout = io.StringIO()
+
+    call_command("training_set_from_logs", "--out", str(out), "--maturity-days=3", stdout=stdout)
+
+    frame = pd.read_parquet(out)
+    assert len(frame) == 400
+    assert int(frame["label"].sum()) == 80
+    assert frame.loc[frame["payment_id"] == "p7", "card_payments_1h"].item() == 1
+    assert stdout.getvalue().strip() == f"wrote 400 rows (80 labelled fraud) to {out}"
+    assert pq.read_schema(out).field("card_payments_1h").type == "int64"
+
+
+def test_retraining_from_logs_warm_starts_from_the_champion(app_store, bootstrapped):
+    parent_result = train_model(
+        bootstrapped.frame, features=model_features(), params=TrainParams(num_boost_round=30)
+    )
+    parent = model_register(
+        booster=parent_result.booster,
+        feature_service="fraud_scoring_v1",
+        params=parent_result.params,
+        metrics=parent_result.metrics,
+        data_start=parent_result.data_start,
+        data_end=parent_result.data_end,
+        training_rows=parent_result.training_rows,
+        source=ModelVersion.Source.BOOTSTRAP,
+    )
+    model_promote(version=parent.version)
+    _logs_with_labels(app_store)
+
+    version = train_from_logs()
+
+    child = ModelVersion.objects.get(version=version)
+    assert child.parent == parent
+    assert child.source == "logs+labels"
+    assert child.training_rows == 320
+    assert child.metrics["label_sources"] == {"chargeback": 80, "none": 320}
+    assert child.metrics["auc_roc"] == 1.0  # velocity separates the synthetic fraud exactly
+    assert Deployment.objects.get(role="champion").model_version == parent.version  # not deployed
+    assert model_load(version).num_trees() == 30 + 50
+    # The same logs and labels train the same model: the same version.
+    assert train_from_logs() == version
