@@ -37,7 +37,9 @@ CARDS = 200_000
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _produce(env: dict, topic: str, rate: float, seconds: float, samples, every: int) -> None:
+def _produce(
+    env: dict, topic: str, rate: float, seconds: float, samples, every: int, prefix: str = "fresh"
+) -> None:
     """Publish ``rate`` events/s for ``seconds``; put every ``every``-th (card, µs) on samples."""
     os.environ.update(env)
     import django
@@ -63,7 +65,7 @@ def _produce(env: dict, topic: str, rate: float, seconds: float, samples, every:
             due_at = start + i / rate
             # A sampled event uses a card never seen before: its row appearing online is that
             # event becoming visible, whatever clock resolution the store keeps timestamps at.
-            card = f"fresh-{i}" if i % every == 0 else f"card-{(i * 7919) % CARDS}"
+            card = f"{prefix}-{i}" if i % every == 0 else f"card-{(i * 7919) % CARDS}"
             event = PaymentAuthorized(
                 occurred_at=datetime.fromtimestamp(due_at, UTC),
                 payment_id=f"p{i}",
@@ -127,7 +129,7 @@ def run_rate(env: dict, rate: float, seconds: float, samples_per_second: float) 
          "--group", f"{namespace}-features", "--until-idle", "5"],
         cwd=REPO, env=env,
     )  # fmt: skip
-    time.sleep(3.0)  # let it join the group before the clock starts
+    _warm_up(env, topic, store, processor)
     queue: multiprocessing.Queue = multiprocessing.Queue()
     every = max(1, int(rate / samples_per_second))
     producer = multiprocessing.Process(
@@ -174,6 +176,32 @@ def run_rate(env: dict, rate: float, seconds: float, samples_per_second: float) 
         "p99": latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
         "max": latencies[-1] if latencies else float("nan"),
     }
+
+
+def _warm_up(env: dict, topic: str, store, processor: subprocess.Popen) -> None:
+    """Publish one event per partition and wait until all are online: the processor has joined
+    its group and owns every partition, so the clock measures processing, not the group join
+    (Kafka delays a new group's first assignment by 3 s)."""
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    warm = multiprocessing.Process(target=_produce, args=(env, topic, 50, 1, queue, 1, "warm"))
+    warm.start()
+    warm.join()
+    cards = []
+    while True:
+        item = queue.get()
+        if item[0] == "__done__":
+            break
+        cards.append(item[0])
+    deadline = time.time() + 120
+    while time.time() < deadline and processor.poll() is None:
+        served = store.get_online_features(
+            features=["card_velocity:card_payments_10m"],
+            entity_rows=[{"card_id": c} for c in cards],
+        ).to_dict()["card_payments_10m"]
+        if all(v is not None for v in served):
+            return
+        time.sleep(0.05)
+    raise SystemExit("the stream processor did not process the warm-up events")
 
 
 def main() -> None:
