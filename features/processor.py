@@ -38,9 +38,8 @@ import logging
 import os
 import time
 import uuid
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from threading import Event as StopFlag
@@ -49,6 +48,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from events.batching import BatchStats, IdleClock
 from events.bus import Bus, BusError, Consumer, Message, Producer, Record
 from events.contracts import PoisonMessage, decode
 from features.definitions import STREAM_VIEWS, View, topics
@@ -62,8 +62,6 @@ log = logging.getLogger(__name__)
 CONSUMER = "stream-features"
 DEFAULT_GROUP = CONSUMER
 LATE = "late"
-# How long ``run(until_idle_s=...)`` waits for partitions before it counts as idle.
-JOIN_GRACE_S = 30.0
 # A partition not read for this long no longer holds back pruning (``_low_watermark``).
 PARTITION_IDLE_S = 60.0
 
@@ -161,26 +159,17 @@ class _Partition:
 
 
 @dataclass
-class ProcessorStats:
+class ProcessorStats(BatchStats):
     events: int = 0
     accepted: int = 0
     late: int = 0
     poison: int = 0
     rows: int = 0
     outputs: int = 0
-    batches: int = 0
     # Output rows not emitted: their instant needs rows the state pruned (see ``_exact``).
     unexact: int = 0
     online_rewrites: int = 0
     commit_failures: int = 0
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
-
-    def latency(self, quantile: float) -> float:
-        """Return the batch latency (ms) at ``quantile`` of the batches kept, 0 if none."""
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
 
 
 @dataclass(frozen=True)
@@ -248,12 +237,12 @@ class StreamProcessor:
         max_seconds: float | None = None,
     ) -> ProcessorStats:
         """Consume until ``stop`` is set, nothing arrived for ``until_idle_s`` seconds (counted
-        from when the consumer first owns partitions; at least ``JOIN_GRACE_S`` when it owns
-        none), or ``max_seconds`` passed. The batch in progress always completes."""
+        as ``events.batching.IdleClock`` does), or ``max_seconds`` passed. The batch in progress
+        always completes."""
         self.bus.ensure_topics([self.dead_letter_topic], partitions=self.dead_letter_partitions)
         self.consumer = self.bus.consumer(group=self.group, topics=self.topics)
-        started = idle_since = next_check = time.monotonic()
-        assigned = False
+        started = time.monotonic()
+        idle = IdleClock(self.consumer, until_idle_s)
         try:
             while not (stop is not None and stop.is_set()):
                 now = time.monotonic()
@@ -263,20 +252,10 @@ class StreamProcessor:
                     timeout=self.poll_timeout_s, max_records=self.max_records
                 )
                 if messages:
-                    assigned = True
                     self.process_batch(messages)
-                    idle_since = time.monotonic()
-                else:
-                    if not assigned and time.monotonic() >= next_check:
-                        # Joining the group is not idleness: the clock restarts once it owns
-                        # partitions. (Asked once a second: the embedded bus's answer takes
-                        # its log's write lock.)
-                        next_check = time.monotonic() + 1.0
-                        if self.consumer.assignment():
-                            assigned, idle_since = True, time.monotonic()
-                    limit = until_idle_s if assigned else max(until_idle_s or 0, JOIN_GRACE_S)
-                    if until_idle_s is not None and time.monotonic() - idle_since >= limit:
-                        break
+                    idle.busy()
+                elif idle.expired():
+                    break
                 self._log_progress()
         finally:
             self.consumer.close()

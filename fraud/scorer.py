@@ -34,15 +34,15 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from threading import Event as StopFlag
 
 from django.utils import timezone
 
+from events.batching import BatchStats, IdleClock
 from events.bus import Bus, BusError, Consumer, Message, Producer, Record
 from events.contracts import PaymentAuthorized, PoisonMessage, decode
 from features.store import FeatureConfig
@@ -70,15 +70,13 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "fraud-scorer"
 DEFAULT_GROUP = CONSUMER
-# How long ``run(until_idle_s=...)`` waits for partitions before it counts as idle.
-JOIN_GRACE_S = 30.0
 # The sweep logs scores left unlogged this long after they were scored (the live path logs
 # its own rows within ``log_flush_s``).
 UNLOGGED_AFTER = timedelta(seconds=30)
 
 
 @dataclass
-class ScorerStats:
+class ScorerStats(BatchStats):
     events: int = 0
     scored: int = 0
     duplicates: int = 0
@@ -86,15 +84,6 @@ class ScorerStats:
     poison: int = 0
     logged: int = 0
     log_failures: int = 0
-    batches: int = 0
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
-
-    def latency(self, quantile: float) -> float:
-        """Return the batch latency (ms) at ``quantile`` of the batches kept, 0 if none."""
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
 
 
 @dataclass(frozen=True)
@@ -184,16 +173,15 @@ class Scorer:
         max_seconds: float | None = None,
     ) -> ScorerStats:
         """Consume until ``stop`` is set, nothing arrived for ``until_idle_s`` seconds (counted
-        from when the consumer first owns partitions; at least ``JOIN_GRACE_S`` before), or
-        ``max_seconds`` passed. The batch in progress always completes. Without a usable
-        champion it reads nothing and waits."""
+        as ``events.batching.IdleClock`` does), or ``max_seconds`` passed. The batch in
+        progress always completes. Without a usable champion it reads nothing and waits."""
         self.bus.ensure_topics(
             [self.dead_letter_topic], partitions=self.settings.dead_letter_partitions
         )
         self.reader.warm()
         self.consumer = self.bus.consumer(group=self.group, topics=[self.topic])
-        started = idle_since = next_check = time.monotonic()
-        assigned = False
+        started = time.monotonic()
+        idle = IdleClock(self.consumer, until_idle_s)
         try:
             while not (stop is not None and stop.is_set()):
                 now = time.monotonic()
@@ -208,17 +196,10 @@ class Scorer:
                     timeout=self.settings.poll_timeout_s, max_records=self.settings.max_records
                 )
                 if messages:
-                    assigned = True
                     self.process_batch(messages, models=models)
-                    idle_since = time.monotonic()
-                else:
-                    if not assigned and time.monotonic() >= next_check:
-                        next_check = time.monotonic() + 1.0
-                        if self.consumer.assignment():
-                            assigned, idle_since = True, time.monotonic()
-                    limit = until_idle_s if assigned else max(until_idle_s or 0, JOIN_GRACE_S)
-                    if until_idle_s is not None and time.monotonic() - idle_since >= limit:
-                        break
+                    idle.busy()
+                elif idle.expired():
+                    break
                 self.flush(force=False)
                 self._sweep()
                 self._log_progress()

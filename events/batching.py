@@ -1,0 +1,60 @@
+"""What every micro-batch consumer loop shares (the stream processor, the scorer): batch latency
+figures for its progress line, and the clock that tells when it has been idle long enough.
+
+Pure Python: no Django.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from events.bus import Consumer
+
+# How long a consumer that owns no partitions yet waits before it counts as idle.
+JOIN_GRACE_S = 30.0
+
+
+@dataclass
+class BatchStats:
+    """Batches run and the latency (ms) of the last 100,000."""
+
+    batches: int = 0
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
+
+    def latency(self, quantile: float) -> float:
+        """Return the batch latency (ms) at ``quantile`` of the batches kept, 0 if none."""
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+
+class IdleClock:
+    """Tell when ``consumer`` has read nothing for ``until_idle_s`` seconds (never when it is
+    ``None``). Joining the group is not idleness: the clock restarts once the consumer owns
+    partitions, and while it owns none it waits at least ``JOIN_GRACE_S``. Ownership is asked
+    at most once a second: the embedded bus's answer takes its log's write lock."""
+
+    def __init__(self, consumer: Consumer, until_idle_s: float | None):
+        self.consumer = consumer
+        self.until_idle_s = until_idle_s
+        self.idle_since = self.next_check = time.monotonic()
+        self.assigned = False
+
+    def busy(self) -> None:
+        """Record that a batch arrived: the consumer owns partitions; idleness restarts."""
+        self.assigned = True
+        self.idle_since = time.monotonic()
+
+    def expired(self) -> bool:
+        """Return whether the consumer, having read nothing this turn, has been idle enough."""
+        if not self.assigned and time.monotonic() >= self.next_check:
+            self.next_check = time.monotonic() + 1.0
+            if self.consumer.assignment():
+                self.assigned, self.idle_since = True, time.monotonic()
+        if self.until_idle_s is None:
+            return False
+        limit = self.until_idle_s if self.assigned else max(self.until_idle_s, JOIN_GRACE_S)
+        return time.monotonic() - self.idle_since >= limit
