@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Min
 from django.utils import timezone
 
+from events.bulk import copy_insert
 from events.contracts import Event
 from events.models import OutboxEvent
 
@@ -43,7 +44,8 @@ def outbox_publish_many(events: Sequence[Event]) -> None:
         raise OutsideTransaction(
             "outbox_publish_many must run inside transaction.atomic() with the write"
         )
-    OutboxEvent.objects.bulk_create(
+    copy_insert(
+        OutboxEvent,
         [
             OutboxEvent(
                 event_id=event.event_id,
@@ -53,7 +55,7 @@ def outbox_publish_many(events: Sequence[Event]) -> None:
                 occurred_at=event.occurred_at,
             )
             for event in events
-        ]
+        ],
     )
 
 

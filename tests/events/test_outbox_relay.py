@@ -129,3 +129,37 @@ def test_backlog_reports_count_and_age():
     backlog = outbox_backlog()
     assert backlog.events == 3
     assert backlog.oldest_age_seconds >= 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_idle_relay_is_woken_by_a_commit_not_by_the_rollback_before_it():
+    from threading import Event as StopFlag
+
+    from django.db import connection
+
+    from events.relay import OutboxWakeup
+
+    assert connection.vendor == "postgresql", "the wake-up is PostgreSQL's LISTEN/NOTIFY"
+    wakeup = OutboxWakeup()
+    listener = wakeup._listen()
+    try:
+
+        def booking_that_fails() -> None:
+            with transaction.atomic():
+                outbox_publish(trip_requested())
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            booking_that_fails()
+        assert list(listener.notifies(timeout=0.5)) == []
+
+        book(1)
+        # A bound, not a speed: the notification is there, whatever the wait.
+        notified = list(listener.notifies(timeout=30, stop_after=1))
+        assert [n.channel for n in notified] == [OutboxWakeup.CHANNEL]
+
+        book(3)  # three commits, one wake-up: wait drains what is queued
+        wakeup.wait(30, StopFlag())
+        assert list(listener.notifies(timeout=0)) == []
+    finally:
+        wakeup.close()
