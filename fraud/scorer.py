@@ -4,24 +4,27 @@ per payment event.
 A micro-batch loop over a bus consumer (group ``fraud-scorer``). Per batch of polled records:
 
 1. decode each record; a poison one goes to ``deadletter.fraud-scorer``, never retried;
-2. drop the events already scored (one query for the batch): a redelivery after a crash, or a
-   partition that moved between scorers; those not logged yet are logged in step 7;
-3. read the feature service for the rest in ONE online read with a time budget
+2. read the feature service for the batch in ONE online read with a time budget
    (``fraud.feature_reads``); a failed or late read degrades the whole batch: every stored
    feature missing (LightGBM's missing-value path), the score marked degraded;
-4. score: the champion decides except for the canaries' share of cards, shadows score every
+3. score: the champion decides except for the canaries' share of cards, shadows score every
    row (``fraud.scoring``), decisions by the deciding deployment's thresholds;
-5. one transaction (``fraud.services.scores_record``): the scores (unique on the payment event
+4. one transaction (``fraud.services.scores_record``): the scores (unique on the payment event
    id, so at-least-once input gives exactly one score), shadow scores, review items and the
-   ``fraud.scored.v1`` events through the outbox, for the rows this batch inserted;
-6. after the commit: the open analyst pages are told of new flags;
-7. every ``log_flush_s`` (1 s) or ``log_flush_rows`` vectors, not every batch: the served vectors
+   ``fraud.scored.v1`` events through the outbox, for the rows this batch inserted. A payment
+   scored already (a redelivery after a crash, a partition that moved between scorers) is
+   not inserted: its first score stands, and it is logged in step 6 if it never was. Such
+   payments are rare, so they are found by the insert itself rather than by a query before
+   every batch (which cost as much as the feature read): a redelivered one is scored again
+   for nothing;
+5. after the commit: the open analyst pages are told of new flags;
+6. every ``log_flush_s`` (1 s) or ``log_flush_rows`` vectors, not every batch: the served vectors
    of the rows inserted (and of earlier ones found unlogged) go to the feature log in one file,
    and only then are the offsets of those batches committed. Under light load batches hold a
    few events each: a file per batch would be a file every few milliseconds.
 
-Crash safety: a crash before 5 replays the batch and scores it then; between 5 and the commit of
-7 the replay finds the events scored and logs those not logged (every score keeps its served
+Crash safety: a crash before 4 replays the batch and scores it then; between 4 and the commit of
+6 the replay finds the events scored and logs those not logged (every score keeps its served
 vector, ``FraudScore.features``); a log write that fails is retried by a sweep of scores left
 unlogged.
 
@@ -35,7 +38,8 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from threading import Event as StopFlag
@@ -47,7 +51,7 @@ from events.bus import Bus, BusError, Consumer, Message, Producer, Record
 from events.contracts import PaymentAuthorized, PoisonMessage, decode
 from features.store import FeatureConfig
 from fraud.deployments import DeploymentWatcher
-from fraud.feature_log import LoggedVector, feature_log_write
+from fraud.feature_log import LoggedVector, feature_log_pool, feature_log_write
 from fraud.feature_reads import FeatureReader
 from fraud.live import flags_broadcast
 from fraud.scoring import (
@@ -57,7 +61,7 @@ from fraud.scoring import (
     unserved_vector,
     vector_record,
 )
-from fraud.selectors import scores_logged_by_event, scores_unlogged
+from fraud.selectors import scores_unlogged
 from fraud.services import (
     ScoreDraft,
     logged_vectors,
@@ -101,6 +105,9 @@ class ScorerSettings:
     log_flush_s: float = 1.0
     log_flush_rows: int = 1000
     log_every_s: float = 10.0
+    # Feature log writes in a child process (``fraud.feature_log.feature_log_pool``), as
+    # ``manage.py score`` runs; in-process tests use a thread.
+    log_process: bool = False
     dead_letter_partitions: int = 3
     service: str = "fraud_scoring_v1"
 
@@ -116,6 +123,7 @@ class ScorerSettings:
             deployment_poll_s=settings.FRAUD_DEPLOYMENT_POLL_SECONDS,
             explain_all=settings.FRAUD_EXPLAIN_ALL,
             log_flush_s=settings.FRAUD_LOG_FLUSH_SECONDS,
+            log_process=True,
             dead_letter_partitions=settings.EVENT_TOPIC_PARTITIONS,
         )
         return replace(base, **overrides)
@@ -161,7 +169,7 @@ class Scorer:
         self._pending_since: float | None = None
         # The feature log write in flight: (its future, its vectors, the messages to commit).
         self._writing: tuple[Future, list[LoggedVector], list[Message]] | None = None
-        self._log_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-log")
+        self._log_pool = feature_log_pool(process=self.settings.log_process)
 
     # The loop.
 
@@ -179,6 +187,8 @@ class Scorer:
             [self.dead_letter_topic], partitions=self.settings.dead_letter_partitions
         )
         self.reader.warm()
+        # The child process imports Feast now, not in the first batch's write.
+        self._log_pool.submit(feature_log_write, self.config, [])
         self.consumer = self.bus.consumer(group=self.group, topics=[self.topic])
         started = time.monotonic()
         idle = IdleClock(self.consumer, until_idle_s)
@@ -256,24 +266,22 @@ class Scorer:
                 )
                 continue
             events.setdefault(event.event_id, event)
-        known = scores_logged_by_event(event_ids=events) if events else {}
-        self.stats.duplicates += len(messages) - len(dead_letters) - len(events) + len(known)
-        fresh = [e for i, e in events.items() if i not in known]
         flagged: list[int] = []
         entries: list[LoggedVector] = []
-        if fresh:
-            drafts = self._score(fresh, models)
+        repeated: list[uuid.UUID] = []
+        if events:
+            drafts = self._score(list(events.values()), models)
             recorded = scores_record(drafts=drafts)
             flagged = recorded.flagged_ids
             self.stats.scored += len(recorded.score_ids)
             entries = logged_vectors([d for d in drafts if d.event.event_id in recorded.score_ids])
+            repeated = [i for i in events if i not in recorded.score_ids]
+        self.stats.duplicates += len(messages) - len(dead_letters) - len(events) + len(repeated)
         if dead_letters:
             self._publish(dead_letters)
-        unlogged = [
-            i for i, logged in known.items() if not logged and str(i) not in self._pending_ids
-        ]
+        unlogged = [i for i in repeated if str(i) not in self._pending_ids]
         if unlogged:
-            # Scored before a crash (or by another scorer) and never logged: log them now.
+            # Scored before a crash (or by another scorer) and maybe never logged: log them now.
             entries += logged_vectors(scores_unlogged(event_ids=unlogged))
         self._pending_log += entries
         self._pending_ids.update(e.event_id for e in entries)
@@ -328,6 +336,10 @@ class Scorer:
         try:
             future.result()
             self.stats.logged += scores_mark_logged(event_ids=[e.event_id for e in entries])
+        except BrokenProcessPool:
+            self.stats.log_failures += 1
+            log.error("%s: the feature log process died; starting another", CONSUMER)
+            self._log_pool = feature_log_pool(process=self.settings.log_process)
         except Exception:
             # The scores and their served vectors are committed: the sweep logs them later.
             self.stats.log_failures += 1

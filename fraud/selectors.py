@@ -23,12 +23,6 @@ def deployments_active() -> list[Deployment]:
     return list(Deployment.objects.exclude(role=Deployment.Role.RETIRED).order_by("model_version"))
 
 
-def scores_logged_by_event(*, event_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, bool]:
-    """Return, for each of ``event_ids`` already scored, whether its vector is logged."""
-    rows = FraudScore.objects.filter(event_id__in=list(event_ids)).values_list("event_id", "logged")
-    return dict(rows)
-
-
 def scores_unlogged(*, event_ids: Iterable[uuid.UUID]) -> list[FraudScore]:
     """Return the scores of ``event_ids`` whose served vector is not in the feature log yet."""
     return list(FraudScore.objects.filter(logged=False, event_id__in=list(event_ids)))

@@ -13,6 +13,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from events.bulk import copy_available, copy_insert_new
 from events.contracts import FraudScored, PaymentAuthorized, ScoreReason
 from events.outbox import outbox_publish_many
 from features.store import FeatureConfig
@@ -180,12 +181,15 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     ]
     by_event = {d.event.event_id: d for d in drafts}
     with transaction.atomic():
-        FraudScore.objects.bulk_create(rows, ignore_conflicts=True)
-        inserted = dict(
-            FraudScore.objects.filter(event_id__in=list(by_event), batch_id=batch_id).values_list(
-                "event_id", "id"
+        if copy_available():
+            inserted = copy_insert_new(FraudScore, rows, unique="event_id")
+        else:
+            FraudScore.objects.bulk_create(rows, ignore_conflicts=True)
+            inserted = dict(
+                FraudScore.objects.filter(
+                    event_id__in=list(by_event), batch_id=batch_id
+                ).values_list("event_id", "id")
             )
-        )
         ShadowScore.objects.bulk_create(
             [
                 ShadowScore(

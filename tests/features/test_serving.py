@@ -131,3 +131,76 @@ def test_the_entity_row_of_a_payment_fills_every_key():
         "zone_id": "Z-1",
         "platform_id": "all",
     }
+
+
+def _feast_reference(config, requests: list[dict]) -> list[tuple[dict, dict, dict]]:
+    """Each request's (values, statuses, event times) as ``FeatureStore.get_online_features``
+    answers for the whole service, an entity Redis holds nothing for read as NOT_FOUND."""
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+    from features.feature_repo.services import feature_services
+    from features.training import service_join_keys
+
+    keys = service_join_keys(FRAUD_SCORING_V1)
+    response = (
+        feature_store(config)
+        .get_online_features(
+            features=feature_services(config)["fraud_scoring_v1"],
+            entity_rows=[entity_row(r, keys) for r in requests],
+        )
+        .proto
+    )
+    out = [({}, {}, {}) for _ in requests]
+    for name, column in zip(response.metadata.feature_names.val, response.results, strict=True):
+        if name not in NAMES:
+            continue
+        for i, (value, status, stamp) in enumerate(
+            zip(column.values, column.statuses, column.event_timestamps, strict=True)
+        ):
+            values, statuses, stamps = out[i]
+            held = (stamp.seconds, stamp.nanos) != (0, 0)
+            kind = value.WhichOneof("val")
+            values[name] = getattr(value, kind) if held and kind else None
+            statuses[name] = FieldStatus.Name(status) if held else "NOT_FOUND"
+            stamps[name] = stamp.ToDatetime(tzinfo=UTC) if held else None
+    return out
+
+
+def test_the_served_vectors_equal_feasts_own_get_online_features(config):
+    # Many entities per view, some never written, nulls, several event times; the requests
+    # repeat cards and share zones as a micro-batch of payments does.
+    for i in range(12):
+        at = AT - timedelta(minutes=i, microseconds=1000 * i)
+        _write(
+            config,
+            "card_velocity",
+            {"card_id": f"c{i}"},
+            {"card_payments_1h": i, "card_amount_cents_1h": None if i % 3 else 100.0 * i},
+            at,
+        )
+        _write(config, "rider_activity", {"rider_id": f"r{i}"}, {"rider_trips_1h": i % 4}, at)
+        _write(config, "zone_fraud", {"zone_id": f"Z-{i % 4}"}, {"zone_chargebacks_1h": i}, at)
+        _write(
+            config,
+            "driver_rider_pair",
+            {"driver_id": f"d{i % 3}", "rider_id": f"r{i}"},
+            {"pair_trips_7d": i},
+            at,
+        )
+    _write(config, "platform_fraud", {"platform_id": "all"}, {"platform_chargebacks_1h": 5})
+    requests = [
+        _request(
+            card_id=f"c{(i * 7) % 16}",
+            rider_id=f"r{i % 14}",
+            pickup_zone=f"Z-{i % 5}",
+            **({"driver_id": f"d{i % 4}"} if i % 2 else {}),
+        )
+        for i in range(40)
+    ]
+
+    served = online_vector(config, requests)
+
+    reference = _feast_reference(config, requests)
+    assert [(v.values, v.statuses, v.event_timestamps) for v in served] == reference
+    assert sum(v.statuses["card_payments_1h"] == "PRESENT" for v in served) > 10
+    assert any(v.statuses["pair_trips_7d"] == "PRESENT" for v in served)

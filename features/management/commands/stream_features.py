@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from events.batching import gc_settle
 from events.bus import bus_from_settings
 from events.management.stopping import stop_on_signals
 from features.definitions import STREAM_VIEWS
@@ -51,6 +52,7 @@ class Command(BaseCommand):
             f"(group {group}), {config.online} state and online store"
         )
         self.stdout.flush()
+        gc_settle()
         stats = processor.run(
             stop=stop_on_signals(), until_idle_s=until_idle, max_seconds=options["max_seconds"]
         )

@@ -6,6 +6,7 @@ import gc
 
 from django.core.management.base import BaseCommand
 
+from events.batching import gc_settle
 from events.bus import bus_from_settings
 from events.management.stopping import stop_on_signals
 from features.definitions import VIEWS
@@ -59,6 +60,7 @@ class Command(BaseCommand):
         # it (measured: ~200 ms a collection, a latency spike every few batches).
         gc.collect()
         gc.freeze()
+        gc_settle()
         stats = scorer.run(
             stop=stop_on_signals(), until_idle_s=until_idle, max_seconds=options["max_seconds"]
         )
