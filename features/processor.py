@@ -53,7 +53,7 @@ from events.bus import Bus, BusError, Consumer, Message, Producer, Record
 from events.contracts import PoisonMessage, decode
 from features.definitions import STREAM_VIEWS, View, topics
 from features.state import EntityRef, EntityRows, RedisState, SqliteState, WindowState
-from features.store import FeatureConfig, feature_store, repo_config
+from features.store import FeatureConfig, entity_key, feature_store, repo_config
 from features.tables import CREATED_TIMESTAMP, EVENT_SCHEMA, EVENT_TIMESTAMP, view_table
 from features.windows import EPOCH, Row, evaluate, extract, to_us
 
@@ -112,7 +112,6 @@ class OnlineWriter:
     def write(self, view: View, records: Sequence[Mapping[str, Any]]) -> None:
         """Write ``records`` (``view_table`` columns, timestamps in µs) as the online rows of
         their entities, replacing what is there. Idempotent."""
-        from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 
         def value(v: Any, dtype: str) -> Value:
@@ -124,7 +123,7 @@ class OnlineWriter:
         features = [(f.name, f.dtype) for f in view.features]
         data = [
             (
-                EntityKey(join_keys=keys, entity_values=[Value(string_val=r[k]) for k in keys]),
+                entity_key(keys, [r[k] for k in keys]),
                 {name: value(r[name], dtype) for name, dtype in features},
                 _moment(r[EVENT_TIMESTAMP]),
                 _moment(r[CREATED_TIMESTAMP]),

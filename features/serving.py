@@ -14,13 +14,11 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value
 from feast.type_map import feast_value_type_to_python_type
 
 from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS
 from features.ondemand import on_demand
-from features.store import FeatureConfig, feature_store
+from features.store import FeatureConfig, entity_key, feature_store
 from features.training import MISSING_KEY, service_features, service_join_keys
 
 # Request field -> join key; the platform key is a constant.
@@ -98,10 +96,7 @@ def online_vector(
         read = online_store.online_read(
             repo,
             tables[view.name],
-            [
-                EntityKey(join_keys=join_keys, entity_values=[Value(string_val=v) for v in key])
-                for key in readers
-            ],
+            [entity_key(join_keys, key) for key in readers],
             list(features),  # Feast's Redis store appends to the list it is given
         )
         for targets, (stamp, data) in zip(readers.values(), read, strict=True):

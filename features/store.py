@@ -15,6 +15,7 @@ Layout of ``data_dir``:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from feast import FeatureStore
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
 from feast.repo_config import RepoConfig
 
 
@@ -109,6 +112,12 @@ def repo_config(config: FeatureConfig) -> RepoConfig:
         entity_key_serialization_version=3,
         repo_path=str(Path(__file__).parent / "feature_repo"),
     )
+
+
+def entity_key(join_keys: Sequence[str], values: Sequence[str]) -> EntityKey:
+    """Return the Feast entity key of ``values`` (strings, in ``join_keys`` order): the key the
+    stream processor writes online rows under and serving reads them back by."""
+    return EntityKey(join_keys=list(join_keys), entity_values=[Value(string_val=v) for v in values])
 
 
 @lru_cache(maxsize=8)
