@@ -113,37 +113,42 @@ def relay_once(
     *,
     batch_size: int = 500,
     timeout_s: float = 30.0,
-    after_publish: Callable[[list[OutboxEvent]], None] | None = None,
+    after_publish: Callable[[list[int]], None] | None = None,
 ) -> RelayResult:
     """Publish the oldest ``batch_size`` unpublished rows; mark the acknowledged prefix.
 
-    ``after_publish`` runs between the acknowledgement and the marking (tests use it to crash
-    the relay exactly there).
+    ``after_publish`` runs between the acknowledgement and the marking, with the ids of the
+    rows published (tests use it to crash the relay exactly there).
     """
-    rows = list(OutboxEvent.objects.filter(published_at__isnull=True).order_by("id")[:batch_size])
+    # Plain tuples, not model instances: at a steady 1,000 events/s the relay runs a cycle
+    # every few milliseconds, and building instances was a third of its time.
+    rows = list(
+        OutboxEvent.objects.filter(published_at__isnull=True)
+        .order_by("id")
+        .values_list("id", "topic", "key", "payload", "event_id")[:batch_size]
+    )
     if not rows:
         return RelayResult(0, 0)
     records = [
         Record(
-            topic=row.topic,
-            key=row.key,
-            value=row.payload.encode(),
-            headers=(("event_id", str(row.event_id).encode()),),
+            topic=topic,
+            key=key,
+            value=payload.encode(),
+            headers=(("event_id", str(event_id).encode()),),
         )
-        for row in rows
+        for _, topic, key, payload, event_id in rows
     ]
+    ids = [row[0] for row in rows]
     results = producer.publish(records, timeout=timeout_s)
     if after_publish is not None:
-        after_publish(rows)
+        after_publish(ids)
     acked = next((i for i, error in enumerate(results) if error is not None), len(rows))
     if acked:
-        OutboxEvent.objects.filter(id__in=[row.id for row in rows[:acked]]).update(
-            published_at=timezone.now()
-        )
+        OutboxEvent.objects.filter(id__in=ids[:acked]).update(published_at=timezone.now())
     if acked == len(rows):
         return RelayResult(acked, 0)
     error = f"{type(results[acked]).__name__}: {results[acked]}"
-    OutboxEvent.objects.filter(id__in=[row.id for row in rows[acked:]]).update(
+    OutboxEvent.objects.filter(id__in=ids[acked:]).update(
         attempts=F("attempts") + 1, last_error=error[:2000]
     )
     return RelayResult(acked, len(rows) - acked, error)

@@ -23,6 +23,7 @@ from threading import Event as StopFlag
 
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
+from events.batching import IdleClock
 from events.bus import Bus, BusError, Consumer, Message, Record
 from events.contracts import Event, PoisonMessage, dead_letter_topic, decode
 from events.models import ProcessedEvent
@@ -108,20 +109,18 @@ class ConsumerRunner:
         idle_timeout_s: float | None = None,
     ) -> RunStats:
         """Consume until ``stop`` is set, ``max_batches`` batches were processed, or nothing
-        arrived for ``idle_timeout_s`` seconds."""
+        arrived for ``idle_timeout_s`` seconds (counted as ``events.batching.IdleClock`` does:
+        not while the consumer is still joining its group)."""
         self._consumer = self.bus.consumer(group=self.spec.group, topics=self.spec.topics)
-        idle_since = time.monotonic()
+        idle = IdleClock(self._consumer, idle_timeout_s)
         try:
             while not (stop and stop.is_set()):
                 messages = self._consumer.poll(timeout=0.5, max_records=self.spec.batch_size)
                 if not messages:
-                    if (
-                        idle_timeout_s is not None
-                        and time.monotonic() - idle_since > idle_timeout_s
-                    ):
+                    if idle.expired():
                         break
                     continue
-                idle_since = time.monotonic()
+                idle.busy()
                 self.process_batch(messages)
                 if max_batches is not None and self.stats.batches >= max_batches:
                     break
