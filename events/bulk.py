@@ -11,10 +11,15 @@ columns behave the same. On any other database both functions fall back to ``bul
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection, models
+from django.db import connection, models, transaction
+
+# The stage tables that exist, by database connection (a temporary table lives as long as the
+# session that created it; a new connection starts with none).
+_staged: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
 def copy_available() -> bool:
@@ -75,18 +80,22 @@ def copy_insert_new(
     columns = _names(fields)
     key = quote(model._meta.get_field(unique).column)
     with connection.cursor() as cursor:
-        # Once per session; emptied at every commit, and below for callers that nest.
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
-            f"AS SELECT {columns} FROM {table} WITH NO DATA"
-        )
+        session = connection.connection
+        if stage not in _staged.get(session, ()):
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
+                f"AS SELECT {columns} FROM {table} WITH NO DATA"
+            )
+            # Known to exist once committed: a rolled-back creation leaves no table behind.
+            transaction.on_commit(lambda: _staged.setdefault(session, set()).add(stage))
         with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
             for row in _rows(objs, fields):
                 copy.write_row(row)
+        # One round trip: the stage is emptied (for callers that nest, before their commit
+        # does it) as its rows move to the table.
         cursor.execute(
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "  # noqa: S608
+            f"WITH moved AS (DELETE FROM {stage} RETURNING {columns}) "  # noqa: S608
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM moved "
             f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}, {quote(model._meta.pk.column)}"
         )
-        inserted = dict(cursor.fetchall())
-        cursor.execute(f"DELETE FROM {stage}")  # noqa: S608
-    return inserted
+        return dict(cursor.fetchall())

@@ -74,3 +74,30 @@ def test_copy_insert_new_inserts_the_new_rows_and_returns_their_ids():
     with connection.cursor() as cursor:
         cursor.execute('SELECT count(*) FROM "stage_events_outboxevent"')
         assert cursor.fetchone() == (0,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stage_is_created_once_per_connection_and_again_after_a_reconnect():
+    from django.test.utils import CaptureQueriesContext
+
+    def insert() -> list[str]:
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            assert len(copy_insert_new(OutboxEvent, [_row()], unique="event_id")) == 1
+        return [q["sql"] for q in queries.captured_queries]
+
+    def creates(sql: list[str]) -> int:
+        return sum("CREATE TEMPORARY TABLE" in s for s in sql)
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            copy_insert_new(OutboxEvent, [_row()], unique="event_id")
+            raise RuntimeError("roll back")
+
+    # A creation rolled back leaves no table behind: the next call creates it again.
+    with pytest.raises(RuntimeError):
+        rolled_back()
+    assert creates(insert()) == 1
+    assert creates(insert()) == 0
+    connection.close()
+    assert creates(insert()) == 1
+    assert OutboxEvent.objects.count() == 3
