@@ -18,19 +18,43 @@ from events.bus import Consumer
 JOIN_GRACE_S = 30.0
 
 
+KEPT = 100_000
+
+
+def _quantile(values: deque, quantile: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+
 @dataclass
 class BatchStats:
-    """Batches run and the latency (ms) of the last 100,000."""
+    """Batches run and the latency (ms) of the last 100,000, whole and by stage."""
 
     batches: int = 0
-    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=100_000))
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=KEPT))
+    stages_ms: dict[str, deque] = field(default_factory=dict)
 
     def latency(self, quantile: float) -> float:
         """Return the batch latency (ms) at ``quantile`` of the batches kept, 0 if none."""
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+        return _quantile(self.latencies_ms, quantile)
+
+    def stage(self, name: str, started: float) -> float:
+        """Record that stage ``name`` of this batch ran from ``started`` (``perf_counter``) to
+        now; return now, the start of the next stage."""
+        now = time.perf_counter()
+        if name not in self.stages_ms:
+            self.stages_ms[name] = deque(maxlen=KEPT)
+        self.stages_ms[name].append((now - started) * 1000)
+        return now
+
+    def stages_line(self) -> str:
+        """Return the p50/p99 (ms) of each stage, in the order they first ran."""
+        return ", ".join(
+            f"{name} {_quantile(kept, 0.5):.1f}/{_quantile(kept, 0.99):.1f}"
+            for name, kept in self.stages_ms.items()
+        )
 
 
 class IdleClock:

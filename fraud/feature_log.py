@@ -54,6 +54,7 @@ from features.ondemand import DTYPES
 from features.serving import ServedVector, entity_row
 from features.store import FeatureConfig, feature_store
 from features.training import service_join_keys
+from fraud.scoring import vector_from_record
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,36 @@ class LoggedVector:
     role: str
     vector: ServedVector
     request: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LogItem:
+    """A recorded score's served vector in the compact form kept on ``FraudScore.features``
+    (``fraud.scoring.vector_record``), with the ids its log row carries. The scorer hands these
+    to its feature log worker (``feature_log_items``), which expands them: the pickle crossing
+    to the worker is a fraction of the expanded entry's, and the expanding is off the loop."""
+
+    event_id: str
+    model_version: str
+    role: str
+    features: Mapping[str, Any]
+
+    def entry(self) -> LoggedVector:
+        """Return the feature log entry: the vector and request time as served."""
+        vector, request_time = vector_from_record(self.features)
+        return LoggedVector(
+            event_id=self.event_id,
+            request_time=request_time,
+            model_version=self.model_version,
+            role=self.role,
+            vector=vector,
+            request=self.features["request"],
+        )
+
+
+def feature_log_items(config: FeatureConfig, items: Sequence[LogItem]) -> None:
+    """Write ``items`` to the feature log, in one file (``feature_log_write``)."""
+    feature_log_write(config, [item.entry() for item in items])
 
 
 @dataclass(frozen=True)
@@ -271,7 +302,8 @@ def feature_log_pool(*, process: bool) -> Executor:
     table whose finalizer ran inside the next full garbage collection, 20-300 ms during which
     no batch moved. In a child process neither reaches the loop; the entries cross as pickles
     between the two processes of one scorer (never from a file). The child exits with its
-    parent, killed or not."""
+    parent, killed or not. It runs at a lower priority (``CHILD_NICENESS``): on a busy machine
+    a log write, which nothing waits for, yields the processor to the scoring loop."""
     if not process:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-log")
     return ProcessPoolExecutor(
@@ -282,7 +314,13 @@ def feature_log_pool(*, process: bool) -> Executor:
     )
 
 
+# Added to the child's scheduling niceness: 10 of the 19 a Unix process may go down by.
+CHILD_NICENESS = 10
+
+
 def _child_start(parent: int) -> None:
+    os.nice(CHILD_NICENESS)
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1.0)

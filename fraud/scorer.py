@@ -51,7 +51,7 @@ from events.bus import Bus, BusError, Consumer, Message, Producer, Record
 from events.contracts import PaymentAuthorized, PoisonMessage, decode
 from features.store import FeatureConfig
 from fraud.deployments import DeploymentWatcher
-from fraud.feature_log import LoggedVector, feature_log_pool, feature_log_write
+from fraud.feature_log import LogItem, feature_log_items, feature_log_pool, feature_log_write
 from fraud.feature_reads import FeatureReader
 from fraud.live import flags_broadcast
 from fraud.scoring import (
@@ -64,7 +64,7 @@ from fraud.scoring import (
 from fraud.selectors import scores_unlogged
 from fraud.services import (
     ScoreDraft,
-    logged_vectors,
+    log_items,
     scores_log_sweep,
     scores_mark_logged,
     scores_record,
@@ -77,6 +77,8 @@ DEFAULT_GROUP = CONSUMER
 # The sweep logs scores left unlogged this long after they were scored (the live path logs
 # its own rows within ``log_flush_s``).
 UNLOGGED_AFTER = timedelta(seconds=30)
+# How long ``run`` waits for the feature log worker to start.
+LOG_WARM_S = 60.0
 
 
 @dataclass
@@ -163,12 +165,12 @@ class Scorer:
         self._degraded_said = 0.0
         # Scored and recorded, waiting for ``flush``: served vectors, the messages whose offsets
         # commit with them, and since when; the event ids of those and of the write in flight.
-        self._pending_log: list[LoggedVector] = []
+        self._pending_log: list[LogItem] = []
         self._pending_ids: set[str] = set()
         self._pending_messages: list[Message] = []
         self._pending_since: float | None = None
         # The feature log write in flight: (its future, its vectors, the messages to commit).
-        self._writing: tuple[Future, list[LoggedVector], list[Message]] | None = None
+        self._writing: tuple[Future, list[LogItem], list[Message]] | None = None
         self._log_pool = feature_log_pool(process=self.settings.log_process)
 
     # The loop.
@@ -187,8 +189,11 @@ class Scorer:
             [self.dead_letter_topic], partitions=self.settings.dead_letter_partitions
         )
         self.reader.warm()
-        # The child process imports Feast now, not in the first batch's write.
-        self._log_pool.submit(feature_log_write, self.config, [])
+        # The child process imports Feast now (seconds of CPU), not beside the first batches.
+        try:
+            self._log_pool.submit(feature_log_write, self.config, []).result(timeout=LOG_WARM_S)
+        except Exception as exc:  # a pool that broke is replaced at its first write
+            log.warning("%s: the feature log worker did not start: %s", CONSUMER, exc)
         self.consumer = self.bus.consumer(group=self.group, topics=[self.topic])
         started = time.monotonic()
         idle = IdleClock(self.consumer, until_idle_s)
@@ -250,7 +255,7 @@ class Scorer:
         shadow scores, review items and outbox events (one transaction), the dead-letter topic,
         the analyst pages' push; then, once ``log_flush_s`` passed or ``log_flush_rows`` are
         pending (``flush``), the feature log and the offsets."""
-        started = time.perf_counter()
+        started = at = time.perf_counter()
         dead_letters: list[Record] = []
         events: dict[uuid.UUID, PaymentAuthorized] = {}
         for message in messages:
@@ -266,15 +271,18 @@ class Scorer:
                 )
                 continue
             events.setdefault(event.event_id, event)
+        at = self.stats.stage("decode", at)
         flagged: list[int] = []
-        entries: list[LoggedVector] = []
+        entries: list[LogItem] = []
         repeated: list[uuid.UUID] = []
         if events:
             drafts = self._score(list(events.values()), models)
+            at = time.perf_counter()
             recorded = scores_record(drafts=drafts)
+            at = self.stats.stage("record", at)
             flagged = recorded.flagged_ids
             self.stats.scored += len(recorded.score_ids)
-            entries = logged_vectors([d for d in drafts if d.event.event_id in recorded.score_ids])
+            entries = log_items([d for d in drafts if d.event.event_id in recorded.score_ids])
             repeated = [i for i in events if i not in recorded.score_ids]
         self.stats.duplicates += len(messages) - len(dead_letters) - len(events) + len(repeated)
         if dead_letters:
@@ -282,15 +290,17 @@ class Scorer:
         unlogged = [i for i in repeated if str(i) not in self._pending_ids]
         if unlogged:
             # Scored before a crash (or by another scorer) and maybe never logged: log them now.
-            entries += logged_vectors(scores_unlogged(event_ids=unlogged))
+            entries += log_items(scores_unlogged(event_ids=unlogged))
         self._pending_log += entries
         self._pending_ids.update(e.event_id for e in entries)
         if flagged:
             flags_broadcast(score_ids=flagged)
+        at = self.stats.stage("after", at)
         self._pending_messages += messages
         if self._pending_since is None:
             self._pending_since = time.monotonic()
         self.flush(force=False)
+        self.stats.stage("flush", at)
         self.stats.batches += 1
         self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
 
@@ -318,7 +328,7 @@ class Scorer:
         self._pending_log, self._pending_messages = [], []
         self._pending_since = None
         # The write touches no database: the marks and the commit happen here, on this thread.
-        future = self._log_pool.submit(feature_log_write, self.config, entries)
+        future = self._log_pool.submit(feature_log_items, self.config, entries)
         self._writing = (future, entries, messages)
         if force:
             self._written(wait=True)
@@ -354,7 +364,9 @@ class Scorer:
     def _score(self, events: list[PaymentAuthorized], models: ModelSet) -> list[ScoreDraft]:
         requests = [payment_request(e) for e in events]
         request_time = timezone.now()
+        at = time.perf_counter()
         vectors = self.reader.read(requests)
+        at = self.stats.stage("read", at)
         if vectors is None:
             self.stats.degraded += len(events)
             now = time.monotonic()
@@ -373,8 +385,9 @@ class Scorer:
             threads=self.settings.threads,
             explain_all=self.settings.explain_all,
         )
+        at = self.stats.stage("model", at)
         scored_at = timezone.now()
-        return [
+        drafts = [
             ScoreDraft(
                 event=event,
                 scored=outcome,
@@ -391,6 +404,8 @@ class Scorer:
                 events, requests, vectors, scored, strict=True
             )
         ]
+        self.stats.stage("drafts", at)
+        return drafts
 
     def _sweep(self) -> None:
         """Log the scores left unlogged for ``UNLOGGED_AFTER`` (a failed write, a crash), at

@@ -19,10 +19,10 @@ from events.outbox import outbox_publish_many
 from features.store import FeatureConfig
 from fraud.artifacts import ModelRefused, feature_names_check
 from fraud.explain import MAX_REASONS
-from fraud.feature_log import LoggedVector, feature_log_write
+from fraud.feature_log import LoggedVector, LogItem, feature_log_write
 from fraud.feature_reads import FeatureReader
 from fraud.models import Decision, Deployment, FraudScore, ReviewItem, ShadowScore
-from fraud.scoring import ModelSet, Scored, score_batch, vector_from_record
+from fraud.scoring import ModelSet, Scored, score_batch
 from fraud.selectors import scores_degraded
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -222,31 +222,20 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     return Recorded(inserted, flagged)
 
 
+def log_items(items: Sequence[ScoreDraft | FraudScore]) -> list[LogItem]:
+    """Return the ``LogItem`` of each of ``items``: drafts just recorded (their vectors as held
+    in memory) or recorded scores (the vectors kept on them)."""
+    return [
+        LogItem(str(i.event.event_id), i.scored.model_version, i.scored.role, i.features)
+        if isinstance(i, ScoreDraft)
+        else LogItem(str(i.event_id), i.model_version, i.role, i.features)
+        for i in items
+    ]
+
+
 def logged_vectors(items: Sequence[ScoreDraft | FraudScore]) -> list[LoggedVector]:
-    """Return the feature log entries of ``items``: drafts just recorded (their vectors as
-    held in memory) or recorded scores (the vectors kept on them)."""
-    entries = []
-    for item in items:
-        if isinstance(item, ScoreDraft):
-            event_id, version, role = (
-                item.event.event_id,
-                item.scored.model_version,
-                item.scored.role,
-            )
-        else:
-            event_id, version, role = item.event_id, item.model_version, item.role
-        vector, request_time = vector_from_record(item.features)
-        entries.append(
-            LoggedVector(
-                event_id=str(event_id),
-                request_time=request_time,
-                model_version=version,
-                role=role,
-                vector=vector,
-                request=item.features["request"],
-            )
-        )
-    return entries
+    """Return the feature log entries of ``items`` (drafts just recorded or recorded scores)."""
+    return [item.entry() for item in log_items(items)]
 
 
 def scores_log(*, config: FeatureConfig, entries: Sequence[LoggedVector]) -> int:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-
 from django.core.management.base import BaseCommand
 
 from events.batching import gc_settle
@@ -56,10 +54,7 @@ class Command(BaseCommand):
         scorer.reader.warm()
         scorer.watcher.current()
         # Everything loaded so far (Django, Feast, LightGBM, the registry, the models) lives as
-        # long as the process: out of the collector's sight, a full collection no longer walks
-        # it (measured: ~200 ms a collection, a latency spike every few batches).
-        gc.collect()
-        gc.freeze()
+        # long as the process: out of the collector's sight (``events.batching.gc_settle``).
         gc_settle()
         stats = scorer.run(
             stop=stop_on_signals(), until_idle_s=until_idle, max_seconds=options["max_seconds"]
@@ -67,5 +62,6 @@ class Command(BaseCommand):
         self.stdout.write(
             f"fraud-scorer: stopped; {stats.events} events, {stats.scored} scored, "
             f"{stats.duplicates} duplicates, {stats.degraded} degraded, {stats.poison} poison, "
-            f"batch p50 {stats.latency(0.5):.1f} ms p99 {stats.latency(0.99):.1f} ms"
+            f"batch p50 {stats.latency(0.5):.1f} ms p99 {stats.latency(0.99):.1f} ms "
+            f"(stages p50/p99 ms: {stats.stages_line()})"
         )
