@@ -10,8 +10,10 @@ trained here on synthetic rows: the cost of a prediction depends on the trees, n
 learnt), saved as a text model and deployed with ``fraud.services.deployment_set``; and
 ``manage.py relay``, because ``fraud.scored.v1`` leaves through the transactional outbox.
 
-Latency, per rate, on a fresh topic namespace (3 partitions): ``manage.py stream_features`` and
-``manage.py score`` run as their own processes, as in production (``--no-features`` leaves the
+Latency, per rate (after the throughput run, or a warm-up of 5,000 payments drained the same
+way: a cold broker spends a core JIT-compiling), on a fresh topic namespace (3 partitions):
+``manage.py stream_features`` and ``manage.py score`` run as their own processes, as in
+production (``--no-features`` leaves the
 stream processor out); a few payments go through first, so the model is loaded and partitions
 are assigned before the clock starts; then a producer process publishes
 ``payments.authorized.v1`` at the rate (an open model: payment ``i`` is due at
@@ -29,6 +31,9 @@ published first on a fresh namespace and their features computed by the stream p
 one ``manage.py score`` process drains them. Scorer throughput = payments committed per second
 between the 5 % and 100 % marks (a count of FraudScore rows polled every 50 ms, so the
 process's start-up is not counted); pipeline throughput = the same for fraud.scored readable.
+Scorer CPU = the scoring process's CPU seconds (every thread) between the same marks per
+payment, and its feature log child's: the capacity of one process on a core of its own, which
+the wall-clock rate on this machine's two shared cores (relay, PostgreSQL, Kafka) is not.
 
 Max rate (``--max-rate-probe``): short runs (``--probe-seconds``) at 50, 70 and 90 % of the
 pipeline throughput; the highest one that kept up (every payment scored, p99 under
@@ -54,6 +59,7 @@ PARTITIONS = 3
 CARDS = 20_000
 RIDERS = 10_000
 WARM_UP = 20
+WARM_BACKLOG = 5_000
 REPO = Path(__file__).resolve().parent.parent
 SCORED_TOPIC = "fraud.scored.v1"
 
@@ -120,7 +126,9 @@ def _payment(namespace: str, tag: str, i: int, due_at: float):
 
 
 def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, done) -> None:
-    """Publish ``count`` payments at ``rate``/s (``0``: all at once); report on ``done``."""
+    """Publish ``count`` payments at ``rate``/s (``0``: all at once); report on ``done``. At a
+    rate the payments are encoded before the clock starts (their due times are known), so the
+    load generator's own work stays out of the machine's way while it is measured."""
     os.environ.update(env)
     import django
 
@@ -128,7 +136,19 @@ def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, don
     from events.bus import Record, bus_from_settings
 
     producer = bus_from_settings().producer()
-    start = time.time()
+
+    def record(i: int, due_at: float) -> Record:
+        payment = _payment(namespace, "p", i, due_at)
+        return Record(topic=topic, key=payment.card_id, value=payment.encode())
+
+    encoded: list[Record] = []
+    if rate > 0:
+        # ~40 µs a payment to encode: start once they all are.
+        start = time.time() + 1.0 + count * 60e-6
+        encoded = [record(i, start + i / rate) for i in range(count)]
+        time.sleep(max(0.0, start - time.time()))
+    else:
+        start = time.time()
     sent = 0
     max_lag = 0.0
     while sent < count:
@@ -137,12 +157,11 @@ def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, don
         if due <= sent:
             time.sleep(min(0.002, (sent + 1) / rate + start - now))
             continue
-        records = []
-        for i in range(sent, due):
-            payment = _payment(namespace, "p", i, start + i / rate if rate > 0 else now)
-            records.append(Record(topic=topic, key=payment.card_id, value=payment.encode()))
         if rate > 0:
+            records = encoded[sent:due]
             max_lag = max(max_lag, time.time() - (start + sent / rate))
+        else:
+            records = [record(i, now) for i in range(sent, due)]
         errors = [e for e in producer.publish(records) if e is not None]
         if errors:
             raise SystemExit(f"publish failed: {errors[0]}")
@@ -155,34 +174,64 @@ class ScoredReader:
     """Reads ``fraud.scored.v1`` from its end; returns (payment_id, read time) pairs."""
 
     def __init__(self, bootstrap: str):
-        from kafka import KafkaConsumer, TopicPartition
+        from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap,
-            enable_auto_commit=False,
-            group_id=None,
-            fetch_max_wait_ms=5,
-            max_poll_records=5000,
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": "bench-reader",
+                "enable.auto.commit": False,
+            }
         )
-        partitions = self.consumer.partitions_for_topic(SCORED_TOPIC) or set()
-        if not partitions:
-            raise SystemExit(f"{SCORED_TOPIC} does not exist: did the relay start?")
-        self.consumer.assign([TopicPartition(SCORED_TOPIC, p) for p in sorted(partitions)])
-        self.consumer.seek_to_end()
-        for tp in self.consumer.assignment():
-            self.consumer.position(tp)  # resolve "end" now, before anything is produced
+        # The relay creates the topic as it starts, which takes a few seconds.
+        deadline = time.time() + 60
+        while not (meta := self.consumer.list_topics(timeout=10).topics.get(SCORED_TOPIC)):
+            if time.time() > deadline:
+                self.consumer.close()
+                raise SystemExit(f"{SCORED_TOPIC} does not exist after 60 s: see relay.log")
+            time.sleep(0.5)
+        partitions = [TopicPartition(SCORED_TOPIC, p) for p in sorted(meta.partitions)]
+        # Resolve "end" now, before anything is produced.
+        for tp in partitions:
+            tp.offset = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+        self.consumer.assign(partitions or [TopicPartition(SCORED_TOPIC, 0, OFFSET_END)])
 
     def read(self, timeout_ms: int = 20) -> list[tuple[str, float]]:
-        batches = self.consumer.poll(timeout_ms=timeout_ms)
+        first = self.consumer.poll(timeout_ms / 1000)
+        if first is None:
+            return []
+        records = [first, *self.consumer.consume(5000, 0)]
         now = time.time()
         return [
-            (json.loads(record.value)["payment_id"], now)
-            for records in batches.values()
+            (json.loads(record.value())["payment_id"], now)
             for record in records
+            if record.error() is None
         ]
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _cpu_seconds(pid: int) -> tuple[float, float]:
+    """Return the CPU seconds (user + system, every thread) of process ``pid`` and of its
+    children together."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def stat(p: str) -> list[str] | None:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+
+    own = stat(str(pid))
+    if own is None:
+        return float("nan"), float("nan")
+    children = 0.0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := stat(entry)) is not None and fields[1] == str(pid):
+            children += int(fields[11]) + int(fields[12])
+    return (int(own[11]) + int(own[12])) / tick, children / tick
 
 
 def _due(payment_id: str) -> float:
@@ -280,10 +329,10 @@ class Bench:
         from events.bus import Record, bus_from_settings
 
         namespace, topic = self._namespace()
+        reader = ScoredReader(self.env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0])
         processes = [self._scorer(namespace)]
         if self.features:
             processes.append(self._processor(namespace))
-        reader = ScoredReader(self.env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0])
         try:
             # Warm-up: the scorer has loaded its model and owns its partitions once these are out.
             producer = bus_from_settings().producer()
@@ -300,8 +349,10 @@ class Bench:
                 raise SystemExit(f"warm-up payments not scored within 180 s: see {self.logs}")
 
             count = int(rate * seconds)
-            done: multiprocessing.Queue = multiprocessing.Queue()
-            producing = multiprocessing.Process(
+            # Spawned, not forked: this process holds librdkafka's threads.
+            spawn = multiprocessing.get_context("spawn")
+            done = spawn.Queue()
+            producing = spawn.Process(
                 target=_produce, args=(self.env, topic, namespace, rate, count, done)
             )
             producing.start()
@@ -366,8 +417,9 @@ class Bench:
         from fraud.models import FraudScore
 
         namespace, topic = self._namespace()
-        done: multiprocessing.Queue = multiprocessing.Queue()
-        producing = multiprocessing.Process(
+        spawn = multiprocessing.get_context("spawn")
+        done = spawn.Queue()
+        producing = spawn.Process(
             target=_produce, args=(self.env, topic, namespace, 0, count, done)
         )
         producing.start()
@@ -381,6 +433,7 @@ class Bench:
         prefix = f"{namespace}-p"
         scorer = self._scorer(namespace, "--until-idle", "5")
         marks: dict[str, dict[float, float]] = {"committed": {}, "readable": {}}
+        cpu: dict[float, tuple[float, float]] = {}
         read: set[str] = set()
         try:
             deadline = time.time() + 600
@@ -392,6 +445,8 @@ class Bench:
                     for share in (0.05, 1.0):
                         if seen >= share * count:
                             marks[name].setdefault(share, now)
+                            if name == "committed" and share not in cpu:
+                                cpu[share] = _cpu_seconds(scorer.pid)
                 time.sleep(0.05)
         finally:
             reader.close()
@@ -402,7 +457,20 @@ class Bench:
                 rates[name] = 0.95 * count / (at[1.0] - at[0.05])
             else:
                 rates[name] = float("nan")
-        return {"payments": count, **rates, "batch": self._batch_line(namespace)}
+        # CPU per payment between the same marks: what one process needs of a core of its own,
+        # whatever else this machine's two cores run meanwhile.
+        if len(cpu) == 2:
+            own = (cpu[1.0][0] - cpu[0.05][0]) / (0.95 * count)
+            child = (cpu[1.0][1] - cpu[0.05][1]) / (0.95 * count)
+        else:
+            own = child = float("nan")
+        return {
+            "payments": count,
+            **rates,
+            "cpu_us": own * 1e6,
+            "log_cpu_us": child * 1e6,
+            "batch": self._batch_line(namespace),
+        }
 
 
 def _row(label: str, r: dict) -> str:
@@ -449,11 +517,14 @@ def main() -> None:
             version = champion_deploy(workdir, args.rounds)
             bench = Bench(env, workdir, features=not args.no_features)
             relay = _manage(env, "relay", log_path=bench.logs / "relay.log")
-            time.sleep(3.0)  # the relay creates the topics (fraud.scored.v1) on start
             print(f"champion {version}: {args.rounds} trees; logs in {bench.logs}", flush=True)
             if backlog:
                 drained = bench.throughput(backlog)
                 print(f"throughput: {drained}", flush=True)
+            else:
+                # A cold broker JIT-compiles for its first thousands of records (measured: a
+                # core for ~15 s): warm it, and every process's caches, before the clock runs.
+                bench.throughput(WARM_BACKLOG)
             for rate in args.rates.split(","):
                 result = bench.latency(float(rate), args.seconds)
                 results.append((f"{float(rate):.0f}", result))
@@ -489,6 +560,11 @@ def main() -> None:
         print(f"  scorer (FraudScore committed): {drained['committed']:.0f} payments/s")
         print(f"  pipeline (fraud.scored.v1 readable, relay included): "
               f"{drained['readable']:.0f} payments/s")  # fmt: skip
+        print(
+            f"  scorer CPU: {drained['cpu_us']:.0f} µs a payment in the scoring process "
+            f"({1e6 / drained['cpu_us']:.0f} payments per CPU-second), "
+            f"{drained['log_cpu_us']:.0f} µs in its feature log process"
+        )
         print(f"  scorer batches: {drained['batch']}")
 
 
