@@ -19,7 +19,7 @@ from events.outbox import outbox_publish_many
 from features.store import FeatureConfig
 from fraud.artifacts import ModelRefused, feature_names_check
 from fraud.explain import MAX_REASONS
-from fraud.feature_log import LoggedVector, LogItem, feature_log_write
+from fraud.feature_log import LogItem, feature_log_items
 from fraud.feature_reads import FeatureReader
 from fraud.models import Decision, Deployment, FraudScore, ReviewItem, ShadowScore
 from fraud.scoring import ModelSet, Scored, score_batch
@@ -233,19 +233,14 @@ def log_items(items: Sequence[ScoreDraft | FraudScore]) -> list[LogItem]:
     ]
 
 
-def logged_vectors(items: Sequence[ScoreDraft | FraudScore]) -> list[LoggedVector]:
-    """Return the feature log entries of ``items`` (drafts just recorded or recorded scores)."""
-    return [item.entry() for item in log_items(items)]
-
-
-def scores_log(*, config: FeatureConfig, entries: Sequence[LoggedVector]) -> int:
-    """Write ``entries`` to the feature log (one ``feature_log_write`` call: one Parquet file),
+def scores_log(*, config: FeatureConfig, items: Sequence[LogItem]) -> int:
+    """Write ``items`` to the feature log (one ``feature_log_items`` call: one Parquet file),
     then mark their scores logged (``scores_mark_logged``); return how many were written.
     Raise what the write raises, marking nothing."""
-    if not entries:
+    if not items:
         return 0
-    feature_log_write(config, entries)
-    return scores_mark_logged(event_ids=[e.event_id for e in entries])
+    feature_log_items(config, items)
+    return scores_mark_logged(event_ids=[i.event_id for i in items])
 
 
 def scores_mark_logged(*, event_ids: Sequence[str | uuid.UUID]) -> int:
@@ -271,7 +266,7 @@ def scores_log_sweep(*, config: FeatureConfig, scored_before: datetime, limit: i
             skip_locked=connection.features.has_select_for_update_skip_locked
         ).filter(logged=False, scored_at__lt=scored_before)
         scores = list(rows.order_by("id")[:limit])
-        return scores_log(config=config, entries=logged_vectors(scores))
+        return scores_log(config=config, items=log_items(scores))
 
 
 def scores_rescore(
