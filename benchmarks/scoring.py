@@ -13,15 +13,15 @@ learnt), saved as a text model and deployed with ``fraud.services.deployment_set
 Latency, per rate (after the throughput run, or a warm-up of 5,000 payments drained the same
 way: a cold broker spends a core JIT-compiling), on a fresh topic namespace (3 partitions):
 ``manage.py stream_features`` and ``manage.py score`` run as their own processes, as in
-production (``--no-features`` leaves the
-stream processor out); a few payments go through first, so the model is loaded and partitions
-are assigned before the clock starts; then a producer process publishes
+production (``--no-features`` leaves the stream processor out); a few payments go through
+first, so the model is loaded and partitions are assigned before the clock starts; then a
+producer process (its payments encoded before the clock starts) publishes
 ``payments.authorized.v1`` at the rate (an open model: payment ``i`` is due at
 ``start + i / rate``, stamped ``occurred_at`` = its due time, which its ``payment_id`` carries).
 This process reads ``fraud.scored.v1`` from its end. **Latency = the moment this process reads a
 payment's fraud.scored event minus the payment's due time**: the producer's own lag, the
 scorer's poll and batch (feature read, prediction, explanation, one DB transaction, the feature
-log write, the analyst push), the relay's outbox poll (it sleeps 50 ms when idle) and its
+log write, the analyst push), the relay's wake-up (a NOTIFY at the scorer's commit) and its
 publish, and Kafka both ways. Stages from the database afterwards, also from the due time:
 ``scored`` (the scorer's ``scored_at``: features read and model run, before the commit) and
 ``published`` (the outbox row's ``published_at``: the relay had the broker's ack).
