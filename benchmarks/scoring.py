@@ -7,8 +7,8 @@ Once: PostgreSQL, Redis and Kafka from devservices (or ``DATABASE_URL``, ``REDIS
 database, so give it a throwaway one); migrations; a Feast project on the Redis online store; a
 champion LightGBM model (``--rounds`` trees of 31 leaves over the ml room's model input columns,
 trained here on synthetic rows: the cost of a prediction depends on the trees, not on what they
-learnt), saved as a text model and deployed with ``fraud.services.deployment_set``; and
-``manage.py relay``, because ``fraud.scored.v1`` leaves through the transactional outbox.
+learnt), saved as a text model and deployed with ``fraud.services.deployment_set``. (No relay: the
+scorer publishes ``fraud.scored.v1`` itself.)
 
 Latency, per rate (after the throughput run, or a warm-up of 5,000 payments drained the same
 way: a cold broker spends a core JIT-compiling), on a fresh topic namespace (3 partitions):
@@ -20,11 +20,10 @@ producer process (its payments encoded before the clock starts) publishes
 ``start + i / rate``, stamped ``occurred_at`` = its due time, which its ``payment_id`` carries).
 This process reads ``fraud.scored.v1`` from its end. **Latency = the moment this process reads a
 payment's fraud.scored event minus the payment's due time**: the producer's own lag, the
-scorer's poll and batch (feature read, prediction, explanation, one DB transaction, the feature
-log write, the analyst push), the relay's wake-up (a NOTIFY at the scorer's commit) and its
-publish, and Kafka both ways. Stages from the database afterwards, also from the due time:
-``scored`` (the scorer's ``scored_at``: features read and model run, before the commit) and
-``published`` (the outbox row's ``published_at``: the relay had the broker's ack).
+scorer's poll and batch (feature read, prediction, explanation, one DB transaction, its
+publish, the analyst push) and Kafka both ways. A stage from the database afterwards, also from
+the due time: ``scored`` (the scorer's ``scored_at``: features read and model run, before the
+commit).
 
 Throughput (``--backlog N``, default 20,000; implied by ``--max-rate-probe``): N payments are
 published first on a fresh namespace and their features computed by the stream processor; then
@@ -33,7 +32,7 @@ between the 5 % and 100 % marks (a count of FraudScore rows polled every 50 ms, 
 process's start-up is not counted); pipeline throughput = the same for fraud.scored readable.
 Scorer CPU = the scoring process's CPU seconds (every thread) between the same marks per
 payment, and its feature log child's: the capacity of one process on a core of its own, which
-the wall-clock rate on this machine's two shared cores (relay, PostgreSQL, Kafka) is not.
+the wall-clock rate on this machine's two shared cores (PostgreSQL, Kafka) is not.
 
 Max rate (``--max-rate-probe``): short runs (``--probe-seconds``) at 50, 70 and 90 % of the
 pipeline throughput; the highest one that kept up (every payment scored, p99 under
@@ -61,7 +60,6 @@ RIDERS = 10_000
 WARM_UP = 20
 WARM_BACKLOG = 5_000
 REPO = Path(__file__).resolve().parent.parent
-SCORED_TOPIC = "fraud.scored.v1"
 
 
 # Processes.
@@ -171,9 +169,9 @@ def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, don
 
 
 class ScoredReader:
-    """Reads ``fraud.scored.v1`` from its end; returns (payment_id, read time) pairs."""
+    """Reads a ``fraud.scored.v1`` topic from its end; returns (payment_id, read time) pairs."""
 
-    def __init__(self, bootstrap: str):
+    def __init__(self, bootstrap: str, topic: str):
         from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
         self.consumer = Consumer(
@@ -183,18 +181,18 @@ class ScoredReader:
                 "enable.auto.commit": False,
             }
         )
-        # The relay creates the topic as it starts, which takes a few seconds.
+        # Created with the namespace; its metadata can take a moment to reach every broker.
         deadline = time.time() + 60
-        while not (meta := self.consumer.list_topics(timeout=10).topics.get(SCORED_TOPIC)):
+        while not (meta := self.consumer.list_topics(timeout=10).topics.get(topic)):
             if time.time() > deadline:
                 self.consumer.close()
-                raise SystemExit(f"{SCORED_TOPIC} does not exist after 60 s: see relay.log")
+                raise SystemExit(f"{topic} does not exist after 60 s")
             time.sleep(0.5)
-        partitions = [TopicPartition(SCORED_TOPIC, p) for p in sorted(meta.partitions)]
+        partitions = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
         # Resolve "end" now, before anything is produced.
         for tp in partitions:
             tp.offset = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
-        self.consumer.assign(partitions or [TopicPartition(SCORED_TOPIC, 0, OFFSET_END)])
+        self.consumer.assign(partitions or [TopicPartition(topic, 0, OFFSET_END)])
 
     def read(self, timeout_ms: int = 20) -> list[tuple[str, float]]:
         first = self.consumer.poll(timeout_ms / 1000)
@@ -303,13 +301,21 @@ class Bench:
         self.logs.mkdir(exist_ok=True)
 
     def _namespace(self) -> tuple[str, str]:
+        """Return a new namespace and its payments topic; its topics exist (3 partitions)."""
         from events.bus import bus_from_settings
-        from events.contracts import PaymentAuthorized
+        from events.contracts import FraudScored, PaymentAuthorized
 
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
         topic = f"{namespace}.{PaymentAuthorized.topic}"
-        bus_from_settings().ensure_topics([topic], partitions=PARTITIONS)
+        topics = [topic, f"{namespace}.{FraudScored.topic}"]
+        bus_from_settings().ensure_topics(topics, partitions=PARTITIONS)
         return namespace, topic
+
+    def _reader(self, namespace: str) -> ScoredReader:
+        from events.contracts import FraudScored
+
+        bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0]
+        return ScoredReader(bootstrap, f"{namespace}.{FraudScored.topic}")
 
     def _processor(self, namespace: str, *extra: str) -> subprocess.Popen:
         return _manage(
@@ -329,7 +335,7 @@ class Bench:
         from events.bus import Record, bus_from_settings
 
         namespace, topic = self._namespace()
-        reader = ScoredReader(self.env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0])
+        reader = self._reader(namespace)
         processes = [self._scorer(namespace)]
         if self.features:
             processes.append(self._processor(namespace))
@@ -382,13 +388,11 @@ class Bench:
             "read": len(latencies),
             **_quantiles(list(latencies.values())),
             "scored": _quantiles(stages["scored"]),
-            "published": _quantiles(stages["published"]),
             "degraded": stages["degraded"],
             "batch": self._batch_line(namespace),
         }
 
     def _stages(self, namespace: str) -> dict:
-        from events.models import OutboxEvent
         from fraud.models import FraudScore
 
         prefix = f"{namespace}-p"
@@ -398,13 +402,7 @@ class Bench:
             for scored_at, occurred_at in rows.values_list("scored_at", "occurred_at")
         ]
         degraded = rows.filter(degraded=True).count()
-        published = []
-        events = OutboxEvent.objects.filter(topic=SCORED_TOPIC, payload__contains=f'"{prefix}')
-        for payload, published_at in events.values_list("payload", "published_at"):
-            if published_at is not None:
-                due = _due(json.loads(payload)["payment_id"])
-                published.append((published_at.timestamp() - due) * 1000)
-        return {"scored": scored, "published": published, "degraded": degraded}
+        return {"scored": scored, "degraded": degraded}
 
     def _batch_line(self, namespace: str) -> str:
         lines = (self.logs / f"score-{namespace}.log").read_text().splitlines()
@@ -429,7 +427,7 @@ class Bench:
             processor = self._processor(namespace, "--until-idle", "3")
             processor.wait()
         before = FraudScore.objects.order_by("-id").values_list("id", flat=True).first() or 0
-        reader = ScoredReader(self.env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0])
+        reader = self._reader(namespace)
         prefix = f"{namespace}-p"
         scorer = self._scorer(namespace, "--until-idle", "5")
         marks: dict[str, dict[float, float]] = {"committed": {}, "readable": {}}
@@ -477,8 +475,7 @@ def _row(label: str, r: dict) -> str:
     return (
         f"{label:>8} {r['achieved']:9.0f} {r['read']:>7d}/{r['payments']:<7d}"
         f"{r['p50']:8.1f} {r['p99']:8.1f} {r['max']:8.1f}"
-        f"{r['scored']['p50']:8.1f} {r['scored']['p99']:8.1f}"
-        f"{r['published']['p50']:8.1f} {r['published']['p99']:8.1f} {r['producer_lag_ms']:8.1f}"
+        f"{r['scored']['p50']:8.1f} {r['scored']['p99']:8.1f} {r['producer_lag_ms']:8.1f}"
         f"{r['degraded']:9d}"
     )
 
@@ -500,7 +497,6 @@ def main() -> None:
     drained = None
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
         workdir = Path(tmp)
-        relay = None
         try:
             env = _environment(stack, workdir)
             os.environ.update(env)
@@ -516,7 +512,6 @@ def main() -> None:
             apply_repo(FeatureConfig.from_settings())
             version = champion_deploy(workdir, args.rounds)
             bench = Bench(env, workdir, features=not args.no_features)
-            relay = _manage(env, "relay", log_path=bench.logs / "relay.log")
             print(f"champion {version}: {args.rounds} trees; logs in {bench.logs}", flush=True)
             if backlog:
                 drained = bench.throughput(backlog)
@@ -541,14 +536,12 @@ def main() -> None:
                 if best is not None:
                     results.append(("max", bench.latency(best, args.seconds)))
         finally:
-            if relay is not None:
-                _stop(relay)
             for service in stack:
                 service.stop()
     print()
     print("End-to-end: payment due -> fraud.scored.v1 read from Kafka, ms (stages from due time)")
     print(f"{'rate/s':>8} {'achieved':>9} {'read/total':>15}{'p50':>8} {'p99':>8} {'max':>8}"
-          f"{'scored50':>8} {'scored99':>8}{'publ50':>8} {'publ99':>8} {'prodlag':>8}"
+          f"{'scored50':>8} {'scored99':>8} {'prodlag':>8}"
           f"{'degraded':>9}")  # fmt: skip
     for label, result in results:
         print(_row(label, result))
@@ -558,7 +551,7 @@ def main() -> None:
         print()
         print(f"Throughput, one scorer process draining {drained['payments']} payments:")
         print(f"  scorer (FraudScore committed): {drained['committed']:.0f} payments/s")
-        print(f"  pipeline (fraud.scored.v1 readable, relay included): "
+        print(f"  pipeline (fraud.scored.v1 readable): "
               f"{drained['readable']:.0f} payments/s")  # fmt: skip
         print(
             f"  scorer CPU: {drained['cpu_us']:.0f} µs a payment in the scoring process "

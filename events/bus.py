@@ -3,7 +3,8 @@
 Semantics every backend keeps (``tests/events/test_bus_contract.py`` runs against both):
 
 - ``Producer.publish`` sends records in order and returns only when each is acknowledged
-  (durably stored) or has failed; the result is one error-or-None per record.
+  (durably stored) or has failed; the result is one error-or-None per record. ``Producer.send``
+  sends the same way without waiting: its ``Sending.result`` waits.
 - A record's partition is chosen by its key; records with the same key keep their order.
 - A consumer belongs to a group; the group's members share the topic's partitions; a member
   starts from the group's committed offset, or from the earliest record when there is none.
@@ -54,12 +55,39 @@ class BusUnavailable(BusError):
     """The bus could not be reached within its bounded timeouts."""
 
 
-class Producer(abc.ABC):
+class Sending(abc.ABC):
+    """Records handed to a producer by ``Producer.send``, acknowledged or not yet."""
+
+    records: Sequence[Record]
+
     @abc.abstractmethod
+    def result(self, timeout: float = 30.0) -> list[Exception | None]:
+        """Wait up to ``timeout`` seconds for the records' acknowledgements; return, per
+        record, None once acknowledged or the error (a timeout is an error)."""
+
+
+class Sent(Sending):
+    """A sending whose outcome is known: the records were published synchronously."""
+
+    def __init__(self, records: Sequence[Record], results: list[Exception | None]):
+        self.records = records
+        self.results = results
+
+    def result(self, timeout: float = 30.0) -> list[Exception | None]:
+        return self.results
+
+
+class Producer(abc.ABC):
     def publish(
         self, records: Sequence[Record], *, timeout: float = 30.0
     ) -> list[Exception | None]:
         """Publish ``records`` in order; return, per record, None once acknowledged or the error."""
+        return self.send(records).result(timeout)
+
+    @abc.abstractmethod
+    def send(self, records: Sequence[Record]) -> Sending:
+        """Start publishing ``records`` in order and return without waiting for their
+        acknowledgements (a backend that cannot returns once they are stored)."""
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the producer's connections."""

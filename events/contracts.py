@@ -18,6 +18,8 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from events.bus import Record
+
 # A message larger than this is poison: no legitimate event comes near it.
 MAX_EVENT_BYTES = 64 * 1024
 
@@ -45,6 +47,17 @@ class Event(BaseModel):
 
     def encode(self) -> bytes:
         return self.model_dump_json().encode()
+
+    def record(self, topic: str | None = None) -> Record:
+        """Return the record that publishes this event, as the outbox relay does: keyed by
+        ``key()``, its ``event_id`` in a header; on ``topic`` instead of the event's own (a
+        namespaced one) when given."""
+        return Record(
+            topic=topic or self.topic,
+            value=self.encode(),
+            key=self.key(),
+            headers=(("event_id", str(self.event_id).encode()),),
+        )
 
 
 class Place(BaseModel):

@@ -10,23 +10,30 @@ A micro-batch loop over a bus consumer (group ``fraud-scorer``). Per batch of po
 3. score: the champion decides except for the canaries' share of cards, shadows score every
    row (``fraud.scoring``), decisions by the deciding deployment's thresholds;
 4. one transaction (``fraud.services.scores_record``): the scores (unique on the payment event
-   id, so at-least-once input gives exactly one score), shadow scores, review items and the
-   ``fraud.scored.v1`` events through the outbox, for the rows this batch inserted. A payment
-   scored already (a redelivery after a crash, a partition that moved between scorers) is
-   not inserted: its first score stands, and it is logged in step 6 if it never was. Such
-   payments are rare, so they are found by the insert itself rather than by a query before
-   every batch (which cost as much as the feature read): a redelivered one is scored again
-   for nothing;
-5. after the commit: the open analyst pages are told of new flags;
-6. every ``log_flush_s`` (1 s) or ``log_flush_rows`` vectors, not every batch: the served vectors
-   of the rows inserted (and of earlier ones found unlogged) go to the feature log in one file,
-   and only then are the offsets of those batches committed. Under light load batches hold a
-   few events each: a file per batch would be a file every few milliseconds.
+   id, so at-least-once input gives exactly one score), shadow scores and review items, for
+   the rows this batch inserted. A payment scored already (a redelivery after a crash, a
+   partition that moved between scorers) is not inserted: its first score stands, and it is
+   finished (5, 7) if it never was. Such payments are rare, so they are found by the insert
+   itself rather than by a query before every batch (which cost as much as the feature
+   read): a redelivered one is scored again for nothing;
+5. after the commit: the ``fraud.scored.v1`` events of the rows inserted go to the bus, in the
+   batch's order (a card's verdicts keep its payments' order), without waiting for the
+   acknowledgements. Straight from the scorer, not through the transactional outbox: the
+   scorer is a stream consumer whose input offsets are committed only after its effects, so
+   a crash replays the batch and the replay sends what may not have gone (the event id is
+   derived from the payment's, the same event again). The outbox would add a table write, a
+   relay round trip and a second publish path for no guarantee more;
+6. the open analyst pages are told of new flags;
+7. every ``log_flush_s`` (1 s) or ``log_flush_rows`` vectors, not every batch: the served vectors
+   of the rows inserted (and of earlier ones found unlogged) go to the feature log in one file;
+   once it is written and their events acknowledged, the scores are marked logged and the
+   offsets of those batches committed. Under light load batches hold a few events each: a
+   file per batch would be a file every few milliseconds.
 
 Crash safety: a crash before 4 replays the batch and scores it then; between 4 and the commit of
-6 the replay finds the events scored and logs those not logged (every score keeps its served
-vector, ``FraudScore.features``); a log write that fails is retried by a sweep of scores left
-unlogged.
+7 the replay finds the events scored, and sends and logs those not marked logged (every score
+keeps its served vector, ``FraudScore.features``). A log write or a publish that fails leaves
+its scores unlogged: a sweep of scores left unlogged logs and publishes them again.
 
 Models come from the ``Deployment`` table (``fraud.deployments``), reloaded without a restart
 when it changes; with no usable champion the scorer reads nothing and says why.
@@ -47,13 +54,14 @@ from threading import Event as StopFlag
 from django.utils import timezone
 
 from events.batching import BatchStats, IdleClock
-from events.bus import Bus, BusError, Consumer, Message, Producer, Record
-from events.contracts import PaymentAuthorized, PoisonMessage, decode
+from events.bus import Bus, BusError, Consumer, Message, Producer, Record, Sending
+from events.contracts import FraudScored, PaymentAuthorized, PoisonMessage, decode
 from features.store import FeatureConfig
 from fraud.deployments import DeploymentWatcher
 from fraud.feature_log import LogItem, feature_log_items, feature_log_pool, feature_log_write
 from fraud.feature_reads import FeatureReader
 from fraud.live import flags_broadcast
+from fraud.models import FraudScore
 from fraud.scoring import (
     ModelSet,
     payment_request,
@@ -65,6 +73,7 @@ from fraud.selectors import scores_unlogged
 from fraud.services import (
     ScoreDraft,
     log_items,
+    scored_event,
     scores_log_sweep,
     scores_mark_logged,
     scores_record,
@@ -90,6 +99,7 @@ class ScorerStats(BatchStats):
     poison: int = 0
     logged: int = 0
     log_failures: int = 0
+    publish_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,13 +114,16 @@ class ScorerSettings:
     deployment_poll_s: float = 2.0
     explain_all: bool = False
     log_sweep_s: float = 10.0
+    # How long a flush waits for the acknowledgements of events still unacknowledged.
+    publish_timeout_s: float = 30.0
     log_flush_s: float = 1.0
     log_flush_rows: int = 1000
     log_every_s: float = 10.0
     # Feature log writes in a child process (``fraud.feature_log.feature_log_pool``), as
     # ``manage.py score`` runs; in-process tests use a thread.
     log_process: bool = False
-    dead_letter_partitions: int = 3
+    # Partitions of the topics the scorer creates: its verdicts and its dead letters.
+    topic_partitions: int = 3
     service: str = "fraud_scoring_v1"
 
     @classmethod
@@ -126,7 +139,7 @@ class ScorerSettings:
             explain_all=settings.FRAUD_EXPLAIN_ALL,
             log_flush_s=settings.FRAUD_LOG_FLUSH_SECONDS,
             log_process=True,
-            dead_letter_partitions=settings.EVENT_TOPIC_PARTITIONS,
+            topic_partitions=settings.EVENT_TOPIC_PARTITIONS,
         )
         return replace(base, **overrides)
 
@@ -153,6 +166,7 @@ class Scorer:
         prefix = f"{namespace}." if namespace else ""
         self.topic = f"{prefix}{PaymentAuthorized.topic}"
         self.dead_letter_topic = f"{prefix}deadletter.{CONSUMER}"
+        self.scored_topic = f"{prefix}{FraudScored.topic}"
         self.watcher = watcher or DeploymentWatcher(poll_s=self.settings.deployment_poll_s)
         self.reader = FeatureReader(
             config, service=self.settings.service, timeout_s=self.settings.feature_timeout_s
@@ -163,14 +177,16 @@ class Scorer:
         self._logged = (time.monotonic(), 0)
         self._swept = time.monotonic()
         self._degraded_said = 0.0
-        # Scored and recorded, waiting for ``flush``: served vectors, the messages whose offsets
-        # commit with them, and since when; the event ids of those and of the write in flight.
+        # Scored and recorded, waiting for ``flush``: served vectors, the sendings of their
+        # events (their records in the same order), the messages whose offsets commit with
+        # them, and since when; the event ids of those and of the write in flight.
         self._pending_log: list[LogItem] = []
+        self._pending_sends: list[Sending] = []
         self._pending_ids: set[str] = set()
         self._pending_messages: list[Message] = []
         self._pending_since: float | None = None
-        # The feature log write in flight: (its future, its vectors, the messages to commit).
-        self._writing: tuple[Future, list[LogItem], list[Message]] | None = None
+        # The feature log write in flight: its future, vectors, sendings, messages to commit.
+        self._writing: tuple[Future, list[LogItem], list[Sending], list[Message]] | None = None
         self._log_pool = feature_log_pool(process=self.settings.log_process)
 
     # The loop.
@@ -186,7 +202,7 @@ class Scorer:
         as ``events.batching.IdleClock`` does), or ``max_seconds`` passed. The batch in
         progress always completes. Without a usable champion it reads nothing and waits."""
         self.bus.ensure_topics(
-            [self.dead_letter_topic], partitions=self.settings.dead_letter_partitions
+            [self.scored_topic, self.dead_letter_topic], partitions=self.settings.topic_partitions
         )
         self.reader.warm()
         # The child process imports Feast now (seconds of CPU), not beside the first batches.
@@ -252,9 +268,10 @@ class Scorer:
 
     def process_batch(self, messages: Sequence[Message], *, models: ModelSet) -> None:
         """Score ``messages`` (as polled) with ``models``. Side effects, in order: the scores,
-        shadow scores, review items and outbox events (one transaction), the dead-letter topic,
-        the analyst pages' push; then, once ``log_flush_s`` passed or ``log_flush_rows`` are
-        pending (``flush``), the feature log and the offsets."""
+        shadow scores and review items (one transaction), the dead-letter topic, the
+        ``fraud.scored.v1`` events (sent, not waited for), the analyst pages' push; then, once
+        ``log_flush_s`` passed or ``log_flush_rows`` are pending (``flush``), the feature log,
+        the marks and the offsets."""
         started = at = time.perf_counter()
         dead_letters: list[Record] = []
         events: dict[uuid.UUID, PaymentAuthorized] = {}
@@ -273,7 +290,7 @@ class Scorer:
             events.setdefault(event.event_id, event)
         at = self.stats.stage("decode", at)
         flagged: list[int] = []
-        entries: list[LogItem] = []
+        done: list[ScoreDraft | FraudScore] = []
         repeated: list[uuid.UUID] = []
         if events:
             drafts = self._score(list(events.values()), models)
@@ -282,15 +299,21 @@ class Scorer:
             at = self.stats.stage("record", at)
             flagged = recorded.flagged_ids
             self.stats.scored += len(recorded.score_ids)
-            entries = log_items([d for d in drafts if d.event.event_id in recorded.score_ids])
+            done = [d for d in drafts if d.event.event_id in recorded.score_ids]
             repeated = [i for i in events if i not in recorded.score_ids]
         self.stats.duplicates += len(messages) - len(dead_letters) - len(events) + len(repeated)
         if dead_letters:
             self._publish(dead_letters)
         unlogged = [i for i in repeated if str(i) not in self._pending_ids]
         if unlogged:
-            # Scored before a crash (or by another scorer) and maybe never logged: log them now.
-            entries += log_items(scores_unlogged(event_ids=unlogged))
+            # Scored before a crash (or by another scorer), maybe never logged nor published:
+            # do both now.
+            done += scores_unlogged(event_ids=unlogged)
+        entries = log_items(done)
+        if done:
+            self._pending_sends.append(
+                self.producer().send([scored_event(d).record(self.scored_topic) for d in done])
+            )
         self._pending_log += entries
         self._pending_ids.update(e.event_id for e in entries)
         if flagged:
@@ -324,28 +347,38 @@ class Scorer:
         )
         if not (force or due) or self._writing is not None:
             return
-        entries, messages = self._pending_log, self._pending_messages
-        self._pending_log, self._pending_messages = [], []
+        entries, sends, messages = self._pending_log, self._pending_sends, self._pending_messages
+        self._pending_log, self._pending_sends, self._pending_messages = [], [], []
         self._pending_since = None
         # The write touches no database: the marks and the commit happen here, on this thread.
         future = self._log_pool.submit(feature_log_items, self.config, entries)
-        self._writing = (future, entries, messages)
+        self._writing = (future, entries, sends, messages)
         if force:
             self._written(wait=True)
 
     def _written(self, *, wait: bool) -> None:
         """Finish the feature log write in flight once it is done (``wait``: wait for it): mark
-        its scores logged, then commit its offsets."""
+        its scores whose events were acknowledged logged, then commit its offsets."""
         if self._writing is None:
             return
-        future, entries, messages = self._writing
+        future, entries, sends, messages = self._writing
         if not (wait or future.done()):
             return
         self._writing = None
         self._pending_ids.difference_update(e.event_id for e in entries)
         try:
             future.result()
-            self.stats.logged += scores_mark_logged(event_ids=[e.event_id for e in entries])
+            # Sent a flush interval ago: acknowledged long since, unless the bus is failing.
+            errors = [e for s in sends for e in s.result(timeout=self.settings.publish_timeout_s)]
+            sent = [i.event_id for i, e in zip(entries, errors, strict=True) if e is None]
+            if len(sent) < len(entries):
+                self.stats.publish_failures += len(entries) - len(sent)
+                failed = next(e for e in errors if e is not None)
+                log.error(
+                    "%s: %d fraud.scored events not acknowledged (%s); the sweep will publish "
+                    "them again", CONSUMER, len(entries) - len(sent), failed,
+                )  # fmt: skip
+            self.stats.logged += scores_mark_logged(event_ids=sent)
         except BrokenProcessPool:
             self.stats.log_failures += 1
             log.error("%s: the feature log process died; starting another", CONSUMER)
@@ -416,7 +449,10 @@ class Scorer:
         self._swept = now
         try:
             self.stats.logged += scores_log_sweep(
-                config=self.config, scored_before=timezone.now() - UNLOGGED_AFTER
+                config=self.config,
+                producer=self.producer(),
+                topic=self.scored_topic,
+                scored_before=timezone.now() - UNLOGGED_AFTER,
             )
         except Exception:
             self.stats.log_failures += 1
@@ -433,10 +469,14 @@ class Scorer:
         record = dead_letter_record(CONSUMER, message, kind, detail)
         return replace(record, topic=self.dead_letter_topic)
 
-    def _publish(self, records: list[Record]) -> None:
+    def producer(self) -> Producer:
+        """Return the scorer's producer, made at its first use."""
         if self._producer is None:
             self._producer = self.bus.producer()
-        errors = [e for e in self._producer.publish(records) if e is not None]
+        return self._producer
+
+    def _publish(self, records: list[Record]) -> None:
+        errors = [e for e in self.producer().publish(records) if e is not None]
         if errors:
             # Not acknowledged: fail the batch; it is replayed (its scores are found recorded).
             raise BusError(f"dead-letter publish failed: {errors[0]}")

@@ -1,5 +1,5 @@
-"""Writes of the fraud room: deployments of models, scores with their shadow scores, review
-items and ``fraud.scored.v1`` events, the feature log marks."""
+"""Writes of the fraud room: deployments of models, scores with their shadow scores and review
+items, the ``fraud.scored.v1`` events of scores, the feature log marks."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from events.bulk import copy_available, copy_insert_new
+from events.bus import BusError, Producer
 from events.contracts import FraudScored, PaymentAuthorized, ScoreReason
-from events.outbox import outbox_publish_many
 from features.store import FeatureConfig
 from fraud.artifacts import ModelRefused, feature_names_check
 from fraud.explain import MAX_REASONS
@@ -124,21 +124,32 @@ def scored_event_id(payment_event_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(payment_event_id, "fraud.scored.v1")
 
 
-def _scored(draft: ScoreDraft) -> FraudScored:
+def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
+    """Return the ``fraud.scored.v1`` event of a draft just recorded or of a recorded score
+    (published again after a crash: the same event, same id; a degraded score rescored since
+    carries its new score and reasons, its decision unchanged)."""
+    if isinstance(item, ScoreDraft):
+        payment, scored = item.event, item.scored
+        ids = (payment.event_id, payment.payment_id, payment.card_id, payment.rider_id)
+        degraded = bool(scored.degraded_features)
+    else:
+        scored = item
+        ids = (item.event_id, item.payment_id, item.card_id, item.rider_id)
+        degraded = item.degraded
+    payment_event_id, payment_id, card_id, rider_id = ids
     return FraudScored(
-        event_id=scored_event_id(draft.event.event_id),
-        occurred_at=draft.scored_at,
-        payment_id=draft.event.payment_id,
-        payment_event_id=draft.event.event_id,
-        card_id=draft.event.card_id,
-        rider_id=draft.event.rider_id,
-        score=draft.scored.score,
-        decision=draft.scored.decision,
-        model_version=draft.scored.model_version,
-        degraded=bool(draft.scored.degraded_features),
+        event_id=scored_event_id(payment_event_id),
+        occurred_at=item.scored_at,
+        payment_id=payment_id,
+        payment_event_id=payment_event_id,
+        card_id=card_id,
+        rider_id=rider_id,
+        score=scored.score,
+        decision=scored.decision,
+        model_version=scored.model_version,
+        degraded=degraded,
         reasons=[
-            ScoreReason(feature=r["feature"], text=r["text"])
-            for r in draft.scored.reasons[:MAX_REASONS]
+            ScoreReason(feature=r["feature"], text=r["text"]) for r in scored.reasons[:MAX_REASONS]
         ],
     )
 
@@ -148,9 +159,10 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
 
     Idempotent on the payment event's ``event_id``: a payment already scored (a redelivery, or
     another scorer) keeps its score and nothing is written for it but missing shadow scores.
-    For each score inserted: its shadow scores, a review item when the decision is ``review``,
-    and a ``fraud.scored.v1`` event through the outbox. The served vectors are not logged here
-    (``FraudScore.logged`` stays false until the scorer has written them: ``scores_log``).
+    For each score inserted: its shadow scores and a review item when the decision is
+    ``review``. Neither the ``fraud.scored.v1`` events (``scored_event``) nor the served vectors
+    go out here: the scorer sends both after the commit, and ``FraudScore.logged`` stays false
+    until both are done (``scores_mark_logged``).
     """
     if not drafts:
         return Recorded({}, [])
@@ -212,8 +224,6 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
             ],
             ignore_conflicts=True,
         )
-        # In the batch's order: a card's verdicts keep its payments' order.
-        outbox_publish_many([_scored(d) for i, d in by_event.items() if i in inserted])
     flagged = [
         score_id
         for event_id, score_id in inserted.items()
@@ -233,40 +243,55 @@ def log_items(items: Sequence[ScoreDraft | FraudScore]) -> list[LogItem]:
     ]
 
 
-def scores_log(*, config: FeatureConfig, items: Sequence[LogItem]) -> int:
-    """Write ``items`` to the feature log (one ``feature_log_items`` call: one Parquet file),
-    then mark their scores logged (``scores_mark_logged``); return how many were written.
-    Raise what the write raises, marking nothing."""
-    if not items:
-        return 0
-    feature_log_items(config, items)
-    return scores_mark_logged(event_ids=[i.event_id for i in items])
-
-
 def scores_mark_logged(*, event_ids: Sequence[str | uuid.UUID]) -> int:
-    """Mark the scores of ``event_ids`` logged, once their vectors are in the feature log;
-    return how many event ids were given.
+    """Mark the scores of ``event_ids`` logged, once their vectors are in the feature log and
+    their ``fraud.scored.v1`` events acknowledged; return how many event ids were given.
 
     Keyed by the payment event id: a score logged twice (a crash between the write and the
-    mark) has two rows in the log, of which its reader keeps the latest, identical to the first.
+    mark) has two rows in the log, of which its reader keeps the latest, identical to the first,
+    and its event is published twice with one event id.
     """
     FraudScore.objects.filter(event_id__in=list(event_ids)).update(logged=True)
     return len(event_ids)
 
 
-def scores_log_sweep(*, config: FeatureConfig, scored_before: datetime, limit: int = 1000) -> int:
-    """Log the scores scored before ``scored_before`` and still unlogged (a failed write, a
-    crash between commit and log), oldest first, at most ``limit``; return how many.
+def scores_log_sweep(
+    *,
+    config: FeatureConfig,
+    producer: Producer,
+    scored_before: datetime,
+    topic: str = FraudScored.topic,
+    limit: int = 1000,
+    timeout_s: float = 30.0,
+) -> int:
+    """Finish the scores scored before ``scored_before`` and still unlogged (a failed log write
+    or publish, a crash between the commit and both), oldest first, at most ``limit``: write
+    their served vectors to the feature log (one file), publish their ``fraud.scored.v1``
+    events on ``topic`` again, and mark those acknowledged logged; return how many. Raise
+    ``BusError`` when some were not acknowledged (they stay unlogged, for the next sweep), and
+    what the log write raises, marking nothing.
 
-    The rows are locked while logged; rows another scorer has locked are skipped, so two
-    sweeps do not log the same score.
+    The rows are locked while swept; rows another scorer has locked are skipped, so two sweeps
+    do not log the same score.
     """
     with transaction.atomic():
         rows = FraudScore.objects.select_for_update(
             skip_locked=connection.features.has_select_for_update_skip_locked
         ).filter(logged=False, scored_at__lt=scored_before)
         scores = list(rows.order_by("id")[:limit])
-        return scores_log(config=config, items=log_items(scores))
+        if not scores:
+            return 0
+        feature_log_items(config, log_items(scores))
+        errors = producer.publish(
+            [scored_event(s).record(topic) for s in scores], timeout=timeout_s
+        )
+        done = scores_mark_logged(
+            event_ids=[s.event_id for s, e in zip(scores, errors, strict=True) if e is None]
+        )
+    failed = next((e for e in errors if e is not None), None)
+    if failed is not None:
+        raise BusError(f"{len(scores) - done} fraud.scored events not acknowledged: {failed}")
+    return done
 
 
 def scores_rescore(

@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from events.bus import Bus, BusError, Consumer, Message, Producer, Record
+from events.bus import Bus, BusError, Consumer, Message, Producer, Record, Sent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -142,11 +142,10 @@ class EmbeddedProducer(Producer):
         self.conn = _connect(bus.path)
         self._round_robin = 0
 
-    def publish(
-        self, records: Sequence[Record], *, timeout: float = 30.0
-    ) -> list[Exception | None]:
+    def send(self, records: Sequence[Record]) -> Sent:
+        """Append ``records`` in one SQLite transaction: stored (or failed) on return."""
         if not records:
-            return []
+            return Sent(records, [])
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -157,8 +156,8 @@ class EmbeddedProducer(Producer):
                 raise
         except sqlite3.Error as exc:
             error = BusError(f"embedded log {self.bus.path}: {exc}")
-            return [error] * len(records)
-        return [None] * len(records)
+            return Sent(records, [error] * len(records))
+        return Sent(records, [None] * len(records))
 
     def _append(self, records: Sequence[Record]) -> None:
         partitions: dict[str, int] = {}

@@ -28,7 +28,16 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Producer as RdProducer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from events.bus import Bus, BusError, BusUnavailable, Consumer, Message, Producer, Record
+from events.bus import (
+    Bus,
+    BusError,
+    BusUnavailable,
+    Consumer,
+    Message,
+    Producer,
+    Record,
+    Sending,
+)
 
 log = logging.getLogger(__name__)
 FETCH_MIN_BYTES = 16_384
@@ -142,6 +151,9 @@ class KafkaBus(Bus):
             client.close()
 
 
+_WAITING = object()
+
+
 def _client_error(error: KafkaError) -> None:
     # Transient (a broker down, a connection refused): librdkafka retries by itself, and the
     # calls that wait on it report what did not happen in time.
@@ -165,15 +177,10 @@ class KafkaBusProducer(Producer):
         )
         bus.reach(self.producer, "producer")
 
-    def publish(
-        self, records: Sequence[Record], *, timeout: float = 30.0
-    ) -> list[Exception | None]:
-        pending = object()
-        results: list[Any] = [pending] * len(records)
-
-        def delivered(i: int, error: KafkaError | None) -> None:
-            results[i] = None if error is None else BusError(f"Kafka publish failed: {error}")
-
+    def send(self, records: Sequence[Record]) -> KafkaSending:
+        """Queue ``records`` in order; the acknowledgements arrive in the background and are
+        served by this producer's next ``send`` or a ``KafkaSending.result``."""
+        sending = KafkaSending(self, records)
         for i, record in enumerate(records):
             while True:
                 try:
@@ -182,21 +189,43 @@ class KafkaBusProducer(Producer):
                         value=record.value,
                         key=record.key.encode() if record.key is not None else None,
                         headers=list(record.headers),
-                        on_delivery=lambda error, _message, i=i: delivered(i, error),
+                        on_delivery=lambda error, _message, i=i: sending.delivered(i, error),
                     )
                     break
                 except BufferError:
                     # The local queue is full: serve acknowledgements, then try again.
                     self.producer.poll(0.05)
                 except KafkaException as exc:
-                    results[i] = BusError(f"Kafka publish failed: {exc}")
+                    sending.delivered(i, BusError(f"Kafka publish failed: {exc}"))
                     break
-        self.producer.flush(timeout)
-        missing = BusError(f"no acknowledgement within {timeout:.0f} s")
-        return [missing if r is pending else r for r in results]
+        # Serve the acknowledgements that came in meanwhile (their callbacks run only here).
+        self.producer.poll(0)
+        return sending
 
     def close(self) -> None:
         self.producer.flush(5)
+
+
+class KafkaSending(Sending):
+    def __init__(self, producer: KafkaBusProducer, records: Sequence[Record]):
+        self.producer = producer
+        self.records = records
+        # Per record: None once acknowledged, the error, or _WAITING.
+        self.results: list[Any] = [_WAITING] * len(records)
+        self.waiting = len(records)
+
+    def delivered(self, i: int, error: KafkaError | Exception | None) -> None:
+        if isinstance(error, KafkaError):
+            error = BusError(f"Kafka publish failed: {error}")
+        self.results[i] = error
+        self.waiting -= 1
+
+    def result(self, timeout: float = 30.0) -> list[Exception | None]:
+        if self.waiting:
+            # Sends what is queued now, linger or not, and serves the acknowledgements.
+            self.producer.producer.flush(timeout)
+        missing = BusError(f"no acknowledgement within {timeout:.0f} s")
+        return [missing if r is _WAITING else r for r in self.results]
 
 
 class KafkaBusConsumer(Consumer):

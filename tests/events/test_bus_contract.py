@@ -26,6 +26,30 @@ def test_publish_acknowledges_every_record_and_keeps_order_per_key(bus: Bus, new
     assert sum(bus.end_offsets(topic).values()) == 90
 
 
+def test_sends_not_waited_for_are_acknowledged_in_order_when_their_result_is_asked(
+    bus: Bus, new_topic, group
+):
+    topic = new_topic("send", partitions=2)
+    producer = bus.producer()
+
+    sendings = [
+        producer.send([Record(topic, f"{key}:{i}".encode(), key=key) for key in "ab"])
+        for i in range(20)
+    ]
+    results = [s.result(timeout=10) for s in sendings]
+    producer.close()
+
+    assert results == [[None, None]] * 20
+    assert [len(s.records) for s in sendings] == [2] * 20
+    consumer = bus.consumer(group=group, topics=[topic])
+    received = drain(consumer, 40)
+    consumer.close()
+    for key in "ab":
+        assert [m.value for m in received if m.key == key] == [
+            f"{key}:{i}".encode() for i in range(20)
+        ]
+
+
 def test_headers_and_values_round_trip_byte_for_byte(bus: Bus, new_topic, group):
     topic = new_topic("bytes")
     value = bytes(range(256))

@@ -1,8 +1,10 @@
 """Helpers of the scorer's tests: an applied feature store, features written straight to its
-online store, scorers, and what they recorded."""
+online store, scorers, and what they recorded and published."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +13,7 @@ import pandas as pd
 
 from events.backends.embedded import EmbeddedBus
 from events.bus import Bus, Message
-from events.contracts import Event
+from events.contracts import Event, FraudScored
 from features.definitions import VIEWS_BY_NAME
 from features.store import FeatureConfig, feature_store
 from fraud.deployments import model_set_build
@@ -66,3 +68,21 @@ def batch(scorer: Scorer, events: Sequence[Event | tuple[Event, bytes]]) -> None
     write it started."""
     scorer.process_batch(messages(events), models=models())
     scorer.flush()
+
+
+def published(
+    bus: Bus, topic: str, *, wait_s: float = 10.0, idle_s: float = 1.0
+) -> list[FraudScored]:
+    """Return the ``fraud.scored.v1`` events on ``topic`` as a new group reads them (a key's
+    in order): waiting up to ``wait_s`` for the first (a Kafka group joins in the background),
+    then until nothing came for ``idle_s``."""
+    consumer = bus.consumer(group=f"check-{uuid.uuid4().hex[:8]}", topics=[topic])
+    events: list[FraudScored] = []
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        batch = consumer.poll(timeout=0.2, max_records=1000)
+        if batch:
+            events += [FraudScored.model_validate_json(m.value) for m in batch]
+            deadline = time.monotonic() + idle_s
+    consumer.close()
+    return events

@@ -1,19 +1,16 @@
 """The scorer's batch, in process on the embedded feature store and PostgreSQL: one score per
-payment event whatever is redelivered, published through the outbox, reviewed when it should
-be, every served vector logged exactly as served."""
+payment event whatever is redelivered, its verdict published on the bus, reviewed when it
+should be, every served vector logged exactly as served."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from events.bus import Record
-from events.contracts import FraudScored
-from events.models import OutboxEvent
+from events.bus import BusError, Producer, Record, Sent
 from features.processor import StreamProcessor, state_from_config
 from features.repo import apply_repo
 from features.store import feature_store
@@ -29,6 +26,7 @@ from tests.fraud.scorer_helpers import (
     features_write,
     messages,
     models,
+    published,
     scorer_make,
 )
 
@@ -84,15 +82,15 @@ def test_a_batch_is_scored_recorded_published_reviewed_and_logged(config, scorer
     assert list(ReviewItem.objects.values_list("score_id", "status")) == [(flagged.id, "open")]
     assert flags == [[flagged.id]]
 
-    outbox = {o.key: o for o in OutboxEvent.objects.all()}
-    assert sorted(outbox) == ["card-burst", "card-calm"]
-    published = FraudScored.model_validate_json(outbox["card-burst"].payload)
-    assert published.event_id == scored_event_id(burst.event_id)
-    assert (published.payment_event_id, published.payment_id) == (burst.event_id, burst.payment_id)
-    assert (published.score, published.decision) == (flagged.score, "review")
-    assert published.model_version == "champ"
-    assert published.degraded is False
-    assert [r.model_dump() for r in published.reasons] == [
+    verdicts = {e.card_id: e for e in published(scorer.bus, "t.fraud.scored.v1")}
+    assert sorted(verdicts) == ["card-burst", "card-calm"]
+    verdict = verdicts["card-burst"]
+    assert verdict.event_id == scored_event_id(burst.event_id)
+    assert (verdict.payment_event_id, verdict.payment_id) == (burst.event_id, burst.payment_id)
+    assert (verdict.score, verdict.decision) == (flagged.score, "review")
+    assert verdict.model_version == "champ"
+    assert verdict.degraded is False
+    assert [r.model_dump() for r in verdict.reasons] == [
         {"feature": r["feature"], "text": r["text"]} for r in flagged.reasons
     ]
 
@@ -122,7 +120,7 @@ def test_a_redelivered_batch_changes_nothing(config, scorer, tmp_path, flags):
     batch(scorer, [events[2], events[2], events[4]])  # and a duplicate within one batch
 
     assert list(FraudScore.objects.order_by("id").values()) == before
-    assert OutboxEvent.objects.count() == 5
+    assert len(published(scorer.bus, "t.fraud.scored.v1")) == 5
     assert sorted(config.logs_dir.rglob("*.parquet")) == log_files
     assert len(logged_features(config)) == 5
     assert scorer.stats.scored == 5
@@ -142,20 +140,53 @@ def test_scores_committed_but_not_logged_are_logged_on_replay_as_served(config, 
     batch(scorer, events)
 
     assert FraudScore.objects.filter(logged=True).count() == 2
-    assert OutboxEvent.objects.count() == 2
+    # The crash may have come before the events went out: they are sent now, as scored.
+    verdicts = published(scorer.bus, "t.fraud.scored.v1")
+    assert sorted(v.payment_event_id for v in verdicts) == sorted(e.event_id for e in events)
+    by_payment = {s.event_id: s for s in FraudScore.objects.all()}
+    assert all(v.score == by_payment[v.payment_event_id].score for v in verdicts)
     log = logged_features(config).set_index("event_id")
     assert log.loc[str(events[0].event_id), VELOCITY] == 2  # what was served, not re-read
 
 
-def test_the_sweep_logs_what_a_failed_log_write_left(config, scorer, tmp_path):
-    model_deploy(tmp_path, version="champ")
-    events = [payment(card_id="card-1")]
-    scores_record(drafts=scorer._score(events, scorer.watcher.current()))
+class Refusing(Producer):
+    """A bus that refuses every record (a test double for a broker gone away)."""
 
-    assert scores_log_sweep(config=config, scored_before=timezone.now() - timedelta(hours=1)) == 0
-    assert scores_log_sweep(config=config, scored_before=timezone.now() + timedelta(seconds=1)) == 1
-    assert scores_log_sweep(config=config, scored_before=timezone.now() + timedelta(seconds=1)) == 0
-    assert list(logged_features(config)["event_id"]) == [str(events[0].event_id)]
+    def send(self, records):
+        return Sent(records, [BusError("broker went away")] * len(records))
+
+
+def test_a_refused_publish_leaves_scores_unlogged_and_the_sweep_finishes_them(
+    config, scorer, tmp_path
+):
+    model_deploy(tmp_path, version="champ")
+    events = [payment(card_id="card-1"), payment(card_id="card-2")]
+    scorer._producer = Refusing()
+
+    batch(scorer, events)  # recorded and logged, the events refused
+
+    assert scorer.stats.publish_failures == 2
+    assert FraudScore.objects.filter(logged=False).count() == 2
+    assert published(scorer.bus, "t.fraud.scored.v1", wait_s=0.5) == []
+
+    def sweep(producer, scored_before) -> int:
+        return scores_log_sweep(
+            config=config, producer=producer, topic="t.fraud.scored.v1",
+            scored_before=scored_before,
+        )  # fmt: skip
+
+    producer = scorer.bus.producer()
+    assert sweep(producer, timezone.now() - timedelta(hours=1)) == 0  # too recent
+    with pytest.raises(BusError, match=r"2 fraud\.scored events not acknowledged"):
+        sweep(Refusing(), timezone.now() + timedelta(seconds=1))
+    assert FraudScore.objects.filter(logged=False).count() == 2
+    assert sweep(producer, timezone.now() + timedelta(seconds=1)) == 2
+    assert sweep(producer, timezone.now() + timedelta(seconds=1)) == 0
+
+    verdicts = published(scorer.bus, "t.fraud.scored.v1")
+    assert sorted(v.payment_event_id for v in verdicts) == sorted(e.event_id for e in events)
+    # Logged by the batch and again by each sweep: its reader keeps one row per payment.
+    assert sorted(logged_features(config)["event_id"]) == sorted(str(e.event_id) for e in events)
 
 
 def test_poison_is_dead_lettered_and_the_rest_scored(config, scorer, tmp_path):
@@ -190,8 +221,8 @@ def test_shadows_score_every_event_and_a_canary_decides_its_share(config, scorer
     }  # fmt: skip
     shadows = set(ShadowScore.objects.values_list("event_id", "model_version"))
     assert shadows == {(events[0].event_id, "shadow"), (events[1].event_id, "shadow")}
-    payloads = [json.loads(o.payload) for o in OutboxEvent.objects.order_by("id")]
-    assert {p["model_version"] for p in payloads} == {"canary", "champ"}
+    verdicts = published(scorer.bus, "t.fraud.scored.v1")
+    assert {v.model_version for v in verdicts} == {"canary", "champ"}
 
 
 def test_without_a_champion_run_reads_nothing(config, tmp_path):

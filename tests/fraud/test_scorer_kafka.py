@@ -1,6 +1,7 @@
 """The scorer on real Kafka, Redis and PostgreSQL: a stream scored once per payment event
-whatever is redelivered; ``manage.py score`` killed with SIGKILL mid-stream and restarted loses
-no event, duplicates no score and leaves none unlogged."""
+whatever is redelivered, one verdict published for each; ``manage.py score`` killed with SIGKILL
+mid-stream and restarted loses no event or verdict, duplicates no score and leaves none
+unlogged."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from django.db import connection
 from events.backends.kafka import KafkaBus
 from events.bus import Record
 from events.contracts import PaymentAuthorized
-from events.models import OutboxEvent
 from features.store import FeatureConfig
 from fraud.feature_log import logged_features
 from fraud.models import FraudScore
@@ -26,7 +26,7 @@ from fraud.scorer import Scorer, ScorerSettings
 from tests.conftest import service_unavailable
 from tests.features.streams import applied_config
 from tests.fraud.factories import VELOCITY, model_deploy, payment
-from tests.fraud.scorer_helpers import features_write
+from tests.fraud.scorer_helpers import features_write, published
 from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +90,8 @@ def test_a_stream_is_scored_once_per_event_even_when_redelivered(
     ids = {e.event_id for e in events}
     assert set(FraudScore.objects.values_list("event_id", flat=True)) == ids
     assert FraudScore.objects.count() == 600
-    assert OutboxEvent.objects.filter(topic="fraud.scored.v1").count() == 600
+    verdicts = published(bus, f"{namespace}.fraud.scored.v1")
+    assert sorted(v.payment_event_id for v in verdicts) == sorted(ids)
     assert set(logged_features(config)["event_id"]) == {str(i) for i in ids}
     burst = FraudScore.objects.filter(card_id="card-7")
     assert set(burst.values_list("decision", flat=True)) == {"review"}
@@ -164,7 +165,10 @@ def test_killed_mid_stream_and_restarted_it_scores_every_event_once_and_logs_all
     ids = {e.event_id for e in events}
     assert FraudScore.objects.count() == 3000
     assert set(FraudScore.objects.values_list("event_id", flat=True)) == ids
-    assert OutboxEvent.objects.filter(topic="fraud.scored.v1").count() == 3000
+    # Every verdict published; those the killed scorer sent and did not commit, twice.
+    verdicts = published(bus, f"{namespace}.fraud.scored.v1")
+    assert {v.payment_event_id for v in verdicts} == ids
+    assert len(verdicts) < 3000 + 2000
     assert FraudScore.objects.filter(logged=False).count() == 0
     assert set(logged_features(config)["event_id"]) == {str(i) for i in ids}
     assert "fraud-scorer: stopped; " in log.read_text()
