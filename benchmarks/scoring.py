@@ -18,7 +18,7 @@ first, so the model is loaded and partitions are assigned before the clock start
 producer process (its payments encoded before the clock starts) publishes
 ``payments.authorized.v1`` at the rate (an open model: payment ``i`` is due at
 ``start + i / rate``, stamped ``occurred_at`` = its due time, which its ``payment_id`` carries).
-This process reads ``fraud.scored.v1`` from its end. **Latency = the moment this process reads a
+This process reads the namespace's ``fraud.scored.v1``. **Latency = the moment this process reads a
 payment's fraud.scored event minus the payment's due time**: the producer's own lag, the
 scorer's poll and batch (feature read, prediction, explanation, one DB transaction, its
 publish, the analyst push) and Kafka both ways. A stage from the database afterwards, also from
@@ -169,10 +169,10 @@ def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, don
 
 
 class ScoredReader:
-    """Reads a ``fraud.scored.v1`` topic from its end; returns (payment_id, read time) pairs."""
+    """Reads a new ``fraud.scored.v1`` topic; returns (payment_id, read time) pairs."""
 
     def __init__(self, bootstrap: str, topic: str):
-        from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
         self.consumer = Consumer(
             {
@@ -188,11 +188,10 @@ class ScoredReader:
                 self.consumer.close()
                 raise SystemExit(f"{topic} does not exist after 60 s")
             time.sleep(0.5)
-        partitions = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
-        # Resolve "end" now, before anything is produced.
-        for tp in partitions:
-            tp.offset = self.consumer.get_watermark_offsets(tp, timeout=10, cached=False)[1]
-        self.consumer.assign(partitions or [TopicPartition(topic, 0, OFFSET_END)])
+        # The topic is new with its namespace: everything on it is this run's.
+        self.consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in sorted(meta.partitions)]
+        )
 
     def read(self, timeout_ms: int = 20) -> list[tuple[str, float]]:
         first = self.consumer.poll(timeout_ms / 1000)

@@ -9,7 +9,8 @@ Semantics every backend keeps (``tests/events/test_bus_contract.py`` runs agains
 - A consumer belongs to a group; the group's members share the topic's partitions; a member
   starts from the group's committed offset, or from the earliest record when there is none.
 - Offsets are committed explicitly, after processing (at-least-once): a record whose offset was
-  not committed is delivered again to whichever member owns its partition next.
+  not committed is delivered again to whichever member owns its partition next. A commit not
+  waited for is sent in order with the member's other commits.
 """
 
 from __future__ import annotations
@@ -103,9 +104,11 @@ class Consumer(abc.ABC):
         ``timeout`` seconds when none is there."""
 
     @abc.abstractmethod
-    def commit(self, messages: Sequence[Message]) -> None:
+    def commit(self, messages: Sequence[Message], *, wait: bool = True) -> None:
         """Record that the group has processed ``messages`` (and everything before them in
-        their partitions)."""
+        their partitions). ``wait=False``: send the commit and return (a backend that cannot
+        returns once it is stored); one that fails is logged, and the records are delivered
+        again, as if it had never been sent."""
 
     @abc.abstractmethod
     def assignment(self) -> set[tuple[str, int]]:
@@ -122,7 +125,13 @@ class Bus(abc.ABC):
     def producer(self) -> Producer: ...
 
     @abc.abstractmethod
-    def consumer(self, *, group: str, topics: Sequence[str]) -> Consumer: ...
+    def consumer(
+        self, *, group: str, topics: Sequence[str], batch_wait_ms: int | None = None
+    ) -> Consumer:
+        """Return a member of ``group`` reading ``topics``. ``batch_wait_ms``: how long the
+        broker may hold a fetch for records to accumulate (bigger batches and fewer requests
+        for that much more latency), for a consumer whose batches cost more than their
+        records; the backend's short default when None. A hint: the embedded log ignores it."""
 
     @abc.abstractmethod
     def ensure_topics(self, topics: Sequence[str], *, partitions: int) -> None:

@@ -200,6 +200,7 @@ class StreamProcessor:
         online: OnlineWriter | None = None,
         log_every_s: float = 10.0,
         dead_letter_partitions: int = 3,
+        batch_wait_ms: int | None = None,
     ):
         self.bus = bus
         self.config = config
@@ -214,6 +215,9 @@ class StreamProcessor:
         self.online = online if online is not None else OnlineWriter(config)
         self.log_every_s = log_every_s
         self.dead_letter_partitions = dead_letter_partitions
+        # How long the bus may hold a fetch to fill a batch (``Bus.consumer``): a batch costs
+        # round trips and files whatever its size, so bigger ones cost less per event.
+        self.batch_wait_ms = batch_wait_ms
         prefix = f"{namespace}." if namespace else ""
         self.topics = tuple(f"{prefix}{t}" for t in topics())
         self.dead_letter_topic = f"{prefix}deadletter.{CONSUMER}"
@@ -239,7 +243,9 @@ class StreamProcessor:
         as ``events.batching.IdleClock`` does), or ``max_seconds`` passed. The batch in progress
         always completes."""
         self.bus.ensure_topics([self.dead_letter_topic], partitions=self.dead_letter_partitions)
-        self.consumer = self.bus.consumer(group=self.group, topics=self.topics)
+        self.consumer = self.bus.consumer(
+            group=self.group, topics=self.topics, batch_wait_ms=self.batch_wait_ms
+        )
         started = time.monotonic()
         idle = IdleClock(self.consumer, until_idle_s)
         try:

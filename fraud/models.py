@@ -89,8 +89,6 @@ class FraudScore(models.Model):
     # The vector exactly as served (values, statuses, event timestamps, request time), so a
     # replay after a crash can write the feature log row of what was actually served.
     features = models.JSONField(default=dict)
-    # Whether the served vector has been written to the feature log.
-    logged = models.BooleanField(default=False)
     # The scorer batch whose transaction inserted the row: tells that batch which of its rows
     # it inserted (the others were already there: a redelivery, or another scorer).
     batch_id = models.UUIDField(null=True, blank=True)
@@ -106,11 +104,34 @@ class FraudScore(models.Model):
                 condition=Q(decision__in=[Decision.REVIEW, Decision.DECLINE]),
             ),
             models.Index(fields=["id"], name="fraudscore_degraded", condition=Q(degraded=True)),
-            models.Index(fields=["id"], name="fraudscore_unlogged", condition=Q(logged=False)),
         ]
 
     def __str__(self) -> str:
         return f"payment {self.payment_id}: {self.decision} ({self.score:.3f})"
+
+    @property
+    def logged(self) -> bool:
+        """Whether the served vector is in the feature log and the ``fraud.scored.v1`` event
+        acknowledged (no ``UnloggedScore`` row left)."""
+        return not UnloggedScore.objects.filter(score_id=self.id).exists()
+
+
+class UnloggedScore(models.Model):
+    """A score whose served vector is not in the feature log yet, or whose ``fraud.scored.v1``
+    event is not acknowledged yet: inserted with the score, deleted once both are done (the
+    scorer's flush, or the sweep of those left behind).
+
+    A row of its own, not a flag on the score: finishing a thousand scores a second deletes a
+    thousand narrow rows instead of rewriting a thousand wide ones, and a score row is
+    written once.
+    """
+
+    score = models.OneToOneField(
+        FraudScore, primary_key=True, on_delete=models.CASCADE, related_name="unlogged"
+    )
+
+    def __str__(self) -> str:
+        return f"score {self.score_id} unlogged"
 
 
 class ShadowScore(models.Model):

@@ -47,7 +47,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from threading import Event as StopFlag
 
@@ -100,6 +100,19 @@ class ScorerStats(BatchStats):
     logged: int = 0
     log_failures: int = 0
     publish_failures: int = 0
+
+
+@dataclass
+class Unfinished:
+    """Scores recorded and not yet finished: their served vectors (``items``) and score ids in
+    the same order, the sendings of their events (records in the same order again), the
+    messages whose offsets commit once they are finished, and since when they wait."""
+
+    items: list[LogItem] = field(default_factory=list)
+    score_ids: list[int] = field(default_factory=list)
+    sends: list[Sending] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -177,16 +190,11 @@ class Scorer:
         self._logged = (time.monotonic(), 0)
         self._swept = time.monotonic()
         self._degraded_said = 0.0
-        # Scored and recorded, waiting for ``flush``: served vectors, the sendings of their
-        # events (their records in the same order), the messages whose offsets commit with
-        # them, and since when; the event ids of those and of the write in flight.
-        self._pending_log: list[LogItem] = []
-        self._pending_sends: list[Sending] = []
+        # Scored and recorded, waiting for ``flush``; the feature log write in flight with what
+        # it finishes; the payment event ids of both.
+        self._pending = Unfinished()
+        self._writing: tuple[Future, Unfinished] | None = None
         self._pending_ids: set[str] = set()
-        self._pending_messages: list[Message] = []
-        self._pending_since: float | None = None
-        # The feature log write in flight: its future, vectors, sendings, messages to commit.
-        self._writing: tuple[Future, list[LogItem], list[Sending], list[Message]] | None = None
         self._log_pool = feature_log_pool(process=self.settings.log_process)
 
     # The loop.
@@ -309,19 +317,24 @@ class Scorer:
             # Scored before a crash (or by another scorer), maybe never logged nor published:
             # do both now.
             done += scores_unlogged(event_ids=unlogged)
-        entries = log_items(done)
+        pending = self._pending
         if done:
-            self._pending_sends.append(
+            entries = log_items(done)
+            pending.items += entries
+            pending.score_ids += [
+                recorded.score_ids[d.event.event_id] if isinstance(d, ScoreDraft) else d.id
+                for d in done
+            ]
+            pending.sends.append(
                 self.producer().send([scored_event(d).record(self.scored_topic) for d in done])
             )
-        self._pending_log += entries
-        self._pending_ids.update(e.event_id for e in entries)
+            self._pending_ids.update(e.event_id for e in entries)
         if flagged:
             flags_broadcast(score_ids=flagged)
         at = self.stats.stage("after", at)
-        self._pending_messages += messages
-        if self._pending_since is None:
-            self._pending_since = time.monotonic()
+        pending.messages += messages
+        if pending.since is None:
+            pending.since = time.monotonic()
         self.flush(force=False)
         self.stats.stage("flush", at)
         self.stats.batches += 1
@@ -339,20 +352,19 @@ class Scorer:
         vectors, unlogged, and the sweep logs them.
         """
         self._written(wait=force)
-        if self._pending_since is None:
+        pending = self._pending
+        if pending.since is None:
             return
         due = (
-            time.monotonic() - self._pending_since >= self.settings.log_flush_s
-            or len(self._pending_log) >= self.settings.log_flush_rows
+            time.monotonic() - pending.since >= self.settings.log_flush_s
+            or len(pending.items) >= self.settings.log_flush_rows
         )
         if not (force or due) or self._writing is not None:
             return
-        entries, sends, messages = self._pending_log, self._pending_sends, self._pending_messages
-        self._pending_log, self._pending_sends, self._pending_messages = [], [], []
-        self._pending_since = None
+        self._pending = Unfinished()
         # The write touches no database: the marks and the commit happen here, on this thread.
-        future = self._log_pool.submit(feature_log_items, self.config, entries)
-        self._writing = (future, entries, sends, messages)
+        future = self._log_pool.submit(feature_log_items, self.config, pending.items)
+        self._writing = (future, pending)
         if force:
             self._written(wait=True)
 
@@ -361,24 +373,28 @@ class Scorer:
         its scores whose events were acknowledged logged, then commit its offsets."""
         if self._writing is None:
             return
-        future, entries, sends, messages = self._writing
+        future, done = self._writing
         if not (wait or future.done()):
             return
         self._writing = None
-        self._pending_ids.difference_update(e.event_id for e in entries)
+        self._pending_ids.difference_update(i.event_id for i in done.items)
         try:
             future.result()
             # Sent a flush interval ago: acknowledged long since, unless the bus is failing.
-            errors = [e for s in sends for e in s.result(timeout=self.settings.publish_timeout_s)]
-            sent = [i.event_id for i, e in zip(entries, errors, strict=True) if e is None]
-            if len(sent) < len(entries):
-                self.stats.publish_failures += len(entries) - len(sent)
+            at = time.perf_counter()
+            timeout = self.settings.publish_timeout_s
+            errors = [e for s in done.sends for e in s.result(timeout=timeout)]
+            at = self.stats.stage("acks", at)
+            sent = [i for i, e in zip(done.score_ids, errors, strict=True) if e is None]
+            if len(sent) < len(errors):
+                self.stats.publish_failures += len(errors) - len(sent)
                 failed = next(e for e in errors if e is not None)
                 log.error(
                     "%s: %d fraud.scored events not acknowledged (%s); the sweep will publish "
-                    "them again", CONSUMER, len(entries) - len(sent), failed,
+                    "them again", CONSUMER, len(errors) - len(sent), failed,
                 )  # fmt: skip
-            self.stats.logged += scores_mark_logged(event_ids=sent)
+            self.stats.logged += scores_mark_logged(score_ids=sent)
+            self.stats.stage("mark", at)
         except BrokenProcessPool:
             self.stats.log_failures += 1
             log.error("%s: the feature log process died; starting another", CONSUMER)
@@ -388,8 +404,11 @@ class Scorer:
             self.stats.log_failures += 1
             log.exception("%s: feature log write failed; the sweep will retry", CONSUMER)
         if self.consumer is not None:
+            at = time.perf_counter()
             try:
-                self.consumer.commit(messages)
+                # Not waited for while consuming: a commit lost is a replay, found scored.
+                self.consumer.commit(done.messages, wait=wait)
+                self.stats.stage("commit", at)
             except BusError as exc:
                 # A rebalance took the partitions: their new owner finds the scores recorded.
                 log.warning("%s: commit failed, the batches will be replayed: %s", CONSUMER, exc)

@@ -25,7 +25,7 @@ def deployments_active() -> list[Deployment]:
 
 def scores_unlogged(*, event_ids: Iterable[uuid.UUID]) -> list[FraudScore]:
     """Return the scores of ``event_ids`` whose served vector is not in the feature log yet."""
-    return list(FraudScore.objects.filter(logged=False, event_id__in=list(event_ids)))
+    return list(FraudScore.objects.filter(unlogged__isnull=False, event_id__in=list(event_ids)))
 
 
 def scores_degraded(*, after_id: int = 0, limit: int = 500) -> list[FraudScore]:

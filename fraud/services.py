@@ -21,7 +21,7 @@ from fraud.artifacts import ModelRefused, feature_names_check
 from fraud.explain import MAX_REASONS
 from fraud.feature_log import LogItem, feature_log_items
 from fraud.feature_reads import FeatureReader
-from fraud.models import Decision, Deployment, FraudScore, ReviewItem, ShadowScore
+from fraud.models import Decision, Deployment, FraudScore, ReviewItem, ShadowScore, UnloggedScore
 from fraud.scoring import ModelSet, Scored, score_batch
 from fraud.selectors import scores_degraded
 
@@ -159,10 +159,10 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
 
     Idempotent on the payment event's ``event_id``: a payment already scored (a redelivery, or
     another scorer) keeps its score and nothing is written for it but missing shadow scores.
-    For each score inserted: its shadow scores and a review item when the decision is
-    ``review``. Neither the ``fraud.scored.v1`` events (``scored_event``) nor the served vectors
-    go out here: the scorer sends both after the commit, and ``FraudScore.logged`` stays false
-    until both are done (``scores_mark_logged``).
+    For each score inserted: its shadow scores, a review item when the decision is ``review``
+    and an ``UnloggedScore``. Neither the ``fraud.scored.v1`` events (``scored_event``) nor the
+    served vectors go out here: the scorer sends both after the commit, and the
+    ``UnloggedScore`` stays until both are done (``scores_mark_logged``).
     """
     if not drafts:
         return Recorded({}, [])
@@ -202,6 +202,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
                     event_id__in=list(by_event), batch_id=batch_id
                 ).values_list("event_id", "id")
             )
+        UnloggedScore.objects.bulk_create([UnloggedScore(score_id=i) for i in inserted.values()])
         ShadowScore.objects.bulk_create(
             [
                 ShadowScore(
@@ -243,16 +244,17 @@ def log_items(items: Sequence[ScoreDraft | FraudScore]) -> list[LogItem]:
     ]
 
 
-def scores_mark_logged(*, event_ids: Sequence[str | uuid.UUID]) -> int:
-    """Mark the scores of ``event_ids`` logged, once their vectors are in the feature log and
-    their ``fraud.scored.v1`` events acknowledged; return how many event ids were given.
+def scores_mark_logged(*, score_ids: Sequence[int]) -> int:
+    """Mark the scores ``score_ids`` logged (delete their ``UnloggedScore``), once their vectors
+    are in the feature log and their ``fraud.scored.v1`` events acknowledged; return how many
+    were given.
 
-    Keyed by the payment event id: a score logged twice (a crash between the write and the
-    mark) has two rows in the log, of which its reader keeps the latest, identical to the first,
-    and its event is published twice with one event id.
+    A score logged twice (a crash between the write and the mark) has two rows in the log, of
+    which its reader keeps the latest, identical to the first, and its event is published twice
+    with one event id.
     """
-    FraudScore.objects.filter(event_id__in=list(event_ids)).update(logged=True)
-    return len(event_ids)
+    UnloggedScore.objects.filter(score_id__in=list(score_ids)).delete()
+    return len(score_ids)
 
 
 def scores_log_sweep(
@@ -275,10 +277,14 @@ def scores_log_sweep(
     do not log the same score.
     """
     with transaction.atomic():
-        rows = FraudScore.objects.select_for_update(
-            skip_locked=connection.features.has_select_for_update_skip_locked
-        ).filter(logged=False, scored_at__lt=scored_before)
-        scores = list(rows.order_by("id")[:limit])
+        rows = (
+            UnloggedScore.objects.select_for_update(
+                skip_locked=connection.features.has_select_for_update_skip_locked, of=("self",)
+            )
+            .filter(score__scored_at__lt=scored_before)
+            .select_related("score")
+        )
+        scores = [row.score for row in rows.order_by("score_id")[:limit]]
         if not scores:
             return 0
         feature_log_items(config, log_items(scores))
@@ -286,7 +292,7 @@ def scores_log_sweep(
             [scored_event(s).record(topic) for s in scores], timeout=timeout_s
         )
         done = scores_mark_logged(
-            event_ids=[s.event_id for s, e in zip(scores, errors, strict=True) if e is None]
+            score_ids=[s.id for s, e in zip(scores, errors, strict=True) if e is None]
         )
     failed = next((e for e in errors if e is not None), None)
     if failed is not None:

@@ -155,6 +155,9 @@ if FEATURES_ONLINE_STORE not in {"sqlite", "redis"}:
 FEATURES_DATA_DIR = Path(env.str("FEATURES_DATA_DIR", default=str(VAR_DIR / "features")))
 # Out-of-order events up to this far behind the newest seen on their partition still count.
 FEATURES_ALLOWED_LATENESS_SECONDS = env.float("FEATURES_ALLOWED_LATENESS_SECONDS", default=60.0)
+# How long the stream processor's fetches may wait to fill a batch (Kafka): latency traded for
+# fewer, bigger batches (each costs state and store round trips and files whatever its size).
+FEATURES_BATCH_WAIT_MS = env.int("FEATURES_BATCH_WAIT_MS", default=50)
 
 # The model registry (ml/): LightGBM text models, one <version>.txt file each.
 ML_MODELS_DIR = Path(env.str("ML_MODELS_DIR", default=str(VAR_DIR / "models")))

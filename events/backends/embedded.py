@@ -91,7 +91,10 @@ class EmbeddedBus(Bus):
     def producer(self) -> EmbeddedProducer:
         return EmbeddedProducer(self)
 
-    def consumer(self, *, group: str, topics: Sequence[str]) -> EmbeddedConsumer:
+    def consumer(
+        self, *, group: str, topics: Sequence[str], batch_wait_ms: int | None = None
+    ) -> EmbeddedConsumer:
+        # ``batch_wait_ms`` is for a broker's fetches: a poll here reads the file directly.
         return EmbeddedConsumer(self, group=group, topics=topics)
 
     def ensure_topics(self, topics: Sequence[str], *, partitions: int) -> None:
@@ -305,7 +308,7 @@ class EmbeddedConsumer(Consumer):
                 self._position[slot] = rows[-1][0] + 1
         return messages
 
-    def commit(self, messages: Sequence[Message]) -> None:
+    def commit(self, messages: Sequence[Message], *, wait: bool = True) -> None:
         upto: dict[tuple[str, int], int] = {}
         for message in messages:
             slot = (message.topic, message.partition)

@@ -85,8 +85,10 @@ class KafkaBus(Bus):
     def producer(self) -> KafkaBusProducer:
         return KafkaBusProducer(self)
 
-    def consumer(self, *, group: str, topics: Sequence[str]) -> KafkaBusConsumer:
-        return KafkaBusConsumer(self, group=group, topics=topics)
+    def consumer(
+        self, *, group: str, topics: Sequence[str], batch_wait_ms: int | None = None
+    ) -> KafkaBusConsumer:
+        return KafkaBusConsumer(self, group=group, topics=topics, batch_wait_ms=batch_wait_ms)
 
     def ensure_topics(self, topics: Sequence[str], *, partitions: int) -> None:
         admin = self._admin()
@@ -229,7 +231,14 @@ class KafkaSending(Sending):
 
 
 class KafkaBusConsumer(Consumer):
-    def __init__(self, bus: KafkaBus, *, group: str, topics: Sequence[str]):
+    def __init__(
+        self,
+        bus: KafkaBus,
+        *,
+        group: str,
+        topics: Sequence[str],
+        batch_wait_ms: int | None = None,
+    ):
         self.bus = bus
         self.group = group
         self.topics = tuple(topics)
@@ -243,11 +252,16 @@ class KafkaBusConsumer(Consumer):
                     "session.timeout.ms": 10_000,
                     "heartbeat.interval.ms": 3_000,
                     "max.poll.interval.ms": 300_000,
+                    "on_commit": self._committed,
                     # A fetch waits for 16 KB or 5 ms, whichever first: records arriving every
                     # millisecond otherwise draw a fetch each (a request the broker serves and
-                    # this client decodes), for at most 5 ms of added latency.
-                    "fetch.min.bytes": FETCH_MIN_BYTES,
-                    "fetch.wait.max.ms": FETCH_WAIT_MS,
+                    # this client decodes), for at most 5 ms of added latency. With a batch
+                    # wait, the wait decides (up to 1 MB).
+                    **(
+                        {"fetch.min.bytes": FETCH_MIN_BYTES, "fetch.wait.max.ms": FETCH_WAIT_MS}
+                        if batch_wait_ms is None
+                        else {"fetch.min.bytes": 1 << 20, "fetch.wait.max.ms": batch_wait_ms}
+                    ),
                 }
             )
         )
@@ -292,7 +306,7 @@ class KafkaBusConsumer(Consumer):
             )
         return messages
 
-    def commit(self, messages: Sequence[Message]) -> None:
+    def commit(self, messages: Sequence[Message], *, wait: bool = True) -> None:
         upto: dict[tuple[str, int], int] = {}
         for m in messages:
             key = (m.topic, m.partition)
@@ -302,10 +316,18 @@ class KafkaBusConsumer(Consumer):
         try:
             self.consumer.commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in upto.items()],
-                asynchronous=False,
+                asynchronous=not wait,
             )
         except KafkaException as exc:
             raise BusError(f"Kafka commit failed: {exc}") from exc
+
+    def _committed(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # Served by ``poll``: the outcome of a commit not waited for (and of the others).
+        if error is not None:
+            log.warning(
+                "kafka consumer %s: commit failed, the records will be delivered again: %s",
+                self.group, error,
+            )  # fmt: skip
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self.consumer.assignment()}

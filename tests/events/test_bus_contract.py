@@ -87,6 +87,27 @@ def test_group_resumes_after_its_committed_offset(bus: Bus, new_topic, group):
     assert [m.value for m in rest] == [str(i).encode() for i in range(4, 10)]
 
 
+def test_commits_not_waited_for_land_in_order_by_the_time_the_member_leaves(
+    bus: Bus, new_topic, group
+):
+    topic = new_topic("commit-async")
+    producer = bus.producer()
+    producer.publish([Record(topic, str(i).encode(), key="k") for i in range(30)])
+    producer.close()
+
+    first = bus.consumer(group=group, topics=[topic])
+    batch = drain(first, 30)
+    for end in range(3, 21, 3):
+        first.commit(batch[:end], wait=False)
+    first.close()
+
+    assert bus.committed(group, topic) == {0: 18}
+    second = bus.consumer(group=group, topics=[topic])
+    rest = drain(second, 12)
+    second.close()
+    assert [m.value for m in rest] == [str(i).encode() for i in range(18, 30)]
+
+
 def test_uncommitted_records_are_delivered_again(bus: Bus, new_topic, group):
     topic = new_topic("redeliver")
     producer = bus.producer()

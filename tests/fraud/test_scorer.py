@@ -16,7 +16,7 @@ from features.repo import apply_repo
 from features.store import feature_store
 from fraud import scorer as scorer_module
 from fraud.feature_log import logged_features
-from fraud.models import FraudScore, ReviewItem, ShadowScore
+from fraud.models import FraudScore, ReviewItem, ShadowScore, UnloggedScore
 from fraud.services import scored_event_id, scores_log_sweep, scores_record
 from tests.features.stores import feature_config
 from tests.fraud.factories import NOW, VELOCITY, model_deploy, payment
@@ -134,12 +134,12 @@ def test_scores_committed_but_not_logged_are_logged_on_replay_as_served(config, 
     # The crash: a batch's transaction committed, the process died before the log write.
     drafts = scorer._score(events, scorer.watcher.current())
     scores_record(drafts=drafts)
-    assert list(FraudScore.objects.values_list("logged", flat=True)) == [False, False]
+    assert UnloggedScore.objects.count() == 2
     _velocity(config, "card-1", 7)  # the store moves on before the replay
 
     batch(scorer, events)
 
-    assert FraudScore.objects.filter(logged=True).count() == 2
+    assert UnloggedScore.objects.count() == 0
     # The crash may have come before the events went out: they are sent now, as scored.
     verdicts = published(scorer.bus, "t.fraud.scored.v1")
     assert sorted(v.payment_event_id for v in verdicts) == sorted(e.event_id for e in events)
@@ -166,7 +166,7 @@ def test_a_refused_publish_leaves_scores_unlogged_and_the_sweep_finishes_them(
     batch(scorer, events)  # recorded and logged, the events refused
 
     assert scorer.stats.publish_failures == 2
-    assert FraudScore.objects.filter(logged=False).count() == 2
+    assert UnloggedScore.objects.count() == 2
     assert published(scorer.bus, "t.fraud.scored.v1", wait_s=0.5) == []
 
     def sweep(producer, scored_before) -> int:
@@ -179,7 +179,7 @@ def test_a_refused_publish_leaves_scores_unlogged_and_the_sweep_finishes_them(
     assert sweep(producer, timezone.now() - timedelta(hours=1)) == 0  # too recent
     with pytest.raises(BusError, match=r"2 fraud\.scored events not acknowledged"):
         sweep(Refusing(), timezone.now() + timedelta(seconds=1))
-    assert FraudScore.objects.filter(logged=False).count() == 2
+    assert UnloggedScore.objects.count() == 2
     assert sweep(producer, timezone.now() + timedelta(seconds=1)) == 2
     assert sweep(producer, timezone.now() + timedelta(seconds=1)) == 0
 
@@ -290,14 +290,14 @@ def test_vectors_are_logged_and_offsets_committed_together_once_a_flush_is_due(c
     scorer.process_batch(by_offset[:2], models=models())
 
     assert FraudScore.objects.count() == 2
-    assert FraudScore.objects.filter(logged=True).count() == 0
+    assert UnloggedScore.objects.count() == 2
     assert scorer.bus.committed("g", scorer.topic) == {}
     assert not config.logs_dir.exists() or list(config.logs_dir.rglob("*.parquet")) == []
 
     scorer.process_batch(by_offset[2:], models=models())  # the third vector: a flush is due
     scorer.flush()  # wait for the write it started
 
-    assert FraudScore.objects.filter(logged=True).count() == 3
+    assert UnloggedScore.objects.count() == 0
     assert len(list(config.logs_dir.rglob("*.parquet"))) == 1
     committed = scorer.bus.committed("g", scorer.topic)
     assert sum(committed.values()) == 3

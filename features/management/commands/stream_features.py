@@ -46,6 +46,7 @@ class Command(BaseCommand):
             max_records=max_records,
             poll_timeout_s=poll_ms / 1000,
             dead_letter_partitions=settings.EVENT_TOPIC_PARTITIONS,
+            batch_wait_ms=settings.FEATURES_BATCH_WAIT_MS,
         )
         self.stdout.write(
             f"stream-features: consuming {len(processor.topics)} topics from the {bus.name} bus "
