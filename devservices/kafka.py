@@ -41,6 +41,15 @@ rootLogger.appenderRef.stdout.ref = STDOUT
 """
 
 # The broker's command-line tools, by the name of their shell wrapper in the release tarball.
+# The heap and collector settings of Kafka's own start script (kafka-server-start.sh): a fixed
+# 1 GB heap, G1 aiming at 20 ms pauses, marking from 35 % occupancy. With a growing 256-768 MB
+# heap the broker sat above G1's default marking threshold, ran a concurrent cycle every few
+# seconds and paused 15-35 ms every 4 s under 1,000 records/s (measured with -Xlog:gc).
+JVM_OPTIONS = (
+    "-Xms1g", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+    "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
+    "-Djava.awt.headless=true",
+)  # fmt: skip
 TOOLS = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
     "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
@@ -181,8 +190,7 @@ def start(
     bootstrap = f"127.0.0.1:{port}"
     service = spawn(
         NAME,
-        [java, "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true", log4j,
-         "-cp", cp, "kafka.Kafka", str(config)],
+        [java, *JVM_OPTIONS, log4j, "-cp", cp, "kafka.Kafka", str(config)],
         workdir=workdir,
         started_at=t0,
         url=bootstrap,

@@ -58,7 +58,7 @@ from events.bus import Bus, BusError, Consumer, Message, Producer, Record, Sendi
 from events.contracts import FraudScored, PaymentAuthorized, PoisonMessage, decode
 from features.store import FeatureConfig
 from fraud.deployments import DeploymentWatcher
-from fraud.feature_log import LogItem, feature_log_items, feature_log_pool, feature_log_write
+from fraud.feature_log import LogItem, feature_log_items, feature_log_pool, feature_log_warm
 from fraud.feature_reads import FeatureReader
 from fraud.live import flags_broadcast
 from fraud.models import FraudScore
@@ -213,9 +213,10 @@ class Scorer:
             [self.scored_topic, self.dead_letter_topic], partitions=self.settings.topic_partitions
         )
         self.reader.warm()
-        # The child process imports Feast now (seconds of CPU), not beside the first batches.
+        # The child process imports Feast and loads its writer now (seconds of CPU), not
+        # beside the first batches.
         try:
-            self._log_pool.submit(feature_log_write, self.config, []).result(timeout=LOG_WARM_S)
+            self._log_pool.submit(feature_log_warm, self.config).result(timeout=LOG_WARM_S)
         except Exception as exc:  # a pool that broke is replaced at its first write
             log.warning("%s: the feature log worker did not start: %s", CONSUMER, exc)
         self.consumer = self.bus.consumer(group=self.group, topics=[self.topic])

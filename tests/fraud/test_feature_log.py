@@ -17,7 +17,13 @@ from features.repo import apply_repo
 from features.serving import ServedVector, online_vector
 from features.store import feature_store
 from features.training import service_features
-from fraud.feature_log import LoggedVector, feature_log_write, log_dir, logged_features
+from fraud.feature_log import (
+    LoggedVector,
+    feature_log_warm,
+    feature_log_write,
+    log_dir,
+    logged_features,
+)
 from tests.features.stores import feature_config
 
 NAMES = [name for name, _ in service_features(FRAUD_SCORING_V1)]
@@ -192,7 +198,8 @@ def test_an_event_logged_twice_comes_back_once_with_its_latest_log(config):
     _assert_same(_logged(frame.iloc[0]), replayed.vector)
 
 
-def test_a_torn_file_is_skipped_and_an_empty_batch_writes_nothing(config):
+def test_a_torn_file_is_skipped_and_an_empty_batch_or_a_warm_up_writes_nothing(config):
+    feature_log_warm(config)
     feature_log_write(config, [])
     assert logged_features(config).empty
     assert not log_dir(config).exists() or list(log_dir(config).iterdir()) == []
