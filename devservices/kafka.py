@@ -40,7 +40,6 @@ rootLogger.level = warn
 rootLogger.appenderRef.stdout.ref = STDOUT
 """
 
-# The broker's command-line tools, by the name of their shell wrapper in the release tarball.
 # The heap and collector settings of Kafka's own start script (kafka-server-start.sh): a fixed
 # 1 GB heap, G1 aiming at 20 ms pauses, marking from 35 % occupancy. With a growing 256-768 MB
 # heap the broker sat above G1's default marking threshold, ran a concurrent cycle every few
@@ -50,6 +49,7 @@ JVM_OPTIONS = (
     "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
     "-Djava.awt.headless=true",
 )  # fmt: skip
+# The broker's command-line tools, by the name of their shell wrapper in the release tarball.
 TOOLS = {
     "kafka-topics": "org.apache.kafka.tools.TopicCommand",
     "kafka-consumer-groups": "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
