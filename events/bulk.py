@@ -62,13 +62,19 @@ def copy_insert(model: type[models.Model], objs: Sequence[models.Model]) -> None
 
 
 def copy_insert_new(
-    model: type[models.Model], objs: Sequence[models.Model], *, unique: str
+    model: type[models.Model],
+    objs: Sequence[models.Model],
+    *,
+    unique: str,
+    companion: type[models.Model] | None = None,
 ) -> dict[Any, int]:
     """Insert those of ``objs`` whose ``unique`` field (a single-column unique constraint)
     holds a value the table does not have yet; return value -> id of the rows inserted.
     PostgreSQL only (``copy_available``): ``COPY`` into a temporary table of the session, then
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so a concurrent writer of the same value
-    makes this one skip it, never fail."""
+    makes this one skip it, never fail. ``companion``: a model whose primary key is a one-to-one
+    to ``model`` (and its only column) gets a row for each row inserted, in the same
+    statement."""
     if not copy_available():
         raise RuntimeError("copy_insert_new needs PostgreSQL")
     if not objs:
@@ -93,9 +99,21 @@ def copy_insert_new(
                 copy.write_row(row)
         # One round trip: the stage is emptied (for callers that nest, before their commit
         # does it) as its rows move to the table.
-        cursor.execute(
-            f"WITH moved AS (DELETE FROM {stage} RETURNING {columns}) "  # noqa: S608
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM moved "
-            f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}, {quote(model._meta.pk.column)}"
+        pk = quote(model._meta.pk.column)
+        insert = (
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM moved "  # noqa: S608
+            f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}, {pk}"
         )
+        if companion is None:
+            sql = f"WITH moved AS (DELETE FROM {stage} RETURNING {columns}) {insert}"  # noqa: S608
+        else:
+            other = quote(companion._meta.db_table)
+            link = quote(companion._meta.pk.column)
+            sql = (
+                f"WITH moved AS (DELETE FROM {stage} RETURNING {columns}), "  # noqa: S608
+                f"inserted AS ({insert}), "
+                f"paired AS (INSERT INTO {other} ({link}) SELECT {pk} FROM inserted) "
+                f"SELECT {key}, {pk} FROM inserted"
+            )
+        cursor.execute(sql)
         return dict(cursor.fetchall())

@@ -194,7 +194,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     by_event = {d.event.event_id: d for d in drafts}
     with transaction.atomic():
         if copy_available():
-            inserted = copy_insert_new(FraudScore, rows, unique="event_id")
+            inserted = copy_insert_new(FraudScore, rows, unique="event_id", companion=UnloggedScore)
         else:
             FraudScore.objects.bulk_create(rows, ignore_conflicts=True)
             inserted = dict(
@@ -202,7 +202,9 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
                     event_id__in=list(by_event), batch_id=batch_id
                 ).values_list("event_id", "id")
             )
-        UnloggedScore.objects.bulk_create([UnloggedScore(score_id=i) for i in inserted.values()])
+            UnloggedScore.objects.bulk_create(
+                [UnloggedScore(score_id=i) for i in inserted.values()]
+            )
         ShadowScore.objects.bulk_create(
             [
                 ShadowScore(

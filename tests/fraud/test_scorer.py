@@ -149,6 +149,19 @@ def test_scores_committed_but_not_logged_are_logged_on_replay_as_served(config, 
     assert log.loc[str(events[0].event_id), VELOCITY] == 2  # what was served, not re-read
 
 
+def test_a_score_is_left_to_log_once_whatever_records_it_again(config, scorer, tmp_path):
+    model_deploy(tmp_path, version="champ")
+    events = [payment(card_id="card-1"), payment(card_id="card-2")]
+    drafts = scorer._score(events, scorer.watcher.current())
+
+    first = scores_record(drafts=drafts)
+    again = scores_record(drafts=drafts)
+
+    assert (len(first.score_ids), again.score_ids) == (2, {})
+    unlogged = UnloggedScore.objects.values_list("score_id", flat=True)
+    assert sorted(unlogged) == sorted(first.score_ids.values())
+
+
 class Refusing(Producer):
     """A bus that refuses every record (a test double for a broker gone away)."""
 
