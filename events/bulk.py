@@ -73,8 +73,8 @@ def copy_insert_new(
     PostgreSQL only (``copy_available``): ``COPY`` into a temporary table of the session, then
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so a concurrent writer of the same value
     makes this one skip it, never fail. ``companion``: a model whose primary key is a one-to-one
-    to ``model`` (and its only column) gets a row for each row inserted, in the same
-    statement."""
+    to ``model`` gets a row for each row inserted, in the same statement (its other columns
+    take their database defaults)."""
     if not copy_available():
         raise RuntimeError("copy_insert_new needs PostgreSQL")
     if not objs:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 
 class Deployment(models.Model):
@@ -129,6 +130,9 @@ class UnloggedScore(models.Model):
     score = models.OneToOneField(
         FraudScore, primary_key=True, on_delete=models.CASCADE, related_name="unlogged"
     )
+    # Set by the database as the score is recorded: the sweep takes the rows left this long
+    # without reading the scores (oldest first by ``score_id``, which follows it).
+    created_at = models.DateTimeField(db_default=Now())
 
     def __str__(self) -> str:
         return f"score {self.score_id} unlogged"

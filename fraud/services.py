@@ -268,7 +268,7 @@ def scores_log_sweep(
     limit: int = 1000,
     timeout_s: float = 30.0,
 ) -> int:
-    """Finish the scores scored before ``scored_before`` and still unlogged (a failed log write
+    """Finish the scores recorded before ``scored_before`` and still unlogged (a failed log write
     or publish, a crash between the commit and both), oldest first, at most ``limit``: write
     their served vectors to the feature log (one file), publish their ``fraud.scored.v1``
     events on ``topic`` again, and mark those acknowledged logged; return how many. Raise
@@ -279,14 +279,13 @@ def scores_log_sweep(
     do not log the same score.
     """
     with transaction.atomic():
-        rows = (
-            UnloggedScore.objects.select_for_update(
-                skip_locked=connection.features.has_select_for_update_skip_locked, of=("self",)
-            )
-            .filter(score__scored_at__lt=scored_before)
-            .select_related("score")
-        )
-        scores = [row.score for row in rows.order_by("score_id")[:limit]]
+        # The pending rows alone (a few seconds' worth), in key order: no join with the scores
+        # to choose them, and none of the rows the scorer is about to mark is locked.
+        rows = UnloggedScore.objects.select_for_update(
+            skip_locked=connection.features.has_select_for_update_skip_locked
+        ).filter(created_at__lt=scored_before)
+        ids = list(rows.order_by("score_id").values_list("score_id", flat=True)[:limit])
+        scores = list(FraudScore.objects.filter(id__in=ids).order_by("id"))
         if not scores:
             return 0
         feature_log_items(config, log_items(scores))

@@ -2,6 +2,7 @@
 ``UnloggedScore`` rows (inserted with a score, deleted once it is logged)."""
 
 import django.db.models.deletion
+import django.db.models.functions
 from django.db import migrations, models
 
 
@@ -37,6 +38,7 @@ class Migration(migrations.Migration):
                         to="fraud.fraudscore",
                     ),
                 ),
+                ("created_at", models.DateTimeField(db_default=django.db.models.functions.Now())),
             ],
         ),
         migrations.RunPython(unlogged_rows, unlogged_flags),
