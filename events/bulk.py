@@ -1,25 +1,22 @@
-"""Bulk inserts through PostgreSQL's ``COPY``, for the consumers that record a micro-batch in
-one transaction (the scorer: a score and an outbox event per payment).
+"""Bulk inserts on PostgreSQL for the writers of many rows at once: the outbox (``COPY``) and
+the scorer (one ``INSERT`` of a micro-batch's scores, skipping those recorded already).
 
 Django's ``bulk_create`` on PostgreSQL sends one ``INSERT ... SELECT * FROM UNNEST(...)`` whose
 arrays psycopg quotes value by value in Python (client-side binding): measured at ~150 µs a
 row for a score with its kilobyte of served features, most of a scorer's time. ``COPY`` takes
-the same rows at a few µs each. Values are prepared by the fields exactly as ``bulk_create``
-prepares them (``pre_save``, ``get_db_prep_save``), so defaults, ``auto_now_add`` and JSON
-columns behave the same. On any other database both functions fall back to ``bulk_create``.
+the same rows at a few µs each, and so does one JSON parameter (one string to quote). Values are
+prepared by the fields as ``bulk_create`` prepares them (``pre_save``, then the field's
+preparation), so defaults, ``auto_now_add`` and JSON columns behave the same. On any other
+database ``copy_insert`` falls back to ``bulk_create``.
 """
 
 from __future__ import annotations
 
-import weakref
+import json
 from collections.abc import Sequence
 from typing import Any
 
-from django.db import connection, models, transaction
-
-# The stage tables that exist, by database connection (a temporary table lives as long as the
-# session that created it; a new connection starts with none).
-_staged: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+from django.db import connection, models
 
 
 def copy_available() -> bool:
@@ -61,7 +58,7 @@ def copy_insert(model: type[models.Model], objs: Sequence[models.Model]) -> None
             copy.write_row(row)
 
 
-def copy_insert_new(
+def insert_new(
     model: type[models.Model],
     objs: Sequence[models.Model],
     *,
@@ -70,50 +67,68 @@ def copy_insert_new(
 ) -> dict[Any, int]:
     """Insert those of ``objs`` whose ``unique`` field (a single-column unique constraint)
     holds a value the table does not have yet; return value -> id of the rows inserted.
-    PostgreSQL only (``copy_available``): ``COPY`` into a temporary table of the session, then
+    PostgreSQL only (``copy_available``).
+
+    One statement, so one round trip and atomic without a transaction of its own: the rows go
+    as one JSON parameter (``json_populate_recordset`` over the table's row type) into
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so a concurrent writer of the same value
     makes this one skip it, never fail. ``companion``: a model whose primary key is a one-to-one
     to ``model`` gets a row for each row inserted, in the same statement (its other columns
-    take their database defaults)."""
+    take their database defaults). Measured for a batch of 10 scores with their served
+    vectors: 1.2 ms against 2.0 ms for ``COPY`` into a temporary table and an ``INSERT`` from
+    it in a transaction (seven round trips), and half the Python time.
+
+    Values are prepared by the fields (``pre_save``, ``get_prep_value``) and written as JSON:
+    strings for what JSON lacks (UUIDs, timestamps with their offset, decimals), which the
+    column types read back; a JSON column's value is reproduced as it is."""
     if not copy_available():
-        raise RuntimeError("copy_insert_new needs PostgreSQL")
+        raise RuntimeError("insert_new needs PostgreSQL")
     if not objs:
         return {}
     fields = _fields(model)
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
-    stage = quote(f"stage_{model._meta.db_table}")
     columns = _names(fields)
     key = quote(model._meta.get_field(unique).column)
-    with connection.cursor() as cursor:
-        session = connection.connection
-        if stage not in _staged.get(session, ()):
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "  # noqa: S608
-                f"AS SELECT {columns} FROM {table} WITH NO DATA"
-            )
-            # Known to exist once committed: a rolled-back creation leaves no table behind.
-            transaction.on_commit(lambda: _staged.setdefault(session, set()).add(stage))
-        with cursor.copy(f"COPY {stage} ({columns}) FROM STDIN") as copy:
-            for row in _rows(objs, fields):
-                copy.write_row(row)
-        # One round trip: the stage is emptied (for callers that nest, before their commit
-        # does it) as its rows move to the table.
-        pk = quote(model._meta.pk.column)
-        insert = (
-            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM moved "  # noqa: S608
-            f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}, {pk}"
+    pk = quote(model._meta.pk.column)
+    rows = json.dumps(
+        [{f.column: f.get_prep_value(f.pre_save(obj, add=True)) for f in fields} for obj in objs],
+        default=str,
+    )
+    insert = (
+        f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608
+        f"FROM json_populate_recordset(NULL::{table}, %s::json) "
+        f"ON CONFLICT ({key}) DO NOTHING RETURNING {key}, {pk}"
+    )
+    if companion is None:
+        sql = insert
+    else:
+        other = quote(companion._meta.db_table)
+        link = quote(companion._meta.pk.column)
+        sql = (
+            f"WITH inserted AS ({insert}), "  # noqa: S608
+            f"paired AS (INSERT INTO {other} ({link}) SELECT {pk} FROM inserted) "
+            f"SELECT {key}, {pk} FROM inserted"
         )
-        if companion is None:
-            sql = f"WITH moved AS (DELETE FROM {stage} RETURNING {columns}) {insert}"  # noqa: S608
-        else:
-            other = quote(companion._meta.db_table)
-            link = quote(companion._meta.pk.column)
-            sql = (
-                f"WITH moved AS (DELETE FROM {stage} RETURNING {columns}), "  # noqa: S608
-                f"inserted AS ({insert}), "
-                f"paired AS (INSERT INTO {other} ({link}) SELECT {pk} FROM inserted) "
-                f"SELECT {key}, {pk} FROM inserted"
-            )
-        cursor.execute(sql)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [rows])
         return dict(cursor.fetchall())
+
+
+def delete_ids(model: type[models.Model], ids: Sequence[int]) -> None:
+    """Delete the rows of ``model`` (an integer primary key) whose keys are ``ids``; signals and
+    cascades are not run (``model`` has none).
+
+    On PostgreSQL the keys go as one array literal, a single string to quote: measured for
+    1,000 keys, 0.9 ms against 3.2 ms for Django's ``IN`` list of 1,000 quoted parameters."""
+    if not ids:
+        return
+    if not copy_available():
+        model.objects.filter(pk__in=list(ids)).delete()
+        return
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    pk = quote(model._meta.pk.column)
+    keys = "{" + ",".join(str(int(i)) for i in ids) + "}"
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {pk} = ANY(%s::bigint[])", [keys])  # noqa: S608

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events.bulk import copy_available, copy_insert_new
+from events.bulk import copy_available, delete_ids, insert_new
 from events.bus import BusError, Producer
 from events.contracts import FraudScored, PaymentAuthorized, ScoreReason
 from features.store import FeatureConfig
@@ -155,7 +156,9 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
 
 
 def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
-    """Record the scores of ``drafts`` in one transaction; return what was inserted.
+    """Record the scores of ``drafts`` atomically; return what was inserted. On PostgreSQL a
+    batch with no shadow score and no review is one statement (``events.bulk.insert_new``);
+    else the writes are one transaction.
 
     Idempotent on the payment event's ``event_id``: a payment already scored (a redelivery, or
     another scorer) keeps its score and nothing is written for it but missing shadow scores.
@@ -192,9 +195,24 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
         for d in drafts
     ]
     by_event = {d.event.event_id: d for d in drafts}
-    with transaction.atomic():
+    shadows = [
+        ShadowScore(
+            event_id=d.event.event_id,
+            model_version=version,
+            score=score,
+            decision=decision,
+            scored_at=d.scored_at,
+        )
+        for d in drafts
+        for version, score, decision in d.scored.shadows
+    ]
+    reviewed = any(d.scored.decision == Decision.REVIEW for d in drafts)
+    # The scores with their UnloggedScore rows are one statement on PostgreSQL: when there is
+    # nothing else to write, no transaction either (one round trip rather than three).
+    alone = copy_available() and not shadows and not reviewed
+    with transaction.atomic() if not alone else nullcontext():
         if copy_available():
-            inserted = copy_insert_new(FraudScore, rows, unique="event_id", companion=UnloggedScore)
+            inserted = insert_new(FraudScore, rows, unique="event_id", companion=UnloggedScore)
         else:
             FraudScore.objects.bulk_create(rows, ignore_conflicts=True)
             inserted = dict(
@@ -205,20 +223,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
             UnloggedScore.objects.bulk_create(
                 [UnloggedScore(score_id=i) for i in inserted.values()]
             )
-        ShadowScore.objects.bulk_create(
-            [
-                ShadowScore(
-                    event_id=d.event.event_id,
-                    model_version=version,
-                    score=score,
-                    decision=decision,
-                    scored_at=d.scored_at,
-                )
-                for d in drafts
-                for version, score, decision in d.scored.shadows
-            ],
-            ignore_conflicts=True,
-        )
+        ShadowScore.objects.bulk_create(shadows, ignore_conflicts=True)
         ReviewItem.objects.bulk_create(
             [
                 ReviewItem(score_id=score_id)
@@ -255,7 +260,7 @@ def scores_mark_logged(*, score_ids: Sequence[int]) -> int:
     which its reader keeps the latest, identical to the first, and its event is published twice
     with one event id.
     """
-    UnloggedScore.objects.filter(score_id__in=list(score_ids)).delete()
+    delete_ids(UnloggedScore, score_ids)
     return len(score_ids)
 
 

@@ -1,14 +1,17 @@
-"""Bulk inserts through COPY: the same rows as ``bulk_create``, conflicts skipped not failed."""
+"""Bulk inserts (COPY, one JSON statement): the same rows as ``bulk_create``, conflicts skipped
+not failed."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.db import connection, transaction
 
-from events.bulk import copy_available, copy_insert, copy_insert_new
+from events.bulk import copy_available, copy_insert, delete_ids, insert_new
 from events.models import OutboxEvent
+from fraud.models import FraudScore, UnloggedScore
 from tests.events.factories import trip_requested
 
 pytestmark = pytest.mark.django_db
@@ -53,51 +56,78 @@ def test_copy_insert_stores_what_bulk_create_stores_in_order():
     assert all(s.created_at is not None and s.published_at is None for s in stamps)
 
 
-def test_copy_insert_new_inserts_the_new_rows_and_returns_their_ids():
+def test_insert_new_inserts_the_new_rows_and_returns_their_ids():
     existing = _row()
     OutboxEvent.objects.bulk_create([existing])
     kept = OutboxEvent.objects.get(event_id=existing.event_id)
     fresh = [_row(), _row()]
 
-    with transaction.atomic():
-        inserted = copy_insert_new(
-            OutboxEvent, [_row(existing.event_id, key="other"), *fresh], unique="event_id"
-        )
-        # Twice in one transaction: the stage starts empty again.
-        again = copy_insert_new(OutboxEvent, [_row()], unique="event_id")
+    inserted = insert_new(
+        OutboxEvent, [_row(existing.event_id, key="other"), *fresh], unique="event_id"
+    )
 
     assert set(inserted) == {r.event_id for r in fresh}
     assert {OutboxEvent.objects.get(id=i).event_id for i in inserted.values()} == set(inserted)
-    assert len(again) == 1
     assert OutboxEvent.objects.get(event_id=existing.event_id) == kept
     assert OutboxEvent.objects.get(event_id=existing.event_id).key == kept.key
-    with connection.cursor() as cursor:
-        cursor.execute('SELECT count(*) FROM "stage_events_outboxevent"')
-        assert cursor.fetchone() == (0,)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_stage_is_created_once_per_connection_and_again_after_a_reconnect():
+def _score(**overrides) -> FraudScore:
+    fields = {
+        "event_id": uuid.uuid4(),
+        "payment_id": "pay-1",
+        "card_id": "card-é",
+        "rider_id": "rider\ttab",
+        "amount_cents": 2**40,
+        "currency": "EUR",
+        "occurred_at": datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=5))),
+        "scored_at": datetime(2026, 3, 1, 7, 0, 0, 1, tzinfo=UTC),
+        "score": 0.1 + 0.2,
+        "decision": "review",
+        "model_version": "m1",
+        "role": "champion",
+        "reasons": [{"feature": "f", "text": 'quote " and \\ backslash'}],
+        "latency_ms": 1e-300,
+        "features": {"values": {"a": 0.30000000000000004, "b": None, "c": [1, "x"]}},
+        **overrides,
+    }
+    return FraudScore(**fields)
+
+
+def test_insert_new_stores_what_bulk_create_stores_with_its_companion_in_one_statement():
     from django.test.utils import CaptureQueriesContext
 
-    def insert() -> list[str]:
-        with CaptureQueriesContext(connection) as queries, transaction.atomic():
-            assert len(copy_insert_new(OutboxEvent, [_row()], unique="event_id")) == 1
-        return [q["sql"] for q in queries.captured_queries]
+    by_insert = [_score(), _score(degraded=True, batch_id=uuid.uuid4(), pickup_zone="z")]
+    by_orm = [_score(**{f: getattr(s, f) for f in ("degraded", "batch_id", "pickup_zone")})
+              for s in by_insert]  # fmt: skip
+    FraudScore.objects.bulk_create(by_orm)
 
-    def creates(sql: list[str]) -> int:
-        return sum("CREATE TEMPORARY TABLE" in s for s in sql)
+    with CaptureQueriesContext(connection) as queries:
+        inserted = insert_new(FraudScore, by_insert, unique="event_id", companion=UnloggedScore)
 
-    def rolled_back() -> None:
-        with transaction.atomic():
-            copy_insert_new(OutboxEvent, [_row()], unique="event_id")
-            raise RuntimeError("roll back")
+    assert len(queries.captured_queries) == 1
+    assert set(inserted) == {s.event_id for s in by_insert}
+    columns = [f.name for f in FraudScore._meta.concrete_fields if f.name not in ("id", "event_id")]
 
-    # A creation rolled back leaves no table behind: the next call creates it again.
-    with pytest.raises(RuntimeError):
-        rolled_back()
-    assert creates(insert()) == 1
-    assert creates(insert()) == 0
-    connection.close()
-    assert creates(insert()) == 1
-    assert OutboxEvent.objects.count() == 3
+    def stored(scores: list[FraudScore]) -> list[dict]:
+        ids = [s.event_id for s in scores]
+        return list(FraudScore.objects.filter(event_id__in=ids).order_by("id").values(*columns))
+
+    assert stored(by_insert) == stored(by_orm)
+    assert stored(by_insert)[0]["score"] == 0.1 + 0.2
+    assert set(UnloggedScore.objects.values_list("score_id", flat=True)) == set(inserted.values())
+    # Again: nothing new, no companion row either.
+    assert insert_new(FraudScore, by_insert, unique="event_id", companion=UnloggedScore) == {}
+    assert UnloggedScore.objects.count() == 2
+
+
+def test_delete_ids_deletes_those_rows_and_no_other():
+    scores = [_score() for _ in range(4)]
+    inserted = insert_new(FraudScore, scores, unique="event_id", companion=UnloggedScore)
+    ids = sorted(inserted.values())
+
+    delete_ids(UnloggedScore, ids[1:3])
+    delete_ids(UnloggedScore, [])
+
+    assert sorted(UnloggedScore.objects.values_list("score_id", flat=True)) == [ids[0], ids[3]]
+    assert FraudScore.objects.filter(id__in=ids).count() == 4
