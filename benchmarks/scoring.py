@@ -56,6 +56,7 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
+from math import nan
 from pathlib import Path
 
 PARTITIONS = 3
@@ -404,9 +405,12 @@ class Bench:
             "payments": count,
             "read": len(latencies),
             **_quantiles(list(latencies.values())),
-            # (seconds since the first payment was due, latency ms), in due order.
-            "series": sorted((_due(pid), ms) for pid, ms in latencies.items()),
-            "scored": _quantiles(stages["scored"]),
+            # (seconds since the first payment was due, latency, scored, published ms).
+            "series": sorted(
+                (_due(pid), ms, stages["scored"].get(pid, nan), sent[pid])
+                for pid, ms in latencies.items()
+            ),
+            "scored": _quantiles(list(stages["scored"].values())),
             "published": _quantiles(list(sent.values())),
             "degraded": stages["degraded"],
             "batch": self._batch_line(namespace),
@@ -417,10 +421,12 @@ class Bench:
 
         prefix = f"{namespace}-p"
         rows = FraudScore.objects.filter(payment_id__startswith=prefix)
-        scored = [
-            (scored_at - occurred_at).total_seconds() * 1000
-            for scored_at, occurred_at in rows.values_list("scored_at", "occurred_at")
-        ]
+        scored = {
+            pid: (scored_at - occurred_at).total_seconds() * 1000
+            for pid, scored_at, occurred_at in rows.values_list(
+                "payment_id", "scored_at", "occurred_at"
+            )
+        }
         degraded = rows.filter(degraded=True).count()
         return {"scored": scored, "degraded": degraded}
 
@@ -512,9 +518,9 @@ def _series_write(path: Path, result: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     first = result["series"][0][0] if result["series"] else 0.0
     with path.open("w") as out:
-        out.write("due_s,latency_ms\n")
-        for due, ms in result["series"]:
-            out.write(f"{due - first:.4f},{ms:.2f}\n")
+        out.write("due_s,latency_ms,scored_ms,published_ms\n")
+        for due, ms, scored, published in result["series"]:
+            out.write(f"{due - first:.4f},{ms:.2f},{scored:.2f},{published:.2f}\n")
 
 
 def main() -> None:
@@ -533,7 +539,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--series", type=Path, default=None, metavar="DIR",
-        help="write each rate's latencies (due time, ms) to DIR/latency-<rate>.csv",
+        help="write each payment's latency and stages (ms) by due time to DIR/latency-<rate>.csv",
     )  # fmt: skip
     args = parser.parse_args()
     backlog = args.backlog if args.backlog is not None else (20_000 if args.max_rate_probe else 0)

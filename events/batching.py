@@ -44,10 +44,14 @@ class BatchStats:
         """Record that stage ``name`` of this batch ran from ``started`` (``perf_counter``) to
         now; return now, the start of the next stage."""
         now = time.perf_counter()
+        self.measured(name, (now - started) * 1000)
+        return now
+
+    def measured(self, name: str, ms: float) -> None:
+        """Record a figure of this batch measured otherwise (``ms``) under stage ``name``."""
         if name not in self.stages_ms:
             self.stages_ms[name] = deque(maxlen=KEPT)
-        self.stages_ms[name].append((now - started) * 1000)
-        return now
+        self.stages_ms[name].append(ms)
 
     def stages_line(self) -> str:
         """Return the p50/p99 (ms) of each stage, in the order they first ran."""

@@ -13,7 +13,7 @@ database ``copy_insert`` falls back to ``bulk_create``.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import connection, models
@@ -64,6 +64,7 @@ def insert_new(
     *,
     unique: str,
     companion: type[models.Model] | None = None,
+    json_text: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[Any, int]:
     """Insert those of ``objs`` whose ``unique`` field (a single-column unique constraint)
     holds a value the table does not have yet; return value -> id of the rows inserted.
@@ -80,7 +81,9 @@ def insert_new(
 
     Values are prepared by the fields (``pre_save``, ``get_prep_value``) and written as JSON:
     strings for what JSON lacks (UUIDs, timestamps with their offset, decimals), which the
-    column types read back; a JSON column's value is reproduced as it is."""
+    column types read back; a JSON column's value is reproduced as it is. ``json_text``: JSON
+    fields whose values are given already encoded, one text per object in order (a caller
+    that needs the text anyway encodes once), in place of the objects' values."""
     if not copy_available():
         raise RuntimeError("insert_new needs PostgreSQL")
     if not objs:
@@ -91,10 +94,28 @@ def insert_new(
     columns = _names(fields)
     key = quote(model._meta.get_field(unique).column)
     pk = quote(model._meta.pk.column)
-    rows = json.dumps(
-        [{f.column: f.get_prep_value(f.pre_save(obj, add=True)) for f in fields} for obj in objs],
-        default=str,
-    )
+    given = {model._meta.get_field(name).column: texts for name, texts in (json_text or {}).items()}
+    encoded = [
+        json.dumps(
+            {
+                f.column: f.get_prep_value(f.pre_save(obj, add=True))
+                for f in fields
+                if f.column not in given
+            },
+            default=str,
+        )
+        for obj in objs
+    ]
+    if given:
+        # Each object's text goes in before its closing brace (an object of no field has
+        # none to separate it from).
+        for column, texts in given.items():
+            name = json.dumps(column)
+            encoded = [
+                f"{row[:-1]}{', ' if row != '{}' else ''}{name}: {text}}}"
+                for row, text in zip(encoded, texts, strict=True)
+            ]
+    rows = "[" + ", ".join(encoded) + "]"
     insert = (
         f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608
         f"FROM json_populate_recordset(NULL::{table}, %s::json) "

@@ -282,6 +282,11 @@ class Scorer:
         ``log_flush_s`` passed or ``log_flush_rows`` are pending (``flush``), the feature log,
         the marks and the offsets."""
         started = at = time.perf_counter()
+        stamps = [m.timestamp_ms for m in messages if m.timestamp_ms]
+        if stamps:
+            # How long its oldest event waited, from its producer's send to this batch (the
+            # broker, the fetch, the batch before): wall clocks of one machine or of several.
+            self.stats.measured("queued", time.time() * 1000 - min(stamps))
         dead_letters: list[Record] = []
         events: dict[uuid.UUID, PaymentAuthorized] = {}
         for message in messages:

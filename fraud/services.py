@@ -3,12 +3,14 @@ items, the ``fraud.scored.v1`` events of scores, the feature log marks."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from django.db import connection, transaction
@@ -109,6 +111,11 @@ class ScoreDraft:
     features: dict[str, Any]
     scored_at: datetime
     latency_ms: float
+
+    @cached_property
+    def features_json(self) -> str:
+        """``features`` as JSON: encoded once for the score's row and its feature log entry."""
+        return json.dumps(self.features)
 
 
 @dataclass(frozen=True)
@@ -212,7 +219,13 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     alone = copy_available() and not shadows and not reviewed
     with transaction.atomic() if not alone else nullcontext():
         if copy_available():
-            inserted = insert_new(FraudScore, rows, unique="event_id", companion=UnloggedScore)
+            inserted = insert_new(
+                FraudScore,
+                rows,
+                unique="event_id",
+                companion=UnloggedScore,
+                json_text={"features": [d.features_json for d in drafts]},
+            )
         else:
             FraudScore.objects.bulk_create(rows, ignore_conflicts=True)
             inserted = dict(
@@ -244,9 +257,9 @@ def log_items(items: Sequence[ScoreDraft | FraudScore]) -> list[LogItem]:
     """Return the ``LogItem`` of each of ``items``: drafts just recorded (their vectors as held
     in memory) or recorded scores (the vectors kept on them)."""
     return [
-        LogItem(str(i.event.event_id), i.scored.model_version, i.scored.role, i.features)
+        LogItem(str(i.event.event_id), i.scored.model_version, i.scored.role, i.features_json)
         if isinstance(i, ScoreDraft)
-        else LogItem(str(i.event_id), i.model_version, i.role, i.features)
+        else LogItem(str(i.event_id), i.model_version, i.role, json.dumps(i.features))
         for i in items
     ]
 

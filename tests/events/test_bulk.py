@@ -3,6 +3,7 @@ not failed."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -131,3 +132,17 @@ def test_delete_ids_deletes_those_rows_and_no_other():
 
     assert sorted(UnloggedScore.objects.values_list("score_id", flat=True)) == [ids[0], ids[3]]
     assert FraudScore.objects.filter(id__in=ids).count() == 4
+
+
+def test_insert_new_takes_a_json_column_already_encoded():
+    features = {"values": [0.1 + 0.2, None, 2**53 + 1], "text": 'é "q" \\ \t'}
+    by_text = _score(features={"ignored": True})
+    by_orm = _score(features=features)
+    FraudScore.objects.bulk_create([by_orm])
+
+    insert_new(
+        FraudScore, [by_text], unique="event_id", json_text={"features": [json.dumps(features)]}
+    )
+
+    stored = dict(FraudScore.objects.values_list("event_id", "features"))
+    assert stored[by_text.event_id] == stored[by_orm.event_id] == features
