@@ -54,9 +54,11 @@ EntityRef = tuple[str, tuple[str, ...]]
 Marks = Mapping[tuple[str, str, int], Mapping[int, int | None]]
 
 _SEP = "\x1f"
-# Lateness entries kept per partition: a group's committed offset is one of the last few a
-# processor wrote, even when two processors read a partition during a rebalance.
-MARKS_KEPT = 8
+# Lateness entries kept per partition: a group's committed offset is one of the last ones a
+# processor wrote, even when two processors read a partition during a rebalance and when a
+# processor commits only every few batches (``features.processor.OFFLINE_MAX_BATCHES``: each
+# batch adds about one entry a partition).
+MARKS_KEPT = 64
 
 
 @dataclass(frozen=True)

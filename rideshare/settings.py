@@ -158,6 +158,8 @@ FEATURES_ALLOWED_LATENESS_SECONDS = env.float("FEATURES_ALLOWED_LATENESS_SECONDS
 # How long the stream processor's fetches may wait to fill a batch (Kafka): latency traded for
 # fewer, bigger batches (each costs state and store round trips and files whatever its size).
 FEATURES_BATCH_WAIT_MS = env.int("FEATURES_BATCH_WAIT_MS", default=50)
+# How often the stream processor writes its offline files (and commits its offsets); 0: every batch.
+FEATURES_OFFLINE_FLUSH_SECONDS = env.float("FEATURES_OFFLINE_FLUSH_SECONDS", default=1.0)
 
 # The model registry (ml/): LightGBM text models, one <version>.txt file each.
 ML_MODELS_DIR = Path(env.str("ML_MODELS_DIR", default=str(VAR_DIR / "models")))

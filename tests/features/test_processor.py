@@ -39,7 +39,7 @@ from events.contracts import (
     TripRequested,
 )
 from features.definitions import topics
-from features.processor import StreamProcessor, state_from_config
+from features.processor import OFFLINE_MAX_BATCHES, StreamProcessor, state_from_config
 from features.state import RedisState, SqliteState
 from features.store import FeatureConfig
 from features.tables import EVENT_SCHEMA
@@ -409,6 +409,47 @@ def test_offline_files_are_named_by_time_and_process_and_never_left_half_written
     # Every batch's files carry one stamp; a later batch's stamp sorts after an earlier one's.
     sequence = [int(pattern.match(n).group(2)) for n in names]
     assert sequence == sorted(sequence)
+
+
+def test_offline_files_wait_for_the_flush_and_hold_what_a_file_per_batch_holds(
+    template, tmp_path: Path
+):
+    messages = simulated_messages(12, namespace="t")
+    batches = [messages[i : i + 5] for i in range(0, len(messages), 5)]
+    assert len(batches) > OFFLINE_MAX_BATCHES + 1
+    every = fresh_copy(template, tmp_path / "every")
+    run_batches(processor_for(every), messages, [5])
+    waiting = fresh_copy(template, tmp_path / "waiting")
+    processor = StreamProcessor(
+        bus=EmbeddedBus(waiting.data_dir / "bus.sqlite3"),
+        config=waiting,
+        state=SqliteState(waiting.state_path, lateness_us=waiting.allowed_lateness_us),
+        namespace="t",
+        offline_flush_s=3600.0,
+    )
+
+    def files() -> int:
+        return len(list(waiting.view_dir("card_velocity").glob("*.parquet")))
+
+    for batch in batches[: OFFLINE_MAX_BATCHES - 1]:
+        processor.process_batch(batch)
+    assert files() == 0
+    processor.process_batch(batches[OFFLINE_MAX_BATCHES - 1])
+    assert files() == 1
+    for batch in batches[OFFLINE_MAX_BATCHES:]:
+        processor.process_batch(batch)
+    processor._offline_flush(force=True)
+
+    assert files() == -(-len(batches) // OFFLINE_MAX_BATCHES)
+    assert offline_rows(waiting) == offline_rows(every)
+    events = [
+        sorted(
+            pq.read_table(config.events_dir(PaymentAuthorized.topic)).column("event_id").to_pylist()
+        )
+        for config in (waiting, every)
+    ]
+    assert events[0] == events[1]
+    assert len(events[0]) > 0
 
 
 def test_a_partition_lagging_by_more_than_the_window_still_gets_exact_rows(template, tmp_path):

@@ -100,6 +100,9 @@ def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[
         "FEAST_REGISTRY": config.registry_url,
         "FEATURES_DATA_DIR": str(config.data_dir),
         "LOG_LEVEL": "WARNING",
+        # Offline files (and commits) every few batches, so a kill finds batches processed
+        # (state, online store) whose files are not written and offsets not committed.
+        "FEATURES_OFFLINE_FLUSH_SECONDS": "0.1",
     }
 
 
@@ -155,7 +158,7 @@ def test_killed_mid_stream_and_restarted_it_computes_what_an_uninterrupted_run_d
     written = config.offline_dir / "views"
 
     process = start(argv, env, log)
-    # Kill it once a third batch is being written: the first two are committed.
+    # Kill it once a third flush is being written: the first two are committed.
     batches = lambda: len({p.name.split("-")[0] for p in written.rglob("*.parquet")})  # noqa: E731
     assert wait_for(lambda: batches() >= 3, 120, 0.02), log.read_text()
     process.send_signal(signal.SIGKILL)

@@ -11,7 +11,14 @@ import pytest
 import redis
 
 from features.definitions import CARD, CARD_VELOCITY, PLATFORM_FRAUD, Aggregate, Source, View
-from features.state import EntityRows, RedisState, SqliteState, WindowState, retention
+from features.state import (
+    MARKS_KEPT,
+    EntityRows,
+    RedisState,
+    SqliteState,
+    WindowState,
+    retention,
+)
 from features.windows import Row
 
 LATENESS_US = 60_000_000
@@ -149,13 +156,13 @@ def test_marks_keep_the_latest_entries_of_each_partition(make_state):
         marks={("g", "t", 0): {0: None, 10: T0}, ("g", "t", 1): {0: None, 3: T0 + 1}},
     )
 
-    for n in range(1, 9):
+    for n in range(1, MARKS_KEPT + 1):
         state.add_and_read(
             rows=[], version="v2", marks={("g", "t", 0): {10 * n: T0 + n - 1, 10 * n + 10: T0 + n}}
         )
 
     assert state.marks(group="g", topic="t", partition=0) == {
-        10 * n: T0 + n - 1 for n in range(2, 10)
+        10 * n: T0 + n - 1 for n in range(2, MARKS_KEPT + 2)
     }
     assert state.marks(group="g", topic="t", partition=1) == {0: None, 3: T0 + 1}
     assert state.marks(group="other", topic="t", partition=0) == {}

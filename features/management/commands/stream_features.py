@@ -47,6 +47,7 @@ class Command(BaseCommand):
             poll_timeout_s=poll_ms / 1000,
             dead_letter_partitions=settings.EVENT_TOPIC_PARTITIONS,
             batch_wait_ms=settings.FEATURES_BATCH_WAIT_MS,
+            offline_flush_s=settings.FEATURES_OFFLINE_FLUSH_SECONDS,
         )
         self.stdout.write(
             f"stream-features: consuming {len(processor.topics)} topics from the {bus.name} bus "
