@@ -106,15 +106,14 @@ def insert_new(
         )
         for obj in objs
     ]
-    if given:
-        # Each object's text goes in before its closing brace (an object of no field has
-        # none to separate it from).
-        for column, texts in given.items():
-            name = json.dumps(column)
-            encoded = [
-                f"{row[:-1]}{', ' if row != '{}' else ''}{name}: {text}}}"
-                for row, text in zip(encoded, texts, strict=True)
-            ]
+    # Each given text goes in before its object's closing brace (an object of no field has
+    # none to separate it from).
+    for column, texts in given.items():
+        name = json.dumps(column)
+        encoded = [
+            f"{row[:-1]}{', ' if row != '{}' else ''}{name}: {text}}}"
+            for row, text in zip(encoded, texts, strict=True)
+        ]
     rows = "[" + ", ".join(encoded) + "]"
     insert = (
         f"INSERT INTO {table} ({columns}) SELECT {columns} "  # noqa: S608
