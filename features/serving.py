@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS
 from features.ondemand import on_demand
@@ -69,7 +71,7 @@ def online_vector(
     equal on both stores), at a third of its cost: that call builds a response proto, column
     by column, which this code then had to take apart again. The online store's own
     ``online_read`` is the interface the stream processor writes through
-    (``online_write_batch``); on Redis every view's HMGETs go in one pipeline
+    (``online_write_batch``); on Redis one pipeline of one HMGET per entity
     (``_online_read``)."""
     if not requests:
         return []
@@ -95,21 +97,13 @@ def online_vector(
         if readers:
             reads.append((view, readers))
     answers = _online_read(
-        online_store,
-        repo,
-        [
-            (tables[view.name], [entity_key(view.join_keys, key) for key in readers], view)
-            for view, readers in reads
-        ],
+        online_store, repo, [(tables[view.name], list(readers), view) for view, readers in reads]
     )
     for (view, readers), read in zip(reads, answers, strict=True):
         features = [f.name for f in view.features]
-        for targets, (stamp, data) in zip(readers.values(), read, strict=True):
-            # Not held: SQLite answers (None, None); Feast 0.67's Redis store answers the
-            # epoch with empty values (every row written has an event time).
-            if data is None or stamp is None or stamp == _EPOCH:
+        for targets, (stamp, found) in zip(readers.values(), read, strict=True):
+            if found is None:
                 continue
-            found = {name: _python(data[name]) for name in features if name in data}
             for i in targets:
                 for name in features:
                     values[i][name] = found.get(name)
@@ -131,43 +125,118 @@ def _online(config: FeatureConfig) -> tuple[Any, Any, dict[str, Any]]:
     return store.provider.online_store, store.config, tables
 
 
-def _online_read(online_store: Any, repo: Any, reads: Sequence[tuple[Any, list, Any]]) -> list:
-    """Return the answer of ``online_store.online_read`` for each of ``reads`` (a registry
-    feature view, entity keys, the declared view whose features to read), in order.
+def _online_read(
+    online_store: Any, repo: Any, reads: Sequence[tuple[Any, list, Any]]
+) -> list[list[tuple[datetime | None, dict[str, Any] | None]]]:
+    """Return, for each of ``reads`` (a registry feature view, entity key values in the view's
+    join key order, the declared view whose features to read), in order, each entity's event
+    time and feature values (Python scalars) as the online store holds them, or
+    ``(None, None)`` when it holds no row.
 
-    On Redis, one round trip for them all rather than one per view: the HMGET commands are
-    those ``online_read`` sends and the replies are decoded by the same methods of Feast's
-    Redis store (Feast's own ``get_online_features`` batches its views the same way), so the
-    answer is the same; a test holds it equal to ``get_online_features``. Other stores answer
-    view by view (SQLite is a file: no round trips to save)."""
+    On Redis, one round trip for them all, and one HMGET per entity rather than one per view
+    and entity: Feast keeps every view of an entity in the entity's one hash (a field per view
+    and feature, named by an mmh3 of the two, and the view's event time), so the views of a
+    card (velocity, profile) are read by one command, with the fields Feast's own
+    ``online_read`` asks for. Each value is a serialized ``ValueProto`` and the event time a
+    ``Timestamp``, decoded straight into the Python value and the datetime Feast's Redis store
+    makes of them (without its dict of protos per entity and view, a third of a read's
+    time); a test holds the vectors equal to ``get_online_features``. Other stores answer
+    view by view through ``online_read`` (SQLite is a file: no round trips to save)."""
     from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
 
     if not isinstance(online_store, RedisOnlineStore):
-        return [
-            # Feast's stores append to the feature list they are given: a fresh one each time.
-            online_store.online_read(repo, table, keys, [f.name for f in view.features])
-            for table, keys, view in reads
-        ]
-    commands: list[tuple[bytes, list]] = []
-    plans = []
-    for table, keys, view in reads:
-        name = _versioned_fv_name(table, repo)
-        requested, fields = online_store._generate_hset_keys_for_features(
-            table, [f.name for f in view.features], fv_name_override=name
-        )
-        redis_keys = online_store._generate_redis_keys_for_entities(repo, keys)
-        commands += [(key, fields) for key in redis_keys]
-        plans.append((name, requested, len(redis_keys)))
-    replies = online_store._read_hash_fields(repo, commands)
-    answers, offset = [], 0
-    for name, requested, count in plans:
-        answers.append(
-            online_store._convert_redis_values_to_protobuf(
-                replies[offset : offset + count], name, requested
+        answers = []
+        for table, keys, view in reads:
+            features = [f.name for f in view.features]
+            # Feast's stores append to the feature list they are given: a copy each time.
+            rows = online_store.online_read(
+                repo, table, [entity_key(view.join_keys, key) for key in keys], list(features)
             )
-        )
-        offset += count
-    return answers
+            answers.append(
+                [
+                    # Not held: SQLite answers (None, None).
+                    (None, None)
+                    if data is None or stamp is None or stamp == _EPOCH
+                    else (stamp, {n: _python(data[n]) for n in features if n in data})
+                    for stamp, data in rows
+                ]
+            )
+        return answers
+    # Redis key -> its fields, and where each view's part of the reply lies.
+    commands: dict[bytes, list] = {}
+    plans = []
+    version = repo.entity_key_serialization_version
+    for table, keys, view in reads:
+        features = tuple(f.name for f in view.features)
+        fields = _hash_fields(online_store, _versioned_fv_name(table, repo), features)
+        join_keys = tuple(view.join_keys)
+        spans = []
+        for key in keys:
+            redis_key = _redis_key(join_keys, key, repo.project, version)
+            command = commands.setdefault(redis_key, [])
+            spans.append((redis_key, len(command)))
+            command += fields
+        plans.append((features, spans))
+    replies = dict(
+        zip(commands, online_store._read_hash_fields(repo, list(commands.items())), strict=True)
+    )
+    return [
+        [_decoded(features, replies[key], begin) for key, begin in spans]
+        for features, spans in plans
+    ]
+
+
+def _decoded(
+    features: tuple[str, ...], reply: Sequence[bytes | None], begin: int
+) -> tuple[datetime | None, dict[str, Any] | None]:
+    """Return the event time and values of ``features`` from the part of an HMGET ``reply`` at
+    ``begin`` (a value per feature, then the event time), or ``(None, None)`` for no row:
+    Feast's Redis store answers the epoch with empty values then, and every row written has
+    an event time."""
+    end = begin + len(features)
+    raw_stamp = reply[end]
+    if not raw_stamp:
+        return None, None
+    moment = Timestamp.FromString(raw_stamp)
+    # As Feast's Redis store converts it (float seconds), so the times are equal to the µs.
+    stamp = datetime.fromtimestamp(moment.seconds + moment.nanos / 1_000_000_000.0, tz=UTC)
+    if stamp == _EPOCH:
+        return None, None
+    values = {
+        name: None if not raw else _python(ValueProto.FromString(raw))
+        for name, raw in zip(features, reply[begin:end], strict=True)
+    }
+    return stamp, values
+
+
+_FIELDS: dict[tuple[str, tuple[str, ...]], list] = {}
+
+
+def _hash_fields(online_store: Any, name: str, features: tuple[str, ...]) -> list:
+    """Return the hash fields of the view ``name``'s ``features`` then its event time, as
+    Feast's Redis store names them (an mmh3 of each view and feature name): computed once per
+    view rather than per read."""
+    if (name, features) not in _FIELDS:
+        _FIELDS[name, features] = online_store._generate_hset_keys_for_features(
+            None, list(features), fv_name_override=name
+        )[1]
+    return _FIELDS[name, features]
+
+
+@lru_cache(maxsize=16_384)
+def _redis_key(
+    join_keys: tuple[str, ...], values: tuple[str, ...], project: str, version: int
+) -> bytes:
+    """Return the Redis key of the entity ``values`` of ``join_keys`` in ``project``: Feast's
+    serialized entity key (``version``) and the project's name, as Feast's Redis store builds
+    it. Cached: a batch reads the platform row and a few zones again and again, and busy
+    cards."""
+    from feast.infra.key_encoding_utils import serialize_entity_key
+
+    serialized = serialize_entity_key(
+        entity_key(join_keys, values), entity_key_serialization_version=version
+    )
+    return serialized + project.encode()
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

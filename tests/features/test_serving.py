@@ -179,6 +179,14 @@ def test_the_served_vectors_equal_feasts_own_get_online_features(config):
             at,
         )
         _write(config, "rider_activity", {"rider_id": f"r{i}"}, {"rider_trips_1h": i % 4}, at)
+        if i % 2:
+            # A second view of the same entity, written at another time: on Redis both live in
+            # the entity's one hash and are read by one command.
+            later = at + timedelta(seconds=30)
+            _write(config, "card_profile", {"card_id": f"c{i}"}, {"card_age_days": 2.5 * i}, later)
+            _write(
+                config, "rider_profile", {"rider_id": f"r{i}"}, {"rider_lifetime_trips": i}, later
+            )
         _write(config, "zone_fraud", {"zone_id": f"Z-{i % 4}"}, {"zone_chargebacks_1h": i}, at)
         _write(
             config,
@@ -204,3 +212,7 @@ def test_the_served_vectors_equal_feasts_own_get_online_features(config):
     assert [(v.values, v.statuses, v.event_timestamps) for v in served] == reference
     assert sum(v.statuses["card_payments_1h"] == "PRESENT" for v in served) > 10
     assert any(v.statuses["pair_trips_7d"] == "PRESENT" for v in served)
+    assert any(
+        v.statuses["card_age_days"] == "PRESENT" and v.statuses["card_payments_1h"] == "PRESENT"
+        for v in served
+    )
