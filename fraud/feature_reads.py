@@ -3,11 +3,15 @@ instead of stalling the scorer.
 
 Measured with Feast 0.67 and redis-py 7: Feast builds its Redis client with no socket timeout
 and redis-py's default retries (3, exponential backoff with jitter), so one read with Redis down
-took 4-13 s, and a Redis that stops answering would block it forever. Two bounds, then:
+took 4-13 s, and a Redis that stops answering would block it forever. So:
 
-- the Redis client of the store gets socket timeouts equal to the budget and no retry;
-- the read runs in a worker thread and the caller waits at most the budget; a read still
-  running when the next batch comes is not waited for either (that batch is degraded too).
+- the Redis client of the store gets socket timeouts equal to the budget and no retry: a
+  Redis that is down fails at once, one that hangs fails when its reply is a budget late. The
+  read runs on the caller's thread: a hop to a worker thread and back cost two more wake-ups
+  per batch, each a wait for a core on a busy machine;
+- on another store (SQLite: a file whose lock a writer can hold for seconds) the read runs in
+  a worker thread and the caller waits at most the budget; a read still running when the next
+  batch comes is not waited for either (that batch is degraded too).
 
 Feast refreshes its registry cache inside a read once the cache is older than its ttl (tens of
 milliseconds on the SQL registry): that would spend a batch's budget every minute, so a
@@ -95,6 +99,14 @@ class FeatureReader:
 
     def read(self, requests: Sequence[Mapping[str, Any]]) -> list[ServedVector] | None:
         """Return the served vector of each of ``requests`` (payment payloads), or ``None``."""
+        if self.config.online == "redis":
+            try:
+                vectors = online_vector(self.config, requests, self.service)
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                return None
+            self.last_error = ""
+            return vectors
         if self._running is not None and not self._running.done():
             self.last_error = "the previous read has not finished"
             return None
