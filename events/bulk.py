@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from django.db import connection, models
 
 
@@ -79,11 +80,12 @@ def insert_new(
     vectors: 1.2 ms against 2.0 ms for ``COPY`` into a temporary table and an ``INSERT`` from
     it in a transaction (seven round trips), and half the Python time.
 
-    Values are prepared by the fields (``pre_save``, ``get_prep_value``) and written as JSON:
-    strings for what JSON lacks (UUIDs, timestamps with their offset, decimals), which the
-    column types read back; a JSON column's value is reproduced as it is. ``json_text``: JSON
-    fields whose values are given already encoded, one text per object in order (a caller
-    that needs the text anyway encodes once), in place of the objects' values."""
+    Values are prepared by the fields (``pre_save``, ``get_prep_value``) and written as JSON by
+    orjson (a tenth of the json module's time for a score's row): strings for what JSON lacks
+    (UUIDs, ISO 8601 timestamps with their offset, decimals), which the column types read
+    back; a JSON column's value is reproduced as it is. ``json_text``: JSON fields whose values
+    are given already encoded, one text per object in order (a caller that needs the text
+    anyway encodes once), in place of the objects' values."""
     if not copy_available():
         raise RuntimeError("insert_new needs PostgreSQL")
     if not objs:
@@ -96,14 +98,14 @@ def insert_new(
     pk = quote(model._meta.pk.column)
     given = {model._meta.get_field(name).column: texts for name, texts in (json_text or {}).items()}
     encoded = [
-        json.dumps(
+        orjson.dumps(
             {
                 f.column: f.get_prep_value(f.pre_save(obj, add=True))
                 for f in fields
                 if f.column not in given
             },
             default=str,
-        )
+        ).decode()
         for obj in objs
     ]
     # Each given text goes in before its object's closing brace (an object of no field has

@@ -3,7 +3,6 @@ items, the ``fraud.scored.v1`` events of scores, the feature log marks."""
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -13,6 +12,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -114,8 +114,9 @@ class ScoreDraft:
 
     @cached_property
     def features_json(self) -> str:
-        """``features`` as JSON: encoded once for the score's row and its feature log entry."""
-        return json.dumps(self.features)
+        """``features`` as JSON: encoded once for the score's row and its feature log entry
+        (by orjson: a tenth of the json module's time)."""
+        return orjson.dumps(self.features).decode()
 
 
 @dataclass(frozen=True)
@@ -259,7 +260,7 @@ def log_items(items: Sequence[ScoreDraft | FraudScore]) -> list[LogItem]:
     return [
         LogItem(str(i.event.event_id), i.scored.model_version, i.scored.role, i.features_json)
         if isinstance(i, ScoreDraft)
-        else LogItem(str(i.event_id), i.model_version, i.role, json.dumps(i.features))
+        else LogItem(str(i.event_id), i.model_version, i.role, orjson.dumps(i.features).decode())
         for i in items
     ]
 
