@@ -116,6 +116,8 @@ def test_server_properties_is_a_single_node_kraft_config(tmp_path):
     assert config["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
     assert config["log.dirs"] == str(tmp_path)
     assert config["offsets.topic.replication.factor"] == "1"
+    # Threads for two shared cores, not a server's defaults (3 network, 8 request handlers).
+    assert (config["num.network.threads"], config["num.io.threads"]) == ("1", "2")
 
 
 def test_unknown_tool_is_refused():
