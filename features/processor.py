@@ -44,12 +44,14 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from threading import Event as StopFlag
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from events.batching import BatchStats, IdleClock
 from events.bus import Bus, BusError, Consumer, Message, Producer, Record
@@ -63,7 +65,13 @@ from features.state import (
     SqliteState,
     WindowState,
 )
-from features.store import FeatureConfig, entity_key, feature_store, repo_config
+from features.store import (
+    FeatureConfig,
+    entity_key,
+    feature_store,
+    redis_entity_key,
+    repo_config,
+)
 from features.tables import CREATED_TIMESTAMP, EVENT_SCHEMA, EVENT_TIMESTAMP, view_table
 from features.windows import EPOCH, Row, evaluate, extract, to_us
 
@@ -99,12 +107,19 @@ def _moment(us: int) -> datetime:
 
 
 class OnlineWriter:
-    """Writes feature rows to the Feast online store of ``config``, one call per view.
+    """Writes feature rows to the Feast online store of ``config``.
 
-    It calls the online store's ``online_write_batch`` with rows built here, without
-    ``write_to_online_store``'s DataFrame round trip. The processor decides which row is the
-    latest, so Feast's Redis check that skips a row not newer than the stored one is off
-    (``skip_dedup``): a corrected row at the same event time must replace the stored one.
+    On Redis, every view's rows of a batch go in one pipeline of one ``HSET`` per entity:
+    Feast keeps an entity's views in one hash (a field per view and feature, named by an mmh3
+    of the two, and the view's event time), so a card's rows of several views are one command.
+    The fields and values are those Feast's own ``online_write_batch`` writes (a test holds
+    the hashes equal); the field names are computed once per view, not per row. Other stores
+    get ``online_write_batch`` per view, with rows built here (no ``write_to_online_store``
+    DataFrame round trip).
+
+    The processor decides which row is the latest, so Feast's Redis check that skips a row not
+    newer than the stored one is off (``skip_dedup``, and no such check here): a corrected row
+    at the same event time must replace the stored one.
     """
 
     def __init__(self, config: FeatureConfig):
@@ -116,36 +131,93 @@ class OnlineWriter:
             self.repo_config.online_store.skip_dedup = True
         self.online_store = get_online_store_from_config(self.repo_config.online_store)
         self._feature_views: dict[str, Any] = {}
+        # View name -> (event time field, [(feature, dtype, field)]) on Redis.
+        self._fields: dict[str, tuple[bytes, list[tuple[str, str, bytes]]]] = {}
 
     def _feature_view(self, name: str) -> Any:
         if name not in self._feature_views:
             self._feature_views[name] = self.store.get_feature_view(name)
         return self._feature_views[name]
 
-    def write(self, view: View, records: Sequence[Mapping[str, Any]]) -> None:
-        """Write ``records`` (``view_table`` columns, timestamps in µs) as the online rows of
-        their entities, replacing what is there. Idempotent."""
-        from feast.protos.feast.types.Value_pb2 import Value
+    def write_views(self, rows: Sequence[tuple[View, Sequence[Mapping[str, Any]]]]) -> None:
+        """Write each view's records (``view_table`` columns, timestamps in µs) as the online
+        rows of their entities, replacing what is there; on Redis in one round trip.
+        Idempotent."""
+        from feast.infra.online_stores.redis import RedisOnlineStore
 
-        def value(v: Any, dtype: str) -> Value:
-            if v is None:
-                return Value()
-            return Value(int64_val=int(v)) if dtype == "int64" else Value(double_val=float(v))
-
-        keys = list(view.join_keys)
-        features = [(f.name, f.dtype) for f in view.features]
-        data = [
-            (
-                entity_key(keys, [r[k] for k in keys]),
-                {name: value(r[name], dtype) for name, dtype in features},
-                _moment(r[EVENT_TIMESTAMP]),
-                _moment(r[CREATED_TIMESTAMP]),
+        if isinstance(self.online_store, RedisOnlineStore):
+            self._redis_write(rows)
+            return
+        for view, records in rows:
+            keys = list(view.join_keys)
+            data = [
+                (
+                    entity_key(keys, [r[k] for k in keys]),
+                    {name: _value(r[name], dtype) for name, dtype in _dtypes(view)},
+                    _moment(r[EVENT_TIMESTAMP]),
+                    _moment(r[CREATED_TIMESTAMP]),
+                )
+                for r in records
+            ]
+            self.online_store.online_write_batch(
+                self.repo_config, self._feature_view(view.name), data, None
             )
-            for r in records
-        ]
-        self.online_store.online_write_batch(
-            self.repo_config, self._feature_view(view.name), data, None
-        )
+
+    def _view_fields(self, view: View) -> tuple[bytes, list[tuple[str, str, bytes]]]:
+        if view.name not in self._fields:
+            from feast.infra.online_stores.helpers import _mmh3
+            from feast.infra.online_stores.redis import _versioned_fv_name
+
+            name = _versioned_fv_name(self._feature_view(view.name), self.repo_config)
+            self._fields[view.name] = (
+                f"_ts:{name}".encode(),
+                [(f, dtype, _mmh3(f"{name}:{f}")) for f, dtype in _dtypes(view)],
+            )
+        return self._fields[view.name]
+
+    def _redis_write(self, rows: Sequence[tuple[View, Sequence[Mapping[str, Any]]]]) -> None:
+        repo = self.repo_config
+        project, version = repo.project, repo.entity_key_serialization_version
+        hashes: dict[bytes, dict[bytes, bytes]] = {}
+        for view, records in rows:
+            keys = tuple(view.join_keys)
+            ts_field, fields = self._view_fields(view)
+            for r in records:
+                key = redis_entity_key(keys, tuple(r[k] for k in keys), project, version)
+                mapping = hashes.setdefault(key, {})
+                moment = Timestamp()
+                moment.FromDatetime(_moment(r[EVENT_TIMESTAMP]))
+                mapping[ts_field] = moment.SerializeToString()
+                for name, dtype, hashed in fields:
+                    mapping[hashed] = _encoded(r[name], dtype)
+        if not hashes:
+            return
+        ttl = repo.online_store.key_ttl_seconds
+        client = self.online_store._get_client(repo.online_store)
+        with client.pipeline(transaction=False) as pipe:
+            for key, mapping in hashes.items():
+                pipe.hset(key, mapping=mapping)
+                if ttl:
+                    pipe.expire(name=key, time=ttl)
+            pipe.execute()
+
+
+def _dtypes(view: View) -> list[tuple[str, str]]:
+    return [(f.name, f.dtype) for f in view.features]
+
+
+@lru_cache(maxsize=8192)
+def _encoded(v: Any, dtype: str) -> bytes:
+    # Window counts repeat endlessly (0, 1, 2...): each is serialized once.
+    return _value(v, dtype).SerializeToString()
+
+
+def _value(v: Any, dtype: str) -> Any:
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    if v is None:
+        return Value()
+    return Value(int64_val=int(v)) if dtype == "int64" else Value(double_val=float(v))
 
 
 def parquet_append(directory: Path, table: pa.Table, *, stamp: int, seq: int) -> Path:
@@ -551,7 +623,7 @@ class StreamProcessor:
     def _online_write(
         self, latest: dict[EntityRef, dict[str, Any]], *, version: str, clock: int
     ) -> dict[str, list[dict[str, Any]]]:
-        """Write each entity's latest row, one call per view; then rewrite the rows another
+        """Write each entity's latest row (every view in one call); then rewrite the rows another
         processor's add made stale (its own write may have landed before this one) until the
         state's version of every written entity is the one its row was computed from."""
         written: dict[str, list[dict[str, Any]]] = {}
@@ -561,8 +633,10 @@ class StreamProcessor:
             by_view: dict[str, list[dict[str, Any]]] = {}
             for (view_name, _), record in pending.items():
                 by_view.setdefault(view_name, []).append(record)
+            self.online.write_views(
+                [(self.views_by_name[name], records) for name, records in by_view.items()]
+            )
             for view_name, records in by_view.items():
-                self.online.write(self.views_by_name[view_name], records)
                 written.setdefault(view_name, []).extend(records)
             if not pending:
                 return written

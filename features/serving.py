@@ -20,7 +20,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS
 from features.ondemand import on_demand
-from features.store import FeatureConfig, entity_key, feature_store
+from features.store import FeatureConfig, entity_key, feature_store, redis_entity_key
 from features.training import MISSING_KEY, service_features, service_join_keys
 
 # Request field -> join key; the platform key is a constant.
@@ -172,7 +172,7 @@ def _online_read(
         join_keys = tuple(view.join_keys)
         spans = []
         for key in keys:
-            redis_key = _redis_key(join_keys, key, repo.project, version)
+            redis_key = redis_entity_key(join_keys, key, repo.project, version)
             command = commands.setdefault(redis_key, [])
             spans.append((redis_key, len(command)))
             command += fields
@@ -221,22 +221,6 @@ def _hash_fields(online_store: Any, name: str, features: tuple[str, ...]) -> lis
             None, list(features), fv_name_override=name
         )[1]
     return _FIELDS[name, features]
-
-
-@lru_cache(maxsize=16_384)
-def _redis_key(
-    join_keys: tuple[str, ...], values: tuple[str, ...], project: str, version: int
-) -> bytes:
-    """Return the Redis key of the entity ``values`` of ``join_keys`` in ``project``: Feast's
-    serialized entity key (``version``) and the project's name, as Feast's Redis store builds
-    it. Cached: a batch reads the platform row and a few zones again and again, and busy
-    cards."""
-    from feast.infra.key_encoding_utils import serialize_entity_key
-
-    serialized = serialize_entity_key(
-        entity_key(join_keys, values), entity_key_serialization_version=version
-    )
-    return serialized + project.encode()
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -120,6 +120,22 @@ def entity_key(join_keys: Sequence[str], values: Sequence[str]) -> EntityKey:
     return EntityKey(join_keys=list(join_keys), entity_values=[Value(string_val=v) for v in values])
 
 
+@lru_cache(maxsize=16_384)
+def redis_entity_key(
+    join_keys: tuple[str, ...], values: tuple[str, ...], project: str, version: int
+) -> bytes:
+    """Return the Redis key of the entity ``values`` (strings, in ``join_keys`` order) in
+    ``project``, as Feast's Redis store builds it: the serialized entity key (``version``)
+    then the project's name. Cached: batches read and write the platform row and a few zones
+    again and again, and busy cards."""
+    from feast.infra.key_encoding_utils import serialize_entity_key
+
+    serialized = serialize_entity_key(
+        entity_key(join_keys, values), entity_key_serialization_version=version
+    )
+    return serialized + project.encode()
+
+
 @lru_cache(maxsize=8)
 def feature_store(config: FeatureConfig) -> FeatureStore:
     """Return the Feast store for ``config`` (one per config and process)."""

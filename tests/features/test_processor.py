@@ -484,14 +484,14 @@ def test_an_online_row_made_stale_by_another_processor_is_written_again(template
     first, second = stream_of([("chargeback", 0, 0, 0, 0, 1), ("chargeback", 1, 1, 1, 10, 1)], [])
     messages = messages_for([first, second], namespace="t", partitions=2)
     one, other = processor_for(config), processor_for(config)
-    write = one.online.write
+    write = one.online.write_views
 
-    def write_after_the_other(view, records):
+    def write_after_the_other(rows):
         if other.stats.batches == 0:
             other.process_batch(messages[1:])
-        write(view, records)
+        write(rows)
 
-    one.online.write = write_after_the_other
+    one.online.write_views = write_after_the_other
 
     one.process_batch(messages[:1])
 
