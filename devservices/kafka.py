@@ -89,7 +89,7 @@ def _java() -> str:
 def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
     """Return a single-node KRaft configuration: broker and controller in one process, with
     threads for a laptop's two cores, which it shares with everything it serves (1 network and
-    2 request threads; the defaults, 3 and 8, are a server's): 30-35 % of a core -> 27-29 % at
+    2 request threads; the defaults, 3 and 8, are a server's): 30-35 % of a core -> 27-31 % at
     1,000 records/s in the scoring benchmark."""
     return f"""\
 process.roles=broker,controller
