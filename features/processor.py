@@ -206,10 +206,17 @@ def _dtypes(view: View) -> list[tuple[str, str]]:
     return [(f.name, f.dtype) for f in view.features]
 
 
-@lru_cache(maxsize=8192)
 def _encoded(v: Any, dtype: str) -> bytes:
-    # Window counts repeat endlessly (0, 1, 2...): each is serialized once.
+    if dtype == "int64" and v is not None:
+        return _int64(int(v))
     return _value(v, dtype).SerializeToString()
+
+
+@lru_cache(maxsize=8192)
+def _int64(v: int) -> bytes:
+    # Window counts repeat endlessly (0, 1, 2...): each is serialized once. (Not floats: 0.0
+    # and -0.0 are equal keys of a cache, and different bytes.)
+    return _value(v, "int64").SerializeToString()
 
 
 def _value(v: Any, dtype: str) -> Any:
