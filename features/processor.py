@@ -51,6 +51,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from feast.protos.feast.types.Value_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from events.batching import BatchStats, IdleClock
@@ -70,6 +71,7 @@ from features.store import (
     entity_key,
     feature_store,
     redis_entity_key,
+    redis_hash_fields,
     repo_config,
 )
 from features.tables import CREATED_TIMESTAMP, EVENT_SCHEMA, EVENT_TIMESTAMP, view_table
@@ -131,8 +133,6 @@ class OnlineWriter:
             self.repo_config.online_store.skip_dedup = True
         self.online_store = get_online_store_from_config(self.repo_config.online_store)
         self._feature_views: dict[str, Any] = {}
-        # View name -> (event time field, [(feature, dtype, field)]) on Redis.
-        self._fields: dict[str, tuple[bytes, list[tuple[str, str, bytes]]]] = {}
 
     def _feature_view(self, name: str) -> Any:
         if name not in self._feature_views:
@@ -163,33 +163,25 @@ class OnlineWriter:
                 self.repo_config, self._feature_view(view.name), data, None
             )
 
-    def _view_fields(self, view: View) -> tuple[bytes, list[tuple[str, str, bytes]]]:
-        if view.name not in self._fields:
-            from feast.infra.online_stores.helpers import _mmh3
-            from feast.infra.online_stores.redis import _versioned_fv_name
-
-            name = _versioned_fv_name(self._feature_view(view.name), self.repo_config)
-            self._fields[view.name] = (
-                f"_ts:{name}".encode(),
-                [(f, dtype, _mmh3(f"{name}:{f}")) for f, dtype in _dtypes(view)],
-            )
-        return self._fields[view.name]
-
     def _redis_write(self, rows: Sequence[tuple[View, Sequence[Mapping[str, Any]]]]) -> None:
+        from feast.infra.online_stores.redis import _versioned_fv_name
+
         repo = self.repo_config
         project, version = repo.project, repo.entity_key_serialization_version
         hashes: dict[bytes, dict[bytes, bytes]] = {}
         for view, records in rows:
             keys = tuple(view.join_keys)
-            ts_field, fields = self._view_fields(view)
+            features = _dtypes(view)
+            name = _versioned_fv_name(self._feature_view(view.name), repo)
+            fields, stamp_field = redis_hash_fields(name, tuple(f for f, _ in features))
             for r in records:
                 key = redis_entity_key(keys, tuple(r[k] for k in keys), project, version)
                 mapping = hashes.setdefault(key, {})
                 moment = Timestamp()
                 moment.FromDatetime(_moment(r[EVENT_TIMESTAMP]))
-                mapping[ts_field] = moment.SerializeToString()
-                for name, dtype, hashed in fields:
-                    mapping[hashed] = _encoded(r[name], dtype)
+                mapping[stamp_field] = moment.SerializeToString()
+                for (feature, dtype), hashed in zip(features, fields, strict=True):
+                    mapping[hashed] = _encoded(r[feature], dtype)
         if not hashes:
             return
         ttl = repo.online_store.key_ttl_seconds
@@ -219,9 +211,7 @@ def _int64(v: int) -> bytes:
     return _value(v, "int64").SerializeToString()
 
 
-def _value(v: Any, dtype: str) -> Any:
-    from feast.protos.feast.types.Value_pb2 import Value
-
+def _value(v: Any, dtype: str) -> Value:
     if v is None:
         return Value()
     return Value(int64_val=int(v)) if dtype == "int64" else Value(double_val=float(v))

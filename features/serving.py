@@ -20,7 +20,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS
 from features.ondemand import on_demand
-from features.store import FeatureConfig, entity_key, feature_store, redis_entity_key
+from features.store import (
+    FeatureConfig,
+    entity_key,
+    feature_store,
+    redis_entity_key,
+    redis_hash_fields,
+)
 from features.training import MISSING_KEY, service_features, service_join_keys
 
 # Request field -> join key; the platform key is a constant.
@@ -168,14 +174,14 @@ def _online_read(
     version = repo.entity_key_serialization_version
     for table, keys, view in reads:
         features = tuple(f.name for f in view.features)
-        fields = _hash_fields(online_store, _versioned_fv_name(table, repo), features)
+        fields, stamp_field = redis_hash_fields(_versioned_fv_name(table, repo), features)
         join_keys = tuple(view.join_keys)
         spans = []
         for key in keys:
             redis_key = redis_entity_key(join_keys, key, repo.project, version)
             command = commands.setdefault(redis_key, [])
             spans.append((redis_key, len(command)))
-            command += fields
+            command += [*fields, stamp_field]
         plans.append((features, spans))
     replies = dict(
         zip(commands, online_store._read_hash_fields(repo, list(commands.items())), strict=True)
@@ -207,20 +213,6 @@ def _decoded(
         for name, raw in zip(features, reply[begin:end], strict=True)
     }
     return stamp, values
-
-
-_FIELDS: dict[tuple[str, tuple[str, ...]], list] = {}
-
-
-def _hash_fields(online_store: Any, name: str, features: tuple[str, ...]) -> list:
-    """Return the hash fields of the view ``name``'s ``features`` then its event time, as
-    Feast's Redis store names them (an mmh3 of each view and feature name): computed once per
-    view rather than per read."""
-    if (name, features) not in _FIELDS:
-        _FIELDS[name, features] = online_store._generate_hset_keys_for_features(
-            None, list(features), fv_name_override=name
-        )[1]
-    return _FIELDS[name, features]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

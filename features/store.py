@@ -136,6 +136,17 @@ def redis_entity_key(
     return serialized + project.encode()
 
 
+@lru_cache(maxsize=256)
+def redis_hash_fields(view: str, features: tuple[str, ...]) -> tuple[tuple[bytes, ...], bytes]:
+    """Return the fields of an entity's Redis hash that hold ``features`` of the view named
+    ``view`` (its versioned name in the online store), and the field of the view's event time,
+    as Feast's Redis store names them: an mmh3 of each view and feature name, and
+    ``_ts:<view>``. Cached: the fields of a view are computed once, not per row."""
+    from feast.infra.online_stores.helpers import _mmh3
+
+    return tuple(_mmh3(f"{view}:{f}") for f in features), f"_ts:{view}".encode()
+
+
 @lru_cache(maxsize=8)
 def feature_store(config: FeatureConfig) -> FeatureStore:
     """Return the Feast store for ``config`` (one per config and process)."""
