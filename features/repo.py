@@ -6,6 +6,8 @@ writes features may run first: it is idempotent.
 
 from __future__ import annotations
 
+import uuid
+
 import pyarrow.parquet as pq
 
 from features.definitions import VIEWS
@@ -24,14 +26,16 @@ EMPTY_FILE = "empty.parquet"
 def offline_dirs_create(config: FeatureConfig) -> None:
     """Create each view's offline directory with an empty Parquet file of its schema.
 
-    Idempotent: an existing empty file is left as it is.
+    Idempotent: an existing empty file is left as it is. Safe beside other processes doing the
+    same (the stream processor and the scorer apply the repo as they start): each writes under
+    a hidden temporary name of its own, and the last rename leaves the same file.
     """
     for view in VIEWS:
         directory = config.view_dir(view.name)
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / EMPTY_FILE
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
+            tmp = directory / f".{EMPTY_FILE}.{uuid.uuid4().hex}.tmp"
             pq.write_table(view_schema(view).empty_table(), tmp)
             tmp.replace(path)
 

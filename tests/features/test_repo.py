@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from feast.repo_config import load_repo_config
 from feast.types import Float64, Int64, String
 
 from features.definitions import CARD_VELOCITY, ENTITIES, FRAUD_SCORING_V1, VIEWS
-from features.repo import EMPTY_FILE, apply_repo
+from features.repo import EMPTY_FILE, apply_repo, offline_dirs_create
 from features.store import FeatureConfig, feature_store, repo_config
 from features.tables import view_schema
 from tests.features.stores import ONLINE_STORES, applied_config, feature_config
@@ -228,3 +229,30 @@ def test_the_apply_command_applies_the_repo(tmp_path, settings, capsys):
     config = FeatureConfig.from_settings()
     assert [v.name for v in feature_store(config).list_feature_views()] == [v.name for v in VIEWS]
     assert "applied feature repo 'applycommand'" in capsys.readouterr().out
+
+
+def test_processes_creating_the_offline_directories_at_once_all_succeed(tmp_path):
+    # The stream processor and the scorer both apply the repo as they start (honcho starts them
+    # together): their empty files must not collide under one temporary name.
+    config = feature_config(tmp_path)
+    start = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        start.wait()
+        try:
+            offline_dirs_create(config)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    for view in VIEWS:
+        files = sorted(p.name for p in config.view_dir(view.name).iterdir())
+        assert files == [EMPTY_FILE]
+        assert pq.read_table(config.view_dir(view.name) / EMPTY_FILE).num_rows == 0
