@@ -23,7 +23,7 @@ A micro-batch loop over a bus consumer (group ``fraud-scorer``). Per batch of po
    a crash replays the batch and the replay sends what may not have gone (the event id is
    derived from the payment's, the same event again). The outbox would add a table write, a
    relay round trip and a second publish path for no guarantee more;
-6. the open analyst pages are told of new flags;
+6. the open analyst pages are told of new flags (``fraud.live.FlagPusher``, not waited for);
 7. every ``log_flush_s`` (1 s) or ``log_flush_rows`` vectors, not every batch: the served vectors
    of the rows inserted (and of earlier ones found unlogged) go to the feature log in one file;
    once it is written and their events acknowledged, the scores are marked logged and the
@@ -60,7 +60,7 @@ from features.store import FeatureConfig
 from fraud.deployments import DeploymentWatcher
 from fraud.feature_log import LogItem, feature_log_items, feature_log_pool, feature_log_warm
 from fraud.feature_reads import FeatureReader
-from fraud.live import flags_broadcast
+from fraud.live import FlagPusher
 from fraud.models import FraudScore
 from fraud.scoring import (
     ModelSet,
@@ -196,6 +196,7 @@ class Scorer:
         self._writing: tuple[Future, Unfinished] | None = None
         self._pending_ids: set[str] = set()
         self._log_pool = feature_log_pool(process=self.settings.log_process)
+        self.flags = FlagPusher()
 
     # The loop.
 
@@ -246,6 +247,7 @@ class Scorer:
         finally:
             self.flush()
             self._log_pool.shutdown()
+            self.flags.close()
             self.consumer.close()
             self.consumer = None
             self.reader.close()
@@ -336,7 +338,7 @@ class Scorer:
             )
             self._pending_ids.update(e.event_id for e in entries)
         if flagged:
-            flags_broadcast(score_ids=flagged)
+            self.flags.push(flagged)
         at = self.stats.stage("after", at)
         pending.messages += messages
         if pending.since is None:

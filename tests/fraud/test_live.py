@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -250,3 +252,104 @@ def test_a_socket_from_another_site_is_refused():
         assert not connected
 
     async_to_sync(body)()
+
+
+class HeldLayer:
+    """A channel layer whose sends wait until the test releases them."""
+
+    def __init__(self):
+        self.sent: list[list[int]] = []
+        self.release = threading.Event()
+        self.entered = threading.Event()
+        self.fail_first = False
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self.entered.set()
+        await asyncio.get_running_loop().run_in_executor(None, self.release.wait)
+        if self.fail_first:
+            self.fail_first = False
+            raise ConnectionError("redis is down")
+        self.sent.append(message["score_ids"])
+
+
+def test_the_pusher_returns_before_the_send_and_joins_what_waits(monkeypatch):
+    held = HeldLayer()
+    monkeypatch.setattr(live, "get_channel_layer", lambda: held)
+    pusher = live.FlagPusher()
+
+    pusher.push([1])
+    assert held.entered.wait(5)
+    # The first send is held: these return at once and wait behind it, together.
+    pusher.push([2])
+    pusher.push([3, 4])
+    pusher.push([])
+    assert held.sent == []
+    held.release.set()
+    pusher.close()
+
+    assert held.sent == [[1], [2, 3, 4]]
+    assert pusher._thread is None
+
+
+def test_the_pusher_logs_a_failed_send_and_goes_on(monkeypatch, caplog):
+    held = HeldLayer()
+    held.fail_first = True
+    monkeypatch.setattr(live, "get_channel_layer", lambda: held)
+    pusher = live.FlagPusher()
+
+    pusher.push([1])
+    assert held.entered.wait(5)
+    pusher.push([2])
+    held.release.set()
+    pusher.close()
+
+    assert "fraud flags: the channel layer did not take the push" in caplog.text
+    assert held.sent == [[2]]
+
+
+def test_the_pusher_keeps_the_newest_ids_when_too_many_wait(monkeypatch):
+    held = HeldLayer()
+    monkeypatch.setattr(live, "get_channel_layer", lambda: held)
+    monkeypatch.setattr(live, "PUSH_WAITING_MAX", 3)
+    pusher = live.FlagPusher()
+
+    pusher.push([1])
+    assert held.entered.wait(5)
+    pusher.push([2, 3, 4])
+    pusher.push([5])
+    held.release.set()
+    pusher.close()
+
+    assert held.sent == [[1], [3, 4, 5]]
+    assert pusher.dropped == 1
+
+
+def test_the_pusher_reaches_a_page_of_another_process_through_redis(monkeypatch, redis_url):
+    from channels_redis.core import RedisChannelLayer
+
+    prefix = f"test-push-{uuid.uuid4().hex[:8]}"
+    # The scorer's layer and the web process's: two instances on one Redis.
+    monkeypatch.setattr(
+        live, "get_channel_layer", lambda: RedisChannelLayer(hosts=[redis_url], prefix=prefix)
+    )
+    web = RedisChannelLayer(hosts=[redis_url], prefix=prefix)
+    pusher = live.FlagPusher()
+
+    async def page() -> list[int]:
+        channel = await web.new_channel()
+        await web.group_add(live.FLAGS_GROUP, channel)
+        pusher.push([11])
+        pusher.push([12, 13])
+        received: list[int] = []
+        while len(received) < 3:
+            message = await asyncio.wait_for(web.receive(channel), 5)
+            assert message["type"] == live.FLAGS_NEW
+            received += message["score_ids"]
+        await web.flush()
+        return received
+
+    try:
+        assert asyncio.run(page()) == [11, 12, 13]
+    finally:
+        pusher.close()
+    assert pusher._thread is None

@@ -51,8 +51,9 @@ def scorer(config, tmp_path):
 @pytest.fixture
 def flags(monkeypatch):
     pushed: list[list[int]] = []
-    monkeypatch.setattr(scorer_module, "flags_broadcast", lambda *, score_ids: pushed.append(
-        list(score_ids)))  # fmt: skip
+    monkeypatch.setattr(
+        scorer_module.FlagPusher, "push", lambda self, score_ids: pushed.append(list(score_ids))
+    )
     return pushed
 
 
