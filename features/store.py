@@ -15,6 +15,7 @@ Layout of ``data_dir``:
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -127,13 +128,35 @@ def redis_entity_key(
     """Return the Redis key of the entity ``values`` (strings, in ``join_keys`` order) in
     ``project``, as Feast's Redis store builds it: the serialized entity key (``version``)
     then the project's name. Cached: batches read and write the platform row and a few zones
-    again and again, and busy cards."""
-    from feast.infra.key_encoding_utils import serialize_entity_key
+    again and again, and busy cards.
 
-    serialized = serialize_entity_key(
-        entity_key(join_keys, values), entity_key_serialization_version=version
-    )
-    return serialized + project.encode()
+    Version 3, Feast's current one, is written here (a test holds it equal to Feast's
+    ``serialize_entity_key``): the count of keys, then each key and each value as a type
+    number, a length and UTF-8 bytes, the keys in name order. Feast builds an ``EntityKey``
+    proto to encode it: 6.1 µs a key against 0.9 here, paid for every card not in the cache
+    (at 1,000 payments/s over 20,000 cards, nearly all of them)."""
+    if version != 3:
+        from feast.infra.key_encoding_utils import serialize_entity_key
+
+        serialized = serialize_entity_key(
+            entity_key(join_keys, values), entity_key_serialization_version=version
+        )
+        return serialized + project.encode()
+    pairs = zip(join_keys, values, strict=True)
+    if len(join_keys) > 1:
+        pairs = sorted(pairs)
+    names, texts = [], []
+    for name, value in pairs:
+        name_bytes, value_bytes = name.encode(), value.encode()
+        names += [_STRING_HEAD.pack(_STRING_TYPE, len(name_bytes)), name_bytes]
+        texts += [_STRING_HEAD.pack(_STRING_TYPE, len(value_bytes)), value_bytes]
+    return b"".join([_COUNT.pack(len(join_keys)), *names, *texts, project.encode()])
+
+
+# Feast's ValueType.STRING, and the little-endian unsigned ints of its entity key encoding.
+_STRING_TYPE = 2
+_COUNT = struct.Struct("<I")
+_STRING_HEAD = struct.Struct("<II")
 
 
 @lru_cache(maxsize=256)

@@ -10,7 +10,7 @@ import redis
 from features.definitions import VIEWS_BY_NAME
 from features.processor import OnlineWriter, _moment, _value
 from features.repo import apply_repo
-from features.store import entity_key, feature_store
+from features.store import entity_key, feature_store, redis_entity_key
 from features.tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
 from tests.features.stores import feature_config
 
@@ -96,3 +96,22 @@ def test_the_hashes_written_equal_those_feasts_online_write_batch_writes(redis_u
     )
     for config in (mine, feasts):
         feature_store(config).teardown()
+
+
+@pytest.mark.parametrize(
+    ("join_keys", "values"),
+    [
+        (("card_id",), ("card-0042",)),
+        (("platform_id",), ("",)),
+        (("rider_id",), ("rider-ü-東京",)),
+        # Feast orders several keys by name; the values follow their keys.
+        (("zone_id", "hour", "card_id"), ("Z-1-1", "07", "c")),
+    ],
+)
+def test_the_redis_key_is_feasts_serialized_entity_key_and_project(join_keys, values):
+    from feast.infra.key_encoding_utils import serialize_entity_key
+
+    ours = redis_entity_key.__wrapped__(join_keys, values, "proj_x", 3)
+
+    feasts = serialize_entity_key(entity_key(join_keys, values), entity_key_serialization_version=3)
+    assert ours == feasts + b"proj_x"
