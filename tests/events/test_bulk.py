@@ -146,3 +146,35 @@ def test_insert_new_takes_a_json_column_already_encoded():
 
     stored = dict(FraudScore.objects.values_list("event_id", "features"))
     assert stored[by_text.event_id] == stored[by_orm.event_id] == features
+
+
+def test_the_served_vector_column_is_json_text_and_reads_back_as_written():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = %s AND column_name = 'features'",
+            [FraudScore._meta.db_table],
+        )
+        assert cursor.fetchone() == ("json",)
+    # Key order and float digits as written (jsonb would sort the keys by length).
+    features = {"zeta": 0.1 + 0.2, "a": [1e-300, None, 2**53 + 1], "mid": {"y": "é", "x": True}}
+    saved = _score(features=features)
+    saved.save()
+    inserted = _score()
+    insert_new(
+        FraudScore, [inserted], unique="event_id", json_text={"features": [json.dumps(features)]}
+    )
+
+    for event_id in (saved.event_id, inserted.event_id):
+        back = FraudScore.objects.get(event_id=event_id).features
+        assert back == features
+        assert list(back) == ["zeta", "a", "mid"]
+        assert FraudScore.objects.values_list("features", flat=True).get(event_id=event_id) == back
+    # Still JSON to PostgreSQL's own operators.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT features -> 'mid' ->> 'y' FROM {FraudScore._meta.db_table} "  # noqa: S608
+            "WHERE event_id = %s",
+            [inserted.event_id],
+        )
+        assert cursor.fetchone() == ("é",)
