@@ -250,13 +250,18 @@ def vector_record(
     a row, where named maps took five (and the database's bulk insert time with them)."""
     stored, on_demand = _names(service)
     stamps = vector.event_timestamps
+    # The features of a view share their event time: each time is converted once.
+    micros: dict[datetime | None, int | None] = {None: None}
+    for stamp in stamps.values():
+        if stamp not in micros:
+            micros[stamp] = _micros(stamp)
     return {
         "service": service,
         "request": dict(request),
         "request_time": request_time.isoformat(),
         "values": [_finite(vector.values[n]) for n in stored],
         "statuses": [_STATUS_NUMBERS[vector.statuses[n]] for n in stored],
-        "event_timestamps": [None if stamps[n] is None else _micros(stamps[n]) for n in stored],
+        "event_timestamps": [micros[stamps[n]] for n in stored],
         "on_demand": [_finite(vector.on_demand[n]) for n in on_demand],
     }
 
