@@ -209,10 +209,31 @@ def _decoded(
     if stamp == _EPOCH:
         return None, None
     values = {
-        name: None if not raw else _python(ValueProto.FromString(raw))
+        name: None if not raw else _value(raw)
         for name, raw in zip(features, reply[begin:end], strict=True)
     }
     return stamp, values
+
+
+# Serialized ValueProto -> its Python scalar. Window counts, zone and platform rows and busy
+# entities come back in the same bytes batch after batch: a dict lookup is 0.1 µs where the
+# proto's decoding is 1.2. Bounded: cleared when full.
+_DECODED: dict[bytes, Any] = {}
+_DECODED_MAX = 65_536
+
+
+def _value(raw: bytes) -> Any:
+    try:
+        return _DECODED[raw]
+    except KeyError:
+        pass
+    proto = ValueProto.FromString(raw)
+    value = _python(proto)
+    if proto.WhichOneof("val") in _SCALARS:  # immutable: safe to hand out again
+        if len(_DECODED) >= _DECODED_MAX:
+            _DECODED.clear()
+        _DECODED[raw] = value
+    return value
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

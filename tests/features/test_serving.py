@@ -216,3 +216,26 @@ def test_the_served_vectors_equal_feasts_own_get_online_features(config):
         v.statuses["card_age_days"] == "PRESENT" and v.statuses["card_payments_1h"] == "PRESENT"
         for v in served
     )
+
+
+def test_decoded_values_are_kept_only_for_scalars_and_within_the_bound(monkeypatch):
+    from feast.protos.feast.types.Value_pb2 import DoubleList
+    from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+    from features import serving
+
+    monkeypatch.setattr(serving, "_DECODED", {})
+    monkeypatch.setattr(serving, "_DECODED_MAX", 2)
+    count, share = ValueProto(int64_val=7), ValueProto(double_val=0.1 + 0.2)
+    listed = ValueProto(double_list_val=DoubleList(val=[1.0, 2.5]))
+
+    assert serving._value(count.SerializeToString()) == 7
+    assert serving._value(count.SerializeToString()) == 7
+    assert serving._value(share.SerializeToString()) == 0.1 + 0.2
+    first = serving._value(listed.SerializeToString())
+    assert first == [1.0, 2.5]
+    # A list is mutable: each read gets its own.
+    assert serving._value(listed.SerializeToString()) is not first
+    assert set(serving._DECODED.values()) == {7, 0.1 + 0.2}
+    serving._value(ValueProto(string_val="Z-1-1").SerializeToString())
+    assert list(serving._DECODED.values()) == ["Z-1-1"]
