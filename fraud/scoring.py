@@ -235,7 +235,9 @@ def payment_request(event: PaymentAuthorized) -> dict[str, Any]:
 
 
 @cache
-def _names(service: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def record_names(service: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Return the stored and the on-demand feature names of ``service``, in the order of the
+    lists of its ``vector_record``."""
     declared = FEATURE_SERVICES[service]
     return tuple(name for name, _ in service_features(declared)), declared.on_demand
 
@@ -248,7 +250,7 @@ def vector_record(
     as served. Lists in the service's feature order: values, status numbers (Feast's
     ``FieldStatus``), event times (µs since the epoch), then the on-demand values; a kilobyte
     a row, where named maps took five (and the database's bulk insert time with them)."""
-    stored, on_demand = _names(service)
+    stored, on_demand = record_names(service)
     stamps = vector.event_timestamps
     # The features of a view share their event time: each time is converted once.
     micros: dict[datetime | None, int | None] = {None: None}
@@ -277,7 +279,7 @@ def _micros(moment: datetime) -> int:
 
 def vector_from_record(record: Mapping[str, Any]) -> tuple[ServedVector, datetime]:
     """Return the served vector and request time kept by ``vector_record``."""
-    stored, on_demand = _names(record["service"])
+    stored, on_demand = record_names(record["service"])
     vector = ServedVector(
         values=dict(zip(stored, record["values"], strict=True)),
         statuses={

@@ -3,6 +3,7 @@ through Feast's feature logging files."""
 
 from __future__ import annotations
 
+import json
 import math
 import struct
 import uuid
@@ -19,11 +20,15 @@ from features.store import feature_store
 from features.training import service_features
 from fraud.feature_log import (
     LoggedVector,
+    LogItem,
     feature_log_warm,
     feature_log_write,
     log_dir,
+    log_items_table,
+    log_table,
     logged_features,
 )
+from fraud.scoring import unserved_vector, vector_record
 from tests.features.stores import feature_config
 
 NAMES = [name for name, _ in service_features(FRAUD_SCORING_V1)]
@@ -246,3 +251,27 @@ def test_vectors_served_by_the_online_store_are_logged_as_served(config):
     assert frame.loc[0, "card_payments_1h__status"] == "PRESENT"
     assert frame.loc[1, "card_payments_1h__status"] == "NOT_FOUND"
     assert math.isclose(frame.loc[0, "card_added_at"], at.timestamp() - 0.1, rel_tol=0)
+
+
+def _item(entry: LoggedVector) -> LogItem:
+    record = vector_record(
+        entry.vector,
+        service=FRAUD_SCORING_V1.name,
+        request=entry.request,
+        request_time=entry.request_time,
+    )
+    return LogItem(entry.event_id, entry.model_version, entry.role, json.dumps(record))
+
+
+def test_the_items_table_is_the_table_of_their_entries(config):
+    entries = [_entry(i) for i in range(7)]
+    # A degraded vector: nothing served.
+    entries.append(_entry(7, vector=unserved_vector(_request(7), FRAUD_SCORING_V1.name)))
+    items = [_item(e) for e in entries]
+    stamp = AT + timedelta(hours=1)
+
+    by_items = log_items_table(config, items, stamp=stamp)
+
+    assert by_items.equals(log_table(config, [i.entry() for i in items], stamp=stamp))
+    assert by_items.equals(log_table(config, entries, stamp=stamp))
+    assert by_items.num_rows == 8
