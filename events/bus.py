@@ -122,7 +122,11 @@ class Bus(abc.ABC):
     name: str
 
     @abc.abstractmethod
-    def producer(self) -> Producer: ...
+    def producer(self, *, linger_ms: int | None = None) -> Producer:
+        """Return a producer. ``linger_ms``: how long the client may hold a record for later ones
+        to share its request; the backend's short default when None, 0 for a producer whose
+        ``send`` hands over whole batches (a wait would only delay them). A hint: the embedded
+        log ignores it."""
 
     @abc.abstractmethod
     def consumer(

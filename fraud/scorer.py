@@ -499,7 +499,8 @@ class Scorer:
     def producer(self) -> Producer:
         """Return the scorer's producer, made at its first use."""
         if self._producer is None:
-            self._producer = self.bus.producer()
+            # A batch's verdicts are sent together: a linger would only hold them back.
+            self._producer = self.bus.producer(linger_ms=0)
         return self._producer
 
     def _publish(self, records: list[Record]) -> None:

@@ -88,7 +88,8 @@ class EmbeddedBus(Bus):
         finally:
             conn.close()
 
-    def producer(self) -> EmbeddedProducer:
+    def producer(self, *, linger_ms: int | None = None) -> EmbeddedProducer:
+        # ``linger_ms`` is for a client batching requests to a broker: a send here is a write.
         return EmbeddedProducer(self)
 
     def consumer(

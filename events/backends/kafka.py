@@ -42,6 +42,9 @@ from events.bus import (
 log = logging.getLogger(__name__)
 FETCH_MIN_BYTES = 16_384
 FETCH_WAIT_MS = 5
+# A producer's records wait this long for others to share their request: many senders of a
+# record or two (web requests, the relay) make fewer, fuller requests for the broker.
+LINGER_MS = 2
 # librdkafka's own log lines (connection state, retries), at their syslog levels.
 client_log = logging.getLogger("events.backends.librdkafka")
 
@@ -82,8 +85,8 @@ class KafkaBus(Bus):
     def _admin(self) -> AdminClient:
         return AdminClient(self.config(**{"client.id": "rideshare-admin"}))
 
-    def producer(self) -> KafkaBusProducer:
-        return KafkaBusProducer(self)
+    def producer(self, *, linger_ms: int | None = None) -> KafkaBusProducer:
+        return KafkaBusProducer(self, linger_ms=LINGER_MS if linger_ms is None else linger_ms)
 
     def consumer(
         self, *, group: str, topics: Sequence[str], batch_wait_ms: int | None = None
@@ -164,19 +167,18 @@ def _client_error(error: KafkaError) -> None:
 
 
 class KafkaBusProducer(Producer):
-    def __init__(self, bus: KafkaBus):
+    def __init__(self, bus: KafkaBus, *, linger_ms: int = LINGER_MS):
         self.bus = bus
-        self.producer = RdProducer(
-            bus.config(
-                **{
-                    "client.id": "rideshare-producer",
-                    "acks": "all",
-                    "enable.idempotence": True,
-                    "linger.ms": 2,
-                    "message.timeout.ms": int(bus.timeout_s * 2000),
-                }
-            )
+        self.settings = bus.config(
+            **{
+                "client.id": "rideshare-producer",
+                "acks": "all",
+                "enable.idempotence": True,
+                "linger.ms": linger_ms,
+                "message.timeout.ms": int(bus.timeout_s * 2000),
+            }
         )
+        self.producer = RdProducer(self.settings)
         bus.reach(self.producer, "producer")
 
     def send(self, records: Sequence[Record]) -> KafkaSending:

@@ -2,6 +2,9 @@
 
 import time
 
+import pytest
+
+from events.backends.kafka import LINGER_MS, KafkaBus
 from events.bus import Bus, Record
 from tests.events.bus_helpers import drain
 
@@ -26,11 +29,15 @@ def test_publish_acknowledges_every_record_and_keeps_order_per_key(bus: Bus, new
     assert sum(bus.end_offsets(topic).values()) == 90
 
 
+# ``linger_ms=0``: the scorer's producer, which sends each batch's verdicts whole.
+@pytest.mark.parametrize("linger_ms", [None, 0])
 def test_sends_not_waited_for_are_acknowledged_in_order_when_their_result_is_asked(
-    bus: Bus, new_topic, group
+    bus: Bus, new_topic, group, linger_ms
 ):
     topic = new_topic("send", partitions=2)
-    producer = bus.producer()
+    producer = bus.producer(linger_ms=linger_ms)
+    if isinstance(bus, KafkaBus):
+        assert producer.settings["linger.ms"] == (LINGER_MS if linger_ms is None else 0)
 
     sendings = [
         producer.send([Record(topic, f"{key}:{i}".encode(), key=key) for key in "ab"])
