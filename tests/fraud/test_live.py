@@ -324,6 +324,7 @@ def test_the_pusher_keeps_the_newest_ids_when_too_many_wait(monkeypatch):
     assert pusher.dropped == 1
 
 
+@fresh_thread
 def test_the_pusher_reaches_a_page_of_another_process_through_redis(monkeypatch, redis_url):
     from channels_redis.core import RedisChannelLayer
 
