@@ -227,9 +227,8 @@ def _value(raw: bytes) -> Any:
         return _DECODED[raw]
     except KeyError:
         pass
-    proto = ValueProto.FromString(raw)
-    value = _python(proto)
-    if proto.WhichOneof("val") in _SCALARS:  # immutable: safe to hand out again
+    value = _python(ValueProto.FromString(raw))
+    if isinstance(value, (bool, int, float, str)):  # immutable: safe to hand out again
         if len(_DECODED) >= _DECODED_MAX:
             _DECODED.clear()
         _DECODED[raw] = value

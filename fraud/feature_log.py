@@ -143,37 +143,35 @@ def log_items_table(
     stored, on_demand = record_names(served.pop())
     position = {name: i for i, name in enumerate(stored)}
     layout = _layout(config, service)
-    stamp = stamp or _log_timestamp()
-    data: dict[str, list[Any]] = {}
-    rows = [entity_row(record["request"], layout.join_keys) for record in records]
-    for key in layout.join_keys:
-        data[key] = [row[key] for row in rows]
+    columns: dict[str, list[Any]] = {}
     nothing = [None] * len(records)
     not_found = [_STATUS_NUMBERS["NOT_FOUND"]] * len(records)
     for name, column in layout.columns.items():
         i = position.get(name)
         if i is None:
-            data[column], data[f"{column}__timestamp"] = nothing, nothing
-            data[f"{column}__status"] = not_found
+            columns[column], columns[f"{column}__timestamp"] = nothing, nothing
+            columns[f"{column}__status"] = not_found
             continue
-        data[column] = [record["values"][i] for record in records]
-        data[f"{column}__timestamp"] = [record["event_timestamps"][i] for record in records]
-        data[f"{column}__status"] = [record["statuses"][i] for record in records]
+        columns[column] = [record["values"][i] for record in records]
+        # µs since the epoch, the unit of the timestamp columns.
+        columns[f"{column}__timestamp"] = [record["event_timestamps"][i] for record in records]
+        columns[f"{column}__status"] = [record["statuses"][i] for record in records]
     at = {name: i for i, name in enumerate(on_demand)}
     for name in layout.on_demand:
         i = at.get(name)
-        data[ON_DEMAND_PREFIX + name] = (
+        columns[ON_DEMAND_PREFIX + name] = (
             nothing if i is None else [record["on_demand"][i] for record in records]
         )
-    data[LOG_TIMESTAMP_FIELD] = [stamp] * len(records)
-    data[LOG_DATE_FIELD] = [stamp.date()] * len(records)
-    data[REQUEST_ID_FIELD] = [item.event_id for item in items]
-    data[PAYMENT_ID] = [_text(record["request"].get(PAYMENT_ID)) for record in records]
-    data[REQUEST_TIME_FIELD] = [datetime.fromisoformat(r["request_time"]) for r in records]
-    data[MODEL_VERSION_FIELD] = [item.model_version for item in items]
-    data[ROLE_FIELD] = [item.role for item in items]
-    # Event times go in as µs since the epoch, the unit of the timestamp columns.
-    return pa.table([pa.array(data[f.name], f.type) for f in layout.schema], schema=layout.schema)
+    return _assembled(
+        layout,
+        columns,
+        stamp=stamp or _log_timestamp(),
+        requests=[record["request"] for record in records],
+        event_ids=[item.event_id for item in items],
+        request_times=[datetime.fromisoformat(record["request_time"]) for record in records],
+        model_versions=[item.model_version for item in items],
+        roles=[item.role for item in items],
+    )
 
 
 @dataclass(frozen=True)
@@ -246,34 +244,55 @@ def log_table(
     """Return ``entries`` as one Arrow table in the service's logging schema, logged at
     ``stamp`` (now, by default). Read only."""
     layout = _layout(config, service)
-    stamp = stamp or _log_timestamp()
-    data: dict[str, list[Any]] = {name: [] for name in layout.schema.names}
-    for entry in entries:
-        vector = entry.vector
-        keys = (
-            entity_row(entry.request, layout.join_keys)
-            if entry.request is not None
-            else dict.fromkeys(layout.join_keys)
-        )
-        for key in layout.join_keys:
-            data[key].append(keys[key])
-        for name, column in layout.columns.items():
-            data[column].append(vector.values.get(name))
-            data[f"{column}__timestamp"].append(vector.event_timestamps.get(name))
-            data[f"{column}__status"].append(
-                _STATUS_NUMBERS[vector.statuses.get(name, "NOT_FOUND")]
-            )
-        for name in layout.on_demand:
-            data[ON_DEMAND_PREFIX + name].append(vector.on_demand.get(name))
-        data[LOG_TIMESTAMP_FIELD].append(stamp)
-        data[LOG_DATE_FIELD].append(stamp.date())
-        data[REQUEST_ID_FIELD].append(str(entry.event_id))
-        data[PAYMENT_ID].append(
-            None if entry.request is None else _text(entry.request.get(PAYMENT_ID))
-        )
-        data[REQUEST_TIME_FIELD].append(entry.request_time)
-        data[MODEL_VERSION_FIELD].append(entry.model_version)
-        data[ROLE_FIELD].append(entry.role)
+    columns: dict[str, list[Any]] = {}
+    for name, column in layout.columns.items():
+        columns[column] = [e.vector.values.get(name) for e in entries]
+        columns[f"{column}__timestamp"] = [e.vector.event_timestamps.get(name) for e in entries]
+        columns[f"{column}__status"] = [
+            _STATUS_NUMBERS[e.vector.statuses.get(name, "NOT_FOUND")] for e in entries
+        ]
+    for name in layout.on_demand:
+        columns[ON_DEMAND_PREFIX + name] = [e.vector.on_demand.get(name) for e in entries]
+    return _assembled(
+        layout,
+        columns,
+        stamp=stamp or _log_timestamp(),
+        requests=[e.request for e in entries],
+        event_ids=[str(e.event_id) for e in entries],
+        request_times=[e.request_time for e in entries],
+        model_versions=[e.model_version for e in entries],
+        roles=[e.role for e in entries],
+    )
+
+
+def _assembled(
+    layout: _Layout,
+    columns: dict[str, list[Any]],
+    *,
+    stamp: datetime,
+    requests: Sequence[Mapping[str, Any] | None],
+    event_ids: list[str],
+    request_times: list[datetime],
+    model_versions: list[str],
+    roles: list[str],
+) -> pa.Table:
+    """Return the log table of rows given column by column: ``columns`` holds the feature and
+    on-demand ones; the join keys and the payment id come from ``requests`` (null without
+    one), then the log's own fields."""
+    data = dict(columns)
+    rows = [
+        dict.fromkeys(layout.join_keys) if r is None else entity_row(r, layout.join_keys)
+        for r in requests
+    ]
+    for key in layout.join_keys:
+        data[key] = [row[key] for row in rows]
+    data[LOG_TIMESTAMP_FIELD] = [stamp] * len(rows)
+    data[LOG_DATE_FIELD] = [stamp.date()] * len(rows)
+    data[REQUEST_ID_FIELD] = event_ids
+    data[PAYMENT_ID] = [None if r is None else _text(r.get(PAYMENT_ID)) for r in requests]
+    data[REQUEST_TIME_FIELD] = request_times
+    data[MODEL_VERSION_FIELD] = model_versions
+    data[ROLE_FIELD] = roles
     return pa.table([pa.array(data[f.name], f.type) for f in layout.schema], schema=layout.schema)
 
 

@@ -110,7 +110,7 @@ class FlagPusher:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._ids: list[int] = []
-        self._sending = False
+        # Set while no send is under way.
         self._idle = threading.Event()
         self._idle.set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -130,9 +130,8 @@ class FlagPusher:
             if len(self._ids) > PUSH_WAITING_MAX:
                 self.dropped += len(self._ids) - PUSH_WAITING_MAX
                 del self._ids[:-PUSH_WAITING_MAX]
-            if self._sending:
+            if not self._idle.is_set():
                 return
-            self._sending = True
             self._idle.clear()
         asyncio.run_coroutine_threadsafe(self._send(layer), self._running_loop())
 
@@ -150,7 +149,6 @@ class FlagPusher:
             with self._lock:
                 ids, self._ids = self._ids, []
                 if not ids:
-                    self._sending = False
                     self._idle.set()
                     return
             message = {"type": FLAGS_NEW, "score_ids": ids}
