@@ -30,6 +30,15 @@ A micro-batch loop over a bus consumer (group ``fraud-scorer``). Per batch of po
    offsets of those batches committed. Under light load batches hold a few events each: a
    file per batch would be a file every few milliseconds.
 
+``run`` overlaps batches: steps 1-3 of a batch (decoding, the feature read, the model: this
+thread) run while steps 4-6 of the batch before run on a recording thread of their own (waiting
+on PostgreSQL, then sending); a batch is recorded only once the one before it is, and what
+happens at 7 (the log, the marks, the commit) only to batches recorded. So batches are
+recorded, sent and committed in their order, one at a time, as without the overlap, and a
+failure to record one stops the run with its offsets and those of the batches after it
+uncommitted. Batches of fewer than ``overlap_min_records`` records are recorded before the
+next poll instead (``FRAUD_OVERLAP_MIN_RECORDS``).
+
 Crash safety: a crash before 4 replays the batch and scores it then; between 4 and the commit of
 7 the replay finds the events scored, and sends and logs those not marked logged (every score
 keeps its served vector, ``FraudScore.features``). A log write or a publish that fails leaves
@@ -42,10 +51,11 @@ when it changes; with no usable champion the scorer reads nothing and says why.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -115,6 +125,19 @@ class Unfinished:
     since: float | None = None
 
 
+@dataclass
+class Prepared:
+    """A polled batch decoded and scored, nothing recorded yet: the messages as polled, a
+    draft per distinct payment event, the dead letters of the poison ones, how many records
+    repeated an event of the batch, and when the batch started (``perf_counter``)."""
+
+    messages: Sequence[Message]
+    drafts: list[ScoreDraft]
+    dead_letters: list[Record]
+    repeats: int
+    started: float
+
+
 @dataclass(frozen=True)
 class ScorerSettings:
     """How the scorer batches, reads and decides (``FRAUD_*`` settings)."""
@@ -131,6 +154,8 @@ class ScorerSettings:
     publish_timeout_s: float = 30.0
     log_flush_s: float = 1.0
     log_flush_rows: int = 1000
+    # ``run`` records a batch of at least this many records while it scores the next one.
+    overlap_min_records: int = 50
     log_every_s: float = 10.0
     # Feature log writes in a child process (``fraud.feature_log.feature_log_pool``), as
     # ``manage.py score`` runs; in-process tests use a thread.
@@ -151,6 +176,7 @@ class ScorerSettings:
             deployment_poll_s=settings.FRAUD_DEPLOYMENT_POLL_SECONDS,
             explain_all=settings.FRAUD_EXPLAIN_ALL,
             log_flush_s=settings.FRAUD_LOG_FLUSH_SECONDS,
+            overlap_min_records=settings.FRAUD_OVERLAP_MIN_RECORDS,
             log_process=True,
             topic_partitions=settings.EVENT_TOPIC_PARTITIONS,
         )
@@ -195,6 +221,9 @@ class Scorer:
         self._pending = Unfinished()
         self._writing: tuple[Future, Unfinished] | None = None
         self._pending_ids: set[str] = set()
+        # ``run``'s recording thread and the batch it is recording.
+        self._recorder: ThreadPoolExecutor | None = None
+        self._recording: Future[Unfinished] | None = None
         self._log_pool = feature_log_pool(process=self.settings.log_process)
         self.flags = FlagPusher()
 
@@ -223,6 +252,9 @@ class Scorer:
         self.consumer = self.bus.consumer(group=self.group, topics=[self.topic])
         started = time.monotonic()
         idle = IdleClock(self.consumer, until_idle_s)
+        # Records a batch while this thread polls and scores the next; it alone sends (the
+        # producer is made and closed on it: the embedded bus's connection is SQLite's).
+        self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraud-record")
         try:
             while not (stop is not None and stop.is_set()):
                 now = time.monotonic()
@@ -237,25 +269,66 @@ class Scorer:
                     timeout=self.settings.poll_timeout_s, max_records=self.settings.max_records
                 )
                 if messages:
-                    self.process_batch(messages, models=models)
+                    prepared = self._prepare(messages, models)
+                    self._collect()
+                    self._recording = self._recorder.submit(self._record, prepared)
+                    if len(messages) < self.settings.overlap_min_records:
+                        self._collect()
                     idle.busy()
-                elif idle.expired():
-                    break
+                else:
+                    self._collect()
+                    if idle.expired():
+                        break
                 self.flush(force=False)
-                self._sweep()
+                if time.monotonic() - self._swept >= self.settings.log_sweep_s:
+                    self._collect()
+                    self._recorder.submit(self._sweep).result()
                 self._log_progress()
         finally:
+            try:
+                self._collect()
+            finally:
+                self._stop()
+        return self.stats
+
+    def _collect(self) -> None:
+        """Wait for the batch being recorded, if any, and add it to what ``flush`` finishes.
+        Its failure is raised here: its offsets are never committed, so it is replayed."""
+        if self._recording is None:
+            return
+        recording, self._recording = self._recording, None
+        self._merge(recording.result())
+
+    def _stop(self) -> None:
+        """Finish what was recorded (the log write, the marks, the commit), then let go of
+        the recording thread (its producer and database connection), the log worker, the
+        consumer and the feature reader."""
+        try:
             self.flush()
+        finally:
+            recorder, self._recorder = self._recorder, None
+            if recorder is not None:
+                recorder.submit(self._release).result()
+                recorder.shutdown()
+            else:
+                self._release()
             self._log_pool.shutdown()
             self.flags.close()
-            self.consumer.close()
-            self.consumer = None
+            if self.consumer is not None:
+                self.consumer.close()
+                self.consumer = None
             self.reader.close()
-            if self._producer is not None:
-                self._producer.close()
-                self._producer = None
             self._log_progress(force=True)
-        return self.stats
+
+    def _release(self) -> None:
+        """Close the producer and this thread's database connection."""
+        from django.db import connections
+
+        if self._producer is not None:
+            self._producer.close()
+            self._producer = None
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()
 
     def _log_progress(self, *, force: bool = False) -> None:
         since, events = self._logged
@@ -278,11 +351,20 @@ class Scorer:
     # One batch.
 
     def process_batch(self, messages: Sequence[Message], *, models: ModelSet) -> None:
-        """Score ``messages`` (as polled) with ``models``. Side effects, in order: the scores,
-        shadow scores and review items (one transaction), the dead-letter topic, the
-        ``fraud.scored.v1`` events (sent, not waited for), the analyst pages' push; then, once
-        ``log_flush_s`` passed or ``log_flush_rows`` are pending (``flush``), the feature log,
-        the marks and the offsets."""
+        """Score ``messages`` (as polled) with ``models`` and record them, on this thread. Side
+        effects, in order: the scores, shadow scores and review items (one transaction), the
+        dead-letter topic, the ``fraud.scored.v1`` events (sent, not waited for), the analyst
+        pages' push; then, once ``log_flush_s`` passed or ``log_flush_rows`` are pending
+        (``flush``), the feature log, the marks and the offsets. (``run`` does the same with
+        the recording of one batch overlapping the scoring of the next.)"""
+        prepared = self._prepare(messages, models)
+        self._merge(self._record(prepared))
+        at = time.perf_counter()
+        self.flush(force=False)
+        self.stats.stage("flush", at)
+
+    def _prepare(self, messages: Sequence[Message], models: ModelSet) -> Prepared:
+        """Decode ``messages`` and score their payments: reads and computes, writes nothing."""
         started = at = time.perf_counter()
         stamps = [m.timestamp_ms for m in messages if m.timestamp_ms]
         if stamps:
@@ -304,49 +386,71 @@ class Scorer:
                 )
                 continue
             events.setdefault(event.event_id, event)
-        at = self.stats.stage("decode", at)
+        self.stats.stage("decode", at)
+        drafts = self._score(list(events.values()), models) if events else []
+        return Prepared(
+            messages=messages,
+            drafts=drafts,
+            dead_letters=dead_letters,
+            repeats=len(messages) - len(dead_letters) - len(events),
+            started=started,
+        )
+
+    def _record(self, prepared: Prepared) -> Unfinished:
+        """Record a prepared batch and send what follows from it (the dead letters, the
+        verdicts, the analyst push); return what it leaves to ``flush``. ``run`` calls it on
+        its recording thread: it touches no state of the scorer but the counts it alone keeps
+        and a look at ``_pending_ids`` (the batches merged before it)."""
+        at = time.perf_counter()
         flagged: list[int] = []
         done: list[ScoreDraft | FraudScore] = []
         repeated: list[uuid.UUID] = []
-        if events:
-            drafts = self._score(list(events.values()), models)
-            at = time.perf_counter()
-            recorded = scores_record(drafts=drafts)
+        recorded = None
+        if prepared.drafts:
+            recorded = scores_record(drafts=prepared.drafts)
             at = self.stats.stage("record", at)
             flagged = recorded.flagged_ids
             self.stats.scored += len(recorded.score_ids)
-            done = [d for d in drafts if d.event.event_id in recorded.score_ids]
-            repeated = [i for i in events if i not in recorded.score_ids]
-        self.stats.duplicates += len(messages) - len(dead_letters) - len(events) + len(repeated)
-        if dead_letters:
-            self._publish(dead_letters)
+            for draft in prepared.drafts:
+                if draft.event.event_id in recorded.score_ids:
+                    done.append(draft)
+                else:
+                    repeated.append(draft.event.event_id)
+        self.stats.duplicates += prepared.repeats + len(repeated)
+        if prepared.dead_letters:
+            self._publish(prepared.dead_letters)
         unlogged = [i for i in repeated if str(i) not in self._pending_ids]
         if unlogged:
             # Scored before a crash (or by another scorer), maybe never logged nor published:
             # do both now.
             done += scores_unlogged(event_ids=unlogged)
-        pending = self._pending
+        batch = Unfinished(messages=list(prepared.messages))
         if done:
-            entries = log_items(done)
-            pending.items += entries
-            pending.score_ids += [
+            batch.items = log_items(done)
+            batch.score_ids = [
                 recorded.score_ids[d.event.event_id] if isinstance(d, ScoreDraft) else d.id
                 for d in done
             ]
-            pending.sends.append(
+            batch.sends = [
                 self.producer().send([scored_event(d).record(self.scored_topic) for d in done])
-            )
-            self._pending_ids.update(e.event_id for e in entries)
+            ]
         if flagged:
             self.flags.push(flagged)
-        at = self.stats.stage("after", at)
-        pending.messages += messages
+        self.stats.stage("after", at)
+        self.stats.batches += 1
+        self.stats.latencies_ms.append((time.perf_counter() - prepared.started) * 1000)
+        return batch
+
+    def _merge(self, batch: Unfinished) -> None:
+        """Add a recorded batch to what the next ``flush`` finishes."""
+        pending = self._pending
+        pending.items += batch.items
+        pending.score_ids += batch.score_ids
+        pending.sends += batch.sends
+        pending.messages += batch.messages
+        self._pending_ids.update(item.event_id for item in batch.items)
         if pending.since is None:
             pending.since = time.monotonic()
-        self.flush(force=False)
-        self.stats.stage("flush", at)
-        self.stats.batches += 1
-        self.stats.latencies_ms.append((time.perf_counter() - started) * 1000)
 
     def flush(self, *, force: bool = True) -> None:
         """Write the pending served vectors to the feature log (one file, in a background
@@ -468,12 +572,9 @@ class Scorer:
         return drafts
 
     def _sweep(self) -> None:
-        """Log the scores left unlogged for ``UNLOGGED_AFTER`` (a failed write, a crash), at
-        most every ``log_sweep_s`` seconds; rows another scorer is logging are skipped."""
-        now = time.monotonic()
-        if now - self._swept < self.settings.log_sweep_s:
-            return
-        self._swept = now
+        """Log the scores left unlogged for ``UNLOGGED_AFTER`` (a failed write, a crash); rows
+        another scorer is logging are skipped. ``run`` calls it every ``log_sweep_s``."""
+        self._swept = time.monotonic()
         try:
             self.stats.logged += scores_log_sweep(
                 config=self.config,

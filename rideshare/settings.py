@@ -181,6 +181,8 @@ FRAUD_EXPLAIN_ALL = env.bool("FRAUD_EXPLAIN_ALL", default=False)
 # The scorer writes the served vectors to the feature log (one file) and commits its offsets
 # this often (or every 1000 vectors): fewer, larger log files than one per micro-batch.
 FRAUD_LOG_FLUSH_SECONDS = env.float("FRAUD_LOG_FLUSH_SECONDS", default=1.0)
+# Batches of at least this many payment events are recorded while the next one is scored.
+FRAUD_OVERLAP_MIN_RECORDS = env.int("FRAUD_OVERLAP_MIN_RECORDS", default=50)
 # How often Celery beat rescores degraded scores (fraud.rescore_degraded).
 FRAUD_RESCORE_EVERY_SECONDS = env.float("FRAUD_RESCORE_EVERY_SECONDS", default=60.0)
 

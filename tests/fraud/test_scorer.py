@@ -4,6 +4,7 @@ should be, every served vector logged exactly as served."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import timedelta
 
@@ -317,3 +318,80 @@ def test_vectors_are_logged_and_offsets_committed_together_once_a_flush_is_due(c
     assert sum(committed.values()) == 3
     scorer.consumer.close()
     scorer.reader.close()
+
+
+def _recording_spy(monkeypatch, *, fail_at: int | None = None) -> list[str]:
+    """Record the thread of each ``scores_record`` call (the real one); the ``fail_at``-th
+    call (from 1) raises instead."""
+    threads: list[str] = []
+    real = scorer_module.scores_record
+
+    def spy(*, drafts):
+        threads.append(threading.current_thread().name)
+        if len(threads) == fail_at:
+            raise RuntimeError("the database went away")
+        return real(drafts=drafts)
+
+    monkeypatch.setattr(scorer_module, "scores_record", spy)
+    return threads
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("overlap_min_records", [0, 100], ids=["overlapped", "one-by-one"])
+def test_run_records_each_batch_on_its_recording_thread_once(
+    config, tmp_path, monkeypatch, overlap_min_records
+):
+    model_deploy(tmp_path, version="champ")
+    threads = _recording_spy(monkeypatch)
+    scorer = scorer_make(config, tmp_path, max_records=7, overlap_min_records=overlap_min_records)
+    events = [payment(card_id=f"card-{i % 4}") for i in range(30)]
+    producer = scorer.bus.producer()
+    producer.publish([Record(scorer.topic, e.encode(), key=e.key()) for e in events])
+    producer.publish([Record(scorer.topic, b"{not json", key="poison")])
+
+    stats = scorer.run(until_idle_s=1.0)
+
+    assert (stats.events, stats.scored, stats.duplicates, stats.poison) == (31, 30, 0, 1)
+    assert len(threads) >= 5
+    assert all(name.startswith("fraud-record") for name in threads)
+    ids = {e.event_id for e in events}
+    assert set(FraudScore.objects.values_list("event_id", flat=True)) == ids
+    assert UnloggedScore.objects.count() == 0
+    assert {v.payment_event_id for v in published(scorer.bus, "t.fraud.scored.v1")} == ids
+    assert set(logged_features(config)["event_id"]) == {str(i) for i in ids}
+    assert sum(scorer.bus.committed(scorer.group, scorer.topic).values()) == 31
+    consumer = scorer.bus.consumer(group="check", topics=["t.deadletter.fraud-scorer"])
+    dead = consumer.poll(timeout=1.0)
+    consumer.close()
+    assert [m.value for m in dead] == [b"{not json"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_whose_recording_fails_stops_the_run_uncommitted(config, tmp_path, monkeypatch):
+    model_deploy(tmp_path, version="champ")
+    _recording_spy(monkeypatch, fail_at=2)
+    # Batch 3 may be scored while batch 2 is recorded.
+    scorer = scorer_make(config, tmp_path, max_records=5, overlap_min_records=0)
+    events = [payment(card_id=f"card-{i}") for i in range(15)]
+    producer = scorer.bus.producer()
+    producer.publish([Record(scorer.topic, e.encode(), key=e.key()) for e in events])
+
+    with pytest.raises(RuntimeError, match="the database went away"):
+        scorer.run(until_idle_s=1.0)
+
+    # The first batch is finished and committed; the failed one and any scored after it are
+    # neither recorded nor committed.
+    first = FraudScore.objects.count()
+    assert 0 < first < 15
+    assert UnloggedScore.objects.count() == 0
+    assert sum(scorer.bus.committed(scorer.group, scorer.topic).values()) == first
+
+    monkeypatch.setattr(scorer_module, "scores_record", scores_record)
+    again = scorer_make(config, tmp_path, max_records=5)
+    stats = again.run(until_idle_s=1.0)
+
+    assert (stats.scored, stats.duplicates) == (15 - first, 0)
+    assert set(FraudScore.objects.values_list("event_id", flat=True)) == {
+        e.event_id for e in events
+    }
+    assert sum(again.bus.committed(again.group, again.topic).values()) == 15
