@@ -79,6 +79,8 @@ class Sent(Sending):
 
 
 class Producer(abc.ABC):
+    """Publishes records; safe to share between threads."""
+
     def publish(
         self, records: Sequence[Record], *, timeout: float = 30.0
     ) -> list[Exception | None]:

@@ -30,14 +30,15 @@ A micro-batch loop over a bus consumer (group ``fraud-scorer``). Per batch of po
    offsets of those batches committed. Under light load batches hold a few events each: a
    file per batch would be a file every few milliseconds.
 
-``run`` overlaps batches: steps 1-3 of a batch (decoding, the feature read, the model: this
-thread) run while steps 4-6 of the batch before run on a recording thread of their own (waiting
-on PostgreSQL, then sending); a batch is recorded only once the one before it is, and what
-happens at 7 (the log, the marks, the commit) only to batches recorded. So batches are
+``run`` overlaps big batches (a backlog): steps 1-3 of a batch (decoding, the feature read,
+the model: the main thread) run while steps 4-6 of the batch before run on a recording thread
+(waiting on PostgreSQL, then sending); a batch is recorded only once the one before it is, and
+what happens at 7 (the log, the marks, the commit) only to batches recorded. So batches are
 recorded, sent and committed in their order, one at a time, as without the overlap, and a
 failure to record one stops the run with its offsets and those of the batches after it
-uncommitted. Batches of fewer than ``overlap_min_records`` records are recorded before the
-next poll instead (``FRAUD_OVERLAP_MIN_RECORDS``).
+uncommitted. Batches of fewer than ``overlap_min_records`` records
+(``FRAUD_OVERLAP_MIN_RECORDS``) are recorded on the main thread before the next poll: under
+light load the overlap gains nothing and the thread hand-off costs CPU.
 
 Crash safety: a crash before 4 replays the batch and scores it then; between 4 and the commit of
 7 the replay finds the events scored, and sends and logs those not marked logged (every score
@@ -51,7 +52,6 @@ when it changes; with no usable champion the scorer reads nothing and says why.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -252,8 +252,7 @@ class Scorer:
         self.consumer = self.bus.consumer(group=self.group, topics=[self.topic])
         started = time.monotonic()
         idle = IdleClock(self.consumer, until_idle_s)
-        # Records a batch while this thread polls and scores the next; it alone sends (the
-        # producer is made and closed on it: the embedded bus's connection is SQLite's).
+        # Records a big batch while this thread polls and scores the next.
         self._recorder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraud-record")
         try:
             while not (stop is not None and stop.is_set()):
@@ -271,18 +270,18 @@ class Scorer:
                 if messages:
                     prepared = self._prepare(messages, models)
                     self._collect()
-                    self._recording = self._recorder.submit(self._record, prepared)
-                    if len(messages) < self.settings.overlap_min_records:
-                        self._collect()
+                    if len(messages) >= self.settings.overlap_min_records:
+                        self._recording = self._recorder.submit(self._record, prepared)
+                    else:
+                        # A thread hand-off costs ~65 µs of CPU: not worth it for little.
+                        self._merge(self._record(prepared))
                     idle.busy()
                 else:
                     self._collect()
                     if idle.expired():
                         break
                 self.flush(force=False)
-                if time.monotonic() - self._swept >= self.settings.log_sweep_s:
-                    self._collect()
-                    self._recorder.submit(self._sweep).result()
+                self._sweep()
                 self._log_progress()
         finally:
             try:
@@ -301,34 +300,27 @@ class Scorer:
 
     def _stop(self) -> None:
         """Finish what was recorded (the log write, the marks, the commit), then let go of
-        the recording thread (its producer and database connection), the log worker, the
-        consumer and the feature reader."""
+        the recording thread (and its database connection), the log worker, the consumer,
+        the feature reader and the producer."""
+        from django.db import connections
+
         try:
             self.flush()
         finally:
             recorder, self._recorder = self._recorder, None
             if recorder is not None:
-                recorder.submit(self._release).result()
+                recorder.submit(connections.close_all).result()
                 recorder.shutdown()
-            else:
-                self._release()
             self._log_pool.shutdown()
             self.flags.close()
             if self.consumer is not None:
                 self.consumer.close()
                 self.consumer = None
             self.reader.close()
+            if self._producer is not None:
+                self._producer.close()
+                self._producer = None
             self._log_progress(force=True)
-
-    def _release(self) -> None:
-        """Close the producer and this thread's database connection."""
-        from django.db import connections
-
-        if self._producer is not None:
-            self._producer.close()
-            self._producer = None
-        if threading.current_thread() is not threading.main_thread():
-            connections.close_all()
 
     def _log_progress(self, *, force: bool = False) -> None:
         since, events = self._logged
@@ -356,7 +348,7 @@ class Scorer:
         dead-letter topic, the ``fraud.scored.v1`` events (sent, not waited for), the analyst
         pages' push; then, once ``log_flush_s`` passed or ``log_flush_rows`` are pending
         (``flush``), the feature log, the marks and the offsets. (``run`` does the same with
-        the recording of one batch overlapping the scoring of the next.)"""
+        the recording of a big batch overlapping the scoring of the next.)"""
         prepared = self._prepare(messages, models)
         self._merge(self._record(prepared))
         at = time.perf_counter()
@@ -398,9 +390,10 @@ class Scorer:
 
     def _record(self, prepared: Prepared) -> Unfinished:
         """Record a prepared batch and send what follows from it (the dead letters, the
-        verdicts, the analyst push); return what it leaves to ``flush``. ``run`` calls it on
-        its recording thread: it touches no state of the scorer but the counts it alone keeps
-        and a look at ``_pending_ids`` (the batches merged before it)."""
+        verdicts, the analyst push); return what it leaves to ``flush``. ``run`` may call it
+        on its recording thread: it touches no state of the scorer but the counts only it
+        keeps, the producer (shared by threads) and a look at ``_pending_ids`` (the batches
+        merged before it)."""
         at = time.perf_counter()
         flagged: list[int] = []
         done: list[ScoreDraft | FraudScore] = []
@@ -572,9 +565,12 @@ class Scorer:
         return drafts
 
     def _sweep(self) -> None:
-        """Log the scores left unlogged for ``UNLOGGED_AFTER`` (a failed write, a crash); rows
-        another scorer is logging are skipped. ``run`` calls it every ``log_sweep_s``."""
-        self._swept = time.monotonic()
+        """Log the scores left unlogged for ``UNLOGGED_AFTER`` (a failed write, a crash), at
+        most every ``log_sweep_s`` seconds; rows another scorer is logging are skipped."""
+        now = time.monotonic()
+        if now - self._swept < self.settings.log_sweep_s:
+            return
+        self._swept = now
         try:
             self.stats.logged += scores_log_sweep(
                 config=self.config,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 import uuid
 import zlib
@@ -67,9 +68,10 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, *, shared: bool = False) -> sqlite3.Connection:
+    """Open the log; ``shared``: for use from several threads (the caller serializes)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    conn = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=not shared)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
@@ -143,13 +145,20 @@ def _partitions(conn: sqlite3.Connection, topic: str) -> int | None:
 class EmbeddedProducer(Producer):
     def __init__(self, bus: EmbeddedBus):
         self.bus = bus
-        self.conn = _connect(bus.path)
+        # A producer may be shared by threads (the scorer's main and recording threads): one
+        # send at a time.
+        self.conn = _connect(bus.path, shared=True)
+        self._lock = threading.Lock()
         self._round_robin = 0
 
     def send(self, records: Sequence[Record]) -> Sent:
         """Append ``records`` in one SQLite transaction: stored (or failed) on return."""
         if not records:
             return Sent(records, [])
+        with self._lock:
+            return self._send(records)
+
+    def _send(self, records: Sequence[Record]) -> Sent:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
@@ -196,7 +205,8 @@ class EmbeddedProducer(Producer):
         )
 
     def close(self) -> None:
-        self.conn.close()
+        with self._lock:
+            self.conn.close()
 
 
 class EmbeddedConsumer(Consumer):

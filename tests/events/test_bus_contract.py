@@ -1,6 +1,7 @@
 """The bus contract: the same semantics from Kafka and from the embedded durable log."""
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -55,6 +56,31 @@ def test_sends_not_waited_for_are_acknowledged_in_order_when_their_result_is_ask
         assert [m.value for m in received if m.key == key] == [
             f"{key}:{i}".encode() for i in range(20)
         ]
+
+
+def test_a_producer_shared_by_threads_stores_every_send(bus: Bus, new_topic, group):
+    topic = new_topic("shared", partitions=2)
+    producer = bus.producer()
+
+    def sends(key: str) -> list[list[Exception | None]]:
+        return [
+            producer.send([Record(topic, f"{key}:{i}".encode(), key=key)]).result(timeout=10)
+            for i in range(25)
+        ]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(sends, "abcd"))
+    producer.close()
+
+    assert results == [[[None]] * 25] * 4
+    consumer = bus.consumer(group=group, topics=[topic])
+    received = drain(consumer, 100)
+    consumer.close()
+    for key in "abcd":
+        assert [m.value for m in received if m.key == key] == [
+            f"{key}:{i}".encode() for i in range(25)
+        ]
+    assert sum(bus.end_offsets(topic).values()) == 100
 
 
 def test_headers_and_values_round_trip_byte_for_byte(bus: Bus, new_topic, group):

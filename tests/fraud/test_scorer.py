@@ -337,9 +337,13 @@ def _recording_spy(monkeypatch, *, fail_at: int | None = None) -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("overlap_min_records", [0, 100], ids=["overlapped", "one-by-one"])
-def test_run_records_each_batch_on_its_recording_thread_once(
-    config, tmp_path, monkeypatch, overlap_min_records
+@pytest.mark.parametrize(
+    ("overlap_min_records", "recorder"),
+    [(0, "fraud-record"), (100, "MainThread")],
+    ids=["overlapped", "one-by-one"],
+)
+def test_run_records_each_batch_once_on_the_thread_its_size_calls_for(
+    config, tmp_path, monkeypatch, overlap_min_records, recorder
 ):
     model_deploy(tmp_path, version="champ")
     threads = _recording_spy(monkeypatch)
@@ -353,7 +357,7 @@ def test_run_records_each_batch_on_its_recording_thread_once(
 
     assert (stats.events, stats.scored, stats.duplicates, stats.poison) == (31, 30, 0, 1)
     assert len(threads) >= 5
-    assert all(name.startswith("fraud-record") for name in threads)
+    assert {name.split("_")[0] for name in threads} == {recorder}
     ids = {e.event_id for e in events}
     assert set(FraudScore.objects.values_list("event_id", flat=True)) == ids
     assert UnloggedScore.objects.count() == 0
