@@ -16,7 +16,7 @@ import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
-from events.bulk import copy_available, delete_ids, insert_new
+from events.bulk import copy_available, delete_ids, insert_rows
 from events.bus import BusError, Producer
 from events.contracts import FraudScored, PaymentAuthorized, ScoreReason
 from features.store import FeatureConfig
@@ -165,7 +165,7 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
 
 def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     """Record the scores of ``drafts`` atomically; return what was inserted. On PostgreSQL a
-    batch with no shadow score and no review is one statement (``events.bulk.insert_new``);
+    batch with no shadow score and no review is one statement (``events.bulk.insert_rows``);
     else the writes are one transaction.
 
     Idempotent on the payment event's ``event_id``: a payment already scored (a redelivery, or
@@ -178,28 +178,30 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     if not drafts:
         return Recorded({}, [])
     batch_id = uuid.uuid4()
+    # The columns of each score, as the fields prepare them, but for the served vector (given
+    # as its text): on PostgreSQL a plain row each, without a model instance (~20 µs a row).
     rows = [
-        FraudScore(
-            event_id=d.event.event_id,
-            payment_id=d.event.payment_id,
-            card_id=d.event.card_id,
-            rider_id=d.event.rider_id,
-            pickup_zone=d.event.pickup_zone,
-            amount_cents=d.event.amount_cents,
-            currency=d.event.currency,
-            occurred_at=d.event.occurred_at,
-            scored_at=d.scored_at,
-            score=d.scored.score,
-            decision=d.scored.decision,
-            model_version=d.scored.model_version,
-            role=d.scored.role,
-            reasons=d.scored.reasons,
-            degraded=bool(d.scored.degraded_features),
-            degraded_features=d.scored.degraded_features,
-            latency_ms=d.latency_ms,
-            features=d.features,
-            batch_id=batch_id,
-        )
+        {
+            "event_id": d.event.event_id,
+            "payment_id": d.event.payment_id,
+            "card_id": d.event.card_id,
+            "rider_id": d.event.rider_id,
+            "pickup_zone": d.event.pickup_zone,
+            "amount_cents": d.event.amount_cents,
+            "currency": d.event.currency,
+            "occurred_at": d.event.occurred_at,
+            "scored_at": d.scored_at,
+            "score": d.scored.score,
+            "decision": d.scored.decision,
+            "model_version": d.scored.model_version,
+            "role": d.scored.role,
+            "reasons": d.scored.reasons,
+            "degraded": bool(d.scored.degraded_features),
+            "degraded_features": d.scored.degraded_features,
+            "rescored_at": None,
+            "latency_ms": d.latency_ms,
+            "batch_id": batch_id,
+        }
         for d in drafts
     ]
     by_event = {d.event.event_id: d for d in drafts}
@@ -220,7 +222,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     alone = copy_available() and not shadows and not reviewed
     with transaction.atomic() if not alone else nullcontext():
         if copy_available():
-            inserted = insert_new(
+            inserted = insert_rows(
                 FraudScore,
                 rows,
                 unique="event_id",
@@ -228,7 +230,13 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
                 json_text={"features": [d.features_json for d in drafts]},
             )
         else:
-            FraudScore.objects.bulk_create(rows, ignore_conflicts=True)
+            FraudScore.objects.bulk_create(
+                [
+                    FraudScore(**row, features=d.features)
+                    for row, d in zip(rows, drafts, strict=True)
+                ],
+                ignore_conflicts=True,
+            )
             inserted = dict(
                 FraudScore.objects.filter(
                     event_id__in=list(by_event), batch_id=batch_id

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from django.db import connection, transaction
 
-from events.bulk import copy_available, copy_insert, delete_ids, insert_new
+from events.bulk import copy_available, copy_insert, delete_ids, insert_new, insert_rows
 from events.models import OutboxEvent
 from fraud.models import FraudScore, UnloggedScore
 from tests.events.factories import trip_requested
@@ -120,6 +120,33 @@ def test_insert_new_stores_what_bulk_create_stores_with_its_companion_in_one_sta
     # Again: nothing new, no companion row either.
     assert insert_new(FraudScore, by_insert, unique="event_id", companion=UnloggedScore) == {}
     assert UnloggedScore.objects.count() == 2
+
+
+def test_insert_rows_stores_what_insert_new_stores_and_wants_every_column():
+    columns = [f.name for f in FraudScore._meta.concrete_fields if f.name not in ("id", "event_id")]
+    by_instance = _score(degraded=True, degraded_features=["x"], batch_id=uuid.uuid4())
+    row = {
+        f.column: getattr(by_instance, f.attname)
+        for f in FraudScore._meta.concrete_fields
+        if f.name not in ("id", "features")
+    }
+    row["event_id"] = uuid.uuid4()
+    text = json.dumps(by_instance.features)
+    insert_new(FraudScore, [by_instance], unique="event_id", json_text={"features": [text]})
+
+    inserted = insert_rows(
+        FraudScore, [row], unique="event_id", companion=UnloggedScore,
+        json_text={"features": [text]},
+    )  # fmt: skip
+
+    assert list(inserted) == [row["event_id"]]
+    stored = FraudScore.objects.values(*columns)
+    assert stored.get(event_id=row["event_id"]) == stored.get(event_id=by_instance.event_id)
+    assert UnloggedScore.objects.get().score_id == inserted[row["event_id"]]
+    # A column left out would be NULL, not its default: refused before anything is sent.
+    del row["rescored_at"]
+    with pytest.raises(ValueError, match="rescored_at"):
+        insert_rows(FraudScore, [row], unique="event_id", json_text={"features": [text]})
 
 
 def test_delete_ids_deletes_those_rows_and_no_other():
