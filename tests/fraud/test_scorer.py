@@ -399,3 +399,27 @@ def test_a_batch_whose_recording_fails_stops_the_run_uncommitted(config, tmp_pat
         e.event_id for e in events
     }
     assert sum(again.bus.committed(again.group, again.topic).values()) == 15
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_log_write_in_a_run_commits_and_leaves_the_scores_to_the_sweep(
+    config, tmp_path, monkeypatch, caplog
+):
+    model_deploy(tmp_path, version="champ")
+
+    def broken(config, items):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(scorer_module, "feature_log_items", broken)
+    scorer = scorer_make(config, tmp_path, max_records=4)
+    events = [payment(card_id=f"card-{i}") for i in range(10)]
+    producer = scorer.bus.producer()
+    producer.publish([Record(scorer.topic, e.encode(), key=e.key()) for e in events])
+
+    stats = scorer.run(until_idle_s=1.0)
+
+    assert (stats.scored, stats.logged) == (10, 0)
+    assert stats.log_failures >= 1
+    assert "feature log write failed; the sweep will retry: disk full" in caplog.text
+    assert UnloggedScore.objects.count() == 10
+    assert sum(scorer.bus.committed(scorer.group, scorer.topic).values()) == 10
