@@ -114,7 +114,7 @@ def insert_rows(
     ``json_populate_recordset`` makes a missing one NULL (the first row's columns are
     checked)."""
     if not copy_available():
-        raise RuntimeError("insert_new needs PostgreSQL")
+        raise RuntimeError("insert_new and insert_rows need PostgreSQL")
     if not rows:
         return {}
     fields = _fields(model)

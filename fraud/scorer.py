@@ -398,16 +398,16 @@ class Scorer:
         merged before it)."""
         at = time.perf_counter()
         flagged: list[int] = []
+        score_ids: dict[uuid.UUID, int] = {}
         done: list[ScoreDraft | FraudScore] = []
         repeated: list[uuid.UUID] = []
-        recorded = None
         if prepared.drafts:
             recorded = scores_record(drafts=prepared.drafts)
             at = self.stats.stage("record", at)
-            flagged = recorded.flagged_ids
-            self.stats.scored += len(recorded.score_ids)
+            flagged, score_ids = recorded.flagged_ids, recorded.score_ids
+            self.stats.scored += len(score_ids)
             for draft in prepared.drafts:
-                if draft.event.event_id in recorded.score_ids:
+                if draft.event.event_id in score_ids:
                     done.append(draft)
                 else:
                     repeated.append(draft.event.event_id)
@@ -423,8 +423,7 @@ class Scorer:
         if done:
             batch.items = log_items(done)
             batch.score_ids = [
-                recorded.score_ids[d.event.event_id] if isinstance(d, ScoreDraft) else d.id
-                for d in done
+                score_ids[d.event.event_id] if isinstance(d, ScoreDraft) else d.id for d in done
             ]
             batch.sends = [
                 self.producer().send([scored_event(d).record(self.scored_topic) for d in done])
