@@ -19,7 +19,10 @@ production (``--no-features`` leaves the stream processor out); a few payments g
 first, so the model is loaded and partitions are assigned before the clock starts; then a
 producer process (its payments encoded before the clock starts) publishes
 ``payments.authorized.v1`` at the rate (an open model: payment ``i`` is due at
-``start + i / rate``, stamped ``occurred_at`` = its due time, which its ``payment_id`` carries).
+``start + i / rate``, stamped ``occurred_at`` = its due time, which its ``payment_id`` carries);
+the first ``--settle-seconds`` of it are not counted (the broker compiles the paths of the new
+topics' first records then). Neither the load generator nor this reader collects garbage
+while it times.
 This process reads the namespace's ``fraud.scored.v1``. **Latency = the moment this process reads a
 payment's fraud.scored event minus the payment's due time**: the producer's own lag, the
 scorer's poll and batch (feature read, prediction, explanation, one DB transaction, its
@@ -129,12 +132,15 @@ def _payment(namespace: str, tag: str, i: int, due_at: float):
     )
 
 
-def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, done) -> None:
+def _produce(
+    env: dict, topic: str, namespace: str, rate: float, count: int, done, settle: int = 0
+) -> None:
     """Publish ``count`` payments at ``rate``/s (``0``: all at once); report on ``done``. At a
     rate the payments are encoded before the clock starts (their due times are known), so the
     load generator's own work stays out of the machine's way while it is measured, and each
     leaves when due: sent without waiting for the acknowledgements of the previous ones (which
-    are checked at the end), as many web processes would."""
+    are checked at the end), as many web processes would. ``settle``: payments sent at the rate
+    first, not counted (their ids are tagged ``s``, the counted ones ``p``)."""
     os.environ.update(env)
     import django
 
@@ -144,10 +150,15 @@ def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, don
     producer = bus_from_settings().producer()
 
     def record(i: int, due_at: float) -> Record:
-        payment = _payment(namespace, "p", i, due_at)
+        payment = (
+            _payment(namespace, "s", i, due_at)
+            if i < settle
+            else _payment(namespace, "p", i - settle, due_at)
+        )
         return Record(topic=topic, key=payment.card_id, value=payment.encode())
 
     encoded: list[Record] = []
+    count += settle
     if rate > 0:
         # ~40 µs a payment to encode: start once they all are.
         start = time.time() + 1.0 + count * 60e-6
@@ -183,7 +194,7 @@ def _produce(env: dict, topic: str, namespace: str, rate: float, count: int, don
     if errors:
         raise SystemExit(f"publish failed: {errors[0]}")
     producer.close()
-    done.put((sent / max(time.time() - start, 1e-9), lags))
+    done.put((sent / max(time.time() - start, 1e-9), lags[settle:]))
 
 
 class ScoredReader:
@@ -317,10 +328,11 @@ def champion_deploy(workdir: Path, rounds: int) -> str:
 
 
 class Bench:
-    def __init__(self, env: dict, workdir: Path, *, features: bool):
+    def __init__(self, env: dict, workdir: Path, *, features: bool, settle_s: float = 0.0):
         self.env = env
         self.workdir = workdir
         self.features = features
+        self.settle_s = settle_s
         self.logs = workdir / "logs"
         self.logs.mkdir(exist_ok=True)
 
@@ -379,18 +391,22 @@ class Bench:
                 raise SystemExit(f"warm-up payments not scored within 180 s: see {self.logs}")
 
             count = int(rate * seconds)
+            # The run's first seconds at the rate are not counted: its topics are new, and the
+            # broker compiles (again) what their first records take (measured by thread: its
+            # compiler at 40-70 % of a core for 5-10 s, even after a warm-up of 60 s).
+            settle = int(rate * self.settle_s)
             # Spawned, not forked: this process holds librdkafka's threads.
             spawn = multiprocessing.get_context("spawn")
             done = spawn.Queue()
             producing = spawn.Process(
-                target=_produce, args=(self.env, topic, namespace, rate, count, done)
+                target=_produce, args=(self.env, topic, namespace, rate, count, done, settle)
             )
             producing.start()
             latencies: dict[str, float] = {}
             sent: dict[str, float] = {}
             achieved = producer_lags = None
             prefix = f"{namespace}-p"
-            deadline = time.time() + seconds + 60
+            deadline = time.time() + self.settle_s + seconds + 60
             # The reader does not collect either while it times (see ``_produce``).
             gc.collect()
             gc.freeze()
@@ -562,6 +578,10 @@ def main() -> None:
         help="a run at the highest rate first, not counted (0: none)",
     )  # fmt: skip
     parser.add_argument(
+        "--settle-seconds", type=float, default=10.0,
+        help="each run's first seconds at its rate, on its new topics, not counted",
+    )  # fmt: skip
+    parser.add_argument(
         "--series", type=Path, default=None, metavar="DIR",
         help="write each payment's latency and stages (ms) by due time to DIR/latency-<rate>.csv",
     )  # fmt: skip
@@ -586,7 +606,7 @@ def main() -> None:
             call_command("migrate", verbosity=0)
             apply_repo(FeatureConfig.from_settings())
             version = champion_deploy(workdir, args.rounds)
-            bench = Bench(env, workdir, features=not args.no_features)
+            bench = Bench(env, workdir, features=not args.no_features, settle_s=args.settle_seconds)
             print(f"champion {version}: {args.rounds} trees; logs in {bench.logs}", flush=True)
             if backlog:
                 drained = bench.throughput(backlog)
