@@ -132,6 +132,16 @@ def _payment(namespace: str, tag: str, i: int, due_at: float):
     )
 
 
+def _collections_off() -> None:
+    """Stop garbage collection in this process until ``gc.enable``, what it holds now out of
+    the collector's sight: the load generator and the reader do not collect while they time. A
+    full collection walked Django and the encoded payments for 100-270 ms, once a run, and the
+    payments due meanwhile left (or were read) that much late."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+
+
 def _produce(
     env: dict, topic: str, namespace: str, rate: float, count: int, done, settle: int = 0
 ) -> None:
@@ -163,11 +173,7 @@ def _produce(
         # ~40 µs a payment to encode: start once they all are.
         start = time.time() + 1.0 + count * 60e-6
         encoded = [record(i, start + i / rate) for i in range(count)]
-        # No collection while paced: a full one walked Django and the encoded payments for
-        # 100-270 ms, once a run, and the payments due meanwhile left that much late.
-        gc.collect()
-        gc.freeze()
-        gc.disable()
+        _collections_off()
         time.sleep(max(0.0, start - time.time()))
     else:
         start = time.time()
@@ -407,10 +413,7 @@ class Bench:
             achieved = producer_lags = None
             prefix = f"{namespace}-p"
             deadline = time.time() + self.settle_s + seconds + 60
-            # The reader does not collect either while it times (see ``_produce``).
-            gc.collect()
-            gc.freeze()
-            gc.disable()
+            _collections_off()
             while len(latencies) < count and time.time() < deadline:
                 for pid, read_at, sent_at in reader.read():
                     if pid.startswith(prefix) and pid not in latencies:

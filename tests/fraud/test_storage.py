@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
-
 import pytest
 from django.db import connection
 
 from fraud.models import FraudScore
+from tests.fraud.live_factories import score_make
 
 pytestmark = pytest.mark.django_db
 
@@ -26,25 +24,8 @@ def test_every_score_column_has_a_statistics_target_of_10():
 
 
 def test_analyze_keeps_ten_histogram_buckets_of_the_scores():
-    now = datetime(2026, 12, 2, tzinfo=UTC)
-    FraudScore.objects.bulk_create(
-        FraudScore(
-            event_id=uuid.uuid4(),
-            payment_id=f"pay-{i}",
-            card_id=f"card-{i}",
-            rider_id=f"rider-{i}",
-            amount_cents=1000 + i,
-            currency="EUR",
-            occurred_at=now,
-            scored_at=now,
-            score=i / 500,
-            decision="approve",
-            model_version="m1",
-            role="champion",
-            latency_ms=1.0,
-        )
-        for i in range(500)
-    )
+    for i in range(500):
+        score_make(amount_cents=1000 + i)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {FraudScore._meta.db_table}")
         cursor.execute(
