@@ -134,9 +134,9 @@ def _payment(namespace: str, tag: str, i: int, due_at: float):
 
 def _collections_off() -> None:
     """Stop garbage collection in this process until ``gc.enable``, what it holds now out of
-    the collector's sight: the load generator and the reader do not collect while they time. A
-    full collection walked Django and the encoded payments for 100-270 ms, once a run, and the
-    payments due meanwhile left (or were read) that much late."""
+    the collector's sight: the load generator and the reader do not collect while they time,
+    because a full collection walks Django and the encoded payments long enough to make the
+    payments due meanwhile leave (or be read) late (docs/performance.md)."""
     gc.collect()
     gc.freeze()
     gc.disable()
@@ -170,7 +170,8 @@ def _produce(
     encoded: list[Record] = []
     count += settle
     if rate > 0:
-        # ~40 µs a payment to encode: start once they all are.
+        # Start once every payment is encoded, at a budget of 60 µs each, above what encoding
+        # takes (docs/performance.md).
         start = time.time() + 1.0 + count * 60e-6
         encoded = [record(i, start + i / rate) for i in range(count)]
         _collections_off()
@@ -398,8 +399,8 @@ class Bench:
 
             count = int(rate * seconds)
             # The run's first seconds at the rate are not counted: its topics are new, and the
-            # broker compiles (again) what their first records take (measured by thread: its
-            # compiler at 40-70 % of a core for 5-10 s, even after a warm-up of 60 s).
+            # broker compiles (again) what their first records take, even after a warm-up
+            # (docs/performance.md).
             settle = int(rate * self.settle_s)
             # Spawned, not forked: this process holds librdkafka's threads.
             spawn = multiprocessing.get_context("spawn")
@@ -615,15 +616,15 @@ def main() -> None:
                 drained = bench.throughput(backlog)
                 print(f"throughput: {drained}", flush=True)
             else:
-                # A cold broker JIT-compiles for its first thousands of records (measured: a
-                # core for ~15 s): warm it, and every process's caches, before the clock runs.
+                # A cold broker JIT-compiles for its first thousands of records
+                # (docs/performance.md): warm it, and every process's caches, before the clock
+                # runs.
                 bench.throughput(WARM_BACKLOG)
             rates = [float(rate) for rate in args.rates.split(",")]
             if args.warm_seconds > 0:
                 # A backlog is a few large requests; a rate, a thousand small ones a second, and
-                # the broker compiles for those too: measured, 80 % of a core for the first
-                # 15 s of the first rate, and a p99 of 250 ms against 64 ms for the same rate
-                # run again. A long-running broker has compiled them.
+                # the broker compiles for those too, which inflates the first rate's tail
+                # latency (docs/performance.md). A long-running broker has compiled them.
                 warm = bench.latency(max(rates), args.warm_seconds)
                 print(f"warm-up at {max(rates):.0f}/s for {args.warm_seconds:.0f} s (not "
                       f"counted): p50 {warm['p50']:.1f} ms, p99 {warm['p99']:.1f} ms",

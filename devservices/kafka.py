@@ -41,12 +41,11 @@ rootLogger.appenderRef.stdout.ref = STDOUT
 """
 
 # The heap and collector settings of Kafka's own start script (kafka-server-start.sh): a fixed
-# 1 GB heap, G1 aiming at 20 ms pauses, marking from 35 % occupancy. With a growing 256-768 MB
-# heap the broker sat above G1's default marking threshold, ran a concurrent cycle every few
-# seconds and paused 15-35 ms every 4 s under 1,000 records/s (measured with -Xlog:gc).
-# The young generation is held at 64 MB (-Xmn): left to G1 it grew to ~320 MB over a minute of
-# 1,000 records/s, and its collections with it, to 24-98 ms on this machine's two shared cores;
-# at 64 MB they take ~8-20 ms every 2-3 s, for the same CPU.
+# 1 GB heap, G1 aiming at 20 ms pauses, marking from 35 % occupancy: a smaller, growing heap
+# sat above G1's default marking threshold and paused the broker every few seconds
+# (docs/performance.md). The young generation is held at 64 MB (-Xmn) because, left to G1, it
+# grows and its collections' pauses with it, where held they stay short for the same CPU
+# (docs/performance.md).
 JVM_OPTIONS = (
     "-Xms1g", "-Xmx1g", "-Xmn64m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
     "-XX:InitiatingHeapOccupancyPercent=35", "-XX:+ExplicitGCInvokesConcurrent",
@@ -92,8 +91,8 @@ def _java() -> str:
 def server_properties(*, port: int, controller_port: int, data_dir: Path) -> str:
     """Return a single-node KRaft configuration: broker and controller in one process, with
     threads for a laptop's two cores, which it shares with everything it serves (1 network and
-    2 request threads; the defaults, 3 and 8, are a server's): 30-35 % of a core -> 27-31 % at
-    1,000 records/s in the scoring benchmark."""
+    2 request threads; the defaults, 3 and 8, are a server's and cost more CPU under the
+    scoring benchmark's load: docs/performance.md)."""
     return f"""\
 process.roles=broker,controller
 node.id=1

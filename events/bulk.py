@@ -2,9 +2,9 @@
 the scorer (one ``INSERT`` of a micro-batch's scores, skipping those recorded already).
 
 Django's ``bulk_create`` on PostgreSQL sends one ``INSERT ... SELECT * FROM UNNEST(...)`` whose
-arrays psycopg quotes value by value in Python (client-side binding): measured at ~150 µs a
-row for a score with its kilobyte of served features, most of a scorer's time. ``COPY`` takes
-the same rows at a few µs each, and so does one JSON parameter (one string to quote). Values are
+arrays psycopg quotes value by value in Python (client-side binding), most of a scorer's time
+for a score with its kilobyte of served features (docs/performance.md). ``COPY`` takes the same
+rows at a fraction of that, and so does one JSON parameter (one string to quote). Values are
 prepared by the fields as ``bulk_create`` prepares them (``pre_save``, then the field's
 preparation), so defaults, ``auto_now_add`` and JSON columns behave the same. On any other
 database ``copy_insert`` falls back to ``bulk_create``.
@@ -76,12 +76,12 @@ def insert_new(
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING``, so a concurrent writer of the same value
     makes this one skip it, never fail. ``companion``: a model whose primary key is a one-to-one
     to ``model`` gets a row for each row inserted, in the same statement (its other columns
-    take their database defaults). Measured for a batch of 10 scores with their served
-    vectors: 1.2 ms against 2.0 ms for ``COPY`` into a temporary table and an ``INSERT`` from
-    it in a transaction (seven round trips), and half the Python time.
+    take their database defaults). For a micro-batch of scores this is faster, in wall time
+    and in Python time, than ``COPY`` into a temporary table and an ``INSERT`` from it in a
+    transaction (seven round trips) (docs/performance.md).
 
     Values are prepared by the fields (``pre_save``, ``get_prep_value``) and written as JSON by
-    orjson (a tenth of the json module's time for a score's row): strings for what JSON lacks
+    orjson (far faster than the json module: docs/performance.md): strings for what JSON lacks
     (UUIDs, ISO 8601 timestamps with their offset, decimals), which the column types read
     back; a JSON column's value is reproduced as it is. ``json_text``: JSON fields whose values
     are given already encoded, one text per object in order (a caller that needs the text
@@ -109,7 +109,8 @@ def insert_rows(
 ) -> dict[Any, int]:
     """``insert_new`` of rows given as column -> value, each value as its field would prepare
     it (``get_prep_value``: a datetime, a UUID, a list for a JSON column...): for a writer of
-    many plain rows, to whom model instances and their fields' preparation cost ~20 µs a row.
+    many plain rows, which spares it the cost of a model instance and its fields' preparation a
+    row (docs/performance.md).
     Every column but the primary key and those of ``json_text`` is given, defaults included:
     ``json_populate_recordset`` makes a missing one NULL (the first row's columns are
     checked)."""
@@ -164,8 +165,8 @@ def delete_ids(model: type[models.Model], ids: Sequence[int]) -> None:
     """Delete the rows of ``model`` (an integer primary key) whose keys are ``ids``; signals and
     cascades are not run (``model`` has none).
 
-    On PostgreSQL the keys go as one array literal, a single string to quote: measured for
-    1,000 keys, 0.9 ms against 3.2 ms for Django's ``IN`` list of 1,000 quoted parameters."""
+    On PostgreSQL the keys go as one array literal, a single string to quote, several times
+    faster than Django's ``IN`` list of quoted parameters (docs/performance.md)."""
     if not ids:
         return
     if not copy_available():

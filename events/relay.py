@@ -11,7 +11,7 @@ Run one relay per database: a second would interleave batches and break the orde
 
 Wake-up: on PostgreSQL every outbox INSERT notifies channel ``outbox`` at commit (a trigger,
 migration ``events.0002``); the idle relay waits on that (``OutboxWakeup``), so an event leaves
-within a millisecond or two of its commit, not after the rest of a 50 ms sleep. The sleep
+right after its commit, not after the rest of an idle sleep (docs/performance.md). The sleep
 stays the bound: a notification lost with its connection costs at most ``idle_sleep_s``.
 """
 

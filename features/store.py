@@ -133,8 +133,8 @@ def redis_entity_key(
     Version 3, Feast's current one, is written here (a test holds it equal to Feast's
     ``serialize_entity_key``): the count of keys, then each key and each value as a type
     number, a length and UTF-8 bytes, the keys in name order. Feast builds an ``EntityKey``
-    proto to encode it: 6.1 µs a key against 0.9 here, paid for every card not in the cache
-    (at 1,000 payments/s over 20,000 cards, nearly all of them)."""
+    proto to encode it, several times slower (docs/performance.md), a cost paid for every card
+    not in the cache (at 1,000 payments/s over 20,000 cards, nearly all of them)."""
     if version != 3:
         from feast.infra.key_encoding_utils import serialize_entity_key
 

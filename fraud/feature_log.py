@@ -95,8 +95,8 @@ class LogItem:
     """A recorded score's served vector in the compact form kept on ``FraudScore.features``
     (``fraud.scoring.vector_record``), as JSON text, with the ids its log row carries. The
     scorer hands these to its feature log worker (``feature_log_items``), which decodes and
-    expands them off the loop. As text, a flush of 1,000 pickles in 0.6 ms where the decoded
-    vectors took 4-7 ms, during which the scorer's pickling thread held the interpreter."""
+    expands them off the loop. As text, because decoded vectors pickle several times slower and
+    the scorer's pickling thread holds the interpreter meanwhile (docs/performance.md)."""
 
     event_id: str
     model_version: str
@@ -135,7 +135,8 @@ def log_items_table(
     """Return the table ``log_table`` makes of the entries of ``items``, built column by column
     from their compact records (lists in the served service's feature order, event times in
     µs), without expanding each item into an entry first (a dict per part of the vector, a
-    datetime per feature): 29-31 ms of CPU for 1,000 items against 75-81. Read only."""
+    datetime per feature), which costs more than twice the CPU (docs/performance.md). Read
+    only."""
     records = [json.loads(item.features_json) for item in items]
     served = {record["service"] for record in records}
     if len(served) != 1:
@@ -303,16 +304,17 @@ def _text(value: Any) -> str | None:
 def feature_log_warm(config: FeatureConfig, service: str = SERVICE) -> None:
     """Load what a first ``feature_log_write`` would, writing nothing: the feature store and
     the service, and ibis's DuckDB backend, through which Feast writes the file (imported at
-    its first use: ~0.6 s of CPU that the first write of a scorer would otherwise pay). In a
-    child process, then settles its garbage collector (``events.batching.gc_settle``)."""
+    its first use, a cost the first write of a scorer would otherwise pay:
+    docs/performance.md). In a child process, then settles its garbage collector
+    (``events.batching.gc_settle``)."""
     import ibis
 
     ibis.get_backend()
     feature_store(config)
     feature_services(config)[service]
     if parent_process() is not None:
-        # The scorer's log child: what it loaded lives as long as it does. Out of the
-        # collector's sight, a write of 1,000 vectors took 53 ms of CPU instead of 77.
+        # The scorer's log child: what it loaded lives as long as it does, and out of the
+        # collector's sight each write costs markedly less CPU (docs/performance.md).
         gc_settle()
 
 
@@ -399,12 +401,13 @@ def feature_log_pool(*, process: bool) -> Executor:
     process (``process``), or a thread.
 
     The scorer uses the process. Feast writes the log through ibis and DuckDB: in a thread it
-    held the interpreter lock for ~15 % of the scorer's time, and each write left a DuckDB
-    table whose finalizer ran inside the next full garbage collection, 20-300 ms during which
-    no batch moved. In a child process neither reaches the loop; the entries cross as pickles
-    between the two processes of one scorer (never from a file). The child exits with its
-    parent, killed or not. It runs at a lower priority (``CHILD_NICENESS``): on a busy machine
-    a log write, which nothing waits for, yields the processor to the scoring loop."""
+    held the interpreter lock for a large share of the scorer's time, and each write left a
+    DuckDB table whose finalizer ran inside the next full garbage collection, a pause during
+    which no batch moved (docs/performance.md). In a child process neither reaches the loop;
+    the entries cross as pickles between the two processes of one scorer (never from a file).
+    The child exits with its parent, killed or not. It runs at a lower priority
+    (``CHILD_NICENESS``): on a busy machine a log write, which nothing waits for, yields the
+    processor to the scoring loop."""
     if not process:
         return ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-log")
     return ProcessPoolExecutor(

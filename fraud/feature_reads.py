@@ -1,9 +1,9 @@
 """Online feature reads with a time budget: a store that is down or slow degrades a batch
 instead of stalling the scorer.
 
-Measured with Feast 0.67 and redis-py 7: Feast builds its Redis client with no socket timeout
-and redis-py's default retries (3, exponential backoff with jitter), so one read with Redis down
-took 4-13 s, and a Redis that stops answering would block it forever. So:
+With Feast 0.67 and redis-py 7, Feast builds its Redis client with no socket timeout and
+redis-py's default retries (3, exponential backoff with jitter), so one read with Redis down
+blocks for seconds and a Redis that stops answering blocks it forever (docs/performance.md). So:
 
 - the Redis client of the store gets socket timeouts equal to the budget and no retry: a
   Redis that is down fails at once, one that hangs fails when its reply is a budget late. The
@@ -13,9 +13,9 @@ took 4-13 s, and a Redis that stops answering would block it forever. So:
   a worker thread and the caller waits at most the budget; a read still running when the next
   batch comes is not waited for either (that batch is degraded too).
 
-Feast refreshes its registry cache inside a read once the cache is older than its ttl (tens of
-milliseconds on the SQL registry): that would spend a batch's budget every minute, so a
-background thread refreshes it well before (``REGISTRY_REFRESH_S``).
+Feast refreshes its registry cache inside a read once the cache is older than its ttl, and on
+the SQL registry that refresh spends a batch's budget (docs/performance.md), so a background
+thread refreshes it well before (``REGISTRY_REFRESH_S``).
 """
 
 from __future__ import annotations

@@ -61,10 +61,9 @@ class JSONTextField(models.JSONField):
     ``jsonb`` (parsed into its binary form, every number into a ``numeric``).
 
     For a column written once per row, read back whole and never searched: a score's served
-    vector. PostgreSQL spent ~70 µs a row converting one to ``jsonb`` (40 values, 40 event
-    times, as digits), most of the scorer's insert: an insert of 10 rows took 1.28 ms as
-    ``jsonb`` and 0.58 ms as ``json`` (measured on the devservices PostgreSQL 15). The text
-    also comes back exactly as it was written. Other databases: as ``JSONField``."""
+    vector, whose conversion to ``jsonb`` is most of the cost of the scorer's insert
+    (docs/performance.md). The text also comes back exactly as it was written. Other
+    databases: as ``JSONField``."""
 
     def db_type(self, connection):
         if connection.vendor == "postgresql":

@@ -1,9 +1,9 @@
 """Scoring maths: served vectors to model inputs, scores, decisions and reasons for a batch.
 
 The champion decides for every card except the canaries' share (by ``card_bucket``); shadows
-score every row and decide nothing. Explanations (``pred_contrib``, ~1-4 ms a row: 25-100 times
-a prediction) are computed for the rows the deciding model flags (review or decline), or for
-every row when asked.
+score every row and decide nothing. Explanations (``pred_contrib``, far costlier than a
+prediction: docs/performance.md) are computed for the rows the deciding model flags (review or
+decline), or for every row when asked.
 
 Pure Python: no Django, no I/O.
 """
@@ -248,8 +248,9 @@ def vector_record(
     """Return ``vector`` (of ``service``) as compact JSON-ready data, with the request and when
     it was read: the form kept on ``FraudScore.features``, so the vector can be logged again
     as served. Lists in the service's feature order: values, status numbers (Feast's
-    ``FieldStatus``), event times (µs since the epoch), then the on-demand values; a kilobyte
-    a row, where named maps took five (and the database's bulk insert time with them)."""
+    ``FieldStatus``), event times (µs since the epoch), then the on-demand values. Not named
+    maps: they make a row several times larger, and the database's bulk insert slower with it
+    (docs/performance.md)."""
     stored, on_demand = record_names(service)
     stamps = vector.event_timestamps
     # The features of a view share their event time: each time is converted once.

@@ -115,7 +115,7 @@ class ScoreDraft:
     @cached_property
     def features_json(self) -> str:
         """``features`` as JSON: encoded once for the score's row and its feature log entry
-        (by orjson: a tenth of the json module's time)."""
+        (by orjson, far faster than the json module: docs/performance.md)."""
         return orjson.dumps(self.features).decode()
 
 
@@ -179,7 +179,8 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
         return Recorded({}, [])
     batch_id = uuid.uuid4()
     # The columns of each score, as the fields prepare them, but for the served vector (given
-    # as its text): on PostgreSQL a plain row each, without a model instance (~20 µs a row).
+    # as its text): on PostgreSQL a plain row each, without the cost of a model instance a row
+    # (docs/performance.md).
     rows = [
         {
             "event_id": d.event.event_id,

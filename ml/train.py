@@ -69,7 +69,8 @@ class TrainParams:
             "deterministic": True,
             "force_row_wise": True,
             # The default spawns a thread per core, and OpenMP threads spin: with the scorer and
-            # the stream processor on the other core, 2 threads trained 25x slower than 1 here.
+            # the stream processor on the other core, more threads train far slower than one
+            # (docs/performance.md).
             "num_threads": self.num_threads,
             "verbosity": -1,
         }

@@ -1,10 +1,8 @@
 """The Apache Kafka backend, on librdkafka (``confluent-kafka``).
 
 Why librdkafka and not a pure-Python client: a consumer or producer at a steady 1,000 records/s
-is mostly client work. Measured here against the same broker: kafka-python 3 spent 1.7 ms of
-CPU per acknowledged publish of two records (the outbox relay's and a paced producer's pattern)
-where librdkafka spent 0.3 ms, and a reader of a live topic took 40 % of a core in kafka-python's
-network thread. On a two-core machine that CPU is the scorer's latency.
+is mostly client work, for which kafka-python spends several times librdkafka's CPU, and on a
+two-core machine that CPU is the scorer's latency (docs/performance.md).
 
 Producer: ``acks=all`` with idempotence on, so retries neither duplicate nor reorder records of a
 partition; ``publish`` waits for every acknowledgement (``flush``) and answers per record.
