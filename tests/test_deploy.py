@@ -1,8 +1,9 @@
-"""Keep docker-compose.yml, the Procfile, the settings and the README in agreement.
+"""Keep docker-compose.yml, the Procfile, the settings, the README and docs/ in agreement.
 
 No Docker engine runs on the development machines, so these checks are what stands between the
 compose file and rot: every Procfile component is a compose service running that same entry,
-every variable the settings read is set for every app container and documented in the README.
+every variable the settings read is set for every app container and documented in
+docs/operations.md. The README stays a short front door that links every page of docs/.
 """
 
 import ast
@@ -17,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 README = (ROOT / "README.md").read_text()
+DOCS = ROOT / "docs"
+OPERATIONS = (DOCS / "operations.md").read_text()
+EVENTS = (DOCS / "events.md").read_text()
 
 
 def procfile() -> dict[str, str]:
@@ -30,7 +34,7 @@ def procfile() -> dict[str, str]:
 
 def settings_variables() -> dict[str, bool]:
     """Return {variable: required} for every ``env.<cast>("NAME", ...)`` call in the settings."""
-    tree = ast.parse((ROOT / "rideshare" / "settings.py").read_text())
+    tree = ast.parse((ROOT / "config" / "settings.py").read_text())
     found: dict[str, bool] = {}
     for node in ast.walk(tree):
         if (
@@ -51,7 +55,7 @@ def app_services() -> dict[str, dict]:
 
 
 def readme_variables() -> set[str]:
-    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", README, flags=re.MULTILINE))
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", OPERATIONS, flags=re.MULTILINE))
 
 
 def test_settings_read_the_expected_variables():
@@ -112,5 +116,13 @@ def test_compose_runs_the_same_kafka_version_as_the_tests():
 def test_readme_topic_catalogue_lists_every_declared_topic_with_its_key():
     from events.contracts import TOPICS
 
-    rows = dict(re.findall(r"^\| `([a-z_.]+\.v\d+)` \| `([a-z_]+)` \|", README, re.MULTILINE))
+    rows = dict(re.findall(r"^\| `([a-z_.]+\.v\d+)` \| `([a-z_]+)` \|", EVENTS, re.MULTILINE))
     assert rows == {topic: schema.key_field for topic, schema in TOPICS.items()}
+
+
+def test_readme_is_short_and_links_every_docs_page():
+    assert len(README.splitlines()) <= 250
+    linked = set(re.findall(r"\]\((docs/[^)#\s]+)", README))
+    pages = {path.relative_to(ROOT).as_posix() for path in DOCS.rglob("*") if path.is_file()}
+    assert sorted(pages - linked) == []
+    assert sorted(linked - pages) == []
