@@ -8,14 +8,13 @@ and stops everything on Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devservices import STARTERS, ServiceError
 from devservices.base import log
+from events.stopping import stop_on_signals
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,16 +59,12 @@ def up(names: list[str], env_file: Path) -> int:
         for service in started:
             print(f"{service.name}: started in {service.startup_seconds:.2f} s", flush=True)
         print(f"environment written to {env_file}; Ctrl-C stops the services", flush=True)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
+        with stop_on_signals() as stop:
             while not stop.wait(1.0):
                 dead = [s.name for s in started if not s.alive()]
                 if dead:
                     log(f"service exited unexpectedly: {', '.join(dead)}")
                     return 1
-        except KeyboardInterrupt:
-            pass
         return 0
     finally:
         for service in started:

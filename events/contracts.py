@@ -20,6 +20,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from events.bus import Record
 
+# Re-exported: the contracts name every topic, dead-letter ones included.
+from events.deadletters import DLQ_HEADERS as DLQ_HEADERS
+from events.deadletters import dead_letter_topic as dead_letter_topic
+
 # A message larger than this is poison: no legitimate event comes near it.
 MAX_EVENT_BYTES = 64 * 1024
 
@@ -321,14 +325,6 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 
 # topic name -> schema; the single declaration of every topic
 TOPICS: dict[str, type[Event]] = {cls.topic: cls for cls in EVENT_TYPES}
-
-# Header names of records on a dead-letter topic.
-DLQ_HEADERS = ("dlq.topic", "dlq.partition", "dlq.offset", "dlq.error", "dlq.consumer")
-
-
-def dead_letter_topic(consumer: str) -> str:
-    """Return the dead-letter topic of ``consumer`` (one per consumer, so replays stay scoped)."""
-    return f"deadletter.{consumer}"
 
 
 class PoisonMessage(Exception):

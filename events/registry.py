@@ -1,5 +1,12 @@
-"""Every stream consumer, by name: its handler (a dotted path, imported only when run), its
-topics and its consumer group. ``python manage.py consume <name>`` runs one."""
+"""Every stream consumer, by name: what it runs (a per-event handler, or the factory of a batch
+step), by dotted path imported only when run, and its consumer group. ``python manage.py
+consume <name>`` runs one; ``manage.py topics`` creates each one's dead-letter topic.
+
+A *handler* consumer (``handler``) is applied event by event, once per event id, by
+``events.runner.ConsumerRunner`` on ``topics``. A *step* consumer (``step``) is a factory
+``(bus, events.streaming.ConsumerOptions) -> events.streaming.BatchStep`` that owns its batch
+(the stream processor, the scorer): it declares its own topics.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +20,19 @@ from events.contracts import TOPICS, Event
 @dataclass(frozen=True)
 class ConsumerSpec:
     name: str
-    handler: str
-    topics: tuple[str, ...]
+    handler: str | None = None
+    topics: tuple[str, ...] = ()
     batch_size: int = 500
+    step: str | None = None
+    description: str = ""
 
     @property
     def group(self) -> str:
         return self.name
 
     def load_handler(self) -> Callable[[Event], None]:
+        if self.handler is None:
+            raise TypeError(f"{self.name} is a step consumer ({self.step}), not a handler")
         module, _, attribute = self.handler.rpartition(".")
         return getattr(import_module(module), attribute)
 
@@ -33,6 +44,17 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             name="event-ledger",
             handler="events.ledger.handle_event",
             topics=tuple(TOPICS),
+            description="records every event on the stream once (reconciliation)",
+        ),
+        ConsumerSpec(
+            name="stream-features",
+            step="features.processor.step.consumer_build",
+            description="the stream feature views into the online store and offline history",
+        ),
+        ConsumerSpec(
+            name="fraud-scorer",
+            step="fraud.scorer.step.consumer_build",
+            description="scores authorized payments: features, model, decision, verdict",
         ),
     )
 }

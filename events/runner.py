@@ -17,21 +17,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from threading import Event as StopFlag
 
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
-from events.batching import IdleClock
-from events.bus import Bus, BusError, Consumer, Message, Record
-from events.contracts import Event, PoisonMessage, dead_letter_topic, decode
+from events.bus import Bus, Message, Record
+from events.contracts import Event, PoisonMessage, decode
+from events.deadletters import DeadLetterer, dead_letter_topic
 from events.models import ProcessedEvent
 from events.registry import ConsumerSpec
+from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, step_build
 
 log = logging.getLogger(__name__)
-
-ERROR_HEADER_LIMIT = 1000
 
 
 @dataclass
@@ -43,23 +42,9 @@ class RunStats:
     batches: int = 0
     by_kind: dict[str, int] = field(default_factory=dict)
 
-
-def dead_letter_record(consumer: str, message: Message, kind: str, detail: str) -> Record:
-    """Return the dead-letter record for ``message``: its bytes as they were, plus where it came
-    from and why it was rejected, in headers."""
-    error = f"{kind}: {detail}"[:ERROR_HEADER_LIMIT]
-    return Record(
-        topic=dead_letter_topic(consumer),
-        key=message.key,
-        value=message.value or b"",
-        headers=(
-            ("dlq.topic", message.topic.encode()),
-            ("dlq.partition", str(message.partition).encode()),
-            ("dlq.offset", str(message.offset).encode()),
-            ("dlq.error", error.encode()),
-            ("dlq.consumer", consumer.encode()),
-        ),
-    )
+    @property
+    def events(self) -> int:
+        return self.polled
 
 
 def apply_once(
@@ -83,7 +68,12 @@ def apply_once(
     return True
 
 
-class ConsumerRunner:
+class ConsumerRunner(BatchStep):
+    """A registered per-event consumer (``ConsumerSpec.handler``) as a step of the loop
+    (``events.streaming.consume``): each batch decoded, applied and committed as above."""
+
+    poll_timeout_s = 0.5
+
     def __init__(
         self,
         spec: ConsumerSpec,
@@ -94,12 +84,17 @@ class ConsumerRunner:
     ):
         self.spec = spec
         self.bus = bus
+        self.name = spec.name
+        self.group = spec.group
+        self.topics = spec.topics
+        self.max_records = spec.batch_size
         self.handler = spec.load_handler()
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
         self.stats = RunStats()
-        self._consumer: Consumer | None = None
-        self._producer = None
+        self.publisher = Publisher(bus)
+        self.dead_letters = DeadLetterer(spec.name, dead_letter_topic(spec.name))
+        self.dead_letters.counts = self.stats.by_kind
 
     def run(
         self,
@@ -111,24 +106,26 @@ class ConsumerRunner:
         """Consume until ``stop`` is set, ``max_batches`` batches were processed, or nothing
         arrived for ``idle_timeout_s`` seconds (counted as ``events.batching.IdleClock`` does:
         not while the consumer is still joining its group)."""
-        self._consumer = self.bus.consumer(group=self.spec.group, topics=self.spec.topics)
-        idle = IdleClock(self._consumer, idle_timeout_s)
-        try:
-            while not (stop and stop.is_set()):
-                messages = self._consumer.poll(timeout=0.5, max_records=self.spec.batch_size)
-                if not messages:
-                    if idle.expired():
-                        break
-                    continue
-                idle.busy()
-                self.process_batch(messages)
-                if max_batches is not None and self.stats.batches >= max_batches:
-                    break
-        finally:
-            self._consumer.close()
-            if self._producer is not None:
-                self._producer.close()
+        consume(self, self.bus, stop=stop, until_idle_s=idle_timeout_s, max_batches=max_batches)
         return self.stats
+
+    def submit(self, messages: Sequence[Message]) -> None:
+        self.process_batch(list(messages))
+
+    def close(self) -> None:
+        self.publisher.close()
+
+    def progress(self) -> str:
+        return (
+            f"{self.stats.polled} events, {self.stats.applied} applied, "
+            f"{self.stats.duplicates} duplicates, {self.stats.dead_lettered} dead-lettered"
+        )
+
+    def summary(self) -> str:
+        return (
+            f"applied {self.stats.applied}, duplicates {self.stats.duplicates}, "
+            f"dead-lettered {self.stats.dead_lettered}"
+        )
 
     def process_batch(self, messages: list[Message]) -> None:
         dead_letters: list[Record] = []
@@ -143,8 +140,10 @@ class ConsumerRunner:
             if isinstance(outcome, Record):
                 dead_letters.append(outcome)
         if dead_letters:
-            self._publish_dead_letters(dead_letters)
-        self._consumer.commit(messages)
+            # Not acknowledged: do not commit; the batch is redelivered and tried again.
+            self.publisher.publish_acked(dead_letters)
+        if self.consumer is not None:
+            self.consumer.commit(messages)
         self.stats.batches += 1
 
     def _apply_with_retries(self, event: Event, message: Message) -> Record | None:
@@ -171,17 +170,19 @@ class ConsumerRunner:
 
     def _dead_letter(self, message: Message, kind: str, detail: str) -> Record:
         self.stats.dead_lettered += 1
-        self.stats.by_kind[kind] = self.stats.by_kind.get(kind, 0) + 1
-        log.warning(
-            "%s: dead-lettering %s[%d]@%d: %s: %s",
-            self.spec.name, message.topic, message.partition, message.offset, kind, detail[:200],
-        )  # fmt: skip
-        return dead_letter_record(self.spec.name, message, kind, detail)
+        return self.dead_letters.reject(message, kind, detail)
 
-    def _publish_dead_letters(self, records: list[Record]) -> None:
-        if self._producer is None:
-            self._producer = self.bus.producer()
-        errors = [e for e in self._producer.publish(records) if e is not None]
-        if errors:
-            # Not acknowledged: do not commit; the batch is redelivered and tried again.
-            raise BusError(f"dead-letter publish failed: {errors[0]}")
+
+def consumer_step(spec: ConsumerSpec, bus: Bus, options: ConsumerOptions) -> BatchStep:
+    """Return the step that runs the registered consumer ``spec`` on ``bus``: its factory's
+    (imported now) for a step consumer, a ``ConsumerRunner`` for a handler consumer."""
+    if spec.step is not None:
+        return step_build(spec.step, bus, options)
+    runner = ConsumerRunner(spec, bus)
+    if options.group:
+        runner.group = options.group
+    if options.max_records:
+        runner.max_records = options.max_records
+    if options.poll_timeout_s is not None:
+        runner.poll_timeout_s = options.poll_timeout_s
+    return runner

@@ -80,14 +80,14 @@ def test_crash_before_commit_redelivers_and_nothing_is_applied_twice(bus, new_to
     def crash(messages):
         raise SystemExit("killed before committing offsets")
 
-    crashing._consumer = bus.consumer(group=group, topics=[topic])
-    original_commit = crashing._consumer.commit
-    crashing._consumer.commit = crash
-    batch = drain(crashing._consumer, 20)
+    crashing.consumer = bus.consumer(group=group, topics=[topic])
+    original_commit = crashing.consumer.commit
+    crashing.consumer.commit = crash
+    batch = drain(crashing.consumer, 20)
     with pytest.raises(SystemExit):
         crashing.process_batch(batch)
-    crashing._consumer.commit = original_commit
-    crashing._consumer.close()
+    crashing.consumer.commit = original_commit
+    crashing.consumer.close()
     assert LedgerEntry.objects.count() == 20
     assert bus.committed(group, topic) in ({}, {0: 0})
 

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from features.definitions import VIEWS_BY_NAME
-from features.processor import OnlineWriter, _moment, _value
+from features.processor.online import OnlineWriter, _value, moment
 from features.repo import apply_repo
 from features.store import entity_key, feature_store, redis_entity_key
 from features.tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
@@ -77,8 +77,8 @@ def test_the_hashes_written_equal_those_feasts_online_write_batch_writes(redis_u
             (
                 entity_key(keys, [r[k] for k in keys]),
                 {f.name: _value(r[f.name], f.dtype) for f in view.features},
-                _moment(r[EVENT_TIMESTAMP]),
-                _moment(r[CREATED_TIMESTAMP]),
+                moment(r[EVENT_TIMESTAMP]),
+                moment(r[CREATED_TIMESTAMP]),
             )
             for r in records
         ]

@@ -15,7 +15,7 @@ from events.bus import BusError, Producer, Record, Sent
 from features.processor import StreamProcessor, state_from_config
 from features.repo import apply_repo
 from features.store import feature_store
-from fraud import scorer as scorer_module
+from fraud.scorer import recording as scorer_module
 from fraud.feature_log import logged_features
 from fraud.models import FraudScore, ReviewItem, ShadowScore, UnloggedScore
 from fraud.services import scored_event_id, scores_log_sweep, scores_record
@@ -176,7 +176,7 @@ def test_a_refused_publish_leaves_scores_unlogged_and_the_sweep_finishes_them(
 ):
     model_deploy(tmp_path, version="champ")
     events = [payment(card_id="card-1"), payment(card_id="card-2")]
-    scorer._producer = Refusing()
+    scorer.publisher._producer = Refusing()
 
     batch(scorer, events)  # recorded and logged, the events refused
 

@@ -2,8 +2,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from events.bus import bus_from_settings
-from events.management.stopping import stop_on_signals
 from events.relay import relay_run
+from events.stopping import stop_on_signals
 
 
 class Command(BaseCommand):
@@ -14,9 +14,9 @@ class Command(BaseCommand):
 
     def handle(self, *args, batch_size: int, **options):
         bus = bus_from_settings()
-        stop = stop_on_signals()
         self.stdout.write(f"relay: outbox -> {bus.name} bus (Ctrl-C stops)")
-        total = relay_run(
-            bus, stop=stop, partitions=settings.EVENT_TOPIC_PARTITIONS, batch_size=batch_size
-        )
+        with stop_on_signals() as stop:
+            total = relay_run(
+                bus, stop=stop, partitions=settings.EVENT_TOPIC_PARTITIONS, batch_size=batch_size
+            )
         self.stdout.write(f"relay: stopped after publishing {total} events")

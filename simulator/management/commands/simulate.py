@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import csv
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,6 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from events.bus import bus_from_settings
+from events.stopping import stop_on_signals
 from simulator import services
 from simulator.city import city_from_file, city_from_url
 from simulator.config import (
@@ -30,23 +28,6 @@ from simulator.history import history_write
 from simulator.load import load_publish, topics_ensure
 from simulator.replay import RowEvents, file_salt, read_rows, replay_publish
 from simulator.report import Display, Stats, print_summary
-
-
-@contextmanager
-def _stop_on_signals():
-    """Turn Ctrl-C and SIGTERM into a stop flag (the run ends cleanly with its summary)."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    for sig in previous:
-        signal.signal(sig, lambda signum, frame: stop.set())
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _world_options(parser) -> None:
@@ -148,7 +129,7 @@ class Command(BaseCommand):
     def handle(self, *args, mode: str, **options):
         tty = self.stdout.isatty()
         try:
-            with _stop_on_signals() as stop:
+            with stop_on_signals() as stop:
                 stats = getattr(self, "_" + mode.replace("-", "_"))(options, stop, tty)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

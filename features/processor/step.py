@@ -1,7 +1,8 @@
 """The stream processor: the stream views, computed incrementally from the event stream.
 
-A micro-batch loop over a bus consumer (group ``stream-features``, the topics of
-``features.definitions.topics()``). Per batch of polled records:
+A step of the one consumer loop (``events.streaming``; ``manage.py consume stream-features``),
+group ``stream-features``, on the topics of ``features.definitions.topics()``. Per batch of
+polled records:
 
 1. decode each record; a poison one goes to ``deadletter.stream-features``, never retried;
 2. lateness, per (topic, partition): an event whose time is more than the allowed lateness
@@ -18,8 +19,8 @@ A micro-batch loop over a bus consumer (group ``stream-features``, the topics of
 7. the offline store gets one Parquet file per view (every output row) and one per topic (the
    accepted events), written to a temporary name and renamed: every ``offline_flush_s``
    (``FEATURES_OFFLINE_FLUSH_SECONDS``, 1 s; 0: every batch) or ``OFFLINE_MAX_BATCHES`` batches,
-   for the batches since the last files. A file per batch was twenty files a second for each
-   view at 1,000 payments/s (a small-files offline store), and 15 % of the processor's time;
+   for the batches since the last files. A file per batch would make a small-files offline store
+   and cost the processor a large share of its time (docs/performance.md);
 8. only then are the offsets of those batches committed.
 
 Crash safety: a crash anywhere replays the batches from the committed offsets. State adds are
@@ -38,26 +39,24 @@ from __future__ import annotations
 import bisect
 import json
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
+from dataclasses import dataclass
 from threading import Event as StopFlag
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-from feast.protos.feast.types.Value_pb2 import Value
-from google.protobuf.timestamp_pb2 import Timestamp
+from django.conf import settings as django_settings
 
-from events.batching import BatchStats, IdleClock
-from events.bus import Bus, BusError, Consumer, Message, Producer, Record
+from events.batching import BatchStats
+from events.bus import Bus, Consumer, Message, Record
 from events.contracts import PoisonMessage, decode
+from events.deadletters import DeadLetterer, dead_letter_topic
+from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
 from features.definitions import STREAM_VIEWS, View, topics
+from features.processor.marks import Partition, low_watermark, partition_load
+from features.processor.offline import Unwritten, offline_append
+from features.processor.online import OnlineWriter, moment
 from features.state import (
     MARKS_KEPT,
     EntityRef,
@@ -66,24 +65,15 @@ from features.state import (
     SqliteState,
     WindowState,
 )
-from features.store import (
-    FeatureConfig,
-    entity_key,
-    feature_store,
-    redis_entity_key,
-    redis_hash_fields,
-    repo_config,
-)
-from features.tables import CREATED_TIMESTAMP, EVENT_SCHEMA, EVENT_TIMESTAMP, view_table
-from features.windows import EPOCH, Row, evaluate, extract, to_us
+from features.store import FeatureConfig
+from features.tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
+from features.windows import Row, evaluate, extract, to_us
 
 log = logging.getLogger(__name__)
 
 CONSUMER = "stream-features"
 DEFAULT_GROUP = CONSUMER
 LATE = "late"
-# A partition not read for this long no longer holds back pruning (``_low_watermark``).
-PARTITION_IDLE_S = 60.0
 # Batches whose offline files may wait: the lateness marks of the offset committed before them
 # must still be kept when they replay (``features.state.MARKS_KEPT``, about one a batch).
 OFFLINE_MAX_BATCHES = MARKS_KEPT // 2
@@ -104,155 +94,6 @@ def state_from_config(
     return SqliteState(config.state_path, views=views, lateness_us=config.allowed_lateness_us)
 
 
-def _moment(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
-
-
-class OnlineWriter:
-    """Writes feature rows to the Feast online store of ``config``.
-
-    On Redis, every view's rows of a batch go in one pipeline of one ``HSET`` per entity:
-    Feast keeps an entity's views in one hash (a field per view and feature, named by an mmh3
-    of the two, and the view's event time), so a card's rows of several views are one command.
-    The fields and values are those Feast's own ``online_write_batch`` writes (a test holds
-    the hashes equal); the field names are computed once per view, not per row. Other stores
-    get ``online_write_batch`` per view, with rows built here (no ``write_to_online_store``
-    DataFrame round trip).
-
-    The processor decides which row is the latest, so Feast's Redis check that skips a row not
-    newer than the stored one is off (``skip_dedup``, and no such check here): a corrected row
-    at the same event time must replace the stored one.
-    """
-
-    def __init__(self, config: FeatureConfig):
-        from feast.infra.online_stores.helpers import get_online_store_from_config
-
-        self.store = feature_store(config)
-        self.repo_config = repo_config(config)
-        if config.online == "redis":
-            self.repo_config.online_store.skip_dedup = True
-        self.online_store = get_online_store_from_config(self.repo_config.online_store)
-        self._feature_views: dict[str, Any] = {}
-
-    def _feature_view(self, name: str) -> Any:
-        if name not in self._feature_views:
-            self._feature_views[name] = self.store.get_feature_view(name)
-        return self._feature_views[name]
-
-    def write_views(self, rows: Sequence[tuple[View, Sequence[Mapping[str, Any]]]]) -> None:
-        """Write each view's records (``view_table`` columns, timestamps in µs) as the online
-        rows of their entities, replacing what is there; on Redis in one round trip.
-        Idempotent."""
-        from feast.infra.online_stores.redis import RedisOnlineStore
-
-        if isinstance(self.online_store, RedisOnlineStore):
-            self._redis_write(rows)
-            return
-        for view, records in rows:
-            keys = list(view.join_keys)
-            data = [
-                (
-                    entity_key(keys, [r[k] for k in keys]),
-                    {name: _value(r[name], dtype) for name, dtype in _dtypes(view)},
-                    _moment(r[EVENT_TIMESTAMP]),
-                    _moment(r[CREATED_TIMESTAMP]),
-                )
-                for r in records
-            ]
-            self.online_store.online_write_batch(
-                self.repo_config, self._feature_view(view.name), data, None
-            )
-
-    def _redis_write(self, rows: Sequence[tuple[View, Sequence[Mapping[str, Any]]]]) -> None:
-        from feast.infra.online_stores.redis import _versioned_fv_name
-
-        repo = self.repo_config
-        project, version = repo.project, repo.entity_key_serialization_version
-        hashes: dict[bytes, dict[bytes, bytes]] = {}
-        for view, records in rows:
-            keys = tuple(view.join_keys)
-            features = _dtypes(view)
-            name = _versioned_fv_name(self._feature_view(view.name), repo)
-            fields, stamp_field = redis_hash_fields(name, tuple(f for f, _ in features))
-            for r in records:
-                key = redis_entity_key(keys, tuple(r[k] for k in keys), project, version)
-                mapping = hashes.setdefault(key, {})
-                moment = Timestamp()
-                moment.FromDatetime(_moment(r[EVENT_TIMESTAMP]))
-                mapping[stamp_field] = moment.SerializeToString()
-                for (feature, dtype), hashed in zip(features, fields, strict=True):
-                    mapping[hashed] = _encoded(r[feature], dtype)
-        if not hashes:
-            return
-        ttl = repo.online_store.key_ttl_seconds
-        client = self.online_store._get_client(repo.online_store)
-        with client.pipeline(transaction=False) as pipe:
-            for key, mapping in hashes.items():
-                pipe.hset(key, mapping=mapping)
-                if ttl:
-                    pipe.expire(name=key, time=ttl)
-            pipe.execute()
-
-
-def _dtypes(view: View) -> list[tuple[str, str]]:
-    return [(f.name, f.dtype) for f in view.features]
-
-
-def _encoded(v: Any, dtype: str) -> bytes:
-    if dtype == "int64" and v is not None:
-        return _int64(int(v))
-    return _value(v, dtype).SerializeToString()
-
-
-@lru_cache(maxsize=8192)
-def _int64(v: int) -> bytes:
-    # Window counts repeat endlessly (0, 1, 2...): each is serialized once. (Not floats: 0.0
-    # and -0.0 are equal keys of a cache, and different bytes.)
-    return _value(v, "int64").SerializeToString()
-
-
-def _value(v: Any, dtype: str) -> Value:
-    if v is None:
-        return Value()
-    return Value(int64_val=int(v)) if dtype == "int64" else Value(double_val=float(v))
-
-
-def parquet_append(directory: Path, table: pa.Table, *, stamp: int, seq: int) -> Path:
-    """Write ``table`` as a new file of ``directory``, named ``<stamp µs>-<pid>-<seq>.parquet``
-    (files sort by time and never collide between processes); write it under a hidden
-    temporary name first and rename it, so readers never see a partial file."""
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"{stamp:016d}-{os.getpid()}-{seq:06d}.parquet"
-    tmp = directory / f".{name}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, directory / name)
-    return directory / name
-
-
-@dataclass
-class _Partition:
-    """Where a partition stands: the next offset expected, its max accepted event time, and
-    when (``time.monotonic()``) this process last read from it."""
-
-    next_offset: int
-    max_ts: int | None
-    seen_at: float = 0.0
-
-
-@dataclass
-class _Unwritten:
-    """Batches processed whose offline files are not written yet: their output rows by view,
-    their accepted events, the messages whose offsets commit once written, the state clock of
-    the latest, and since when (``time.monotonic()``) they wait."""
-
-    outputs: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    accepted: list[tuple[Message, Any, int]] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    batches: int = 0
-    stamp: int = 0
-    since: float | None = None
-
-
 @dataclass
 class ProcessorStats(BatchStats):
     events: int = 0
@@ -261,7 +102,7 @@ class ProcessorStats(BatchStats):
     poison: int = 0
     rows: int = 0
     outputs: int = 0
-    # Output rows not emitted: their instant needs rows the state pruned (see ``_exact``).
+    # Output rows not emitted: their instant needs rows the state pruned (``_exact``).
     unexact: int = 0
     online_rewrites: int = 0
     commit_failures: int = 0
@@ -277,7 +118,7 @@ class BatchResult:
     accepted: int
 
 
-class StreamProcessor:
+class StreamProcessor(BatchStep):
     """Computes the stream views from ``bus`` into the stores of ``config``, keeping its window
     state in ``state``. ``namespace`` prefixes every topic it reads and its dead-letter topic
     (``<namespace>.payments.authorized.v1``), so tests and benchmarks share a broker."""
@@ -298,7 +139,9 @@ class StreamProcessor:
         dead_letter_partitions: int = 3,
         batch_wait_ms: int | None = None,
         offline_flush_s: float = 0.0,
+        close_state: bool = False,
     ):
+        self.name = CONSUMER
         self.bus = bus
         self.config = config
         self.state = state
@@ -317,20 +160,22 @@ class StreamProcessor:
         self.batch_wait_ms = batch_wait_ms
         # How long a batch's offline files may wait for the next batches' (0: none).
         self.offline_flush_s = offline_flush_s
-        self._unwritten = _Unwritten()
+        # The state is closed with the processor when it was opened for it (``consume``).
+        self.close_state = close_state
+        self._unwritten = Unwritten()
         prefix = f"{namespace}." if namespace else ""
         self.topics = tuple(f"{prefix}{t}" for t in topics())
-        self.dead_letter_topic = f"{prefix}deadletter.{CONSUMER}"
+        self.dead_letter_topic = dead_letter_topic(CONSUMER, namespace=namespace)
+        self.dead_letters = DeadLetterer(CONSUMER, self.dead_letter_topic)
+        self.publisher = Publisher(bus)
         self.stats = ProcessorStats()
         self.consumer: Consumer | None = None
-        self._producer: Producer | None = None
-        self._partitions: dict[tuple[str, int], _Partition] = {}
+        self._partitions: dict[tuple[str, int], Partition] = {}
         self._member = uuid.uuid4().hex[:12]
         self._seq = 0
         self._files = 0
-        self._logged = (time.monotonic(), 0)
 
-    # The loop.
+    # The loop (``events.streaming.consume``).
 
     def run(
         self,
@@ -342,56 +187,48 @@ class StreamProcessor:
         """Consume until ``stop`` is set, nothing arrived for ``until_idle_s`` seconds (counted
         as ``events.batching.IdleClock`` does), or ``max_seconds`` passed. The batch in progress
         always completes."""
-        self.bus.ensure_topics([self.dead_letter_topic], partitions=self.dead_letter_partitions)
-        self.consumer = self.bus.consumer(
-            group=self.group, topics=self.topics, batch_wait_ms=self.batch_wait_ms
-        )
-        started = time.monotonic()
-        idle = IdleClock(self.consumer, until_idle_s)
-        try:
-            while not (stop is not None and stop.is_set()):
-                now = time.monotonic()
-                if max_seconds is not None and now - started >= max_seconds:
-                    break
-                messages = self.consumer.poll(
-                    timeout=self.poll_timeout_s, max_records=self.max_records
-                )
-                if messages:
-                    self.process_batch(messages)
-                    idle.busy()
-                else:
-                    self._offline_flush(force=False)
-                    if idle.expired():
-                        break
-                self._log_progress()
-            self._offline_flush(force=True)
-        finally:
-            # After a failure the batches not written replay from the committed offsets.
-            self._unwritten = _Unwritten()
-            self.consumer.close()
-            self.consumer = None
-            if self._producer is not None:
-                self._producer.close()
-                self._producer = None
-            self._log_progress(force=True)
+        consume(self, self.bus, stop=stop, until_idle_s=until_idle_s, max_seconds=max_seconds)
         return self.stats
 
-    def _log_progress(self, *, force: bool = False) -> None:
-        since, events = self._logged
-        now = time.monotonic()
-        if not force and now - since < self.log_every_s:
-            return
-        if not force and self.stats.events == events:
-            self._logged = (now, events)  # idle: nothing to say, and the next rate starts now
-            return
-        rate = (self.stats.events - events) / max(now - since, 1e-9)
-        log.info(
-            "%s: %.0f events/s, %d events, %d late, %d poison, %d rows out, batch p50 %.1f ms "
-            "p99 %.1f ms",
-            CONSUMER, rate, self.stats.events, self.stats.late, self.stats.poison,
-            self.stats.outputs, self.stats.latency(0.5), self.stats.latency(0.99),
-        )  # fmt: skip
-        self._logged = (now, self.stats.events)
+    def open(self) -> None:
+        self.bus.ensure_topics([self.dead_letter_topic], partitions=self.dead_letter_partitions)
+
+    def submit(self, messages: Sequence[Message]) -> None:
+        self.process_batch(messages)
+
+    def idle(self) -> None:
+        self._offline_flush(force=False)
+
+    def drain(self) -> None:
+        self._offline_flush(force=True)
+
+    def close(self) -> None:
+        # After a failure the batches not written replay from the committed offsets.
+        self._unwritten = Unwritten()
+        self.publisher.close()
+        if self.close_state:
+            self.state.close()
+
+    def describe(self) -> str:
+        return (
+            f"consuming {len(self.topics)} topics from the {self.bus.name} bus "
+            f"(group {self.group}), {self.config.online} state and online store"
+        )
+
+    def progress(self) -> str:
+        s = self.stats
+        return (
+            f"{s.events} events, {s.late} late, {s.poison} poison, {s.outputs} rows out, "
+            f"batch p50 {s.latency(0.5):.1f} ms p99 {s.latency(0.99):.1f} ms"
+        )
+
+    def summary(self) -> str:
+        s = self.stats
+        return (
+            f"{s.events} events, {s.accepted} accepted, {s.late} late, {s.poison} poison, "
+            f"{s.outputs} rows out, {s.unexact} not computable, {s.online_rewrites} online "
+            f"rewrites, batch p50 {s.latency(0.5):.1f} ms p99 {s.latency(0.99):.1f} ms"
+        )
 
     # One batch.
 
@@ -429,18 +266,20 @@ class StreamProcessor:
         )
         if not (force or due):
             return
-        self._offline_append(unwritten.outputs, unwritten.accepted, stamp=unwritten.stamp)
-        self._unwritten = _Unwritten()
-        if self.consumer is None:
-            return
-        try:
-            self.consumer.commit(unwritten.messages)
-        except BusError as exc:
-            # A rebalance took the partitions away: their new owner replays the batches, which
-            # changes nothing. Forget the positions, they may be replayed here too.
+        self._files = offline_append(
+            self.config,
+            self.views_by_name,
+            unwritten.outputs,
+            unwritten.accepted,
+            stamp=unwritten.stamp,
+            seq=self._files,
+        )
+        self._unwritten = Unwritten()
+        if not offsets_commit(self, unwritten.messages):
+            # The new owner of the partitions replays the batches, which changes nothing.
+            # Forget the positions: they may be replayed here too.
             self.stats.commit_failures += 1
             self._partitions.clear()
-            log.warning("%s: commit failed, the batches will be replayed: %s", CONSUMER, exc)
 
     def _process(self, messages: Sequence[Message]) -> BatchResult:
         dead_letters: list[Record] = []
@@ -453,7 +292,13 @@ class StreamProcessor:
             slot = (message.topic, message.partition)
             part = self._partitions.get(slot)
             if part is None or part.next_offset != message.offset:
-                part = self._partition_load(message.topic, message.partition, message.offset)
+                part = partition_load(
+                    self.state,
+                    group=self.group,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                )
                 self._partitions[slot] = part
             bases.setdefault(slot, (message.offset, part.max_ts))
             part.next_offset = message.offset + 1
@@ -469,8 +314,8 @@ class StreamProcessor:
             if part.max_ts is not None and ts < part.max_ts - lateness:
                 self.stats.late += 1
                 detail = (
-                    f"event time {_moment(ts).isoformat()} is more than {lateness / 1e6:g} s "
-                    f"before {_moment(part.max_ts).isoformat()}, the latest on its partition"
+                    f"event time {moment(ts).isoformat()} is more than {lateness / 1e6:g} s "
+                    f"before {moment(part.max_ts).isoformat()}, the latest on its partition"
                 )
                 dead_letters.append(self._dead_letter(message, LATE, detail))
                 continue
@@ -495,11 +340,14 @@ class StreamProcessor:
             rows=list(rows.values()),
             version=version,
             marks=marks,
-            low_watermark=self._low_watermark(),
+            low_watermark=low_watermark(
+                self._partitions, lateness_us=self.config.allowed_lateness_us
+            ),
         )
         outputs, latest = self._compute(rows.values(), added.entities, clock=added.clock)
         if dead_letters:
-            self._publish(dead_letters)
+            # Not acknowledged: fail the batch; it is replayed, dead letters included.
+            self.publisher.publish_acked(dead_letters)
         online = self._online_write(latest, version=version, clock=added.clock)
         unwritten = self._unwritten
         for view_name, records in outputs.items():
@@ -514,51 +362,8 @@ class StreamProcessor:
             outputs=outputs, online=online, dead_letters=dead_letters, accepted=len(accepted)
         )
 
-    def _low_watermark(self) -> int | None:
-        """Return the earliest time a later event of the partitions this process reads may
-        have (each one's latest event time less the lateness): rows a window before it are no
-        longer needed by the rows those partitions bring.
-
-        Only partitions read in the last ``PARTITION_IDLE_S`` count, so an idle partition (or
-        one now another process's) does not stop pruning. Partitions not counted are not
-        known: an event arriving there more than the window and the lateness before this mark
-        may find rows pruned (``_exact``)."""
-        since = time.monotonic() - PARTITION_IDLE_S
-        known = [
-            p.max_ts
-            for p in self._partitions.values()
-            if p.max_ts is not None and p.seen_at >= since
-        ]
-        return min(known) - self.config.allowed_lateness_us if known else None
-
-    def _partition_load(self, topic: str, partition: int, offset: int) -> _Partition:
-        """Return the partition's position at ``offset`` from the lateness marks: the entry of
-        that offset, else the latest one before it, else nothing seen yet."""
-        marks = self.state.marks(group=self.group, topic=topic, partition=partition)
-        if offset in marks:
-            return _Partition(offset, marks[offset])
-        before = [o for o in marks if o < offset]
-        return _Partition(offset, marks[max(before)] if before else None)
-
     def _dead_letter(self, message: Message, kind: str, detail: str) -> Record:
-        log.warning(
-            "%s: dead-lettering %s[%d]@%d: %s: %s",
-            CONSUMER, message.topic, message.partition, message.offset, kind, detail[:200],
-        )  # fmt: skip
-        # Imported here: events.runner loads the Django models of the consumer runner, which
-        # the processor does not otherwise need.
-        from events.runner import dead_letter_record
-
-        record = dead_letter_record(CONSUMER, message, kind, detail)
-        return replace(record, topic=self.dead_letter_topic)
-
-    def _publish(self, records: list[Record]) -> None:
-        if self._producer is None:
-            self._producer = self.bus.producer()
-        errors = [e for e in self._producer.publish(records) if e is not None]
-        if errors:
-            # Not acknowledged: fail the batch; it is replayed, dead letters included.
-            raise BusError(f"dead-letter publish failed: {errors[0]}")
+        return self.dead_letters.reject(message, kind, detail)
 
     # Compute.
 
@@ -657,36 +462,28 @@ class StreamProcessor:
         )
         return written
 
-    def _offline_append(
-        self,
-        outputs: Mapping[str, list[dict[str, Any]]],
-        accepted: Sequence[tuple[Message, Any, int]],
-        *,
-        stamp: int,
-    ) -> None:
-        """Append the output rows (one file per view) and the accepted events (one file per
-        topic, under its declared name) to the offline store."""
-        for view_name, records in outputs.items():
-            view = self.views_by_name[view_name]
-            self._files += 1
-            parquet_append(
-                self.config.view_dir(view_name),
-                view_table(view, records),
-                stamp=stamp,
-                seq=self._files,
-            )
-        by_topic: dict[str, dict[str, list[Any]]] = {}
-        for message, event, ts in accepted:
-            columns = by_topic.setdefault(event.topic, {name: [] for name in EVENT_SCHEMA.names})
-            columns["event_id"].append(str(event.event_id))
-            columns["occurred_at"].append(ts)
-            columns["key"].append(message.key)
-            columns["payload"].append(message.value.decode())
-        for topic, columns in by_topic.items():
-            self._files += 1
-            parquet_append(
-                self.config.events_dir(topic),
-                pa.table(columns, schema=EVENT_SCHEMA),
-                stamp=stamp,
-                seq=self._files,
-            )
+
+def consumer_build(bus: Bus, options: ConsumerOptions) -> StreamProcessor:
+    """Return the processor ``manage.py consume stream-features`` runs: the settings' stores
+    (the Feast repo applied first if its stream views are not registered yet: a fresh
+    deployment) and its own window state, closed with it."""
+    from features.repo import apply_repo
+    from features.store import feature_store
+
+    config = FeatureConfig.from_settings()
+    declared = {fv.name for fv in feature_store(config).list_feature_views()}
+    if not {view.name for view in STREAM_VIEWS} <= declared:
+        apply_repo(config)
+    return StreamProcessor(
+        bus=bus,
+        config=config,
+        state=state_from_config(config),
+        group=options.group or DEFAULT_GROUP,
+        namespace=options.namespace,
+        max_records=options.max_records or 1000,
+        poll_timeout_s=0.05 if options.poll_timeout_s is None else options.poll_timeout_s,
+        dead_letter_partitions=django_settings.EVENT_TOPIC_PARTITIONS,
+        batch_wait_ms=django_settings.FEATURES_BATCH_WAIT_MS,
+        offline_flush_s=django_settings.FEATURES_OFFLINE_FLUSH_SECONDS,
+        close_state=True,
+    )

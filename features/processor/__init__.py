@@ -1,0 +1,21 @@
+"""The stream processor: the stream views computed incrementally from the event stream (the
+step, ``features.processor.step``), written to the online store (``online``) and the offline
+history (``offline``), with each partition's lateness marks (``marks``)."""
+
+from features.processor.online import OnlineWriter
+from features.processor.step import (
+    CONSUMER,
+    DEFAULT_GROUP,
+    OFFLINE_MAX_BATCHES,
+    StreamProcessor,
+    state_from_config,
+)
+
+__all__ = [
+    "CONSUMER",
+    "DEFAULT_GROUP",
+    "OFFLINE_MAX_BATCHES",
+    "OnlineWriter",
+    "StreamProcessor",
+    "state_from_config",
+]

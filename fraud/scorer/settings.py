@@ -1,0 +1,73 @@
+"""The scorer's settings (``FRAUD_*``) and figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+from events.batching import BatchStats
+
+CONSUMER = "fraud-scorer"
+DEFAULT_GROUP = CONSUMER
+# The sweep logs scores left unlogged this long after they were scored (the live path logs
+# its own rows within ``log_flush_s``).
+UNLOGGED_AFTER = timedelta(seconds=30)
+# How long ``run`` waits for the feature log worker to start.
+LOG_WARM_S = 60.0
+
+
+@dataclass
+class ScorerStats(BatchStats):
+    events: int = 0
+    scored: int = 0
+    duplicates: int = 0
+    degraded: int = 0
+    poison: int = 0
+    logged: int = 0
+    log_failures: int = 0
+    publish_failures: int = 0
+
+
+@dataclass(frozen=True)
+class ScorerSettings:
+    """How the scorer batches, reads and decides (``FRAUD_*`` settings)."""
+
+    max_records: int = 200
+    poll_timeout_s: float = 0.05
+    threads: int = 1
+    feature_timeout_s: float = 0.25
+    degraded_review_cents: int = 5000
+    deployment_poll_s: float = 2.0
+    explain_all: bool = False
+    log_sweep_s: float = 10.0
+    # How long a flush waits for the acknowledgements of events still unacknowledged.
+    publish_timeout_s: float = 30.0
+    log_flush_s: float = 1.0
+    log_flush_rows: int = 1000
+    # ``run`` records a batch of at least this many records while it scores the next one.
+    overlap_min_records: int = 50
+    log_every_s: float = 10.0
+    # Feature log writes in a child process (``fraud.feature_log.feature_log_pool``), as
+    # ``manage.py score`` runs; in-process tests use a thread.
+    log_process: bool = False
+    # Partitions of the topics the scorer creates: its verdicts and its dead letters.
+    topic_partitions: int = 3
+    service: str = "fraud_scoring_v1"
+
+    @classmethod
+    def from_settings(cls, **overrides) -> ScorerSettings:
+        from django.conf import settings
+
+        base = cls(
+            max_records=settings.FRAUD_BATCH_MAX,
+            threads=settings.FRAUD_MODEL_THREADS,
+            feature_timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000,
+            degraded_review_cents=settings.FRAUD_DEGRADED_REVIEW_CENTS,
+            deployment_poll_s=settings.FRAUD_DEPLOYMENT_POLL_SECONDS,
+            explain_all=settings.FRAUD_EXPLAIN_ALL,
+            log_flush_s=settings.FRAUD_LOG_FLUSH_SECONDS,
+            overlap_min_records=settings.FRAUD_OVERLAP_MIN_RECORDS,
+            log_process=True,
+            topic_partitions=settings.EVENT_TOPIC_PARTITIONS,
+        )
+        return replace(base, **overrides)

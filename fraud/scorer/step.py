@@ -1,0 +1,355 @@
+"""The scorer: ``payments.authorized.v1`` in, one ``FraudScore`` and one ``fraud.scored.v1`` out
+per payment event.
+
+A step of the one consumer loop (``events.streaming``; ``manage.py consume fraud-scorer``),
+group ``fraud-scorer``. Per batch of polled records:
+
+1. decode each record; a poison one goes to ``deadletter.fraud-scorer``, never retried;
+2. read the feature service for the batch in ONE online read with a time budget
+   (``fraud.feature_reads``); a failed or late read degrades the whole batch: every stored
+   feature missing (LightGBM's missing-value path), the score marked degraded;
+3. score: the champion decides except for the canaries' share of cards, shadows score every
+   row (``fraud.scoring``), decisions by the deciding deployment's thresholds;
+4. one transaction (``fraud.services.scores_record``): the scores (unique on the payment event
+   id, so at-least-once input gives exactly one score), shadow scores and review items, for
+   the rows this batch inserted. A payment scored already (a redelivery after a crash, a
+   partition that moved between scorers) is not inserted: its first score stands, and it is
+   finished (5, 7) if it never was. Such payments are rare, so they are found by the insert
+   itself rather than by a query before every batch (which cost as much as the feature
+   read): a redelivered one is scored again for nothing;
+5. after the commit: the ``fraud.scored.v1`` events of the rows inserted go to the bus, in the
+   batch's order (a card's verdicts keep its payments' order), without waiting for the
+   acknowledgements. Straight from the scorer, not through the transactional outbox: the
+   scorer is a stream consumer whose input offsets are committed only after its effects, so
+   a crash replays the batch and the replay sends what may not have gone (the event id is
+   derived from the payment's, the same event again). The outbox would add a table write, a
+   relay round trip and a second publish path for no guarantee more;
+   (steps 4-7: ``fraud.scorer.recording``)
+6. the open analyst pages are told of new flags (``fraud.live.FlagPusher``, not waited for);
+7. every ``log_flush_s`` (1 s) or ``log_flush_rows`` vectors, not every batch: the served vectors
+   of the rows inserted (and of earlier ones found unlogged) go to the feature log in one file;
+   once it is written and their events acknowledged, the scores are marked logged and the
+   offsets of those batches committed. Under light load batches hold a few events each: a
+   file per batch would be a file every few milliseconds.
+
+The loop overlaps big batches (a backlog): steps 1-3 of a batch (decoding, the feature read,
+the model: the main thread) run while steps 4-6 of the batch before run on a recording thread
+(waiting on PostgreSQL, then sending); a batch is recorded only once the one before it is, and
+what happens at 7 (the log, the marks, the commit) only to batches recorded. So batches are
+recorded, sent and committed in their order, one at a time, as without the overlap, and a
+failure to record one stops the run with its offsets and those of the batches after it
+uncommitted. Batches of fewer than ``overlap_min_records`` records
+(``FRAUD_OVERLAP_MIN_RECORDS``) are recorded on the main thread before the next poll: under
+light load the overlap gains nothing and the thread hand-off costs CPU.
+
+Crash safety: a crash before 4 replays the batch and scores it then; between 4 and the commit of
+7 the replay finds the events scored, and sends and logs those not marked logged (every score
+keeps its served vector, ``FraudScore.features``). A log write or a publish that fails leaves
+its scores unlogged: a sweep of scores left unlogged logs and publishes them again
+(``fraud.scorer.sweep``).
+
+Models come from the ``Deployment`` table (``fraud.deployments``), reloaded without a restart
+when it changes; with no usable champion the scorer reads nothing and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from threading import Event as StopFlag
+
+from django.utils import timezone
+
+from events.bus import Bus, Message, Record
+from events.contracts import FraudScored, PaymentAuthorized, PoisonMessage, decode
+from events.deadletters import DeadLetterer, dead_letter_topic
+from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
+from features.store import FeatureConfig
+from fraud.deployments import DeploymentWatcher
+from fraud.feature_log import feature_log_warm
+from fraud.feature_reads import FeatureReader
+from fraud.live import FlagPusher
+from fraud.scorer.recording import Prepared, Recording
+from fraud.scorer.settings import CONSUMER, DEFAULT_GROUP, LOG_WARM_S, ScorerSettings, ScorerStats
+from fraud.scorer.sweep import LogSweep
+from fraud.scoring import (
+    ModelSet,
+    payment_request,
+    score_batch,
+    unserved_vector,
+    vector_record,
+)
+from fraud.services import ScoreDraft
+
+log = logging.getLogger(__name__)
+
+
+class Scorer(BatchStep):
+    """Scores ``payments.authorized.v1`` from ``bus`` with features of ``config``. ``namespace``
+    prefixes the topic it reads and its dead-letter topic, so tests and benchmarks share a
+    broker."""
+
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        config: FeatureConfig,
+        settings: ScorerSettings | None = None,
+        group: str = DEFAULT_GROUP,
+        namespace: str = "",
+        watcher: DeploymentWatcher | None = None,
+    ):
+        self.name = CONSUMER
+        self.bus = bus
+        self.config = config
+        self.settings = settings or ScorerSettings()
+        self.group = group
+        self.max_records = self.settings.max_records
+        self.poll_timeout_s = self.settings.poll_timeout_s
+        self.not_ready_wait_s = min(self.settings.deployment_poll_s, 0.5)
+        self.log_every_s = self.settings.log_every_s
+        prefix = f"{namespace}." if namespace else ""
+        self.topic = f"{prefix}{PaymentAuthorized.topic}"
+        self.topics = (self.topic,)
+        self.dead_letter_topic = dead_letter_topic(CONSUMER, namespace=namespace)
+        self.scored_topic = f"{prefix}{FraudScored.topic}"
+        self.watcher = watcher or DeploymentWatcher(poll_s=self.settings.deployment_poll_s)
+        self.reader = FeatureReader(
+            config, service=self.settings.service, timeout_s=self.settings.feature_timeout_s
+        )
+        self.stats = ScorerStats()
+        self.consumer = None
+        # A batch's verdicts are sent together: a linger would only hold them back.
+        self.publisher = Publisher(bus, linger_ms=0)
+        self.dead_letters = DeadLetterer(CONSUMER, self.dead_letter_topic)
+        self.flags = FlagPusher()
+        self.recording = Recording(
+            settings=self.settings,
+            stats=self.stats,
+            config=config,
+            publisher=self.publisher,
+            scored_topic=self.scored_topic,
+            flags=self.flags,
+            commit=self._commit,
+        )
+        self.sweep = LogSweep(config=config, every_s=self.settings.log_sweep_s, stats=self.stats)
+        self._degraded_said = 0.0
+        self._models: ModelSet | None = None
+
+    # The loop (``events.streaming.consume``).
+
+    def run(
+        self,
+        *,
+        stop: StopFlag | None = None,
+        until_idle_s: float | None = None,
+        max_seconds: float | None = None,
+    ) -> ScorerStats:
+        """Consume until ``stop`` is set, nothing arrived for ``until_idle_s`` seconds (counted
+        as ``events.batching.IdleClock`` does), or ``max_seconds`` passed. The batch in
+        progress always completes. Without a usable champion it reads nothing and waits."""
+        consume(self, self.bus, stop=stop, until_idle_s=until_idle_s, max_seconds=max_seconds)
+        return self.stats
+
+    def open(self) -> None:
+        self.bus.ensure_topics(
+            [self.scored_topic, self.dead_letter_topic], partitions=self.settings.topic_partitions
+        )
+        self.reader.warm()
+        # The child process imports Feast and loads its writer now (seconds of CPU), not
+        # beside the first batches.
+        try:
+            self.recording.log_pool.submit(feature_log_warm, self.config).result(timeout=LOG_WARM_S)
+        except Exception as exc:  # a pool that broke is replaced at its first write
+            log.warning("%s: the feature log worker did not start: %s", CONSUMER, exc)
+        self.recording.start()
+
+    def ready(self) -> bool:
+        self._models = self.watcher.current()
+        return self._models.champion is not None
+
+    def submit(self, messages: Sequence[Message]) -> None:
+        prepared = self._prepare(messages, self._models or self.watcher.current())
+        self.recording.collect()
+        if len(messages) >= self.settings.overlap_min_records:
+            self.recording.record_later(prepared)
+        else:
+            # A thread hand-off costs more CPU than a small batch gains (docs/performance.md).
+            self.recording.record_now(prepared)
+
+    def idle(self) -> None:
+        self.recording.collect()
+
+    def tick(self) -> None:
+        self.flush(force=False)
+        self.sweep.maybe_run(publisher=self.publisher, topic=self.scored_topic)
+
+    def close(self) -> None:
+        """Collect the batch being recorded, finish what was recorded, then let go of the
+        recording thread, the log worker, the analyst push, the feature reader and the
+        producer. A failed recording is raised here: its offsets are never committed."""
+        try:
+            self.recording.collect()
+        finally:
+            try:
+                self.recording.stop()
+            finally:
+                self.flags.close()
+                self.reader.close()
+                self.publisher.close()
+
+    def describe(self) -> str:
+        return (
+            f"consuming {self.topic} from the {self.bus.name} bus (group {self.group}), "
+            f"features from the {self.config.online} online store"
+        )
+
+    def progress(self) -> str:
+        s = self.stats
+        return (
+            f"{s.events} events, {s.scored} scored, {s.duplicates} duplicates, "
+            f"{s.degraded} degraded, {s.poison} poison, "
+            f"batch p50 {s.latency(0.5):.1f} ms p99 {s.latency(0.99):.1f} ms"
+        )
+
+    def summary(self) -> str:
+        return f"{self.progress()} (stages p50/p99 ms: {self.stats.stages_line()})"
+
+    def _commit(self, messages: list[Message], wait: bool) -> None:
+        at = time.perf_counter()
+        if offsets_commit(self, messages, wait=wait):
+            self.stats.stage("commit", at)
+
+    # One batch.
+
+    def process_batch(self, messages: Sequence[Message], *, models: ModelSet) -> None:
+        """Score ``messages`` (as polled) with ``models`` and record them, on this thread. Side
+        effects, in order: the scores, shadow scores and review items (one transaction), the
+        dead-letter topic, the ``fraud.scored.v1`` events (sent, not waited for), the analyst
+        pages' push; then, once ``log_flush_s`` passed or ``log_flush_rows`` are pending
+        (``flush``), the feature log, the marks and the offsets. (The loop does the same with
+        the recording of a big batch overlapping the scoring of the next.)"""
+        prepared = self._prepare(messages, models)
+        self.recording.record_now(prepared)
+        at = time.perf_counter()
+        self.flush(force=False)
+        self.stats.stage("flush", at)
+
+    def flush(self, *, force: bool = True) -> None:
+        """Finish the batches recorded (``Recording.flush``): the feature log, the marks, the
+        offsets; unless ``force``, only once they are due."""
+        self.recording.flush(force=force)
+
+    def _prepare(self, messages: Sequence[Message], models: ModelSet) -> Prepared:
+        """Decode ``messages`` and score their payments: reads and computes, writes nothing."""
+        started = at = time.perf_counter()
+        stamps = [m.timestamp_ms for m in messages if m.timestamp_ms]
+        if stamps:
+            # How long its oldest event waited, from its producer's send to this batch (the
+            # broker, the fetch, the batch before): wall clocks of one machine or of several.
+            self.stats.measured("queued", time.time() * 1000 - min(stamps))
+        dead_letters: list[Record] = []
+        events: dict[uuid.UUID, PaymentAuthorized] = {}
+        for message in messages:
+            self.stats.events += 1
+            try:
+                event = decode(message.topic, message.value)
+            except PoisonMessage as poison:
+                dead_letters.append(self._dead_letter(message, poison.kind, poison.detail))
+                continue
+            if not isinstance(event, PaymentAuthorized):
+                dead_letters.append(
+                    self._dead_letter(message, "schema", f"not a payment: {event.topic}")
+                )
+                continue
+            events.setdefault(event.event_id, event)
+        self.stats.stage("decode", at)
+        drafts = self._score(list(events.values()), models) if events else []
+        return Prepared(
+            messages=messages,
+            drafts=drafts,
+            dead_letters=dead_letters,
+            repeats=len(messages) - len(dead_letters) - len(events),
+            started=started,
+        )
+
+    def _score(self, events: list[PaymentAuthorized], models: ModelSet) -> list[ScoreDraft]:
+        requests = [payment_request(e) for e in events]
+        request_time = timezone.now()
+        at = time.perf_counter()
+        vectors = self.reader.read(requests)
+        at = self.stats.stage("read", at)
+        if vectors is None:
+            self.stats.degraded += len(events)
+            now = time.monotonic()
+            if now - self._degraded_said >= 10.0:
+                self._degraded_said = now
+                log.warning(
+                    "%s: feature store unavailable (%s): scoring degraded",
+                    CONSUMER, self.reader.last_error,
+                )  # fmt: skip
+            vectors = [unserved_vector(r, self.settings.service) for r in requests]
+        scored = score_batch(
+            models,
+            requests=requests,
+            vectors=vectors,
+            degraded_review_cents=self.settings.degraded_review_cents,
+            threads=self.settings.threads,
+            explain_all=self.settings.explain_all,
+        )
+        at = self.stats.stage("model", at)
+        scored_at = timezone.now()
+        drafts = [
+            ScoreDraft(
+                event=event,
+                scored=outcome,
+                features=vector_record(
+                    vector,
+                    service=self.settings.service,
+                    request=request,
+                    request_time=request_time,
+                ),
+                scored_at=scored_at,
+                latency_ms=(scored_at - event.occurred_at).total_seconds() * 1000,
+            )
+            for event, request, vector, outcome in zip(
+                events, requests, vectors, scored, strict=True
+            )
+        ]
+        self.stats.stage("drafts", at)
+        return drafts
+
+    def _dead_letter(self, message: Message, kind: str, detail: str) -> Record:
+        self.stats.poison += 1
+        return self.dead_letters.reject(message, kind, detail)
+
+
+def consumer_build(bus: Bus, options: ConsumerOptions) -> Scorer:
+    """Return the scorer ``manage.py consume fraud-scorer`` runs: the settings' stores (the
+    Feast repo applied first if its views are not registered yet: a fresh deployment) and
+    ``FRAUD_*`` settings, its first feature read and model load done."""
+    from features.definitions import VIEWS
+    from features.repo import apply_repo
+    from features.store import feature_store
+
+    config = FeatureConfig.from_settings()
+    declared = {fv.name for fv in feature_store(config).list_feature_views()}
+    if not {view.name for view in VIEWS} <= declared:
+        apply_repo(config)
+    overrides: dict = {
+        "poll_timeout_s": 0.05 if options.poll_timeout_s is None else options.poll_timeout_s
+    }
+    if options.max_records:
+        overrides["max_records"] = options.max_records
+    scorer = Scorer(
+        bus=bus,
+        config=config,
+        settings=ScorerSettings.from_settings(**overrides),
+        group=options.group or DEFAULT_GROUP,
+        namespace=options.namespace,
+    )
+    scorer.reader.warm()
+    scorer.watcher.current()
+    return scorer
