@@ -36,7 +36,7 @@ def _services(stack: list) -> dict[str, str]:
         DJANGO_SECRET_KEY="benchmark-only-" + "x" * 40,
         DJANGO_ALLOWED_HOSTS="127.0.0.1",
         LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="rideshare.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
     )
     return env
 
@@ -116,7 +116,7 @@ def main() -> None:
         processes.append(
             subprocess.Popen(
                 [str(bin_dir / "daphne"), "--bind", "127.0.0.1", "--port", str(port),
-                 "rideshare.asgi:application"],
+                 "config.asgi:application"],
                 cwd=ROOT, env=child_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
         )  # fmt: skip

@@ -23,7 +23,7 @@ def _prepare_environment(stack: list) -> None:
     os.environ.update(provide(["postgresql", "kafka"], stack))
     os.environ["EVENT_BUS"] = "kafka"
     os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rideshare.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 

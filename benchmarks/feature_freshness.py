@@ -101,7 +101,7 @@ def _environment(stack: list, workdir: Path) -> dict[str, str]:
         FEAST_REGISTRY=f"sqlite:///{workdir / 'registry.sqlite3'}",
         FEATURES_DATA_DIR=str(workdir / "features"),
         VAR_DIR=str(workdir),
-        DJANGO_SETTINGS_MODULE="rideshare.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_SECRET_KEY=env.get("DJANGO_SECRET_KEY", "benchmark-only"),
         LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
     )

@@ -88,7 +88,7 @@ def _environment(stack: list, workdir: Path) -> dict[str, str]:
         ML_MODELS_DIR=str(workdir / "models"),
         VAR_DIR=str(workdir),
         EVENT_TOPIC_PARTITIONS=str(PARTITIONS),
-        DJANGO_SETTINGS_MODULE="rideshare.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DJANGO_SECRET_KEY=env.get("DJANGO_SECRET_KEY", "benchmark-only"),
         LOG_LEVEL=env.get("LOG_LEVEL", "WARNING"),
     )

@@ -1,4 +1,4 @@
-"""Websocket routes of the fraud room, listed in ``rideshare.asgi`` by dotted path."""
+"""Websocket routes of the fraud room, listed in ``config.asgi`` by dotted path."""
 
 from __future__ import annotations
 

@@ -1,5 +1,1 @@
-"""The Django project (settings, urls, asgi, Celery app) and the ride-booking domain."""
-
-from rideshare.celery import app as celery_app
-
-__all__ = ["celery_app"]
+"""The ride-booking domain: riders, drivers, cards, trips, payments; the rider UI and REST API."""

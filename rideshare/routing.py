@@ -1,4 +1,4 @@
-"""Websocket routes (served by ``rideshare.asgi`` behind the session and origin checks)."""
+"""Websocket routes (served by ``config.asgi`` behind the session and origin checks)."""
 
 from __future__ import annotations
 

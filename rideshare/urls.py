@@ -1,6 +1,7 @@
-from django.contrib import admin
+"""The booking domain's pages, REST API, health and metrics (included by ``config.urls``)."""
+
 from django.contrib.auth.views import LogoutView
-from django.urls import include, path
+from django.urls import path
 
 from rideshare import views
 from rideshare.api import api
@@ -13,7 +14,6 @@ urlpatterns = [
     path("metrics", metrics, name="metrics"),
     path("city/zones.geojson", views.city_zones, name="city-zones"),
     path("api/", api.urls),
-    path("admin/", admin.site.urls),
     # The rider web UI (session login, CSRF on every POST).
     path("signup/", accounts.signup, name="signup"),
     path("login/", accounts.RiderLoginView.as_view(), name="login"),
@@ -31,10 +31,4 @@ urlpatterns = [
     path("driver/", drivers.console, name="driver-console"),
     path("driver/waiting", drivers.waiting_trips, name="driver-waiting"),
     path("driver/trips/<uuid:trip_id>/<slug:step>", drivers.step, name="driver-step"),
-    # Staff only; included by dotted path so the booking domain never imports the simulator.
-    path("simulator/", include("simulator.urls")),
-    # The feature platform's gauges, included by dotted path like the simulator.
-    path("metrics/features", include("features.urls")),
-    # The analyst's flagged payments (staff only), by dotted path: rideshare imports no fraud code.
-    path("fraud/", include("fraud.urls")),
 ]

@@ -6,7 +6,7 @@ import tempfile
 os.environ.setdefault("DJANGO_SECRET_KEY", "tests-only-not-a-secret")
 os.environ.setdefault("VAR_DIR", tempfile.mkdtemp(prefix="rideshare-test-var-"))
 
-from rideshare.settings import *  # noqa: F403
+from config.settings import *  # noqa: F403
 
 # Fast hashing: password strength is not under test.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

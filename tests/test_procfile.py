@@ -59,7 +59,7 @@ def test_honcho_starts_every_component_on_embedded_defaults_and_sigint_stops_all
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     env.update(
         DJANGO_DEBUG="true",
-        DJANGO_SETTINGS_MODULE="rideshare.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         VAR_DIR=str(tmp_path / "var"),
         WEB_PORT=str(port),
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",

@@ -21,13 +21,13 @@ def cli_objects(module_name: str) -> dict[str, Any]:
     CLI imports it (as a top-level module), ``{}`` when the app imports it.
 
     Build them for the app's configuration: the Django settings (``DJANGO_SETTINGS_MODULE``,
-    ``rideshare.settings`` by default), so the CLI reads the same environment variables, with the
+    ``config.settings`` by default), so the CLI reads the same environment variables, with the
     same defaults, as every process. The objects come from the package modules, so each is
     built once and the CLI sees no duplicates.
     """
     if module_name.startswith("features."):
         return {}
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rideshare.settings")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     config = FeatureConfig.from_settings()
     from features.feature_repo import entities, services, sources, views
 

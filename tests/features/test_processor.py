@@ -508,7 +508,7 @@ def test_the_command_finishes_its_batch_and_exits_0_on_sigterm(template, tmp_pat
     config = fresh_copy(template, tmp_path / "run")
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "rideshare.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_SECRET_KEY": "tests-only",
         "VAR_DIR": str(tmp_path / "var"),
         "EVENT_BUS": "embedded",

@@ -89,7 +89,7 @@ def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[
     """Environment pointing ``manage.py stream_features`` at this test's broker and stores."""
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "rideshare.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_SECRET_KEY": "tests-only",
         "VAR_DIR": str(tmp / "var"),
         "EVENT_BUS": "kafka",

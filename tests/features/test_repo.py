@@ -198,7 +198,7 @@ def test_the_feast_cli_sees_the_applied_repo_unchanged(tmp_path):
     apply_repo(config)
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "rideshare.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_SECRET_KEY": "tests-only-not-a-secret",
         "VAR_DIR": str(tmp_path / "var"),
         "FEAST_PROJECT": config.project,

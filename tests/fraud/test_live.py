@@ -14,9 +14,9 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
 
+from config.asgi import application
 from fraud import consumers, live
 from fraud.models import FraudScore
-from rideshare.asgi import application
 from tests.rideshare.test_consumers import fresh_thread
 
 from .live_factories import score_make

@@ -107,7 +107,7 @@ def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[
         service_unavailable("postgresql", "the test database is SQLite (TEST_DATABASE=sqlite)")
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "rideshare.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_SECRET_KEY": "tests-only",
         "VAR_DIR": str(tmp / "var"),
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",

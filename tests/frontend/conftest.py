@@ -1,7 +1,7 @@
 """An ASGI live server for browser tests that need websockets.
 
 pytest-django's ``live_server`` speaks WSGI only. ``asgi_server`` runs the real ASGI application
-(``rideshare.asgi``: Django plus the Channels websocket routes) in a Daphne process forked from
+(``config.asgi``: Django plus the Channels websocket routes) in a Daphne process forked from
 the test process, as Channels' own ``ChannelsLiveServerTestCase`` does. The fork inherits the
 settings, so it uses the test database; the test must commit what the server should see
 (``transactional_db``). Its channel layer is its own (in memory): a push reaches a page only
@@ -33,7 +33,7 @@ def _forget_parent_state() -> None:
 
 
 class AsgiServer:
-    """A Daphne process serving ``rideshare.asgi``; ``restart`` keeps the port."""
+    """A Daphne process serving ``config.asgi``; ``restart`` keeps the port."""
 
     host = "127.0.0.1"
 

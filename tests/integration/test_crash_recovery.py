@@ -33,7 +33,7 @@ def process_env(kafka_bootstrap: str) -> dict[str, str]:
         service_unavailable("postgresql", "the test database is SQLite (TEST_DATABASE=sqlite)")
     return {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "rideshare.settings",
+        "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_SECRET_KEY": "tests-only",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "EVENT_BUS": "kafka",

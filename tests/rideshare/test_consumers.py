@@ -12,8 +12,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.db import connections, transaction
 
+from config.asgi import application
 from rideshare import services
-from rideshare.asgi import application
 
 from .factories import driver_make, trip_make, web_client, web_rider
 

@@ -2,8 +2,7 @@
 
 Websockets pass the origin check (``ALLOWED_HOSTS``: another site's page cannot open a socket
 with the rider's cookies) and the session login before reaching a consumer. Each room's routes
-are listed by dotted path, as ``rideshare.urls`` includes the simulator's: the booking domain
-imports no fraud code.
+are listed by dotted path, imported only once Django is set up.
 """
 
 import os
@@ -14,7 +13,7 @@ from channels.security.websocket import AllowedHostsOriginValidator
 from django.core.asgi import get_asgi_application
 from django.utils.module_loading import import_string
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rideshare.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 # Set up Django (the app registry) before importing anything that imports models.
 django_application = get_asgi_application()

@@ -11,7 +11,7 @@ def load_settings(**env: str) -> subprocess.CompletedProcess:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "EVENT_BUS"))}
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup(); print('settings ok')"],
-        env={**base, "DJANGO_SETTINGS_MODULE": "rideshare.settings", **env},
+        env={**base, "DJANGO_SETTINGS_MODULE": "config.settings", **env},
         cwd=ROOT,
         capture_output=True,
         text=True,
