@@ -8,7 +8,11 @@ from datetime import datetime
 
 from django.db.models import Count, Max
 
-from fraud.models import Deployment, FraudScore
+from fraud.models import Decision, Deployment, FraudScore
+
+# A flag: a score whose decision (by the champion or a canary: shadow models write
+# ``ShadowScore`` rows and never flag) is review or decline.
+FLAGGED = (Decision.REVIEW, Decision.DECLINE)
 
 
 def deployments_stamp() -> tuple[int, datetime | None]:
@@ -23,6 +27,16 @@ def deployments_active() -> list[Deployment]:
     return list(Deployment.objects.exclude(role=Deployment.Role.RETIRED).order_by("model_version"))
 
 
+def deployment_champion() -> Deployment | None:
+    """Return the champion's deployment, ``None`` when no model is deployed as champion."""
+    return Deployment.objects.filter(role=Deployment.Role.CHAMPION).first()
+
+
+def deployment_champion_exists() -> bool:
+    """Return whether any model is deployed as champion."""
+    return Deployment.objects.filter(role=Deployment.Role.CHAMPION).exists()
+
+
 def scores_unlogged(*, event_ids: Iterable[uuid.UUID]) -> list[FraudScore]:
     """Return the scores of ``event_ids`` whose served vector is not in the feature log yet."""
     return list(FraudScore.objects.filter(unlogged__isnull=False, event_id__in=list(event_ids)))
@@ -35,3 +49,19 @@ def scores_degraded(*, after_id: int = 0, limit: int = 500) -> list[FraudScore]:
             degraded=True, rescored_at__isnull=True, id__gt=after_id
         ).order_by("id")[:limit]
     )
+
+
+def flags_recent(*, limit: int) -> list[FraudScore]:
+    """Return the newest ``limit`` flags, newest first."""
+    return list(FraudScore.objects.filter(decision__in=FLAGGED).order_by("-id")[:limit])
+
+
+def flag_ids_after(*, after_id: int, limit: int) -> list[int]:
+    """Return the ids of the newest ``limit`` flags whose id is above ``after_id``, newest first."""
+    flags = FraudScore.objects.filter(decision__in=FLAGGED, id__gt=after_id).order_by("-id")
+    return list(flags.values_list("id", flat=True)[:limit])
+
+
+def flags_by_id(*, ids: Iterable[int]) -> list[FraudScore]:
+    """Return the flags among ``ids``, oldest first."""
+    return list(FraudScore.objects.filter(decision__in=FLAGGED, id__in=list(ids)).order_by("id"))

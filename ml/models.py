@@ -1,5 +1,6 @@
 """The model registry's table: one row per registered LightGBM model version, with its metrics
-and lineage. The model itself is a text file under ``ML_MODELS_DIR`` (``ml.registry``)."""
+and lineage. The model itself is a text file under ``ML_MODELS_DIR`` (written by
+``ml.services.model_register``, read by ``ml.registry.model_load``)."""
 
 from __future__ import annotations
 

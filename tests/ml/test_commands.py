@@ -22,7 +22,8 @@ from features.training import service_features
 from fraud.feature_log import LoggedVector, feature_log_write
 from fraud.models import Deployment
 from ml.models import ModelVersion
-from ml.registry import model_load, model_promote, model_register
+from ml.registry import model_load
+from ml.services import model_promote, model_register
 from ml.tasks import train_from_logs
 from ml.train import TrainParams, model_features, train_model
 from tests.ml.archive import archive_events

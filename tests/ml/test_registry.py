@@ -14,7 +14,8 @@ import pytest
 from fraud.artifacts import ModelRefused
 from fraud.models import Deployment
 from ml.models import ModelVersion
-from ml.registry import code_version, model_load, model_promote, model_register
+from ml.registry import code_version, model_load
+from ml.services import model_promote, model_register
 from ml.train import TrainParams, model_features, train_model
 
 pytestmark = pytest.mark.django_db

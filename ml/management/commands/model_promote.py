@@ -8,7 +8,7 @@ from fraud.artifacts import ModelRefused
 from fraud.models import Deployment
 from fraud.services import DeploymentInvalid
 from ml.models import ModelVersion
-from ml.registry import model_promote
+from ml.services import model_promote
 from ml.train import DEFAULT_THRESHOLDS
 
 
