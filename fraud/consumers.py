@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from fraud import live
+from fraud import live, selectors
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class FlagsConsumer(AsyncJsonWebsocketConsumer):
         # One read of the ids decides both what is sent and what counts as sent: the page has
         # every flag up to ``after``, and of the later ones the newest PAGE_SIZE (older ones
         # fall off the bottom of the page anyway).
-        ids = live.flag_ids_after(
+        ids = selectors.flag_ids_after(
             after_id=after - LATE_COMMIT_IDS, limit=LATE_COMMIT_IDS + live.PAGE_SIZE
         )
         self.sent.update(ids)
@@ -105,7 +105,7 @@ class FlagsConsumer(AsyncJsonWebsocketConsumer):
     def _unsent(self) -> list[dict]:
         """Return the flags committed since the last read; remember them as sent."""
         low = self.cursor - LATE_COMMIT_IDS
-        ids = live.flag_ids_after(after_id=low, limit=LATE_COMMIT_IDS + live.PAGE_SIZE)
+        ids = selectors.flag_ids_after(after_id=low, limit=LATE_COMMIT_IDS + live.PAGE_SIZE)
         new = [i for i in ids if i not in self.sent]
         self.sent = {i for i in self.sent if i > low}
         self.sent.update(new)
@@ -116,4 +116,4 @@ class FlagsConsumer(AsyncJsonWebsocketConsumer):
     def _rows(self, ids: list[int]) -> list[dict]:
         if not ids:
             return []
-        return [{"id": f.id, "html": live.flag_row_html(f)} for f in live.flags_by_id(ids=ids)]
+        return [{"id": f.id, "html": live.flag_row_html(f)} for f in selectors.flags_by_id(ids=ids)]

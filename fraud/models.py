@@ -127,7 +127,7 @@ class FraudScore(models.Model):
 
     class Meta:
         indexes = [
-            # The analysts' flagged payments, newest first (``fraud.live``): only the few
+            # The analysts' flagged payments, newest first (``fraud.selectors``): only the few
             # flagged rows enter it, not every approved payment. (Newest first over all rows
             # is the primary key read backwards.)
             models.Index(

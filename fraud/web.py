@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from fraud import live
+from fraud import live, selectors
 from fraud.routing import FLAGS_SOCKET_PATH
+from frontend.access import staff_required
 
 
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Log in first; then 403 for anyone who is not staff."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("The fraud desk is for staff only.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
-
-
-@staff_required
+@staff_required("The fraud desk is for staff only.")
 @require_GET
 def flags(request: HttpRequest) -> HttpResponse:
-    recent = live.flags_recent()
+    recent = selectors.flags_recent(limit=live.PAGE_SIZE)
     return render(
         request,
         "fraud/flags.html",

@@ -9,12 +9,10 @@ database does not hold and two quick changes cannot arrive in the wrong order.
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
+
+from frontend.push import group_send_blocking
 
 TRIP_CHANGED = "trip.changed"
 
@@ -22,14 +20,6 @@ TRIP_CHANGED = "trip.changed"
 def trip_group(trip_id: str) -> str:
     """Return the name of the channel group of the trip whose ``public_id`` is ``trip_id``."""
     return f"trip.{trip_id}"
-
-
-def _loop_runs_here() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 def trip_changed_broadcast(*, trip_id: str, status: str) -> None:
@@ -40,17 +30,8 @@ def trip_changed_broadcast(*, trip_id: str, status: str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    send = async_to_sync(layer.group_send)
-    group = trip_group(trip_id)
     message = {"type": TRIP_CHANGED, "trip_id": trip_id, "status": status}
-    if _loop_runs_here():
-        # A synchronous caller on a thread that runs an event loop (a notebook, Playwright's
-        # sync API; Django lets it use the ORM under DJANGO_ALLOW_ASYNC_UNSAFE): async_to_sync
-        # will not block such a thread, so send from a worker thread and wait for it there.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(send, group, message).result()
-    else:
-        send(group, message)
+    group_send_blocking(layer, trip_group(trip_id), message)
 
 
 def trip_changed_on_commit(*, trip_id: str, status: str) -> None:

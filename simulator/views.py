@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from frontend.access import staff_required
 from simulator import selectors, services
 from simulator.forms import LoadRunForm
 from simulator.models import SimulationRun
 
-
-def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Log in first; then 403 for anyone who is not staff."""
-
-    @login_required
-    @wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_staff:
-            raise PermissionDenied("The simulator is for staff only.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
+_staff_only = staff_required("The simulator is for staff only.")
 
 
-@staff_required
+@_staff_only
 @require_http_methods(["GET", "POST"])
 def runs(request: HttpRequest) -> HttpResponse:
     form = LoadRunForm(request.POST or None)
@@ -43,13 +28,13 @@ def runs(request: HttpRequest) -> HttpResponse:
     )
 
 
-@staff_required
+@_staff_only
 @require_GET
 def runs_table(request: HttpRequest) -> HttpResponse:
     return render(request, "simulator/_runs_table.html", {"runs": selectors.simulation_runs()})
 
 
-@staff_required
+@_staff_only
 @require_POST
 def run_stop(request: HttpRequest, run_id: int) -> HttpResponse:
     run = services.simulation_stop(run=get_object_or_404(SimulationRun, pk=run_id))
