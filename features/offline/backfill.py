@@ -1,0 +1,205 @@
+"""The DuckDB engine's outputs: backfills of the views' offline files, batch snapshots, and the
+values of chosen entities recomputed as of an instant (consistency checks)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.definitions import (
+    VIEWS,
+    VIEWS_BY_NAME,
+    View,
+)
+from features.offline.history import (
+    history_load,
+)
+from features.offline.sql import (
+    key_columns,
+    window_us,
+)
+from features.store import FeatureConfig
+from features.tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, view_schema
+from features.windows import to_us
+
+
+def feature_table(view: View, rows: pa.Table, *, created_us: int) -> pa.Table:
+    """Return engine output ``rows`` (``k0..``, ``ts``, features) as feature rows of ``view``
+    (``features.tables.view_schema``): join keys, ``event_timestamp`` = ``ts``,
+    ``created_timestamp`` = ``created_us``, features."""
+    schema = view_schema(view)
+    stamp = pa.timestamp("us", tz="UTC")
+    columns = {
+        **{
+            join_key: rows.column(k)
+            for join_key, k in zip(view.join_keys, key_columns(view), strict=True)
+        },
+        EVENT_TIMESTAMP: rows.column("ts").cast(pa.int64()).cast(stamp),
+        CREATED_TIMESTAMP: pa.array([created_us] * rows.num_rows, pa.int64()).cast(stamp),
+        **{f.name: rows.column(f.name) for f in view.features},
+    }
+    return pa.table(
+        [columns[name].cast(schema.field(name).type) for name in schema.names], schema=schema
+    )
+
+
+def view_file_write(config: FeatureConfig, view: View, table: pa.Table, *, label: str) -> Path:
+    """Write ``table`` as a new Parquet file in ``view``'s offline directory; return its path.
+
+    Never rewrite an existing file: the name carries ``label``, the wall time and a random part;
+    the file appears whole (written aside, then renamed), so a reader never sees half of it.
+    """
+    directory = config.view_dir(view.name)
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = directory / f"{label}-{stamp}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+    return path
+
+
+def snapshot_instants(
+    *, first_us: int, last_us: int, every: timedelta, start: datetime | None, end: datetime | None
+) -> list[int]:
+    """Return the snapshot instants (µs): multiples of ``every`` since the epoch, after
+    ``start`` (default: the first event) up to and including ``end`` (default: the first
+    multiple at or after the last event)."""
+    step = window_us(every)
+    low = to_us(start) if start is not None else first_us
+    high = to_us(end) if end is not None else -(-last_us // step) * step
+    first = (low // step + 1) * step
+    return list(range(first, high + 1, step))
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    events: int
+    rows: dict[str, int]
+    files: list[Path]
+    snapshots: list[int]
+    seconds: float
+
+
+def backfill(
+    config: FeatureConfig,
+    *,
+    history: Path,
+    views: Sequence[View] = VIEWS,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    snapshot_every: timedelta = timedelta(days=1),
+    snapshots: Sequence[datetime] | None = None,
+) -> BackfillResult:
+    """Compute ``views`` over the event history at ``history`` and append them to the offline
+    store: one new Parquet file per view and run, ``created_timestamp`` = this run's wall time.
+
+    A stream view gets a row per event with ``start <= ts < end`` (values see all the history
+    before, so windows are complete); a batch view gets a snapshot at each of ``snapshots``
+    (default: every ``snapshot_every`` over the span, ``snapshot_instants``). Not idempotent by
+    design: a second run appends the same values with a later ``created_timestamp``, which a
+    point-in-time join prefers and which serves the same values.
+    """
+    began = time.perf_counter()
+    loaded = history_load(history, views=views)
+    created_us = int(time.time() * 1_000_000)
+    rows: dict[str, int] = {}
+    files: list[Path] = []
+    instants: list[int] = []
+    if loaded.first_us is not None:
+        instants = (
+            sorted(to_us(s) for s in snapshots)
+            if snapshots is not None
+            else snapshot_instants(
+                first_us=loaded.first_us,
+                last_us=loaded.last_us,
+                every=snapshot_every,
+                start=start,
+                end=end,
+            )
+        )
+    for view in loaded.views:
+        if view.mode == "stream":
+            table = loaded.stream_rows(
+                view,
+                start_us=to_us(start) if start is not None else None,
+                end_us=to_us(end) if end is not None else None,
+            )
+        else:
+            parts = [loaded.snapshot(view, at_us=at) for at in instants]
+            table = pa.concat_tables(parts) if parts else None
+        if table is None or table.num_rows == 0:
+            rows[view.name] = 0
+            continue
+        rows[view.name] = table.num_rows
+        files.append(
+            view_file_write(
+                config, view, feature_table(view, table, created_us=created_us), label="backfill"
+            )
+        )
+    return BackfillResult(
+        events=loaded.events,
+        rows=rows,
+        files=files,
+        snapshots=instants,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def view_keys(config: FeatureConfig, view: View) -> set[tuple[str, ...]]:
+    """Return every entity key of ``view`` that the archived event history holds."""
+    return history_load(config.offline_dir / "events", views=[view]).keys(view)
+
+
+def recompute_as_of(
+    config: FeatureConfig, samples: Sequence[tuple[str, tuple[str, ...], int]]
+) -> list[dict[str, Any]]:
+    """Recompute, over the archived event history, each sample's view values as of its instant.
+
+    ``samples`` holds (view name, entity key, instant µs). A stream view's value as of ``t`` is
+    its row at the entity's latest event at or before ``t`` (what the online store holds at
+    ``t``): all ``None`` when there is none. A batch view's value is its snapshot at ``t``.
+    Return one dict (feature name -> value) per sample, in order. Read only.
+    """
+    wanted: dict[str, set[tuple[str, ...]]] = {}
+    for view_name, key, _ in samples:
+        wanted.setdefault(view_name, set()).add(tuple(key))
+    views = [VIEWS_BY_NAME[name] for name in wanted]
+    loaded = history_load(config.offline_dir / "events", views=views, keys=wanted)
+    results: list[dict[str, Any]] = []
+    per_view: dict[str, dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]]] = {}
+    for view in views:
+        if view.mode != "stream":
+            continue
+        table = loaded.stream_rows(view).to_pylist()
+        by_key: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+        for row in table:
+            key = tuple(row[k] for k in key_columns(view))
+            by_key.setdefault(key, []).append((row["ts"], row))
+        per_view[view.name] = by_key
+    for view_name, key, at in samples:
+        view = VIEWS_BY_NAME[view_name]
+        if view.mode != "stream":
+            snap = [
+                r
+                for r in loaded.snapshot(view, at_us=at).to_pylist()
+                if tuple(r[k] for k in key_columns(view)) == tuple(key)
+            ]
+            source = snap[0] if snap else {}
+        else:
+            # Rows are ordered by time; the last one at or before ``at`` is the one served.
+            source = {}
+            for ts, row in per_view[view_name].get(tuple(key), []):
+                if ts > at:
+                    break
+                source = row
+        results.append({f.name: source.get(f.name) for f in view.features})
+    return results

@@ -1,0 +1,177 @@
+"""The DuckDB engine's SQL: the declared features compiled to one small template per
+aggregation kind, evaluated as a stream (every row at its own time) or as a snapshot at an
+instant (``features.offline`` says how)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+
+from features.definitions import (
+    OCCURRED_AT,
+    Aggregate,
+    Ratio,
+    View,
+)
+from features.windows import US_PER_DAY
+
+# One template per aggregation kind. ``{v}`` is the aggregated value, ``{kinds}`` the filter on
+# the feature's event kinds (plus the window in a snapshot), ``{over}`` the window clause of a
+# stream evaluation (empty in a snapshot), ``{at}`` the evaluation instant (µs).
+TEMPLATES: Mapping[str, str] = {
+    "count": "count(*) FILTER (WHERE {kinds}) {over}",
+    "sum": "coalesce(sum({v}) FILTER (WHERE {kinds}) {over}, 0)",
+    # The exact sum divided once, as Python's sum(values) / len(values) does.
+    "avg": (
+        "CAST(sum({v}) FILTER (WHERE {kinds}) {over} AS DOUBLE)"
+        " / nullif(count({v}) FILTER (WHERE {kinds}) {over}, 0)"
+    ),
+    "count_distinct": "count(DISTINCT {v}) FILTER (WHERE {kinds}) {over}",
+    # arg_max_null keeps the latest row even when its value is null, as windows.aggregate does.
+    "last": (
+        "arg_max_null({v}, struct_pack(ts := ts, event_id := event_id))"
+        " FILTER (WHERE {kinds}) {over}"
+    ),
+    # The values, sorted and reduced to the median in an outer query (MEDIAN_SQL): DuckDB's
+    # median interpolates as a + (b - a) / 2, Python's statistics.median as (a + b) / 2.
+    "median": "list_sort(list({v}) FILTER (WHERE {kinds} AND {v} IS NOT NULL) {over})",
+    "age_days": f"({{at}} - min(ts) FILTER (WHERE {{kinds}}) {{over}}) / {US_PER_DAY}",
+}
+MEDIAN_SQL = (
+    "CASE WHEN len({l}) = 0 THEN NULL"
+    " WHEN len({l}) % 2 = 1 THEN CAST({l}[len({l}) // 2 + 1] AS DOUBLE)"
+    " ELSE ({l}[len({l}) // 2] + {l}[len({l}) // 2 + 1]) / 2 END"
+)
+RATIO_SQL = "CASE WHEN {d} IS NULL OR {d} = 0 OR {n} IS NULL THEN NULL ELSE {n} / {d} END"
+
+HISTORY_COLUMNS = ["event_id", "occurred_at", "payload"]
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def table_name(view: View) -> str:
+    return f"rows_{view.name}"
+
+
+def key_columns(view: View) -> list[str]:
+    return [f"k{i}" for i in range(len(view.entities))]
+
+
+def field_column(name: str) -> str:
+    return f"f_{name}"
+
+
+def window_us(window: timedelta) -> int:
+    # As windows.aggregate computes it, so both engines draw the same boundary.
+    return int(window.total_seconds() * 1_000_000)
+
+
+def _value_sql(feature: Aggregate) -> str:
+    if feature.field == OCCURRED_AT:
+        return "(ts / 1000000)"
+    return _ident(field_column(feature.field)) if feature.field else "NULL"
+
+
+def _kinds_sql(feature: Aggregate) -> str:
+    return "kind IN (" + ", ".join(_quote(k) for k in feature.kinds) + ")"
+
+
+def _aggregate_sql(
+    feature: Aggregate, *, over: str, at: str, window_filter: bool, float_fields: frozenset
+) -> str:
+    kinds = _kinds_sql(feature)
+    if window_filter and feature.window is not None:
+        kinds = f"{kinds} AND ts > {at} - {window_us(feature.window)}"
+    expr = TEMPLATES[feature.agg].format(v=_value_sql(feature), kinds=kinds, over=over, at=at)
+    if feature.agg in {"count", "count_distinct", "median"}:
+        return expr
+    if feature.agg in {"sum", "last"} and feature.dtype == "int64":
+        floating = feature.field == OCCURRED_AT or feature.field in float_fields
+        # windows casts to the declared type: int() truncates a float, DuckDB's cast would round.
+        return f"CAST(trunc({expr}) AS BIGINT)" if floating else f"CAST({expr} AS BIGINT)"
+    # avg and age_days are a float division whatever the declared type, as in windows.
+    return f"CAST({expr} AS DOUBLE)"
+
+
+def _window_name(window: timedelta | None) -> str:
+    return "w_all" if window is None else f"w_{window_us(window)}"
+
+
+def _window_clause(view: View) -> str:
+    partition = ", ".join(key_columns(view))
+    clauses = {}
+    for feature in view.aggregates:
+        name = _window_name(feature.window)
+        frame = (
+            "UNBOUNDED PRECEDING"
+            if feature.window is None
+            else f"{window_us(feature.window) - 1} PRECEDING"
+        )
+        clauses[name] = (
+            f"{name} AS (PARTITION BY {partition} ORDER BY ts "
+            f"RANGE BETWEEN {frame} AND CURRENT ROW)"
+        )
+    return "WINDOW " + ", ".join(clauses.values())
+
+
+def _outer_columns(view: View) -> list[str]:
+    """The final feature columns: medians reduced, ratios computed from their two columns."""
+    columns = []
+    for feature in view.features:
+        name = _ident(feature.name)
+        if isinstance(feature, Ratio):
+            n, d = _ident(feature.numerator), _ident(feature.denominator)
+            # A float division, as windows.ratio computes it.
+            expr = RATIO_SQL.format(n=f"CAST({n} AS DOUBLE)", d=d)
+            columns.append(f"{expr} AS {name}")
+        elif feature.agg == "median":
+            columns.append(f"{MEDIAN_SQL.format(l=name)} AS {name}")
+        else:
+            columns.append(name)
+    return columns
+
+
+def stream_sql(view: View, *, float_fields: frozenset = frozenset()) -> str:
+    """Return the SQL giving every row of ``view``'s row table its values at its event time:
+    columns ``k0..``, ``event_id``, ``ts``, then every feature, in declaration order."""
+    keys = ", ".join(key_columns(view))
+    inner = [
+        _aggregate_sql(
+            f,
+            over=f"OVER {_window_name(f.window)}",
+            at="ts",
+            window_filter=False,
+            float_fields=float_fields,
+        )
+        + f" AS {_ident(f.name)}"
+        for f in view.aggregates
+    ]
+    outer = ", ".join(_outer_columns(view))
+    return (
+        f"SELECT {keys}, event_id, ts, {outer} FROM ("  # noqa: S608
+        f"SELECT {keys}, event_id, ts, {', '.join(inner)} "
+        f"FROM {table_name(view)} {_window_clause(view)})"
+    )
+
+
+def snapshot_sql(view: View, *, at: int, float_fields: frozenset = frozenset()) -> str:
+    """Return the SQL giving every entity of ``view`` with a row at or before ``at`` (µs) its
+    values at ``at``: columns ``k0..``, ``ts`` (= ``at``), then every feature."""
+    keys = ", ".join(key_columns(view))
+    inner = [
+        _aggregate_sql(f, over="", at=str(at), window_filter=True, float_fields=float_fields)
+        + f" AS {_ident(f.name)}"
+        for f in view.aggregates
+    ]
+    outer = ", ".join(_outer_columns(view))
+    return (
+        f"SELECT {keys}, CAST({at} AS BIGINT) AS ts, {outer} FROM ("  # noqa: S608
+        f"SELECT {keys}, {', '.join(inner)} FROM {table_name(view)} "
+        f"WHERE ts <= {at} GROUP BY {keys})"
+    )

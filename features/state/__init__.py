@@ -1,0 +1,28 @@
+"""The stream processor's window state: the interface and what it keeps (``base``), on Redis
+(``redis``) or in SQLite (``sqlite``)."""
+
+from features.state.base import (
+    MARKS_KEPT,
+    Added,
+    EntityRef,
+    EntityRows,
+    Marks,
+    Retention,
+    WindowState,
+    retention,
+)
+from features.state.redis import RedisState
+from features.state.sqlite import SqliteState
+
+__all__ = [
+    "MARKS_KEPT",
+    "Added",
+    "EntityRef",
+    "EntityRows",
+    "Marks",
+    "RedisState",
+    "Retention",
+    "SqliteState",
+    "WindowState",
+    "retention",
+]

@@ -1,0 +1,202 @@
+"""The stream processor's window state: per (view, entity) the rows its windows still need.
+
+Two backends keep the same data under one interface (``WindowState``, here) and give the same
+reads for the same adds (``tests/features/test_state.py``): ``RedisState``
+(``features.state.redis``: a sorted set per entity scored by event time) and ``SqliteState``
+(``features.state.sqlite``: one file, the embedded default). Per (view, entity key) they hold:
+
+- the *window rows*: every row added, less the pruned ones. An add prunes the entity's rows at
+  or before ``cutoff = min(latest - (longest window + allowed lateness), earliest - longest
+  window)``, latest and earliest among the rows it adds; rows of a view with an unbounded
+  aggregate other than ``last`` are never pruned;
+- for each kind an unbounded ``last`` feature reads (``card_added``, ``signup``), the latest
+  (greatest ``(ts, event_id)``) *pruned* row of that kind: with the window rows, it answers
+  ``last`` at any instant after the floor;
+- the *floor*: the latest event time of any pruned row (None: nothing pruned yet). Every row ever
+  added with ``ts > floor`` is present, so an evaluation at instant ``t`` sees every row it needs
+  when ``t - longest window >= floor``;
+- the *version*: the token of the last add that touched the entity, so a processor can tell
+  whether another one wrote after it read.
+
+Besides rows, the state keeps a strictly increasing clock (µs since the epoch, the store's own
+time, bumped by every add): the created timestamp of the feature rows an add leads to, so rows
+computed from a later read of the state carry a later created timestamp, across processes. And
+the lateness marks of each (group, topic, partition): ``{offset: max event time}`` entries (the
+``MARKS_KEPT`` of greatest offset) the processor uses to replay its lateness decisions
+identically after a crash.
+
+Idempotency: a row is identified by (view, key, event_id, kind); adding it again changes
+nothing (Redis: the sorted-set member embeds the event id, kind and fields; SQLite: the primary
+key). ``add_and_read`` adds a batch and reads back every touched entity in one transaction (Redis
+MULTI/EXEC, SQLite ``BEGIN IMMEDIATE``) and one round trip: two processors adding rows of one
+entity never both miss each other's rows.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from types import MappingProxyType
+from typing import Any
+
+from features.definitions import STREAM_VIEWS, View
+from features.windows import Row
+
+# (view name, entity key): what the state keeps rows for.
+EntityRef = tuple[str, tuple[str, ...]]
+# (consumer group, topic, partition) -> {offset: max event time (µs) before that offset, or None}
+Marks = Mapping[tuple[str, str, int], Mapping[int, int | None]]
+
+SEP = "\x1f"
+# Lateness entries kept per partition: a group's committed offset is one of the last ones a
+# processor wrote, even when two processors read a partition during a rebalance and when a
+# processor commits only every few batches (``features.processor.OFFLINE_MAX_BATCHES``: each
+# batch adds about one entry a partition).
+MARKS_KEPT = 64
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How a view's rows are kept: ``keep_us`` behind the newest row added (None: for ever);
+    ``window_us``, its longest window; the kinds whose latest pruned row is kept (those its
+    unbounded ``last`` features read)."""
+
+    window_us: int | None
+    keep_us: int | None
+    last_kinds: tuple[str, ...]
+
+
+def retention(view: View, *, lateness_us: int) -> Retention:
+    """Return ``view``'s retention: rows are kept for its longest window plus ``lateness_us``."""
+    windows = [a.window for a in view.aggregates if a.window is not None]
+    unbounded = [a for a in view.aggregates if a.window is None]
+    last_kinds = sorted({k for a in unbounded if a.agg == "last" for k in a.kinds})
+    window_us = int(max(windows).total_seconds() * 1_000_000) if windows else 0
+    if any(a.agg != "last" for a in unbounded):
+        return Retention(window_us=None, keep_us=None, last_kinds=tuple(last_kinds))
+    return Retention(
+        window_us=window_us, keep_us=window_us + lateness_us, last_kinds=tuple(last_kinds)
+    )
+
+
+@dataclass(frozen=True)
+class EntityRows:
+    """What the state holds for one entity: rows sorted by (ts, event_id, kind), the floor (None
+    when nothing was ever pruned) and the version token of the last add."""
+
+    rows: tuple[Row, ...]
+    floor: int | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class Added:
+    """The result of ``add_and_read``: the add's clock (µs) and every touched entity's state."""
+
+    clock: int
+    entities: dict[EntityRef, EntityRows]
+
+
+@lru_cache(maxsize=1 << 16)
+def key_text(key: tuple[str, ...]) -> str:
+    return json.dumps(list(key), separators=(",", ":"))
+
+
+def fields_text(fields: Mapping[str, Any]) -> str:
+    return json.dumps(dict(fields), sort_keys=True, separators=(",", ":"))
+
+
+@lru_cache(maxsize=1 << 17)
+def fields_parse(text: str) -> Mapping[str, Any]:
+    # Cached: an active entity's rows are read back batch after batch. Rows never change their
+    # fields, so every reader shares the parsed value read-only.
+    return MappingProxyType(json.loads(text))
+
+
+def rows_sorted(rows: Iterable[Row]) -> tuple[Row, ...]:
+    unique = {(r.event_id, r.kind): r for r in rows}
+    return tuple(sorted(unique.values(), key=lambda r: (r.ts, r.event_id, r.kind)))
+
+
+def rows_by_entity(rows: Iterable[Row]) -> dict[EntityRef, list[Row]]:
+    grouped: dict[EntityRef, list[Row]] = {}
+    for row in rows:
+        grouped.setdefault((row.view, row.key), []).append(row)
+    return grouped
+
+
+class WindowState(abc.ABC):
+    """The window state of the stream views (``views``), pruned as ``lateness_us`` allows."""
+
+    def __init__(self, *, views: Sequence[View] = STREAM_VIEWS, lateness_us: int):
+        self.views = {v.name: v for v in views}
+        self.lateness_us = lateness_us
+        self.retention = {v.name: retention(v, lateness_us=lateness_us) for v in views}
+
+    def cutoff(
+        self, view: str, rows: Sequence[Row], *, low_watermark: int | None = None
+    ) -> int | None:
+        """Return the prune cutoff of an add of ``rows`` (one entity's): rows at or before it
+        go; None when the view keeps every row.
+
+        It keeps the longest window plus the lateness behind the latest row added (later
+        events of its partition are no earlier), the longest window behind the earliest one
+        (the values at its time are computed from this add's read) and behind
+        ``low_watermark`` (the values at the time of later rows from other partitions).
+        """
+        policy = self.retention[view]
+        if policy.keep_us is None or policy.window_us is None:
+            return None
+        cutoff = min(
+            max(r.ts for r in rows) - policy.keep_us, min(r.ts for r in rows) - policy.window_us
+        )
+        if low_watermark is not None:
+            cutoff = min(cutoff, low_watermark - policy.window_us)
+        return cutoff
+
+    @abc.abstractmethod
+    def add_and_read(
+        self,
+        *,
+        rows: Sequence[Row],
+        version: str,
+        marks: Marks | None = None,
+        low_watermark: int | None = None,
+    ) -> Added:
+        """Add ``rows``, prune their entities, stamp them with ``version``, add the lateness
+        entries of ``marks`` (keeping ``MARKS_KEPT`` per partition), bump the clock, and read
+        back every touched entity: all in one transaction, one round trip. ``low_watermark``
+        (µs), when the caller knows one, bounds the prune too: the caller expects no later
+        row before it, so only rows a window before it may go.
+
+        Idempotent per row (view, key, event_id, kind).
+        """
+
+    @abc.abstractmethod
+    def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:
+        """Return the state of ``entities`` (one consistent snapshot)."""
+
+    @abc.abstractmethod
+    def versions(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, str | None]:
+        """Return the version token of each of ``entities`` (None: never touched)."""
+
+    @abc.abstractmethod
+    def changed(self, *, expected: Mapping[EntityRef, str]) -> list[EntityRef]:
+        """Return the entities of ``expected`` whose version is no longer the one given, in
+        one round trip."""
+
+    @abc.abstractmethod
+    def marks(self, *, group: str, topic: str, partition: int) -> dict[int, int | None]:
+        """Return the lateness entries ``{offset: max event time}`` of a partition."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections."""
+
+
+# Redis
+
+# The store's clock: Redis's own time in µs, strictly after the previous value. Integers are
+# formatted with %d: Lua 5.1 prints a 16-digit number in exponent notation.

@@ -1,0 +1,233 @@
+"""The window state on Redis: a sorted set per (view, entity) scored by event time, each add and
+its read-back one MULTI/EXEC of Lua scripts (``features.state.base`` says what is kept)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from features.definitions import STREAM_VIEWS, View
+from features.state.base import (
+    MARKS_KEPT,
+    SEP,
+    Added,
+    EntityRef,
+    EntityRows,
+    Marks,
+    WindowState,
+    fields_parse,
+    fields_text,
+    key_text,
+    rows_by_entity,
+    rows_sorted,
+)
+from features.windows import Row
+
+_CLOCK_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+if now <= last then now = last + 1 end
+redis.call('SET', KEYS[1], string.format('%d', now))
+return now
+"""
+
+# One entity's add, prune and read. KEYS: rows, meta, then one "pruned latest" set per last
+# kind. ARGV: version, cutoff ('' for none), the number of last kinds, the kinds, then
+# (score, member) pairs. The pruned rows come newest first (equal scores: greatest member
+# first), so the first of a kind is that kind's latest.
+_ADD_SCRIPT = """
+local rows, meta = KEYS[1], KEYS[2]
+local version, cutoff, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+for i = 4 + n, #ARGV, 2 do
+  redis.call('ZADD', rows, ARGV[i], ARGV[i + 1])
+end
+if cutoff ~= '' then
+  local pruned = redis.call('ZREVRANGEBYSCORE', rows, cutoff, '-inf', 'WITHSCORES')
+  if #pruned > 0 then
+    local top = tonumber(pruned[2])
+    local floor = tonumber(redis.call('HGET', meta, 'floor') or '')
+    if floor == nil or top > floor then
+      redis.call('HSET', meta, 'floor', string.format('%d', top))
+    end
+    for j = 1, n do
+      local kind = ARGV[3 + j]
+      for p = 1, #pruned, 2 do
+        local m = pruned[p]
+        local a = string.find(m, '\\31', 1, true)
+        local b = string.find(m, '\\31', a + 1, true)
+        if string.sub(m, a + 1, b - 1) == kind then
+          redis.call('ZADD', KEYS[2 + j], pruned[p + 1], m)
+          redis.call('ZREMRANGEBYRANK', KEYS[2 + j], 0, -2)
+          break
+        end
+      end
+    end
+    redis.call('ZREMRANGEBYSCORE', rows, '-inf', cutoff)
+  end
+end
+redis.call('HSET', meta, 'version', version)
+local out = {redis.call('ZRANGE', rows, 0, -1, 'WITHSCORES')}
+for j = 1, n do
+  out[#out + 1] = redis.call('ZRANGE', KEYS[2 + j], 0, -1, 'WITHSCORES')
+end
+out[#out + 1] = redis.call('HGET', meta, 'floor')
+out[#out + 1] = version
+return out
+"""
+
+# The positions (1-based) of the entities whose meta hash (KEYS[i]) has a version other than
+# ARGV[i].
+_CHANGED_SCRIPT = """
+local out = {}
+for i = 1, #KEYS do
+  if redis.call('HGET', KEYS[i], 'version') ~= ARGV[i] then out[#out + 1] = i end
+end
+return out
+"""
+
+
+class RedisState(WindowState):
+    """Window state in Redis, every key under ``prefix``; per (view, entity key ``<key>``, the
+    key as a JSON list):
+
+    - ``rows:<view>:<key>``: sorted set of the window rows, scored by ts, member
+      ``<event_id>\\x1f<kind>\\x1f<fields JSON>`` (equal scores sort by member: by event id);
+    - ``pruned:<view>:<kind>:<key>``: the latest pruned row of a last kind (one member);
+    - ``meta:<view>:<key>``: hash of ``floor`` and ``version``;
+
+    and ``clock``, ``marks:<group>:<topic>:<partition>`` (``<offset>:<max ts>`` scored by
+    offset; "" for None). Entity keys never expire: an idle entity keeps its few rows.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str,
+        views: Sequence[View] = STREAM_VIEWS,
+        lateness_us: int,
+    ):
+        super().__init__(views=views, lateness_us=lateness_us)
+        self.client = client
+        self.prefix = prefix
+        self._add = client.register_script(_ADD_SCRIPT)
+        self._clock = client.register_script(_CLOCK_SCRIPT)
+        self._changed = client.register_script(_CHANGED_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str, **kw: Any) -> RedisState:
+        import redis
+
+        return cls(redis.Redis.from_url(url, socket_timeout=30), prefix=prefix, **kw)
+
+    def _keys(self, view: str, key: tuple[str, ...]) -> list[str]:
+        text = key_text(key)
+        return [
+            f"{self.prefix}rows:{view}:{text}",
+            f"{self.prefix}meta:{view}:{text}",
+            *(f"{self.prefix}pruned:{view}:{k}:{text}" for k in self.retention[view].last_kinds),
+        ]
+
+    def _parse(self, ref: EntityRef, reply: Sequence[Any]) -> EntityRows:
+        view, key = ref
+        *sets, floor, version = reply
+        rows = []
+        for flat in sets:
+            for i in range(0, len(flat), 2):
+                event_id, kind, fields = flat[i].decode().split(SEP, 2)
+                ts = int(float(flat[i + 1]))
+                rows.append(Row(view, key, event_id, ts, kind, fields_parse(fields)))
+        return EntityRows(
+            rows=rows_sorted(rows),
+            floor=None if floor is None else int(floor),
+            version=None if version is None else _text(version),
+        )
+
+    def add_and_read(
+        self,
+        *,
+        rows: Sequence[Row],
+        version: str,
+        marks: Marks | None = None,
+        low_watermark: int | None = None,
+    ) -> Added:
+        grouped = rows_by_entity(rows)
+        pipe = self.client.pipeline(transaction=True)
+        self._clock(keys=[f"{self.prefix}clock"], client=pipe)
+        for (group, topic, partition), entries in (marks or {}).items():
+            if entries:
+                name = f"{self.prefix}marks:{group}:{topic}:{partition}"
+                pipe.zadd(name, {f"{o}:{'' if ts is None else ts}": o for o, ts in entries.items()})
+                pipe.zremrangebyrank(name, 0, -MARKS_KEPT - 1)
+        for (view, key), entity_rows in grouped.items():
+            kinds = self.retention[view].last_kinds
+            cutoff = self.cutoff(view, entity_rows, low_watermark=low_watermark)
+            args: list[Any] = [version, "" if cutoff is None else cutoff, len(kinds), *kinds]
+            for r in entity_rows:
+                args += [r.ts, SEP.join((r.event_id, r.kind, fields_text(r.fields)))]
+            self._add(keys=self._keys(view, key), args=args, client=pipe)
+        results = pipe.execute()
+        # The entity replies are the last ones, in the order the entities were queued.
+        replies = results[len(results) - len(grouped) :] if grouped else []
+        entities = {
+            ref: self._parse(ref, reply) for ref, reply in zip(grouped, replies, strict=True)
+        }
+        return Added(clock=int(results[0]), entities=entities)
+
+    def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:
+        refs = list(dict.fromkeys(entities))
+        if not refs:
+            return {}
+        pipe = self.client.pipeline(transaction=True)
+        sizes = []
+        for view, key in refs:
+            rows_key, meta_key, *pruned_keys = self._keys(view, key)
+            for name in (rows_key, *pruned_keys):
+                pipe.zrange(name, 0, -1, withscores=True, score_cast_func=bytes)
+            pipe.hmget(meta_key, ["floor", "version"])
+            sizes.append(2 + len(pruned_keys))
+        results = pipe.execute()
+        out: dict[EntityRef, EntityRows] = {}
+        position = 0
+        for ref, size in zip(refs, sizes, strict=True):
+            chunk = results[position : position + size]
+            position += size
+            sets = [[item for pair in flat for item in pair] for flat in chunk[:-1]]
+            out[ref] = self._parse(ref, [*sets, *chunk[-1]])
+        return out
+
+    def versions(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, str | None]:
+        refs = list(dict.fromkeys(entities))
+        pipe = self.client.pipeline(transaction=False)
+        for view, key in refs:
+            pipe.hget(self._keys(view, key)[1], "version")
+        return {
+            ref: None if v is None else _text(v)
+            for ref, v in zip(refs, pipe.execute(), strict=True)
+        }
+
+    def changed(self, *, expected: Mapping[EntityRef, str]) -> list[EntityRef]:
+        refs = list(expected)
+        if not refs:
+            return []
+        positions = self._changed(
+            keys=[self._keys(view, key)[1] for view, key in refs],
+            args=[expected[ref] for ref in refs],
+        )
+        return [refs[int(i) - 1] for i in positions]
+
+    def marks(self, *, group: str, topic: str, partition: int) -> dict[int, int | None]:
+        entries = self.client.zrange(f"{self.prefix}marks:{group}:{topic}:{partition}", 0, -1)
+        pairs = (entry.decode().split(":") for entry in entries)
+        return {int(o): int(ts) if ts else None for o, ts in pairs}
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+# SQLite
