@@ -4,7 +4,8 @@
 
 For each rate, on a fresh namespaced topic set (3 partitions) and Feast project:
 
-- ``manage.py stream_features`` runs as its own process (Redis window state, Redis online store);
+- ``manage.py consume stream-features`` runs as its own process (Redis window state, Redis
+  online store);
 - a producer process publishes ``payments.authorized.v1`` events at the rate (an open model: each
   event is due at ``start + i / rate`` and stamped ``occurred_at`` = its due time), over a pool of
   cards large enough that a sampled card rarely has a second event in flight;
@@ -126,7 +127,7 @@ def run_rate(env: dict, rate: float, seconds: float, samples_per_second: float) 
     store = feature_store(config)
 
     processor = subprocess.Popen(
-        [sys.executable, "manage.py", "stream_features", "--topic-namespace", namespace,
+        [sys.executable, "manage.py", "consume", "stream-features", "--topic-namespace", namespace,
          "--group", f"{namespace}-features", "--until-idle", "5"],
         cwd=REPO, env=env,
     )  # fmt: skip

@@ -14,7 +14,7 @@ Latency, per rate (after the throughput run, or a warm-up of 5,000 payments drai
 way: a cold broker spends a core JIT-compiling; then ``--warm-seconds`` at the highest rate, not
 counted, because a thousand small requests a second are code the broker compiles too), on a
 fresh topic namespace (3 partitions):
-``manage.py stream_features`` and ``manage.py score`` run as their own processes, as in
+``manage.py consume stream-features`` and ``consume fraud-scorer`` run as their own processes, as in
 production (``--no-features`` leaves the stream processor out); a few payments go through
 first, so the model is loaded and partitions are assigned before the clock starts; then a
 producer process (its payments encoded before the clock starts) publishes
@@ -34,10 +34,10 @@ commit); the rest is the broker and this reader.
 
 Throughput (``--backlog N``, default 20,000; implied by ``--max-rate-probe``): N payments are
 published first on a fresh namespace and their features computed by the stream processor; then
-one ``manage.py score`` process drains them. Scorer throughput = payments committed per second
-between the 5 % and 100 % marks (a count of FraudScore rows polled every 50 ms, so the
-process's start-up is not counted); pipeline throughput = the same for fraud.scored readable.
-Scorer CPU = the scoring process's CPU seconds (every thread) between the same marks per
+one ``manage.py consume fraud-scorer`` process drains them. Scorer throughput = payments
+committed per second between the 5 % and 100 % marks (a count of FraudScore rows polled every
+50 ms, so the process's start-up is not counted); pipeline throughput = the same for
+fraud.scored readable. Scorer CPU = the scoring process's CPU seconds (every thread) between the same marks per
 payment, and its feature log child's: the capacity of one process on a core of its own, which
 the wall-clock rate on this machine's two shared cores (PostgreSQL, Kafka) is not.
 
@@ -362,15 +362,15 @@ class Bench:
 
     def _processor(self, namespace: str, *extra: str) -> subprocess.Popen:
         return _manage(
-            self.env, "stream_features", "--topic-namespace", namespace,
+            self.env, "consume", "stream-features", "--topic-namespace", namespace,
             "--group", f"{namespace}-features", *extra,
             log_path=self.logs / "stream_features.log",
         )  # fmt: skip
 
     def _scorer(self, namespace: str, *extra: str) -> subprocess.Popen:
         return _manage(
-            self.env, "score", "--topic-namespace", namespace, "--group", f"{namespace}-scorer",
-            *extra, log_path=self.logs / f"score-{namespace}.log",
+            self.env, "consume", "fraud-scorer", "--topic-namespace", namespace,
+            "--group", f"{namespace}-scorer", *extra, log_path=self.logs / f"score-{namespace}.log",
         )  # fmt: skip
 
     def latency(self, rate: float, seconds: float) -> dict:

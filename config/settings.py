@@ -164,7 +164,7 @@ FEATURES_OFFLINE_FLUSH_SECONDS = env.float("FEATURES_OFFLINE_FLUSH_SECONDS", def
 # The model registry (ml/): LightGBM text models, one <version>.txt file each.
 ML_MODELS_DIR = Path(env.str("ML_MODELS_DIR", default=str(VAR_DIR / "models")))
 
-# The scorer (fraud/, ``manage.py score``).
+# The scorer (fraud/, ``manage.py consume fraud-scorer``).
 # LightGBM threads per prediction: explicit, since its default spins a thread per core and its
 # p99 jumps to milliseconds when the other cores are busy.
 FRAUD_MODEL_THREADS = env.int("FRAUD_MODEL_THREADS", default=1)

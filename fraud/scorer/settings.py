@@ -48,7 +48,7 @@ class ScorerSettings:
     overlap_min_records: int = 50
     log_every_s: float = 10.0
     # Feature log writes in a child process (``fraud.feature_log.feature_log_pool``), as
-    # ``manage.py score`` runs; in-process tests use a thread.
+    # ``manage.py consume fraud-scorer`` runs; in-process tests use a thread.
     log_process: bool = False
     # Partitions of the topics the scorer creates: its verdicts and its dead letters.
     topic_partitions: int = 3

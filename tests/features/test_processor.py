@@ -526,7 +526,7 @@ def test_the_command_finishes_its_batch_and_exits_0_on_sigterm(template, tmp_pat
     log = tmp_path / "stream_features.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "manage.py", "stream_features", "--topic-namespace", "t"],
+            [sys.executable, "manage.py", "consume", "stream-features", "--topic-namespace", "t"],
             cwd=Path(__file__).resolve().parents[2],
             env=env,
             stdout=out,

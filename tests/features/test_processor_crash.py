@@ -1,4 +1,4 @@
-"""``manage.py stream_features`` on real Kafka and Redis: killed with SIGKILL mid-stream and
+"""``manage.py consume stream-features`` on real Kafka and Redis: killed with SIGKILL mid-stream and
 restarted, or run as two processes sharing a consumer group, it computes exactly what one
 uninterrupted processor computes: the same online values, the same deduplicated offline rows,
 no event counted twice."""
@@ -86,7 +86,8 @@ def publish(bus: KafkaBus, events: list[Event], namespace: str) -> None:
 
 
 def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[str, str]:
-    """Environment pointing ``manage.py stream_features`` at this test's broker and stores."""
+    """Environment pointing ``manage.py consume stream-features`` at this test's broker and
+    stores."""
     return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -109,7 +110,15 @@ def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "manage.py", "stream_features", *argv],
+            [
+                sys.executable,
+                "-X",
+                "faulthandler",
+                "manage.py",
+                "consume",
+                "stream-features",
+                *argv,
+            ],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -124,7 +133,7 @@ def finish(process: subprocess.Popen, log: Path, timeout: float = 180) -> None:
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
         process.wait(timeout=10)
-        pytest.fail(f"stream_features did not finish:\n{log.read_text()[-5000:]}")
+        pytest.fail(f"consume stream-features did not finish:\n{log.read_text()[-5000:]}")
     assert code == 0, log.read_text()[-5000:]
 
 

@@ -1,7 +1,7 @@
 """The scorer on real Kafka, Redis and PostgreSQL: a stream scored once per payment event
-whatever is redelivered, one verdict published for each; ``manage.py score`` killed with SIGKILL
-mid-stream and restarted loses no event or verdict, duplicates no score and leaves none
-unlogged."""
+whatever is redelivered, one verdict published for each; ``manage.py consume fraud-scorer``
+killed with SIGKILL mid-stream and restarted loses no event or verdict, duplicates no score and
+leaves none unlogged."""
 
 from __future__ import annotations
 
@@ -101,7 +101,8 @@ def test_a_stream_is_scored_once_per_event_even_when_redelivered(
 
 
 def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[str, str]:
-    """Environment pointing ``manage.py score`` at this test's database, broker and stores."""
+    """Environment pointing ``manage.py consume fraud-scorer`` at this test's database, broker
+    and stores."""
     db = connection.settings_dict
     if db["ENGINE"] != "django.db.backends.postgresql":
         service_unavailable("postgresql", "the test database is SQLite (TEST_DATABASE=sqlite)")
@@ -127,7 +128,7 @@ def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "manage.py", "score", *argv],
+            [sys.executable, "-X", "faulthandler", "manage.py", "consume", "fraud-scorer", *argv],
             cwd=ROOT,
             env=env,
             stdout=out,
