@@ -35,11 +35,11 @@ commit); the rest is the broker and this reader.
 Throughput (``--backlog N``, default 20,000; implied by ``--max-rate-probe``): N payments are
 published first on a fresh namespace and their features computed by the stream processor; then
 one ``manage.py consume fraud-scorer`` process drains them. Scorer throughput = payments
-committed per second between the 5 % and 100 % marks (a count of FraudScore rows polled every
-50 ms, so the process's start-up is not counted); pipeline throughput = the same for
-fraud.scored readable. Scorer CPU = the scoring process's CPU seconds (every thread) between the same marks per
-payment, and its feature log child's: the capacity of one process on a core of its own, which
-the wall-clock rate on this machine's two shared cores (PostgreSQL, Kafka) is not.
+committed per second between the 5 % and 100 % marks (a count of FraudScore rows polled every 50
+ms, so the process's start-up is not counted); pipeline throughput = the same for fraud.scored
+readable. Scorer CPU = the scoring process's CPU seconds (every thread) between the same marks
+per payment, and its feature log child's: the capacity of one process on a core of its own,
+which the wall-clock rate on this machine's two shared cores (PostgreSQL, Kafka) is not.
 
 Max rate (``--max-rate-probe``): short runs (``--probe-seconds``) at 50, 70 and 90 % of the
 pipeline throughput; the highest one that kept up (every payment scored, p99 under
