@@ -2,17 +2,21 @@
 where they came from and why, so they can be read, fixed and redriven.
 
 One naming function (``dead_letter_topic``), one record layout (``DLQ_HEADERS``), one reader
-(``dead_letter_read``) and one redrive (``redrive_record``). Pure Python: no Django, so every
+(``dead_letter_read``, ``dead_letters_read``) and one redrive (``redrive_record``,
+``dead_letters_redrive``: ``manage.py deadletters``). Pure Python: no Django, so every
 consumer (and the tool that lists them) imports it without loading models.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from events.bus import Message, Record
+from events.bus import Bus, BusError, Message, Record
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +142,49 @@ def redrive_record(letter: DeadLetter, *, dead_letter_topic_name: str) -> Record
         value=letter.value,
         headers=((REDRIVEN_HEADER, source.encode()),),
     )
+
+
+def dead_letters_read(bus: Bus, topic: str, *, timeout_s: float = 30.0) -> list[DeadLetter]:
+    """Return every record on dead-letter topic ``topic`` of ``bus``, as it stands now, in the
+    order of their origin positions. Read by a member of a throwaway group that commits nothing, so
+    it moves no consumer's position; raise ``BusError`` if the topic's end is not reached within
+    ``timeout_s`` (a Kafka group still joining counts)."""
+    ends = {p: end for p, end in bus.end_offsets(topic).items() if end > 0}
+    if not ends:
+        return []
+    reader = bus.consumer(group=f"deadletters-reader-{uuid.uuid4().hex[:12]}", topics=[topic])
+    seen: dict[tuple[int, int], Message] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while any((p, end - 1) not in seen for p, end in ends.items()):
+            if time.monotonic() >= deadline:
+                raise BusError(f"{topic}: not read to its end within {timeout_s:g} s")
+            for message in reader.poll(timeout=0.5, max_records=1000):
+                if message.offset < ends.get(message.partition, 0):
+                    seen[(message.partition, message.offset)] = message
+    finally:
+        reader.close()
+    letters = [dead_letter_read(message) for message in seen.values()]
+    # In the order their records had on the origin topics (dead letters of one origin
+    # partition may sit on several dead-letter partitions).
+    return sorted(
+        letters,
+        key=lambda x: (x.origin_topic, x.origin_partition, x.origin_offset, x.partition, x.offset),
+    )
+
+
+def dead_letters_redrive(bus: Bus, topic: str, letters: Sequence[DeadLetter]) -> int:
+    """Re-publish ``letters`` (read from ``topic``) to their origin topics, each as it was;
+    return how many were acknowledged; raise ``BusError`` if any was refused (the ones before
+    it may have gone: a repeat of the redrive is harmless to idempotent consumers)."""
+    if not letters:
+        return 0
+    producer = bus.producer()
+    try:
+        records = [redrive_record(letter, dead_letter_topic_name=topic) for letter in letters]
+        errors = [e for e in producer.publish(records) if e is not None]
+    finally:
+        producer.close()
+    if errors:
+        raise BusError(f"redrive of {len(errors)} of {len(letters)} records failed: {errors[0]}")
+    return len(letters)
