@@ -98,9 +98,9 @@ def gc_settle() -> None:
     """Settle the garbage collector for a loop that has loaded everything it needs (call once,
     after the warm-up): what is loaded now (Django, Feast, LightGBM: ~400,000 objects) is moved
     out of the collector's sight (``gc.freeze``), and young collections run every
-    ``GC_YOUNG_THRESHOLD`` allocations. Measured on the scorer: full collections of that heap
-    paused it for up to 300 ms, the p99 of a 200-payment batch, and young collections took 4 %
-    of its time."""
+    ``GC_YOUNG_THRESHOLD`` allocations: full collections of that heap pause a loop for as long
+    as a whole batch takes, and frequent young ones cost it a measurable share of its time
+    (docs/performance.md)."""
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
