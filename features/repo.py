@@ -7,10 +7,11 @@ writes features may run first: it is idempotent.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import pyarrow.parquet as pq
 
-from features.definitions import VIEWS
+from features.definitions import VIEWS, View
 from features.feature_repo.entities import ENTITIES
 from features.feature_repo.services import feature_services
 from features.feature_repo.sources import view_sources
@@ -65,3 +66,14 @@ def apply_repo(config: FeatureConfig) -> None:
         objects_to_delete=stale,
         partial=not stale,
     )
+
+
+def repo_ensure_applied(config: FeatureConfig, views: Sequence[View]) -> bool:
+    """Apply the repo unless every one of ``views`` is registered already (a fresh deployment:
+    the views must be in the registry before rows are written or read); return whether it
+    applied."""
+    declared = {fv.name for fv in feature_store(config).list_feature_views()}
+    if {view.name for view in views} <= declared:
+        return False
+    apply_repo(config)
+    return True

@@ -87,7 +87,7 @@ def test_every_setting_variable_is_set_for_every_app_container():
 def test_every_variable_is_documented_in_the_readme():
     procfile_variables = set(re.findall(r"\$\{([A-Z_]+)", "\n".join(procfile().values())))
     undocumented = sorted((set(settings_variables()) | procfile_variables) - readme_variables())
-    assert not undocumented, f"README's configuration table lacks {undocumented}"
+    assert not undocumented, f"docs/operations.md's configuration table lacks {undocumented}"
 
 
 def test_app_containers_point_at_the_compose_services():

@@ -467,13 +467,10 @@ def consumer_build(bus: Bus, options: ConsumerOptions) -> StreamProcessor:
     """Return the processor ``manage.py consume stream-features`` runs: the settings' stores
     (the Feast repo applied first if its stream views are not registered yet: a fresh
     deployment) and its own window state, closed with it."""
-    from features.repo import apply_repo
-    from features.store import feature_store
+    from features.repo import repo_ensure_applied
 
     config = FeatureConfig.from_settings()
-    declared = {fv.name for fv in feature_store(config).list_feature_views()}
-    if not {view.name for view in STREAM_VIEWS} <= declared:
-        apply_repo(config)
+    repo_ensure_applied(config, STREAM_VIEWS)
     return StreamProcessor(
         bus=bus,
         config=config,

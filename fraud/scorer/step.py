@@ -331,13 +331,10 @@ def consumer_build(bus: Bus, options: ConsumerOptions) -> Scorer:
     Feast repo applied first if its views are not registered yet: a fresh deployment) and
     ``FRAUD_*`` settings, its first feature read and model load done."""
     from features.definitions import VIEWS
-    from features.repo import apply_repo
-    from features.store import feature_store
+    from features.repo import repo_ensure_applied
 
     config = FeatureConfig.from_settings()
-    declared = {fv.name for fv in feature_store(config).list_feature_views()}
-    if not {view.name for view in VIEWS} <= declared:
-        apply_repo(config)
+    repo_ensure_applied(config, VIEWS)
     overrides: dict = {
         "poll_timeout_s": 0.05 if options.poll_timeout_s is None else options.poll_timeout_s
     }

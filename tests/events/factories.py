@@ -13,6 +13,7 @@ from events.contracts import (
     RiderSignedUp,
     TripRequested,
 )
+from events.models import LedgerEntry
 from events.registry import ConsumerSpec
 
 
@@ -95,3 +96,17 @@ def poison_values() -> dict[str, bytes]:
 def ledger_spec(name: str, topics: tuple[str, ...] = tuple(TOPICS)) -> ConsumerSpec:
     """The event-ledger consumer under the group ``name`` (one per test), on ``topics``."""
     return ConsumerSpec(name=name, handler="events.ledger.handle_event", topics=topics)
+
+
+def ledger_handler_failing_on(amount_cents: int, topic: str):
+    """Return an event-ledger handler that raises on payments of ``amount_cents`` and records
+    every other event of ``topic`` (a handler bug that a fix and a redrive resolve)."""
+
+    def handler(event):
+        if event.amount_cents == amount_cents:
+            raise ValueError(f"cannot handle {amount_cents}")
+        LedgerEntry.objects.create(
+            event_id=event.event_id, topic=topic, key=event.key(), occurred_at=event.occurred_at
+        )
+
+    return handler

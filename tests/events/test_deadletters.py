@@ -24,20 +24,18 @@ from events.registry import CONSUMERS, ConsumerSpec
 from events.runner import ConsumerRunner
 from events.stopping import stop_on_signals
 from tests.events.bus_helpers import drain
-from tests.events.factories import ledger_spec, payment_authorized, poison_values
+from tests.events.factories import (
+    ledger_handler_failing_on,
+    ledger_spec,
+    payment_authorized,
+    poison_values,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 def _failing_on_666(monkeypatch, topic: str) -> None:
-    def handler(event):
-        if event.amount_cents == 666:
-            raise ValueError("cannot handle 666")
-        LedgerEntry.objects.create(
-            event_id=event.event_id, topic=topic, key=event.key(), occurred_at=event.occurred_at
-        )
-
-    monkeypatch.setattr("events.ledger.handle_event", handler)
+    monkeypatch.setattr("events.ledger.handle_event", ledger_handler_failing_on(666, topic))
 
 
 def _publish(bus, records: list[Record]) -> None:

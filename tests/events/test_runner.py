@@ -8,7 +8,12 @@ from events.contracts import DLQ_HEADERS, PaymentAuthorized, dead_letter_topic
 from events.models import LedgerEntry, ProcessedEvent
 from events.runner import ConsumerRunner
 from tests.events.bus_helpers import drain
-from tests.events.factories import ledger_spec, payment_authorized, poison_values
+from tests.events.factories import (
+    ledger_handler_failing_on,
+    ledger_spec,
+    payment_authorized,
+    poison_values,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -107,14 +112,7 @@ def test_a_handler_that_keeps_failing_dead_letters_the_event_and_moves_on(
     producer.publish([Record(topic, e.encode(), key=e.key()) for e in (bad, good)])
     producer.close()
 
-    def handler(event):
-        if event.amount_cents == 666:
-            raise ValueError("cannot handle 666")
-        LedgerEntry.objects.create(
-            event_id=event.event_id, topic=topic, key=event.key(), occurred_at=event.occurred_at
-        )
-
-    monkeypatch.setattr("events.ledger.handle_event", handler)
+    monkeypatch.setattr("events.ledger.handle_event", ledger_handler_failing_on(666, topic))
     runner = ConsumerRunner(ledger_spec(group, (topic,)), bus, retry_delay_s=0)
     stats = runner.run(idle_timeout_s=2)
 
