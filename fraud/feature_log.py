@@ -3,20 +3,12 @@ training sets (``ml.datasets.logged_dataset``: logged features JOIN labels, noth
 
 One ``feature_log_write`` call per micro-batch writes one Parquet file through Feast's feature
 logging (``FeatureStore.write_logged_features``) to the service's logging destination,
-``<data_dir>/offline/logs/<service>/``. A row follows Feast's logging schema for the service
-(``FeatureServiceLoggingSource.get_schema``): the join keys as served, then per feature
-``<view>__<feature>``, ``<view>__<feature>__timestamp`` and ``<view>__<feature>__status`` (the
-``FieldStatus`` number), then ``__log_timestamp``, ``__log_date`` and ``__request_id`` (the
-payment event's ``event_id``). Two departures, both accepted by Feast's DuckDB destination,
-which writes the table as given:
+``<data_dir>/offline/logs/<service>/``, in the layout ``features.served_log`` describes and
+reads back (``logged_features``); ``__request_id`` is the payment event's ``event_id``.
 
-- the feature timestamps are microseconds, not Feast's seconds: that is the precision served;
-- extra columns carry what Feast's schema lacks: ``on_demand__<feature>`` (the on-demand values
-  as served), ``payment_id``, ``__request_time``, ``__model_version`` and ``__role``.
-
-Replays log an event again (at-least-once input); ``logged_features`` keeps the latest row per
-event. A file torn by a crash mid-write (no Parquet footer) is skipped on read: its batch was
-not committed, so it is replayed and logged again.
+Replays log an event again (at-least-once input); the reader keeps the latest row per event. A
+file torn by a crash mid-write (no Parquet footer) is skipped on read: its batch was not
+committed, so it is replayed and logged again.
 """
 
 from __future__ import annotations
@@ -32,46 +24,35 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from multiprocessing import get_context, parent_process
-from pathlib import Path
 from typing import Any
 
-import duckdb
-import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from feast.feature_logging import (
     LOG_DATE_FIELD,
     LOG_TIMESTAMP_FIELD,
     REQUEST_ID_FIELD,
-    FeatureServiceLoggingSource,
 )
-from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from events.batching import gc_settle
-from features.definitions import FEATURE_SERVICES, FeatureService
 from features.feature_repo.services import feature_services
-from features.ondemand import DTYPES
+from features.served_log import (
+    MODEL_VERSION_FIELD,
+    ON_DEMAND_PREFIX,
+    PAYMENT_ID,
+    REQUEST_TIME_FIELD,
+    ROLE_FIELD,
+    SERVICE,
+    STATUS_NUMBERS,
+    LogLayout,
+    log_dir,
+    log_layout,
+)
 from features.serving import ServedVector, entity_row
 from features.store import FeatureConfig, feature_store
-from features.training import service_join_keys
 from fraud.scoring import record_names, vector_from_record
 
 log = logging.getLogger(__name__)
-
-SERVICE = "fraud_scoring_v1"
-ON_DEMAND_PREFIX = "on_demand__"
-PAYMENT_ID = "payment_id"
-REQUEST_TIME_FIELD = "__request_time"
-MODEL_VERSION_FIELD = "__model_version"
-ROLE_FIELD = "__role"
-
-_MICROS_UTC = pa.timestamp("us", tz="UTC")
-_ARROW = {"int64": pa.int64(), "float64": pa.float64()}
-_PANDAS = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype()}
-_STATUS_NUMBERS: dict[str, int] = dict(FieldStatus.items())
-_STATUS_NAMES = {number: name for name, number in _STATUS_NUMBERS.items()}
 
 
 @dataclass(frozen=True)
@@ -143,10 +124,10 @@ def log_items_table(
         return log_table(config, [item.entry() for item in items], service, stamp=stamp)
     stored, on_demand = record_names(served.pop())
     position = {name: i for i, name in enumerate(stored)}
-    layout = _layout(config, service)
+    layout = log_layout(config, service)
     columns: dict[str, list[Any]] = {}
     nothing = [None] * len(records)
-    not_found = [_STATUS_NUMBERS["NOT_FOUND"]] * len(records)
+    not_found = [STATUS_NUMBERS["NOT_FOUND"]] * len(records)
     for name, column in layout.columns.items():
         i = position.get(name)
         if i is None:
@@ -175,50 +156,6 @@ def log_items_table(
     )
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where each feature of a service goes in a log row."""
-
-    schema: pa.Schema
-    join_keys: tuple[str, ...]
-    # feature name -> logged column prefix (``<view>__<feature>``)
-    columns: Mapping[str, str]
-    on_demand: tuple[str, ...]
-
-
-@lru_cache(maxsize=8)
-def _layout(config: FeatureConfig, service: str) -> _Layout:
-    declared: FeatureService = FEATURE_SERVICES[service]
-    feast_schema = FeatureServiceLoggingSource(
-        feature_services(config)[service], config.project
-    ).get_schema(feature_store(config).registry)
-    fields = [
-        pa.field(f.name, _MICROS_UTC) if f.name.endswith("__timestamp") else f for f in feast_schema
-    ]
-    fields += [
-        pa.field(ON_DEMAND_PREFIX + name, _ARROW[DTYPES[name]]) for name in declared.on_demand
-    ]
-    fields += [
-        pa.field(PAYMENT_ID, pa.string()),
-        pa.field(REQUEST_TIME_FIELD, _MICROS_UTC),
-        pa.field(MODEL_VERSION_FIELD, pa.string()),
-        pa.field(ROLE_FIELD, pa.string()),
-    ]
-    columns = {f.name: f"{view.name}__{f.name}" for view in declared.views for f in view.features}
-    return _Layout(
-        schema=pa.schema(fields),
-        join_keys=tuple(service_join_keys(declared)),
-        columns=columns,
-        on_demand=declared.on_demand,
-    )
-
-
-def log_dir(config: FeatureConfig, service: str = SERVICE) -> Path:
-    """Return the service's logging destination (a directory of Parquet files)."""
-    destination = feature_services(config)[service].logging_config.destination
-    return Path(destination.path)
-
-
 _clock = threading.Lock()
 _last_stamp = datetime.min.replace(tzinfo=UTC)
 
@@ -244,13 +181,13 @@ def log_table(
 ) -> pa.Table:
     """Return ``entries`` as one Arrow table in the service's logging schema, logged at
     ``stamp`` (now, by default). Read only."""
-    layout = _layout(config, service)
+    layout = log_layout(config, service)
     columns: dict[str, list[Any]] = {}
     for name, column in layout.columns.items():
         columns[column] = [e.vector.values.get(name) for e in entries]
         columns[f"{column}__timestamp"] = [e.vector.event_timestamps.get(name) for e in entries]
         columns[f"{column}__status"] = [
-            _STATUS_NUMBERS[e.vector.statuses.get(name, "NOT_FOUND")] for e in entries
+            STATUS_NUMBERS[e.vector.statuses.get(name, "NOT_FOUND")] for e in entries
         ]
     for name in layout.on_demand:
         columns[ON_DEMAND_PREFIX + name] = [e.vector.on_demand.get(name) for e in entries]
@@ -267,7 +204,7 @@ def log_table(
 
 
 def _assembled(
-    layout: _Layout,
+    layout: LogLayout,
     columns: dict[str, list[Any]],
     *,
     stamp: datetime,
@@ -336,64 +273,6 @@ def _log_write(config: FeatureConfig, table: pa.Table, service: str) -> None:
     feature_store(config).write_logged_features(
         logs=table, source=feature_services(config)[service]
     )
-
-
-def _readable(path: Path) -> bool:
-    try:
-        pq.read_metadata(path)
-    except (OSError, pa.ArrowInvalid):
-        log.warning("skipping unreadable feature log file %s (torn write?)", path)
-        return False
-    return True
-
-
-def logged_features(config: FeatureConfig, service: str = SERVICE) -> pd.DataFrame:
-    """Return the logged vectors of ``service``: one row per event (the latest log of an event
-    logged more than once), ordered by request time then event id. Read only.
-
-    Columns: ``event_id``, ``payment_id``, ``request_time``, ``model_version``, ``role``,
-    ``logged_at``, the join keys as served, every stored feature then every on-demand feature
-    by name (nullable ``Int64`` / ``Float64``, as ``features.training.training_set``), then
-    ``<feature>__status`` (the status name, e.g. ``PRESENT``, ``NOT_FOUND``) and
-    ``<feature>__timestamp`` (the served row's event time, UTC) of each stored feature.
-    """
-    layout = _layout(config, service)
-    files = sorted(p for p in log_dir(config, service).glob("*.parquet") if _readable(p))
-    if files:
-        con = duckdb.connect()
-        con.execute("SET TimeZone = 'UTC'")
-        table = con.sql(
-            # Constant column names only; the file list is a bound parameter.
-            "SELECT * FROM read_parquet($files, union_by_name = true) "  # noqa: S608
-            f"QUALIFY row_number() OVER (PARTITION BY {REQUEST_ID_FIELD} "
-            f"ORDER BY {LOG_TIMESTAMP_FIELD} DESC) = 1 "
-            f"ORDER BY {REQUEST_TIME_FIELD}, {REQUEST_ID_FIELD}",
-            params={"files": [str(p) for p in files]},
-        ).to_arrow_table()
-        con.close()
-    else:
-        table = layout.schema.empty_table()
-    columns: dict[str, pa.ChunkedArray] = {
-        "event_id": table[REQUEST_ID_FIELD],
-        "payment_id": table[PAYMENT_ID],
-        "request_time": table[REQUEST_TIME_FIELD].cast(_MICROS_UTC),
-        "model_version": table[MODEL_VERSION_FIELD],
-        "role": table[ROLE_FIELD],
-        "logged_at": table[LOG_TIMESTAMP_FIELD].cast(_MICROS_UTC),
-    }
-    for key in layout.join_keys:
-        columns[key] = table[key]
-    for name, column in layout.columns.items():
-        columns[name] = table[column].cast(layout.schema.field(column).type)
-    for name in layout.on_demand:
-        columns[name] = table[ON_DEMAND_PREFIX + name].cast(_ARROW[DTYPES[name]])
-    frame = pa.table(columns).to_pandas(types_mapper=_PANDAS.get)
-    extra = {}
-    for name, column in layout.columns.items():
-        numbers = table[f"{column}__status"].to_pylist()
-        extra[f"{name}__status"] = [_STATUS_NAMES.get(n) for n in numbers]
-        extra[f"{name}__timestamp"] = table[f"{column}__timestamp"].cast(_MICROS_UTC).to_pandas()
-    return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
 
 
 def feature_log_pool(*, process: bool) -> Executor:

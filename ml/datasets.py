@@ -28,9 +28,9 @@ import pyarrow.parquet as pq
 
 from events.contracts import TOPICS
 from features.offline import backfill, history_files
+from features.served_log import logged_features
 from features.store import FeatureConfig
 from features.training import training_set
-from fraud.feature_log import logged_features
 
 FRAUD_REASON_CATEGORY = "10."
 PAYMENTS = "payments.authorized.v1"

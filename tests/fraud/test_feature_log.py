@@ -15,6 +15,7 @@ import pytest
 
 from features.definitions import FRAUD_SCORING_V1
 from features.repo import apply_repo
+from features.served_log import log_dir, logged_features
 from features.serving import ServedVector, online_vector
 from features.store import feature_store
 from features.training import service_features
@@ -23,10 +24,8 @@ from fraud.feature_log import (
     LogItem,
     feature_log_warm,
     feature_log_write,
-    log_dir,
     log_items_table,
     log_table,
-    logged_features,
 )
 from fraud.scoring import unserved_vector, vector_record
 from tests.features.stores import feature_config

@@ -19,8 +19,8 @@ from django.db import connection
 from events.backends.kafka import KafkaBus
 from events.bus import Record
 from events.contracts import PaymentAuthorized
+from features.served_log import logged_features
 from features.store import FeatureConfig
-from fraud.feature_log import logged_features
 from fraud.models import FraudScore, UnloggedScore
 from fraud.scorer import Scorer, ScorerSettings
 from tests.conftest import service_unavailable
