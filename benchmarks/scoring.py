@@ -589,7 +589,12 @@ def main() -> None:
         "--series", type=Path, default=None, metavar="DIR",
         help="write each payment's latency and stages (ms) by due time to DIR/latency-<rate>.csv",
     )  # fmt: skip
+    parser.add_argument(
+        "--consistency-sample", type=int, default=2000, metavar="N",
+        help="served vs offline over N of the run's logged vectors at the end (0: none)",
+    )  # fmt: skip
     args = parser.parse_args()
+    consistency = None
     backlog = args.backlog if args.backlog is not None else (20_000 if args.max_rate_probe else 0)
     stack: list = []
     results: list[tuple[str, dict]] = []
@@ -646,6 +651,12 @@ def main() -> None:
                     best = rate
                 if best is not None:
                     results.append(("max", bench.latency(best, args.seconds)))
+            if args.consistency_sample:
+                from features.consistency import served_consistency_run
+
+                consistency = served_consistency_run(
+                    FeatureConfig.from_settings(), limit=args.consistency_sample
+                )
         finally:
             for service in stack:
                 service.stop()
@@ -669,6 +680,25 @@ def main() -> None:
             f"{drained['log_cpu_us']:.0f} µs in its feature log process"
         )
         print(f"  scorer batches: {drained['batch']}")
+    if consistency is not None:
+        print()
+        _consistency_print(consistency)
+
+
+def _consistency_print(report) -> None:
+    """Print the served-vs-offline report of the run: how many sampled vectors differ from the
+    training rows of their requests, and the features that differ most."""
+    print(
+        f"Served vs offline ({report.vectors} logged vectors of the run against their "
+        f"training rows; {report.degraded} degraded, set aside):"
+    )
+    print(
+        f"  {report.mismatched_vectors} of {report.compared} differ on at least one feature "
+        f"({report.mismatched_share:.1%})"
+    )
+    worst = sorted(report.features, key=lambda f: -f.mismatch_rate)[:5]
+    shown = ", ".join(f"{f.name} {f.mismatch_rate:.1%}" for f in worst if f.mismatches)
+    print(f"  most mismatched: {shown or 'none'}")
 
 
 if __name__ == "__main__":

@@ -198,11 +198,21 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # Batch feature views (features.materialize) are re-evaluated and published this often.
 FEATURES_MATERIALIZE_EVERY_SECONDS = env.float("FEATURES_MATERIALIZE_EVERY_SECONDS", default=3600.0)
+# The served-vs-offline consistency report (features.consistency.served_consistency_run) runs
+# this often, over a sample of the vectors logged since its last run.
+FEATURES_SERVED_CONSISTENCY_EVERY_SECONDS = env.float(
+    "FEATURES_SERVED_CONSISTENCY_EVERY_SECONDS", default=900.0
+)
+FEATURES_SERVED_CONSISTENCY_SAMPLE = env.int("FEATURES_SERVED_CONSISTENCY_SAMPLE", default=2000)
 # Every periodic task is declared here, in one place.
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "features-materialize-batch-views": {
         "task": "features.materialize_batch_views",
         "schedule": FEATURES_MATERIALIZE_EVERY_SECONDS,
+    },
+    "features-served-consistency": {
+        "task": "features.served_consistency",
+        "schedule": FEATURES_SERVED_CONSISTENCY_EVERY_SECONDS,
     },
     "fraud-rescore-degraded": {
         "task": "fraud.rescore_degraded",

@@ -14,7 +14,14 @@ online store holds at t, see ``features.definitions``), so on a stream the proce
 up with, every mismatch is a bug: the target is 0. Samples taken while the processor lags show
 the lag as missing or older values.
 
-The last report is kept as JSON under the data directory and exposed as metrics
+That check cannot see what the scorer was served: it reads the online store after the fact.
+``served_consistency_run`` does: for each vector the scorer logged (``features.served_log``), the
+training set of the same request (``features.training.training_set`` as of its request time,
+the point-in-time join models train on), and per feature the mismatch, missing and extra rates
+and the SMAPE; degraded vectors (served without the store) are counted apart. Its target is 0
+mismatches too: any is training/serving skew.
+
+The last report of each is kept as JSON under the data directory and exposed as metrics
 (``features.metrics``).
 """
 
@@ -28,6 +35,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+from pandas import NA
 
 from features.definitions import STREAM_VIEWS, VIEWS_BY_NAME, View
 from features.store import FeatureConfig, feature_store
@@ -198,11 +207,7 @@ def consistency_run(config: FeatureConfig, *, per_view: int = 200, seed: int = 0
     served = online_sample(config, keys=sample_keys(config, per_view=per_view, seed=seed))
     offline = recompute_as_of(config, [(s.view, s.key, s.at) for s in served])
     report = compare(served, offline)
-    path = config.data_dir / REPORT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(report.to_json())
-    tmp.replace(path)
+    _report_save(config, REPORT_FILE, report.to_json())
     return report
 
 
@@ -210,3 +215,216 @@ def last_report(config: FeatureConfig) -> Report | None:
     """Return the latest saved report, or ``None`` when none was run."""
     path = config.data_dir / REPORT_FILE
     return Report.from_json(path.read_text()) if path.exists() else None
+
+
+# Served vs offline: what the server logged, against what a training set reads for the same
+# request (``features.training.training_set`` as of the request time: the point-in-time join
+# every model of the project trains on).
+
+SERVED_REPORT_FILE = "served-consistency.json"
+# Feast's status of a stored feature the server could not read (a degraded vector).
+UNSERVED_STATUS = "INVALID"
+
+
+@dataclass
+class ServedFeature:
+    """One feature over the vectors compared: how often its served value differed from the
+    training set's (``mismatches``), was missing where offline had one (``missing``), was there
+    where offline had none (``extra``), and the sum of SMAPE terms where both had one."""
+
+    name: str
+    compared: int = 0
+    mismatches: int = 0
+    missing: int = 0
+    extra: int = 0
+    both_present: int = 0
+    smape_sum: float = 0.0
+
+    @property
+    def mismatch_rate(self) -> float:
+        return self.mismatches / self.compared if self.compared else 0.0
+
+    @property
+    def missing_rate(self) -> float:
+        return self.missing / self.compared if self.compared else 0.0
+
+    @property
+    def extra_rate(self) -> float:
+        return self.extra / self.compared if self.compared else 0.0
+
+    @property
+    def smape(self) -> float:
+        """Symmetric mean absolute percentage error over the vectors where both sides had a
+        value, as a share (0 to 2): |s - o| / ((|s| + |o|) / 2), 0 where both are 0."""
+        return self.smape_sum / self.both_present if self.both_present else 0.0
+
+
+@dataclass
+class ServedReport:
+    """Served vectors against their offline recomputation: how many were read (``vectors``),
+    how many were degraded (served without the store: set aside, not compared), how many of the
+    compared ones differ on at least one feature, per feature figures and examples."""
+
+    created_at: float
+    since: str | None
+    vectors: int
+    degraded: int
+    mismatched_vectors: int
+    features: list[ServedFeature] = field(default_factory=list)
+    examples: list[dict] = field(default_factory=list)
+
+    @property
+    def compared(self) -> int:
+        return self.vectors - self.degraded
+
+    @property
+    def mismatches(self) -> int:
+        return sum(f.mismatches for f in self.features)
+
+    @property
+    def mismatched_share(self) -> float:
+        return self.mismatched_vectors / self.compared if self.compared else 0.0
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        for item, f in zip(data["features"], self.features, strict=True):
+            item.update(
+                mismatch_rate=f.mismatch_rate,
+                missing_rate=f.missing_rate,
+                extra_rate=f.extra_rate,
+                smape=f.smape,
+            )
+        return json.dumps(data, indent=2, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServedReport:
+        data = json.loads(text)
+        names = {f.name for f in ServedFeature.__dataclass_fields__.values()}
+        features = [
+            ServedFeature(**{k: v for k, v in f.items() if k in names}) for f in data["features"]
+        ]
+        return cls(
+            created_at=data["created_at"],
+            since=data["since"],
+            vectors=data["vectors"],
+            degraded=data["degraded"],
+            mismatched_vectors=data["mismatched_vectors"],
+            features=features,
+            examples=data.get("examples", []),
+        )
+
+
+def _scalar(value: Any) -> Any:
+    """Return a frame's cell as a plain Python value, its missing markers (None, NaN, pandas'
+    NA) as ``None``."""
+    if value is None or value is NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def _smape_term(served: float, offline: float) -> float:
+    scale = (abs(served) + abs(offline)) / 2
+    return abs(served - offline) / scale if scale else 0.0
+
+
+def served_compare(logged: Any, offline: Any, names: Sequence[str]) -> ServedReport:
+    """Compare ``logged`` (``features.served_log.logged_features`` rows) with ``offline`` (the
+    training set of the same rows, same order) on the stored features ``names``; degraded
+    vectors (a feature with status ``UNSERVED_STATUS``) are counted and set aside."""
+    per_feature = {name: ServedFeature(name) for name in names}
+    examples: list[dict] = []
+    degraded = mismatched = 0
+    served_rows = logged.to_dict("records")
+    offline_rows = offline.to_dict("records")
+    for served, recomputed in zip(served_rows, offline_rows, strict=True):
+        if any(served.get(f"{name}__status") == UNSERVED_STATUS for name in names):
+            degraded += 1
+            continue
+        differs = False
+        for name in names:
+            stats = per_feature[name]
+            s, o = _scalar(served[name]), _scalar(recomputed[name])
+            stats.compared += 1
+            if s is None and o is not None:
+                stats.missing += 1
+            elif s is not None and o is None:
+                stats.extra += 1
+            elif s is not None:
+                stats.both_present += 1
+                stats.smape_sum += _smape_term(float(s), float(o))
+            if not same(s, o):
+                stats.mismatches += 1
+                differs = True
+                if len(examples) < 20:
+                    examples.append(
+                        {
+                            "feature": name,
+                            "event_id": served["event_id"],
+                            "request_time": served["request_time"].isoformat(),
+                            "served": s,
+                            "offline": o,
+                        }
+                    )
+        mismatched += differs
+    return ServedReport(
+        created_at=time.time(),
+        since=None,
+        vectors=len(served_rows),
+        degraded=degraded,
+        mismatched_vectors=mismatched,
+        features=list(per_feature.values()),
+        examples=examples,
+    )
+
+
+def served_consistency_run(
+    config: FeatureConfig,
+    *,
+    since: datetime | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    service: str = "fraud_scoring_v1",
+) -> ServedReport:
+    """Compare the vectors ``service`` logged (those requested at or after ``since``; a
+    reproducible sample of ``limit`` of them when given) with the training set of the same
+    requests (``features.training.training_set`` at each request time and entity keys as
+    served), save the report as the latest (``last_served_report``) and return it. Read only
+    but for the report file."""
+    import pandas as pd
+
+    from features.definitions import FEATURE_SERVICES
+    from features.served_log import log_layout, logged_features
+    from features.training import service_features, training_set
+
+    logged = logged_features(config, service)
+    if since is not None:
+        logged = logged[logged["request_time"] >= pd.Timestamp(since)]
+    if limit is not None and len(logged) > limit:
+        rng = random.Random(seed)  # noqa: S311 (a reproducible sample, not a secret)
+        logged = logged.iloc[sorted(rng.sample(range(len(logged)), limit))]
+    logged = logged.reset_index(drop=True)
+    spine = pd.DataFrame({"event_timestamp": logged["request_time"]})
+    for key in log_layout(config, service).join_keys:
+        spine[key] = logged[key]
+    offline = training_set(config, spine, service)
+    names = [name for name, _ in service_features(FEATURE_SERVICES[service])]
+    report = served_compare(logged, offline, names)
+    report.since = since.isoformat() if since is not None else None
+    _report_save(config, SERVED_REPORT_FILE, report.to_json())
+    return report
+
+
+def last_served_report(config: FeatureConfig) -> ServedReport | None:
+    """Return the latest saved served-vs-offline report, or ``None`` when none was run."""
+    path = config.data_dir / SERVED_REPORT_FILE
+    return ServedReport.from_json(path.read_text()) if path.exists() else None
+
+
+def _report_save(config: FeatureConfig, name: str, text: str) -> None:
+    path = config.data_dir / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

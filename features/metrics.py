@@ -4,7 +4,11 @@
   time; for a batch view, now minus its last materialisation;
 - ``feature_consistency_{mismatch_rate,missing_rate,mean_abs_delta}{feature}`` and
   ``feature_consistency_sampled``: the last consistency report (``manage.py
-  feature_consistency``), with ``feature_consistency_age_seconds`` saying how old it is.
+  feature_consistency``), with ``feature_consistency_age_seconds`` saying how old it is;
+- ``feature_served_{mismatch_rate,missing_rate,extra_rate,smape}{feature}``,
+  ``feature_served_vectors``, ``feature_served_degraded``, ``feature_served_mismatched_share``
+  and ``feature_served_age_seconds``: the last served-vs-offline report (``manage.py
+  feature_consistency --served``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import time
 
 from django.http import HttpRequest, HttpResponse
 
-from features.consistency import last_report
+from features.consistency import last_report, last_served_report
 from features.materialize import feature_view_staleness
 from features.store import FeatureConfig
 
@@ -57,4 +61,38 @@ def metrics(request: HttpRequest) -> HttpResponse:
                 help_text,
                 [(f'{{feature="{f.name}"}}', getattr(f, field)) for f in report.features],
             )
+    lines += _served_lines(config)
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
+
+
+def _served_lines(config: FeatureConfig) -> list[str]:
+    served = last_served_report(config)
+    if served is None:
+        return []
+    lines = _gauge(
+        "feature_served_age_seconds",
+        "Seconds since the last served-vs-offline report.",
+        [("", time.time() - served.created_at)],
+    )
+    for name, help_text, value in (
+        ("vectors", "Logged vectors the last served report read.", served.vectors),
+        ("degraded", "Of them, degraded vectors (set aside).", served.degraded),
+        (
+            "mismatched_share",
+            "Share of compared vectors that differ from their training row on any feature.",
+            served.mismatched_share,
+        ),
+    ):
+        lines += _gauge(f"feature_served_{name}", help_text, [("", value)])
+    for field, help_text in (
+        ("mismatch_rate", "Share of served values that differ from the training row's."),
+        ("missing_rate", "Share of values served missing where the training row has one."),
+        ("extra_rate", "Share of values served where the training row has none."),
+        ("smape", "Symmetric mean absolute percentage error where both have a value."),
+    ):
+        lines += _gauge(
+            f"feature_served_{field}",
+            help_text,
+            [(f'{{feature="{f.name}"}}', getattr(f, field)) for f in served.features],
+        )
+    return lines

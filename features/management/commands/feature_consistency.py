@@ -1,24 +1,60 @@
 """``python manage.py feature_consistency``: compare served features with the offline
-recomputation and print the per-feature report (saved for ``/metrics/features``)."""
+recomputation and print the per-feature report (saved for ``/metrics/features``).
+
+Without ``--served``: a sample of the online store now against the DuckDB engine as of now
+(does the online store hold what the offline history computes?). With ``--served``: every vector
+the scorer logged (since ``--since``) against the training set of the same request (was the
+model served what it is trained on?)."""
+
+import re
+from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
-from features.consistency import consistency_run
+from features.consistency import consistency_run, served_consistency_run
 from features.store import FeatureConfig
+
+_SPAN = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+def since_value(text: str) -> datetime:
+    """Return the instant ``text`` names: an ISO date-time (UTC unless it says otherwise) or a
+    span back from now (``90m``, ``6h``, ``2d``)."""
+    span = _SPAN.match(text)
+    if span:
+        return datetime.now(UTC) - timedelta(**{_UNITS[span[2]]: int(span[1])})
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"--since takes an ISO date-time or a span like 6h, not {text!r}"
+        ) from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 class Command(BaseCommand):
-    help = "Sample online feature vectors, recompute them offline as of the same instant, report."
+    help = "Compare features as served with their offline recomputation; report per feature."
 
     def add_arguments(self, parser):
+        parser.add_argument(
+            "--served", action="store_true",
+            help="compare the scorer's logged vectors with their training-set rows",
+        )  # fmt: skip
+        parser.add_argument("--since", default=None, help="with --served: ISO time or 6h, 2d")
+        parser.add_argument("--limit", type=int, default=None, help="with --served: sample size")
         parser.add_argument("--per-view", type=int, default=200, help="entities per stream view")
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
             "--fail-on-mismatch", action="store_true", help="exit non-zero on any mismatch"
         )
 
-    def handle(self, *args, per_view: int, seed: int, fail_on_mismatch: bool, **options):
-        report = consistency_run(FeatureConfig.from_settings(), per_view=per_view, seed=seed)
+    def handle(self, *args, served: bool, per_view: int, seed: int, fail_on_mismatch, **options):
+        config = FeatureConfig.from_settings()
+        if served:
+            self._served(config, options["since"], options["limit"], seed, fail_on_mismatch)
+            return
+        report = consistency_run(config, per_view=per_view, seed=seed)
         self.stdout.write(f"sampled vectors: {report.sampled}")
         self.stdout.write(f"{'feature':<34} {'mismatch':>9} {'missing':>8} {'mean |d|':>10}")
         for f in report.features:
@@ -30,3 +66,29 @@ class Command(BaseCommand):
             self.stdout.write(f"mismatch: {example}")
         if fail_on_mismatch and report.mismatches:
             raise CommandError(f"{report.mismatches} mismatched values")
+
+    def _served(self, config, since_text, limit, seed, fail_on_mismatch) -> None:
+        try:
+            since = since_value(since_text) if since_text else None
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        report = served_consistency_run(config, since=since, limit=limit, seed=seed)
+        self.stdout.write(
+            f"served vectors: {report.vectors} ({report.degraded} degraded, set aside); "
+            f"{report.mismatched_vectors} of {report.compared} differ from their training row "
+            f"({report.mismatched_share:.1%})"
+        )
+        self.stdout.write(
+            f"{'feature':<34} {'mismatch':>9} {'missing':>8} {'extra':>8} {'SMAPE':>8}"
+        )
+        for f in sorted(report.features, key=lambda f: (-f.mismatch_rate, f.name)):
+            self.stdout.write(
+                f"{f.name:<34} {f.mismatch_rate:9.4f} {f.missing_rate:8.4f} "
+                f"{f.extra_rate:8.4f} {f.smape:8.4f}"
+            )
+        for example in report.examples[:5]:
+            self.stdout.write(f"mismatch: {example}")
+        if fail_on_mismatch and report.mismatched_vectors:
+            raise CommandError(
+                f"{report.mismatched_vectors} served vectors differ from their training rows"
+            )

@@ -1,0 +1,145 @@
+"""Served vs offline (``features.consistency.served_consistency_run``, ``manage.py
+feature_consistency --served``): each logged vector against the training-set row of the same
+request. A vector read before the stream processor applied its own payment is found and
+measured; vectors read after it match; a degraded one is set aside."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from features.consistency import last_served_report, served_consistency_run
+from features.processor import StreamProcessor, state_from_config
+from features.repo import apply_repo
+from features.serving import online_vector
+from features.store import feature_store
+from fraud.feature_log import LoggedVector, feature_log_write
+from fraud.scoring import unserved_vector
+from tests.features.stores import feature_config
+from tests.features.streams import messages_for
+from tests.fraud.factories import NOW, payment
+
+SERVICE = "fraud_scoring_v1"
+
+
+@pytest.fixture
+def config(tmp_path):
+    config = feature_config(tmp_path)
+    apply_repo(config)
+    yield config
+    feature_store(config).teardown()
+
+
+def _logged(event, vector) -> LoggedVector:
+    return LoggedVector(
+        event_id=str(event.event_id),
+        request_time=event.occurred_at,
+        model_version="v1",
+        role="champion",
+        vector=vector,
+        request=event.model_dump(mode="json"),
+    )
+
+
+@pytest.fixture
+def served(config):
+    """Four payments of one card a minute apart, served as a scorer racing the processor
+    would: the first after the processor applied it, the second before (it misses itself),
+    the third after, the fourth degraded (the store did not answer). Return them in order."""
+    processor = StreamProcessor(
+        bus=None, config=config, state=state_from_config(config), namespace="t"
+    )
+    payments = [
+        payment(card_id="c1", amount_cents=1000 * (i + 1), occurred_at=NOW + timedelta(minutes=i))
+        for i in range(4)
+    ]
+    requests = [p.model_dump(mode="json") for p in payments]
+    entries = []
+    processor.process_batch(messages_for([payments[0]], namespace="t"))
+    entries.append(_logged(payments[0], online_vector(config, requests[:1])[0]))
+    entries.append(_logged(payments[1], online_vector(config, requests[1:2])[0]))
+    processor.process_batch(messages_for(payments[1:3], namespace="t"))
+    entries.append(_logged(payments[2], online_vector(config, requests[2:3])[0]))
+    entries.append(_logged(payments[3], unserved_vector(requests[3], SERVICE)))
+    processor.process_batch(messages_for(payments[3:], namespace="t"))
+    processor.state.close()
+    feature_log_write(config, entries)
+    return payments
+
+
+def test_the_vector_served_before_its_payment_was_applied_is_the_one_that_differs(config, served):
+    report = served_consistency_run(config)
+
+    assert (report.vectors, report.degraded, report.compared) == (4, 1, 3)
+    assert report.mismatched_vectors == 1
+    by_name = {f.name: f for f in report.features}
+    velocity = by_name["card_payments_1h"]
+    # Served 1 (the first payment only) where its training row counts 2 (itself included).
+    assert (velocity.compared, velocity.mismatches, velocity.missing, velocity.extra) == (
+        3,
+        1,
+        0,
+        0,
+    )
+    assert velocity.smape == pytest.approx((1 / 1.5) / 3)
+    amount = by_name["card_amount_cents_1h"]
+    assert amount.mismatches == 1
+    assert amount.smape == pytest.approx((2000 / 2000) / 3)  # 1000 served, 3000 offline
+    assert {e["event_id"] for e in report.examples} == {str(served[1].event_id)}
+    example = next(e for e in report.examples if e["feature"] == "card_payments_1h")
+    assert (example["served"], example["offline"]) == (1, 2)
+    # Features no event of this stream feeds are null on both sides: never a mismatch.
+    assert by_name["rider_trips_24h"].mismatches == 0
+    saved = last_served_report(config)
+    assert saved is not None
+    assert saved.mismatched_vectors == 1
+    stored = {f["name"]: f for f in json.loads(saved.to_json())["features"]}
+    assert stored["card_payments_1h"]["mismatch_rate"] == pytest.approx(1 / 3)
+
+
+def test_since_and_limit_choose_the_vectors_compared(config, served):
+    later = served_consistency_run(config, since=served[2].occurred_at)
+    assert (later.vectors, later.degraded, later.mismatched_vectors) == (2, 1, 0)
+
+    sample = served_consistency_run(config, limit=2, seed=1)
+    again = served_consistency_run(config, limit=2, seed=1)
+    assert sample.vectors == again.vectors == 2
+    assert sample.examples == again.examples
+    assert served_consistency_run(config, limit=10).vectors == 4
+
+
+@pytest.fixture
+def feature_settings(settings, config):
+    settings.FEAST_PROJECT = config.project
+    settings.FEAST_REGISTRY = config.registry_url
+    settings.FEATURES_ONLINE_STORE = "sqlite"
+    settings.FEATURES_DATA_DIR = str(config.data_dir)
+    return config
+
+
+def test_the_command_prints_the_report_and_fails_on_a_mismatch_when_asked(feature_settings, served):
+    out = io.StringIO()
+    call_command("feature_consistency", "--served", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    assert lines[0] == (
+        "served vectors: 4 (1 degraded, set aside); 1 of 3 differ from their training row (33.3%)"
+    )
+    assert lines[1].split() == ["feature", "mismatch", "missing", "extra", "SMAPE"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:] if not line.startswith("mis")}
+    assert rows["card_payments_1h"] == ["0.3333", "0.0000", "0.0000", "0.2222"]
+    assert rows["rider_trips_24h"][0] == "0.0000"
+    # The most mismatched features first.
+    assert float(lines[2].split()[1]) == max(float(r[0]) for r in rows.values())
+    with pytest.raises(CommandError, match="1 served vectors differ from their training rows"):
+        call_command("feature_consistency", "--served", "--fail-on-mismatch", stdout=io.StringIO())
+    since = served[2].occurred_at.isoformat()
+    call_command(
+        "feature_consistency", "--served", "--since", since, "--fail-on-mismatch", stdout=out
+    )
+    with pytest.raises(CommandError, match="--since takes an ISO date-time or a span like 6h"):
+        call_command("feature_consistency", "--served", "--since", "yesterday")
