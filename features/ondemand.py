@@ -40,6 +40,17 @@ DTYPES: Mapping[str, str] = {
 }
 
 
+# Feature name -> the stored features it reads: an on-demand feature is only as served as its
+# inputs (``is_new_card`` reads 1 when ``card_added_at`` is missing, served or not).
+INPUTS: Mapping[str, tuple[str, ...]] = {
+    "amount_to_rider_avg_fare": ("rider_avg_fare_cents_30d",),
+    "fare_per_km_to_zone_median": ("zone_median_fare_per_km_30d",),
+    "hour_of_day": (),
+    "is_new_card": ("card_added_at",),
+    "minutes_since_signup": ("rider_signed_up_at",),
+}
+
+
 def request_seconds(request: Mapping[str, Any]) -> float | None:
     """Return the request's ``occurred_at`` in seconds since the epoch (UTC), ``None`` when it
     has none. Accept an aware datetime, an ISO 8601 string (a zone-less one is UTC) or seconds."""

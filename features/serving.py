@@ -19,7 +19,7 @@ from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS
-from features.ondemand import on_demand
+from features.ondemand import on_demand, request_seconds
 from features.store import (
     FeatureConfig,
     entity_key,
@@ -36,6 +36,10 @@ REQUEST_KEYS: Mapping[str, str] = {
     "driver_id": "driver_id",
     "zone_id": "pickup_zone",
 }
+
+
+# Feast's status of a row held online but older than its view's ttl at the request's instant.
+OUTSIDE_TTL = "OUTSIDE_MAX_AGE"
 
 
 @dataclass(frozen=True)
@@ -73,8 +77,10 @@ def online_vector(
     ``online_read`` of the Feast online store per view of ``service``, for the view's distinct
     entities (a batch of payments shares one platform row and a few zones). Read only.
 
-    The same answer as ``FeatureStore.get_online_features`` for the service (a test holds them
-    equal on both stores), at a third of its cost: that call builds a response proto, column
+    A row older than its view's ttl at the request's ``occurred_at`` is not served (status
+    ``OUTSIDE_TTL``), as the point-in-time join of training sets drops it. Otherwise the same
+    answer as ``FeatureStore.get_online_features`` for the service (a test holds them equal on
+    both stores), at a third of its cost: that call builds a response proto, column
     by column, which this code then had to take apart again. The online store's own
     ``online_read`` is the interface the stream processor writes through
     (``online_write_batch``); on Redis one pipeline of one HMGET per entity
@@ -105,12 +111,21 @@ def online_vector(
     answers = _online_read(
         online_store, repo, [(tables[view.name], list(readers), view) for view, readers in reads]
     )
+    instants = [request_seconds(r) for r in requests]
     for (view, readers), read in zip(reads, answers, strict=True):
         features = [f.name for f in view.features]
+        ttl_s = view.ttl.total_seconds() if view.ttl else None
         for targets, (stamp, found) in zip(readers.values(), read, strict=True):
             if found is None:
                 continue
             for i in targets:
+                at = instants[i]
+                if ttl_s is not None and at is not None and at - stamp.timestamp() > ttl_s:
+                    # Older than the view's ttl at the request's instant: the offline join
+                    # drops it (Feast's online stores keep it), so it is not served either.
+                    for name in features:
+                        statuses[i][name] = OUTSIDE_TTL
+                    continue
                 for name in features:
                     values[i][name] = found.get(name)
                     statuses[i][name] = "PRESENT"

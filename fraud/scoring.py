@@ -23,6 +23,7 @@ from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
 from events.contracts import PaymentAuthorized
 from features.definitions import FEATURE_SERVICES
+from features.ondemand import INPUTS as ON_DEMAND_INPUTS
 from features.ondemand import on_demand
 from features.serving import ServedVector
 from features.training import service_features
@@ -107,12 +108,21 @@ def unserved_vector(request: Mapping[str, Any], service: str) -> ServedVector:
 
 
 def degraded_features(vector: ServedVector, names: Sequence[str]) -> list[str]:
-    """Return the model's input features ``vector`` lacks because the store did not serve
-    them (stored features with status ``UNSERVED``, and on-demand ones missing as a result)."""
-    if UNSERVED not in vector.statuses.values():
+    """Return the model's input features ``vector`` did not serve as served because the store
+    did not answer: stored features with status ``UNSERVED``, and on-demand ones reading any of
+    them (``features.ondemand.INPUTS``), whatever value they took (``is_new_card`` is 1 for a
+    card whose ``card_added_at`` was not read) or missing as a result."""
+    unserved = {name for name, status in vector.statuses.items() if status == UNSERVED}
+    if not unserved:
         return []
     features = vector.features
-    return [n for n in names if vector.statuses.get(n) == UNSERVED or features.get(n) is None]
+    return [
+        n
+        for n in names
+        if n in unserved
+        or (n in ON_DEMAND_INPUTS and not unserved.isdisjoint(ON_DEMAND_INPUTS[n]))
+        or features.get(n) is None
+    ]
 
 
 def _outcomes(

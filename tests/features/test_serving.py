@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from features.definitions import FRAUD_SCORING_V1, VIEWS_BY_NAME
+from features.offline import feature_table, view_file_write
 from features.ondemand import on_demand
-from features.serving import entity_row, online_vector
+from features.serving import OUTSIDE_TTL, entity_row, online_vector
 from features.store import feature_store
-from features.training import service_features
+from features.training import service_features, training_set
 from tests.features.stores import ONLINE_STORES, applied_config
 
 AT = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
@@ -239,3 +241,47 @@ def test_decoded_values_are_kept_only_for_scalars_and_within_the_bound(monkeypat
     assert set(serving._DECODED.values()) == {7, 0.1 + 0.2}
     serving._value(ValueProto(string_val="Z-1-1").SerializeToString())
     assert list(serving._DECODED.values()) == ["Z-1-1"]
+
+
+def test_a_row_older_than_its_views_ttl_is_served_as_the_training_join_reads_it(config):
+    ttl = VIEWS_BY_NAME["card_velocity"].ttl
+    _write(config, "card_velocity", {"card_id": "c1"}, {"card_payments_1h": 3}, AT)
+    within = _request(occurred_at=(AT + ttl).isoformat())
+    past = _request(occurred_at=(AT + ttl + timedelta(seconds=1)).isoformat())
+
+    kept, dropped = online_vector(config, [within, past])
+
+    assert (kept.values["card_payments_1h"], kept.statuses["card_payments_1h"]) == (3, "PRESENT")
+    assert dropped.values["card_payments_1h"] is None
+    assert dropped.statuses["card_payments_1h"] == OUTSIDE_TTL
+    assert dropped.event_timestamps["card_payments_1h"] is None
+    # The view's other features go with its row; other views are untouched by it.
+    assert dropped.statuses["card_amount_cents_24h"] == OUTSIDE_TTL
+    assert dropped.statuses["rider_trips_1h"] == "NOT_FOUND"
+    # on-demand features read the value as served: a card whose row aged out reads as new.
+    assert dropped.on_demand["is_new_card"] == 1
+
+
+def test_the_training_join_drops_the_same_row_past_the_ttl(config):
+    view = VIEWS_BY_NAME["card_velocity"]
+    rows = pa.table(
+        {
+            "k0": ["c1"],
+            "ts": [int(AT.timestamp() * 1_000_000)],
+            **{f.name: [3 if f.name == "card_payments_1h" else None] for f in view.features},
+        }
+    )
+    view_file_write(config, view, feature_table(view, rows, created_us=1), label="ttl")
+    spine = pd.DataFrame(
+        {
+            "event_timestamp": [AT + view.ttl, AT + view.ttl + timedelta(seconds=1)],
+            "card_id": ["c1", "c1"],
+            "rider_id": ["r1", "r1"],
+            "zone_id": ["Z-1", "Z-1"],
+        }
+    )
+
+    joined = training_set(config, spine)
+
+    assert joined["card_payments_1h"].tolist()[0] == 3
+    assert pd.isna(joined["card_payments_1h"].tolist()[1])

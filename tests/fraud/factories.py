@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import lightgbm as lgb
@@ -103,8 +103,8 @@ def payment(
     device_id: str = "dev-1",
     occurred_at: datetime | None = None,
 ) -> PaymentAuthorized:
-    """Return a ``payments.authorized.v1`` event."""
-    extra = {} if occurred_at is None else {"occurred_at": occurred_at}
+    """Return a ``payments.authorized.v1`` event, made a minute after ``NOW`` unless told:
+    the instant the tests' feature rows are written at, so they are within every view's ttl."""
     return PaymentAuthorized(
         payment_id=f"pay-{uuid.uuid4().hex[:12]}",
         trip_id=f"trip-{uuid.uuid4().hex[:12]}",
@@ -116,7 +116,7 @@ def payment(
         pickup_zone="Z-1-1",
         context=RiderContext(device_id=device_id, ip="127.0.0.1", lat=52.37, lng=4.89),
         distance_km=3.0,
-        **extra,
+        occurred_at=occurred_at or NOW + timedelta(minutes=1),
     )
 
 

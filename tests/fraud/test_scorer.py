@@ -14,8 +14,8 @@ from django.utils import timezone
 from events.bus import BusError, Producer, Record, Sent
 from features.processor import StreamProcessor, state_from_config
 from features.repo import apply_repo
+from features.served_log import logged_features
 from features.store import feature_store
-from fraud.feature_log import logged_features
 from fraud.models import FraudScore, ReviewItem, ShadowScore, UnloggedScore
 from fraud.scorer import recording as scorer_module
 from fraud.services import scored_event_id, scores_log_sweep, scores_record
