@@ -66,15 +66,15 @@ class FeatureConsistency:
 
     @property
     def mismatch_rate(self) -> float:
-        return self.mismatches / self.sampled if self.sampled else 0.0
+        return _share(self.mismatches, self.sampled)
 
     @property
     def missing_rate(self) -> float:
-        return self.missing / self.sampled if self.sampled else 0.0
+        return _share(self.missing, self.sampled)
 
     @property
     def mean_abs_delta(self) -> float:
-        return self.delta_sum / self.both_present if self.both_present else 0.0
+        return _share(self.delta_sum, self.both_present)
 
 
 @dataclass
@@ -107,6 +107,10 @@ class Report:
             for f in data["features"]
         ]
         return cls(data["created_at"], data["sampled"], features, data.get("examples", []))
+
+
+def _share(part: float, whole: float) -> float:
+    return part / whole if whole else 0.0
 
 
 def same(served: Any, offline: Any) -> bool:
@@ -242,21 +246,21 @@ class ServedFeature:
 
     @property
     def mismatch_rate(self) -> float:
-        return self.mismatches / self.compared if self.compared else 0.0
+        return _share(self.mismatches, self.compared)
 
     @property
     def missing_rate(self) -> float:
-        return self.missing / self.compared if self.compared else 0.0
+        return _share(self.missing, self.compared)
 
     @property
     def extra_rate(self) -> float:
-        return self.extra / self.compared if self.compared else 0.0
+        return _share(self.extra, self.compared)
 
     @property
     def smape(self) -> float:
         """Symmetric mean absolute percentage error over the vectors where both sides had a
         value, as a share (0 to 2): |s - o| / ((|s| + |o|) / 2), 0 where both are 0."""
-        return self.smape_sum / self.both_present if self.both_present else 0.0
+        return _share(self.smape_sum, self.both_present)
 
 
 @dataclass
@@ -283,7 +287,7 @@ class ServedReport:
 
     @property
     def mismatched_share(self) -> float:
-        return self.mismatched_vectors / self.compared if self.compared else 0.0
+        return _share(self.mismatched_vectors, self.compared)
 
     def to_json(self) -> str:
         data = asdict(self)

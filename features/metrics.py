@@ -28,6 +28,31 @@ def _gauge(name: str, help_text: str, samples: list[tuple[str, float]]) -> list[
     return lines
 
 
+def _report_lines(
+    prefix: str,
+    report,
+    what: str,
+    totals: list[tuple[str, str, float]],
+    per_feature: list[tuple[str, str]],
+) -> list[str]:
+    """Return the gauges of one saved report: ``<prefix>_age_seconds``, one gauge per total
+    (name, help, value) and one per feature figure (attribute, help), labelled by feature."""
+    lines = _gauge(
+        f"{prefix}_age_seconds",
+        f"Seconds since the last {what} report.",
+        [("", time.time() - report.created_at)],
+    )
+    for name, help_text, value in totals:
+        lines += _gauge(f"{prefix}_{name}", help_text, [("", value)])
+    for field, help_text in per_feature:
+        lines += _gauge(
+            f"{prefix}_{field}",
+            help_text,
+            [(f'{{feature="{f.name}"}}', getattr(f, field)) for f in report.features],
+        )
+    return lines
+
+
 def metrics(request: HttpRequest) -> HttpResponse:
     config = FeatureConfig.from_settings()
     staleness = feature_view_staleness(config)
@@ -38,61 +63,46 @@ def metrics(request: HttpRequest) -> HttpResponse:
     )
     report = last_report(config)
     if report is not None:
-        lines += _gauge(
-            "feature_consistency_age_seconds",
-            "Seconds since the last consistency report.",
-            [("", time.time() - report.created_at)],
+        lines += _report_lines(
+            "feature_consistency",
+            report,
+            "consistency",
+            [
+                (
+                    "sampled",
+                    "Served feature vectors the last consistency report recomputed offline.",
+                    report.sampled,
+                )
+            ],
+            [
+                (
+                    "mismatch_rate",
+                    "Share of sampled values that differ from the offline recomputation.",
+                ),
+                ("missing_rate", "Share of sampled values served missing where offline has one."),
+                ("mean_abs_delta", "Mean absolute difference where both values are present."),
+            ],
         )
-        lines += _gauge(
-            "feature_consistency_sampled",
-            "Served feature vectors the last consistency report recomputed offline.",
-            [("", report.sampled)],
-        )
-        for field, help_text in (
-            (
-                "mismatch_rate",
-                "Share of sampled values that differ from the offline recomputation.",
-            ),
-            ("missing_rate", "Share of sampled values served missing where offline has one."),
-            ("mean_abs_delta", "Mean absolute difference where both values are present."),
-        ):
-            lines += _gauge(
-                f"feature_consistency_{field}",
-                help_text,
-                [(f'{{feature="{f.name}"}}', getattr(f, field)) for f in report.features],
-            )
-    lines += _served_lines(config)
-    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")
-
-
-def _served_lines(config: FeatureConfig) -> list[str]:
     served = last_served_report(config)
-    if served is None:
-        return []
-    lines = _gauge(
-        "feature_served_age_seconds",
-        "Seconds since the last served-vs-offline report.",
-        [("", time.time() - served.created_at)],
-    )
-    for name, help_text, value in (
-        ("vectors", "Logged vectors the last served report read.", served.vectors),
-        ("degraded", "Of them, degraded vectors (set aside).", served.degraded),
-        (
-            "mismatched_share",
-            "Share of compared vectors that differ from their training row on any feature.",
-            served.mismatched_share,
-        ),
-    ):
-        lines += _gauge(f"feature_served_{name}", help_text, [("", value)])
-    for field, help_text in (
-        ("mismatch_rate", "Share of served values that differ from the training row's."),
-        ("missing_rate", "Share of values served missing where the training row has one."),
-        ("extra_rate", "Share of values served where the training row has none."),
-        ("smape", "Symmetric mean absolute percentage error where both have a value."),
-    ):
-        lines += _gauge(
-            f"feature_served_{field}",
-            help_text,
-            [(f'{{feature="{f.name}"}}', getattr(f, field)) for f in served.features],
+    if served is not None:
+        lines += _report_lines(
+            "feature_served",
+            served,
+            "served-vs-offline",
+            [
+                ("vectors", "Logged vectors the last served report read.", served.vectors),
+                ("degraded", "Of them, degraded vectors (set aside).", served.degraded),
+                (
+                    "mismatched_share",
+                    "Share of compared vectors that differ from their training row on any feature.",
+                    served.mismatched_share,
+                ),
+            ],
+            [
+                ("mismatch_rate", "Share of served values that differ from the training row's."),
+                ("missing_rate", "Share of values served missing where the training row has one."),
+                ("extra_rate", "Share of values served where the training row has none."),
+                ("smape", "Symmetric mean absolute percentage error where both have a value."),
+            ],
         )
-    return lines
+    return HttpResponse("\n".join(lines) + "\n", content_type="text/plain; version=0.0.4")

@@ -13,6 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from features.consistency import last_served_report, served_consistency_run
+from features.metrics import metrics
 from features.processor import StreamProcessor, state_from_config
 from features.repo import apply_repo
 from features.serving import online_vector
@@ -143,3 +144,17 @@ def test_the_command_prints_the_report_and_fails_on_a_mismatch_when_asked(featur
     )
     with pytest.raises(CommandError, match="--since takes an ISO date-time or a span like 6h"):
         call_command("feature_consistency", "--served", "--since", "yesterday")
+
+
+def test_the_last_served_report_is_exported_at_metrics_features(feature_settings, served, rf):
+    served_consistency_run(feature_settings)
+
+    text = metrics(rf.get("/metrics/features")).content.decode()
+
+    assert "feature_served_vectors 4\n" in text
+    assert "feature_served_degraded 1\n" in text
+    assert "feature_served_mismatched_share 0.333333\n" in text
+    assert 'feature_served_mismatch_rate{feature="card_payments_1h"} 0.333333\n' in text
+    assert 'feature_served_mismatch_rate{feature="rider_trips_24h"} 0\n' in text
+    assert 'feature_served_smape{feature="card_payments_1h"} 0.222222\n' in text
+    assert "# TYPE feature_served_age_seconds gauge" in text
