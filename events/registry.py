@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
+from typing import Any
 
 from events.contracts import TOPICS, Event
 
@@ -33,8 +34,19 @@ class ConsumerSpec:
     def load_handler(self) -> Callable[[Event], None]:
         if self.handler is None:
             raise TypeError(f"{self.name} is a step consumer ({self.step}), not a handler")
-        module, _, attribute = self.handler.rpartition(".")
-        return getattr(import_module(module), attribute)
+        return _load(self.handler)
+
+    def load_step(self) -> Callable[..., Any]:
+        """Return the step factory, ``(bus, events.streaming.ConsumerOptions) -> BatchStep``."""
+        if self.step is None:
+            raise TypeError(f"{self.name} is a handler consumer ({self.handler}), not a step")
+        return _load(self.step)
+
+
+def _load(path: str) -> Any:
+    """Return the object at dotted ``path`` (``module.attribute``), imported only now."""
+    module, _, attribute = path.rpartition(".")
+    return getattr(import_module(module), attribute)
 
 
 CONSUMERS: dict[str, ConsumerSpec] = {

@@ -28,7 +28,7 @@ from events.contracts import Event, PoisonMessage, decode
 from events.deadletters import DeadLetterer, dead_letter_topic
 from events.models import ProcessedEvent
 from events.registry import ConsumerSpec
-from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, step_build
+from events.streaming import BatchStep, ConsumerOptions, Publisher, consume
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def consumer_step(spec: ConsumerSpec, bus: Bus, options: ConsumerOptions) -> Bat
     """Return the step that runs the registered consumer ``spec`` on ``bus``: its factory's
     (imported now) for a step consumer, a ``ConsumerRunner`` for a handler consumer."""
     if spec.step is not None:
-        return step_build(spec.step, bus, options)
+        return spec.load_step()(bus, options)
     runner = ConsumerRunner(spec, bus)
     if options.group:
         runner.group = options.group

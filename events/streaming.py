@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from threading import Event as StopFlag
-from typing import Any, Protocol
+from typing import Protocol
 
 from events.batching import IdleClock
 from events.bus import Bus, BusError, Consumer, Message, Producer, Record
@@ -227,12 +227,3 @@ class Publisher:
         if self._producer is not None:
             self._producer.close()
             self._producer = None
-
-
-def step_build(path: str, bus: Bus, options: ConsumerOptions) -> Any:
-    """Return the step made by the factory at dotted ``path`` (``module.function``), called with
-    ``bus`` and ``options``; imported only now, so the registry loads nothing eagerly."""
-    from importlib import import_module
-
-    module, _, attribute = path.rpartition(".")
-    return getattr(import_module(module), attribute)(bus, options)

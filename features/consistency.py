@@ -89,28 +89,40 @@ class Report:
         return sum(f.mismatches for f in self.features)
 
     def to_json(self) -> str:
-        data = asdict(self)
-        for item, f in zip(data["features"], self.features, strict=True):
-            item.update(
-                mismatch_rate=f.mismatch_rate,
-                missing_rate=f.missing_rate,
-                mean_abs_delta=f.mean_abs_delta,
-            )
-        return json.dumps(data, indent=2, default=str)
+        return _report_json(self, ("mismatch_rate", "missing_rate", "mean_abs_delta"))
 
     @classmethod
     def from_json(cls, text: str) -> Report:
-        data = json.loads(text)
-        names = {f.name for f in FeatureConsistency.__dataclass_fields__.values()}
-        features = [
-            FeatureConsistency(**{k: v for k, v in f.items() if k in names})
-            for f in data["features"]
-        ]
-        return cls(data["created_at"], data["sampled"], features, data.get("examples", []))
+        return _report_load(cls, FeatureConsistency, text)
 
 
 def _share(part: float, whole: float) -> float:
     return part / whole if whole else 0.0
+
+
+def _report_json(report: Any, rates: Sequence[str]) -> str:
+    """Return ``report`` as JSON, each feature with its derived ``rates`` beside its counts
+    (for readers of the file; ``_report_load`` derives them again)."""
+    data = asdict(report)
+    for item, feature in zip(data["features"], report.features, strict=True):
+        item.update({rate: getattr(feature, rate) for rate in rates})
+    return json.dumps(data, indent=2, default=str)
+
+
+def _report_load(cls: type, feature_cls: type, text: str) -> Any:
+    """Return the ``cls`` report saved as ``text`` by ``_report_json``, its features as
+    ``feature_cls``."""
+    data = json.loads(text)
+    counts = set(feature_cls.__dataclass_fields__)
+    features = [
+        feature_cls(**{k: v for k, v in f.items() if k in counts}) for f in data["features"]
+    ]
+    totals = {
+        name: data[name]
+        for name in cls.__dataclass_fields__
+        if name not in ("features", "examples")
+    }
+    return cls(**totals, features=features, examples=data.get("examples", []))
 
 
 def same(served: Any, offline: Any) -> bool:
@@ -282,40 +294,15 @@ class ServedReport:
         return self.vectors - self.degraded
 
     @property
-    def mismatches(self) -> int:
-        return sum(f.mismatches for f in self.features)
-
-    @property
     def mismatched_share(self) -> float:
         return _share(self.mismatched_vectors, self.compared)
 
     def to_json(self) -> str:
-        data = asdict(self)
-        for item, f in zip(data["features"], self.features, strict=True):
-            item.update(
-                mismatch_rate=f.mismatch_rate,
-                missing_rate=f.missing_rate,
-                extra_rate=f.extra_rate,
-                smape=f.smape,
-            )
-        return json.dumps(data, indent=2, default=str)
+        return _report_json(self, ("mismatch_rate", "missing_rate", "extra_rate", "smape"))
 
     @classmethod
     def from_json(cls, text: str) -> ServedReport:
-        data = json.loads(text)
-        names = {f.name for f in ServedFeature.__dataclass_fields__.values()}
-        features = [
-            ServedFeature(**{k: v for k, v in f.items() if k in names}) for f in data["features"]
-        ]
-        return cls(
-            created_at=data["created_at"],
-            since=data["since"],
-            vectors=data["vectors"],
-            degraded=data["degraded"],
-            mismatched_vectors=data["mismatched_vectors"],
-            features=features,
-            examples=data.get("examples", []),
-        )
+        return _report_load(cls, ServedFeature, text)
 
 
 def _scalar(value: Any) -> Any:

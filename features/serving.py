@@ -118,9 +118,10 @@ def online_vector(
         for targets, (stamp, found) in zip(readers.values(), read, strict=True):
             if found is None:
                 continue
+            expires = stamp.timestamp() + ttl_s if ttl_s is not None else None
             for i in targets:
                 at = instants[i]
-                if ttl_s is not None and at is not None and at - stamp.timestamp() > ttl_s:
+                if expires is not None and at is not None and at > expires:
                     # Older than the view's ttl at the request's instant: the offline join
                     # drops it (Feast's online stores keep it), so it is not served either.
                     for name in features:

@@ -31,7 +31,15 @@ def applied_config(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[F
     """Yield an applied config on the online store ``request.param``; tear its online data
     down after (on Redis: every key of the project's views)."""
     redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else ""
-    config = feature_config(tmp_path, online=request.param, redis_url=redis_url)
+    yield from applied_store(tmp_path, online=request.param, redis_url=redis_url)
+
+
+def applied_store(
+    tmp_path: Path, *, online: str = "sqlite", redis_url: str = ""
+) -> Iterator[FeatureConfig]:
+    """Yield a config of its own (``feature_config``) with the repo applied; tear its online
+    data down after."""
+    config = feature_config(tmp_path, online=online, redis_url=redis_url)
     apply_repo(config)
     yield config
     feature_store(config).teardown()

@@ -15,12 +15,10 @@ from django.core.management import CommandError, call_command
 from features.consistency import last_served_report, served_consistency_run
 from features.metrics import metrics
 from features.processor import StreamProcessor, state_from_config
-from features.repo import apply_repo
 from features.serving import online_vector
-from features.store import feature_store
 from fraud.feature_log import LoggedVector, feature_log_write
 from fraud.scoring import unserved_vector
-from tests.features.stores import feature_config
+from tests.features.stores import applied_store
 from tests.features.streams import messages_for
 from tests.fraud.factories import NOW, payment
 
@@ -29,10 +27,7 @@ SERVICE = "fraud_scoring_v1"
 
 @pytest.fixture
 def config(tmp_path):
-    config = feature_config(tmp_path)
-    apply_repo(config)
-    yield config
-    feature_store(config).teardown()
+    yield from applied_store(tmp_path)
 
 
 def _logged(event, vector) -> LoggedVector:

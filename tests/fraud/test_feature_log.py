@@ -14,7 +14,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.definitions import FRAUD_SCORING_V1
-from features.repo import apply_repo
 from features.served_log import log_dir, logged_features
 from features.serving import ServedVector, online_vector
 from features.store import feature_store
@@ -28,7 +27,7 @@ from fraud.feature_log import (
     log_table,
 )
 from fraud.scoring import unserved_vector, vector_record
-from tests.features.stores import feature_config
+from tests.features.stores import applied_store
 
 NAMES = [name for name, _ in service_features(FRAUD_SCORING_V1)]
 DTYPES = dict(service_features(FRAUD_SCORING_V1))
@@ -37,10 +36,7 @@ AT = datetime(2025, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 
 @pytest.fixture
 def config(tmp_path):
-    config = feature_config(tmp_path)
-    apply_repo(config)
-    yield config
-    feature_store(config).teardown()
+    yield from applied_store(tmp_path)
 
 
 def _vector(seed: int) -> ServedVector:

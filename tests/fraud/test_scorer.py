@@ -13,13 +13,11 @@ from django.utils import timezone
 
 from events.bus import BusError, Producer, Record, Sent
 from features.processor import StreamProcessor, state_from_config
-from features.repo import apply_repo
 from features.served_log import logged_features
-from features.store import feature_store
 from fraud.models import FraudScore, ReviewItem, ShadowScore, UnloggedScore
 from fraud.scorer import recording as scorer_module
 from fraud.services import scored_event_id, scores_log_sweep, scores_record
-from tests.features.stores import feature_config
+from tests.features.stores import applied_store
 from tests.fraud.factories import NOW, VELOCITY, model_deploy, payment
 from tests.fraud.scorer_helpers import (
     NAMESPACE,
@@ -36,10 +34,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def config(tmp_path):
-    config = feature_config(tmp_path)
-    apply_repo(config)
-    yield config
-    feature_store(config).teardown()
+    yield from applied_store(tmp_path)
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ import pytest
 
 from events.contracts import ChargebackFiled, Event, PaymentAuthorized, ReviewDecided
 from features.definitions import FRAUD_SCORING_V1, VIEWS_BY_NAME
-from features.repo import apply_repo
 from features.serving import online_vector
 from features.store import feature_store
 from features.training import service_features
 from fraud.feature_log import LoggedVector, feature_log_write
 from ml.datasets import history_end, history_events, labels, logged_dataset, payments_spine
-from tests.features.stores import feature_config
+from tests.features.stores import applied_store
 from tests.ml.archive import archive_events
 from tests.ml.history import MATURITY
 
@@ -136,10 +135,7 @@ def test_bootstrap_label_noise_against_the_simulators_ground_truth(bootstrapped)
 
 @pytest.fixture
 def store(tmp_path):
-    config = feature_config(tmp_path)
-    apply_repo(config)
-    yield config
-    feature_store(config).teardown()
+    yield from applied_store(tmp_path)
 
 
 def _online(config, view: str, keys: dict, values: dict) -> None:
