@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from events.contracts import schema_for
@@ -46,6 +46,11 @@ def to_us(moment: datetime) -> int:
 
 
 EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def moment(us: int) -> datetime:
+    """Return ``us`` (µs since the epoch) as an aware UTC datetime: ``to_us``'s inverse."""
+    return EPOCH + timedelta(microseconds=us)
 
 
 def _path(payload: Mapping[str, Any], path: str) -> Any:
@@ -164,3 +169,30 @@ def evaluate(view: View, rows: Sequence[Row], at: int) -> dict[str, Any]:
         if isinstance(f, Ratio):
             values[f.name] = ratio(f, values)
     return values
+
+
+def latest_at(rows: Sequence[Row], at: int, *, floor: int | None = None) -> int | None:
+    """Return the event time of the latest of ``rows`` at or before ``at`` (µs); ``floor``, the
+    latest pruned row's (``features.state``), stands in when no kept row is that early."""
+    latest = max((r.ts for r in rows if r.ts <= at), default=None)
+    if latest is None and floor is not None and floor <= at:
+        return floor
+    return latest
+
+
+def value_at(
+    view: View, rows: Sequence[Row], at: int, *, floor: int | None = None
+) -> tuple[dict[str, Any] | None, int | None]:
+    """Return ``view``'s values at instant ``at`` (µs) over one entity's ``rows`` and the event
+    time of the entity's latest event at or before ``at``: the one semantics of a served and of
+    a trained feature (``features.definitions``). Every event at or before ``at`` counts (one
+    at ``at`` too), windows slide (``at - window < ts <= at``, whenever the entity last had an
+    event), and the view is null (``None``) when the entity had no event at or before ``at``
+    or its latest is older than the view's ttl (``ts < at - ttl``: the point-in-time join's
+    rule, kept at the bound)."""
+    latest = latest_at(rows, at, floor=floor)
+    if latest is None:
+        return None, None
+    if view.ttl is not None and latest < at - int(view.ttl.total_seconds() * 1_000_000):
+        return None, latest
+    return evaluate(view, [r for r in rows if r.ts <= at], at), latest

@@ -11,13 +11,16 @@ Arrow tables, one table per view:
 - ``event_id``, ``ts`` (event time, µs since the epoch), ``kind``;
 - ``f_<field>``: each source field of the view (its type inferred from the values).
 
-Two evaluations (semantics in ``features.definitions``):
+Three evaluations (semantics in ``features.definitions``):
 
 - stream: every row's values at its own event time (window functions partitioned by the key,
   ordered by ``ts``, ``RANGE BETWEEN <window - 1 µs> PRECEDING AND CURRENT ROW``, so
   ``t - window < ts <= t`` with ties at ``t`` included);
 - snapshot: every entity with a row at or before ``T``, its values at ``T`` (``GROUP BY`` the key,
-  the window as a filter).
+  the window as a filter);
+- instants (``features.offline.instants``): each request's entity at the request's own instant,
+  ``features.windows.value_at`` (the stream evaluation's windows read at a row the request
+  adds to its entity's rows; null past the view's ttl): training sets' stream views.
 
 Floats are computed as ``windows`` computes them (``occurred_at`` is ``ts / 1e6``; averages of
 integers are the exact sum divided once; the median sorts and takes the middle one or the mean of
@@ -39,12 +42,17 @@ from features.offline.history import (
     history_load,
     rows_load,
 )
+from features.offline.instants import (
+    instant_requests,
+    instant_values,
+)
 from features.offline.sql import (
     HISTORY_COLUMNS,
     MEDIAN_SQL,
     RATIO_SQL,
     TEMPLATES,
     field_column,
+    instant_sql,
     key_columns,
     snapshot_sql,
     stream_sql,
@@ -64,6 +72,9 @@ __all__ = [
     "field_column",
     "history_files",
     "history_load",
+    "instant_requests",
+    "instant_sql",
+    "instant_values",
     "key_columns",
     "recompute_as_of",
     "rows_load",

@@ -1,6 +1,6 @@
 """The DuckDB engine's SQL: the declared features compiled to one small template per
-aggregation kind, evaluated as a stream (every row at its own time) or as a snapshot at an
-instant (``features.offline`` says how)."""
+aggregation kind, evaluated as a stream (every row at its own time), as a snapshot at an
+instant, or at the instants of requests (``features.offline`` says how)."""
 
 from __future__ import annotations
 
@@ -103,16 +103,14 @@ def _window_name(window: timedelta | None) -> str:
     return "w_all" if window is None else f"w_{window_us(window)}"
 
 
-def _window_clause(view: View) -> str:
+def _window_clause(view: View, *, unbounded: bool = False) -> str:
+    """Return the named windows of ``view``'s aggregates (and ``w_all`` when ``unbounded``)."""
     partition = ", ".join(key_columns(view))
     clauses = {}
-    for feature in view.aggregates:
-        name = _window_name(feature.window)
-        frame = (
-            "UNBOUNDED PRECEDING"
-            if feature.window is None
-            else f"{window_us(feature.window) - 1} PRECEDING"
-        )
+    windows = [f.window for f in view.aggregates] + ([None] if unbounded else [])
+    for window in windows:
+        name = _window_name(window)
+        frame = "UNBOUNDED PRECEDING" if window is None else f"{window_us(window) - 1} PRECEDING"
         clauses[name] = (
             f"{name} AS (PARTITION BY {partition} ORDER BY ts "
             f"RANGE BETWEEN {frame} AND CURRENT ROW)"
@@ -137,11 +135,9 @@ def _outer_columns(view: View) -> list[str]:
     return columns
 
 
-def stream_sql(view: View, *, float_fields: frozenset = frozenset()) -> str:
-    """Return the SQL giving every row of ``view``'s row table its values at its event time:
-    columns ``k0..``, ``event_id``, ``ts``, then every feature, in declaration order."""
-    keys = ", ".join(key_columns(view))
-    inner = [
+def _stream_aggregates(view: View, float_fields: frozenset) -> list[str]:
+    """The aggregates of ``view`` over its named windows, each at the current row's ``ts``."""
+    return [
         _aggregate_sql(
             f,
             over=f"OVER {_window_name(f.window)}",
@@ -152,6 +148,13 @@ def stream_sql(view: View, *, float_fields: frozenset = frozenset()) -> str:
         + f" AS {_ident(f.name)}"
         for f in view.aggregates
     ]
+
+
+def stream_sql(view: View, *, float_fields: frozenset = frozenset()) -> str:
+    """Return the SQL giving every row of ``view``'s row table its values at its event time:
+    columns ``k0..``, ``event_id``, ``ts``, then every feature, in declaration order."""
+    keys = ", ".join(key_columns(view))
+    inner = _stream_aggregates(view, float_fields)
     outer = ", ".join(_outer_columns(view))
     return (
         f"SELECT {keys}, event_id, ts, {outer} FROM ("  # noqa: S608
@@ -175,3 +178,57 @@ def snapshot_sql(view: View, *, at: int, float_fields: frozenset = frozenset()) 
         f"SELECT {keys}, {', '.join(inner)} FROM {table_name(view)} "
         f"WHERE ts <= {at} GROUP BY {keys})"
     )
+
+
+def instant_sql(
+    view: View,
+    *,
+    requests: str,
+    float_fields: frozenset = frozenset(),
+    since: int | None = None,
+) -> str:
+    """Return the SQL giving each request of the table ``requests`` (``k0..``, ``at`` µs,
+    ``request_id``) ``view``'s values at its instant (``features.windows.value_at``): columns
+    ``request_id``, then every feature, in declaration order, all null where the entity has no
+    row at or before ``at`` or its latest is older than the view's ttl.
+
+    Each request joins its entity's rows as a row of its own at ``ts = at`` that no kind
+    filter keeps, so the stream evaluation's windows, evaluated at it, hold exactly the rows
+    with ``at - window < ts <= at`` (those at ``at`` are its peers). Only the requested
+    entities' rows up to the latest instant are read; ``since`` (µs), when given, drops rows
+    before it too (the caller's bound: no window or ttl reaches that far back)."""
+    keys = ", ".join(key_columns(view))
+    columns = ", ".join(
+        [*key_columns(view), "event_id", "ts", "kind", *map(_ident, _field_columns(view))]
+    )
+    bounds = f'ts <= (SELECT max("at") FROM {requests})'  # noqa: S608
+    if since is not None:
+        bounds += f" AND ts >= {int(since)}"
+    rows = (
+        f"SELECT {columns}, CAST(NULL AS BIGINT) AS request_id "  # noqa: S608
+        f"FROM {table_name(view)} SEMI JOIN (SELECT DISTINCT {keys} FROM {requests}) "
+        f"USING ({keys}) WHERE {bounds}"
+    )
+    asked = f'SELECT {keys}, "at" AS ts, request_id FROM {requests}'  # noqa: S608
+    inner = _stream_aggregates(view, float_fields)
+    # The latest of the entity's rows at or before the instant: the request rows have no kind.
+    latest = "max(ts) FILTER (WHERE request_id IS NULL) OVER w_all AS __latest"
+    outer = ", ".join(_outer_columns(view))
+    expired = "__latest IS NULL"
+    if view.ttl is not None:
+        expired += f" OR __latest < __at - {window_us(view.ttl)}"
+    masked = ", ".join(
+        f"CASE WHEN {expired} THEN NULL ELSE {_ident(f.name)} END AS {_ident(f.name)}"
+        for f in view.features
+    )
+    return (
+        f"SELECT request_id, {masked} FROM ("  # noqa: S608
+        f"SELECT request_id, __at, __latest, {outer} FROM ("
+        f"SELECT request_id, ts AS __at, {latest}, {', '.join(inner)} "
+        f"FROM ({rows} UNION ALL BY NAME {asked}) {_window_clause(view, unbounded=True)}) "
+        "WHERE request_id IS NOT NULL)"
+    )
+
+
+def _field_columns(view: View) -> list[str]:
+    return [field_column(name) for name in view.source_fields()]

@@ -4,7 +4,6 @@ per view, as Feast itself would write it."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -21,11 +20,7 @@ from features.store import (
     repo_config,
 )
 from features.tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from features.windows import EPOCH
-
-
-def moment(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
+from features.windows import moment
 
 
 class OnlineWriter:

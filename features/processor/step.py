@@ -56,7 +56,7 @@ from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, off
 from features.definitions import STREAM_VIEWS, View, topics
 from features.processor.marks import Partition, low_watermark, partition_load
 from features.processor.offline import Unwritten, offline_append
-from features.processor.online import OnlineWriter, moment
+from features.processor.online import OnlineWriter
 from features.state import (
     MARKS_KEPT,
     EntityRef,
@@ -67,7 +67,7 @@ from features.state import (
 )
 from features.store import FeatureConfig
 from features.tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP
-from features.windows import Row, evaluate, extract, to_us
+from features.windows import Row, evaluate, extract, moment, to_us
 
 log = logging.getLogger(__name__)
 
