@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from events.contracts import TOPICS
+from features.definitions import BATCH_VIEWS
 from features.offline import backfill, history_files
 from features.served_log import logged_features
 from features.store import FeatureConfig
@@ -168,20 +169,22 @@ def bootstrap_dataset(
 ) -> pd.DataFrame:
     """Return the bootstrap training set of the simulator history at ``history``: one row per
     payment at least ``maturity`` older than the history's last event, with every feature as
-    it was at the payment's instant (point in time, ``features.training.training_set``) and
-    its label.
+    it was at the payment's instant (point in time, ``features.training.training_set``: the
+    stream views evaluated over ``history`` at the instant, as the scorer serves them) and its
+    label.
 
-    Side effect: backfill the views over the history into ``config``'s offline store (an
-    applied store of its own: the history is another world than the live one), batch views
-    snapshotted every ``snapshot_every`` (as materialisation does online).
+    Side effect: backfill the batch views over the history into ``config``'s offline store (an
+    applied store of its own: the history is another world than the live one), snapshotted
+    every ``snapshot_every`` (as materialisation does online); the stream views are read from
+    the history itself.
     """
-    backfill(config, history=history, snapshot_every=snapshot_every)
+    backfill(config, history=history, views=BATCH_VIEWS, snapshot_every=snapshot_every)
     spine = payments_spine(history)
     end = history_end(history)
     if end is not None:
         spine = spine[spine["event_timestamp"] <= end - maturity]
     spine = _with_labels(spine.reset_index(drop=True), labels(history))
-    return training_set(config, spine)
+    return training_set(config, spine, history=history)
 
 
 def logged_dataset(

@@ -3,14 +3,15 @@ on-demand features beside; unknown entities are NOT_FOUND, never an error."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from features.definitions import FRAUD_SCORING_V1, VIEWS_BY_NAME
-from features.offline import feature_table, view_file_write
 from features.ondemand import on_demand
 from features.serving import OUTSIDE_TTL, entity_row, online_vector
 from features.store import feature_store
@@ -262,26 +263,36 @@ def test_a_row_older_than_its_views_ttl_is_served_as_the_training_join_reads_it(
     assert dropped.on_demand["is_new_card"] == 1
 
 
-def test_the_training_join_drops_the_same_row_past_the_ttl(config):
+def test_the_training_join_drops_the_same_card_past_the_ttl(config, tmp_path):
+    """A stream view in a training set is evaluated at the instant over the event history:
+    within the ttl of the card's last payment its windows have slid past it (0 in the last
+    hour and the last 24 hours), past the ttl the view is null."""
     view = VIEWS_BY_NAME["card_velocity"]
-    rows = pa.table(
-        {
-            "k0": ["c1"],
-            "ts": [int(AT.timestamp() * 1_000_000)],
-            **{f.name: [3 if f.name == "card_payments_1h" else None] for f in view.features},
-        }
+    events = tmp_path / "history" / "events"
+    events.mkdir(parents=True)
+    payload = {"card_id": "c1", "rider_id": "r1", "amount_cents": 700, "context": {}}
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": ["e1"],
+                "occurred_at": pa.array([AT], pa.timestamp("us", tz="UTC")),
+                "payload": [json.dumps(payload)],
+            }
+        ),
+        events / "payments.authorized.v1.parquet",
     )
-    view_file_write(config, view, feature_table(view, rows, created_us=1), label="ttl")
     spine = pd.DataFrame(
         {
-            "event_timestamp": [AT + view.ttl, AT + view.ttl + timedelta(seconds=1)],
-            "card_id": ["c1", "c1"],
-            "rider_id": ["r1", "r1"],
-            "zone_id": ["Z-1", "Z-1"],
+            "event_timestamp": [AT, AT + view.ttl, AT + view.ttl + timedelta(seconds=1)],
+            "card_id": ["c1"] * 3,
+            "rider_id": ["r1"] * 3,
+            "zone_id": ["Z-1"] * 3,
         }
     )
 
-    joined = training_set(config, spine)
+    joined = training_set(config, spine, history=tmp_path / "history")
 
-    assert joined["card_payments_1h"].tolist()[0] == 3
-    assert pd.isna(joined["card_payments_1h"].tolist()[1])
+    assert joined["card_payments_1h"].tolist()[:2] == [1, 0]
+    assert joined["card_amount_cents_24h"].tolist()[:2] == [700, 0]
+    assert pd.isna(joined["card_payments_1h"].tolist()[2])
+    assert pd.isna(joined["card_amount_cents_24h"].tolist()[2])

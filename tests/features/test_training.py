@@ -1,5 +1,7 @@
-"""Point-in-time training sets: every spine row, each view's latest row at or before the instant
-within its ttl, exactly as a brute-force scan of the offline rows finds it."""
+"""Point-in-time training sets: every spine row with each stream view evaluated at its instant
+over the event history, exactly as ``features.windows.value_at`` finds it from the events, and
+each batch view's latest snapshot at or before the instant within its ttl, exactly as a
+brute-force scan of the offline rows finds it."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from features.ondemand import on_demand
 from features.repo import apply_repo
 from features.store import FeatureConfig
 from features.training import service_features, training_set
-from features.windows import to_us
-from tests.features.simulated import CONFIG, simulated_day
+from features.windows import to_us, value_at
+from tests.features.simulated import CONFIG, reference_rows, simulated_day
 from tests.features.stores import feature_config
 
 START = CONFIG.start
@@ -98,11 +100,17 @@ def _offline_rows(config: FeatureConfig) -> dict[str, list[dict]]:
     }
 
 
-def _reference(offline: dict[str, list[dict]], spine_row: dict) -> dict:
-    """Each view's latest row at or before the instant (ties: latest created) within its ttl."""
+def _reference(offline: dict[str, list[dict]], events: dict, spine_row: dict) -> dict:
+    """Each stream view at the instant over its entity's events; each batch view's latest row
+    at or before the instant (ties: latest created) within its ttl."""
     at = spine_row["event_timestamp"]
     values = {}
     for view in VIEWS:
+        if view.mode == "stream":
+            key = tuple(spine_row.get(k) or "all" for k in view.join_keys)
+            found, _ = value_at(view, events.get((view.name, key), []), to_us(at))
+            values.update({f.name: (found or {}).get(f.name) for f in view.features})
+            continue
         candidates = [
             row
             for row in offline[view.name]
@@ -128,15 +136,16 @@ def test_every_spine_row_gets_the_features_a_brute_force_scan_finds(backfilled):
     config, day = backfilled
     spine = _spine(day)
 
-    result = training_set(config, spine)
+    result = training_set(config, spine, history=day)
 
     assert len(result) == len(spine)
     pd.testing.assert_frame_equal(result[list(spine.columns)], spine)
     offline = _offline_rows(config)
+    events = reference_rows(day)
     present = dict.fromkeys(NAMES, 0)
     for i, row in enumerate(spine.to_dict("records")):
         row["driver_id"] = row["driver_id"] or None
-        expected = _reference(offline, row)
+        expected = _reference(offline, events, row)
         got = {name: _plain(result.at[i, name]) for name in NAMES}
         assert got == expected, (i, row)
         request = {**row, "occurred_at": row["event_timestamp"].to_pydatetime()}
@@ -161,7 +170,7 @@ def test_every_spine_row_gets_the_features_a_brute_force_scan_finds(backfilled):
 
 def test_the_columns_are_typed_as_declared(backfilled):
     config, day = backfilled
-    result = training_set(config, _spine(day).head(5))
+    result = training_set(config, _spine(day).head(5), history=day)
     dtypes = {name: str(result[name].dtype) for name in NAMES}
     assert dtypes == {
         name: dtype.capitalize() for name, dtype in service_features(FRAUD_SCORING_V1)
@@ -172,7 +181,7 @@ def test_the_columns_are_typed_as_declared(backfilled):
 
 def test_an_empty_spine_gives_an_empty_set(backfilled):
     config, day = backfilled
-    result = training_set(config, _spine(day).head(0))
+    result = training_set(config, _spine(day).head(0), history=day)
     assert len(result) == 0
     assert set(NAMES) <= set(result.columns)
 
@@ -191,11 +200,14 @@ def test_the_training_set_command_writes_the_set(backfilled, tmp_path, settings)
         str(tmp_path / "spine.parquet"),
         "--out",
         str(tmp_path / "training.parquet"),
+        "--history",
+        str(day),
     )
 
     written = pd.read_parquet(tmp_path / "training.parquet")
     assert len(written) == 20
-    expected = training_set(config, spine)
+    assert written["card_payments_24h"].notna().all()  # evaluated over --history
+    expected = training_set(config, spine, history=day)
     assert [
         {n: _plain(v) for n, v in row.items()} for row in written[NAMES].to_dict("records")
     ] == [{n: _plain(v) for n, v in row.items()} for row in expected[NAMES].to_dict("records")]

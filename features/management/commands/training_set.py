@@ -28,15 +28,26 @@ class Command(BaseCommand):
         parser.add_argument(
             "--service", default="fraud_scoring_v1", choices=sorted(FEATURE_SERVICES)
         )
+        parser.add_argument(
+            "--history",
+            type=Path,
+            default=None,
+            help="event history the stream views are evaluated over "
+            "(default: the stream processor's archive)",
+        )
 
-    def handle(self, *args, spine: Path, out: Path, service: str, **options):
+    def handle(self, *args, spine: Path, out: Path, service: str, history: Path | None, **options):
         if not spine.is_file():
             raise CommandError(f"{spine}: no such file")
         frame = pd.read_parquet(spine)
         if "event_timestamp" not in frame.columns:
             raise CommandError(f"{spine}: the spine needs an event_timestamp column")
         began = time.perf_counter()
-        result = training_set(FeatureConfig.from_settings(), frame, service=service)
+        if history is not None and not history.is_dir():
+            raise CommandError(f"{history}: no such directory")
+        result = training_set(
+            FeatureConfig.from_settings(), frame, service=service, history=history
+        )
         out.parent.mkdir(parents=True, exist_ok=True)
         result.to_parquet(out, index=False)
         self.stdout.write(
