@@ -183,6 +183,7 @@ FRAUD_EXPLAIN_ALL = env.bool("FRAUD_EXPLAIN_ALL", default=False)
 FRAUD_LOG_FLUSH_SECONDS = env.float("FRAUD_LOG_FLUSH_SECONDS", default=1.0)
 # Batches of at least this many payment events are recorded while the next one is scored.
 FRAUD_OVERLAP_MIN_RECORDS = env.int("FRAUD_OVERLAP_MIN_RECORDS", default=50)
+FRAUD_CONSISTENCY_WAIT_MS = env.float("FRAUD_CONSISTENCY_WAIT_MS", default=20.0)
 # How often Celery beat rescores degraded scores (fraud.rescore_degraded).
 FRAUD_RESCORE_EVERY_SECONDS = env.float("FRAUD_RESCORE_EVERY_SECONDS", default=60.0)
 

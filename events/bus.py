@@ -151,6 +151,24 @@ class Bus(abc.ABC):
     def end_offsets(self, topic: str) -> dict[int, int]:
         """Return, per partition of ``topic``, the offset the next record will get."""
 
+    @abc.abstractmethod
+    def log_ends(self, topics: Sequence[str]) -> LogEnds:
+        """Return a reader of the end offsets of every partition of ``topics``, for a caller
+        that asks again and again (a scorer, per batch): one long-lived client, one request."""
+
+
+class LogEnds(abc.ABC):
+    """The end offsets of a fixed set of topics, read on demand."""
+
+    @abc.abstractmethod
+    def read(self, *, timeout_s: float) -> dict[tuple[str, int], int]:
+        """Return (topic, partition) -> the offset the partition's next record will get, every
+        partition of the topics that exist (a topic not created yet has none); raise
+        ``BusUnavailable`` when the log did not answer within ``timeout_s``."""
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release the client."""
+
 
 def bus_from_settings() -> Bus:
     """Return the bus chosen by ``EVENT_BUS`` (``embedded`` or ``kafka``)."""

@@ -301,6 +301,9 @@ class FraudScored(Event):
     model_version: str = Field(min_length=1, max_length=64)
     # Scored with default values for features the store could not serve.
     degraded: bool = False
+    # Whether the features served are those the training join gives for the payment
+    # (``exact``) or not known to be (``stale``); None from scorers before the mark.
+    consistency: Literal["exact", "stale"] | None = None
     reasons: list[ScoreReason] = Field(default_factory=list, max_length=3)
 
 

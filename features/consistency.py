@@ -40,6 +40,7 @@ from pandas import NA
 
 from features.definitions import STREAM_VIEWS, VIEWS_BY_NAME, View
 from features.store import FeatureConfig, feature_store
+from features.stream_serving import EXACT, STALE
 
 REPORT_FILE = "consistency.json"
 
@@ -117,10 +118,11 @@ def _report_load(cls: type, feature_cls: type, text: str) -> Any:
     features = [
         feature_cls(**{k: v for k, v in f.items() if k in counts}) for f in data["features"]
     ]
+    # A field added since the file was written keeps its default.
     totals = {
         name: data[name]
         for name in cls.__dataclass_fields__
-        if name not in ("features", "examples")
+        if name not in ("features", "examples") and name in data
     }
     return cls(**totals, features=features, examples=data.get("examples", []))
 
@@ -279,7 +281,13 @@ class ServedFeature:
 class ServedReport:
     """Served vectors against their offline recomputation: how many were read (``vectors``),
     how many were degraded (served without the store: set aside, not compared), how many of the
-    compared ones differ on at least one feature, per feature figures and examples."""
+    compared ones differ on at least one feature, per feature figures and examples.
+
+    Split by what the server said of each compared vector (``features.stream_serving``):
+    ``exact`` ones (vouched for: any of them differing, ``exact_mismatched``, is a bug), ``stale``
+    ones (served while the stream processor or a batch publication lagged: expected to differ
+    sometimes; ``stale_lag_p99_ms`` says how far behind) and ``unmarked`` ones (logged by a
+    server that did not check)."""
 
     created_at: float
     since: str | None
@@ -288,14 +296,31 @@ class ServedReport:
     mismatched_vectors: int
     features: list[ServedFeature] = field(default_factory=list)
     examples: list[dict] = field(default_factory=list)
+    exact: int = 0
+    exact_mismatched: int = 0
+    stale: int = 0
+    stale_mismatched: int = 0
+    stale_lag_p99_ms: float | None = None
 
     @property
     def compared(self) -> int:
         return self.vectors - self.degraded
 
     @property
+    def unmarked(self) -> int:
+        return self.compared - self.exact - self.stale
+
+    @property
     def mismatched_share(self) -> float:
         return _share(self.mismatched_vectors, self.compared)
+
+    @property
+    def stale_share(self) -> float:
+        return _share(self.stale, self.compared)
+
+    @property
+    def exact_mismatched_share(self) -> float:
+        return _share(self.exact_mismatched, self.exact)
 
     def to_json(self) -> str:
         return _report_json(self, ("mismatch_rate", "missing_rate", "extra_rate", "smape"))
@@ -327,12 +352,20 @@ def served_compare(logged: Any, offline: Any, names: Sequence[str]) -> ServedRep
     per_feature = {name: ServedFeature(name) for name in names}
     examples: list[dict] = []
     degraded = mismatched = 0
+    marked = {EXACT: 0, STALE: 0}
+    marked_mismatched = {EXACT: 0, STALE: 0}
+    lags: list[float] = []
     served_rows = logged.to_dict("records")
     offline_rows = offline.to_dict("records")
     for served, recomputed in zip(served_rows, offline_rows, strict=True):
         if any(served.get(f"{name}__status") == UNSERVED_STATUS for name in names):
             degraded += 1
             continue
+        consistency = _scalar(served.get("consistency"))
+        if consistency in marked:
+            marked[consistency] += 1
+        if consistency == STALE and _scalar(served.get("consistency_lag_ms")) is not None:
+            lags.append(float(served["consistency_lag_ms"]))
         differs = False
         for name in names:
             stats = per_feature[name]
@@ -356,9 +389,14 @@ def served_compare(logged: Any, offline: Any, names: Sequence[str]) -> ServedRep
                             "request_time": served["request_time"].isoformat(),
                             "served": s,
                             "offline": o,
+                            "consistency": consistency,
                         }
                     )
         mismatched += differs
+        if differs and consistency in marked:
+            marked_mismatched[consistency] += 1
+    # The vouched-for ones first: an exact vector that differs is the one to look at.
+    examples.sort(key=lambda e: e["consistency"] != EXACT)
     return ServedReport(
         created_at=time.time(),
         since=None,
@@ -367,7 +405,20 @@ def served_compare(logged: Any, offline: Any, names: Sequence[str]) -> ServedRep
         mismatched_vectors=mismatched,
         features=list(per_feature.values()),
         examples=examples,
+        exact=marked[EXACT],
+        exact_mismatched=marked_mismatched[EXACT],
+        stale=marked[STALE],
+        stale_mismatched=marked_mismatched[STALE],
+        stale_lag_p99_ms=_quantile(lags, 0.99),
     )
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    """Return the ``q`` quantile of ``values`` (nearest rank), ``None`` when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
 
 def served_consistency_run(
@@ -380,7 +431,7 @@ def served_consistency_run(
 ) -> ServedReport:
     """Compare the vectors ``service`` logged (those requested at or after ``since``; a
     reproducible sample of ``limit`` of them when given) with the training set of the same
-    requests (``features.training.training_set`` at each request time and entity keys as
+    requests (``features.training.training_set`` at each payment's instant and entity keys as
     served), save the report as the latest (``last_served_report``) and return it. Read only
     but for the report file."""
     import pandas as pd
@@ -396,7 +447,9 @@ def served_consistency_run(
         rng = random.Random(seed)  # noqa: S311 (a reproducible sample, not a secret)
         logged = logged.iloc[sorted(rng.sample(range(len(logged)), limit))]
     logged = logged.reset_index(drop=True)
-    spine = pd.DataFrame({"event_timestamp": logged["request_time"]})
+    # The instant the server evaluated the features at: the payment's own time; a log written
+    # before it was recorded falls back on the time it was scored.
+    spine = pd.DataFrame({"event_timestamp": logged["occurred_at"].fillna(logged["request_time"])})
     for key in log_layout(config, service).join_keys:
         spine[key] = logged[key]
     offline = training_set(config, spine, service)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -19,8 +19,9 @@ from feast import FeatureStore
 
 from features.definitions import BATCH_VIEWS, STREAM_VIEWS
 from features.offline import feature_table, history_load, view_file_write
+from features.publication import publication_begin, publication_end
 from features.store import FeatureConfig, feature_store
-from features.windows import to_us
+from features.windows import moment, to_us
 
 # Per batch view, the last instant materialised (µs since the epoch), under ``data_dir``.
 STATE_FILE = "materialized.json"
@@ -80,13 +81,18 @@ def materialize_batch_views(config: FeatureConfig, now: datetime | None = None) 
 
     Side effects, per batch view with at least one entity: a new Parquet file of the snapshot in
     the view's offline directory (stamped ``now``), one ``write_to_online_store`` call, and
-    ``now`` recorded as the view's last materialisation (``last_materialized``). Running twice
+    ``now`` recorded as the view's last materialisation (``last_materialized``); around the
+    writes, the publication mark (``features.publication``) says a snapshot of ``now`` is being
+    published, so the scorer marks a payment at or after ``now`` stale until every view's
+    online write completed, instead of serving it half the old snapshot. Running twice
     for the same ``now`` serves the same values (the second file repeats the first, with a later
     ``created_timestamp``, which point-in-time joins prefer).
     """
     began = time.perf_counter()
-    at = now.astimezone(UTC) if now is not None else datetime.now(UTC)
-    at_us = to_us(at)
+    # The mark is made before the instant is taken from the clock (features.publication says
+    # why): a payment read without seeing it happened before the snapshot's instant.
+    at_us = publication_begin(config, at_us=None if now is None else to_us(now))
+    at = moment(at_us)
     loaded = history_load(config.offline_dir / "events", views=BATCH_VIEWS)
     store = feature_store(config)
     created_us = int(time.time() * 1_000_000)
@@ -98,6 +104,7 @@ def materialize_batch_views(config: FeatureConfig, now: datetime | None = None) 
         if table.num_rows:
             files.append(view_file_write(config, view, table, label="materialized"))
             _online_write(store, view.name, table.to_pandas())
+    publication_end(config, at_us)
     _record(config, {view.name: at_us for view in BATCH_VIEWS})
     return Materialized(at=at, rows=rows, files=files, seconds=time.perf_counter() - began)
 

@@ -6,8 +6,9 @@
   ``feature_consistency_sampled``: the last consistency report (``manage.py
   feature_consistency``), with ``feature_consistency_age_seconds`` saying how old it is;
 - ``feature_served_{mismatch_rate,missing_rate,extra_rate,smape}{feature}``,
-  ``feature_served_vectors``, ``feature_served_degraded``, ``feature_served_mismatched_share``
-  and ``feature_served_age_seconds``: the last served-vs-offline report (``manage.py
+  ``feature_served_vectors``, ``feature_served_degraded``, ``feature_served_mismatched_share``,
+  ``feature_served_{exact,exact_mismatched,stale,stale_share}`` and
+  ``feature_served_age_seconds``: the last served-vs-offline report (``manage.py
   feature_consistency --served``).
 """
 
@@ -97,6 +98,14 @@ def metrics(request: HttpRequest) -> HttpResponse:
                     "Share of compared vectors that differ from their training row on any feature.",
                     served.mismatched_share,
                 ),
+                ("exact", "Of them, vectors the scorer marked exact.", served.exact),
+                (
+                    "exact_mismatched",
+                    "Vectors marked exact that differ from their training row (a bug when > 0).",
+                    served.exact_mismatched,
+                ),
+                ("stale", "Vectors the scorer marked stale.", served.stale),
+                ("stale_share", "Share of compared vectors marked stale.", served.stale_share),
             ],
             [
                 ("mismatch_rate", "Share of served values that differ from the training row's."),

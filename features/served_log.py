@@ -10,7 +10,11 @@ departures, both accepted by Feast's DuckDB destination, which writes the table 
 
 - the feature timestamps are microseconds, not Feast's seconds: that is the precision served;
 - extra columns carry what Feast's schema lacks: ``on_demand__<feature>`` (the on-demand values
-  as served), ``payment_id``, ``__request_time``, ``__model_version`` and ``__role``.
+  as served), ``payment_id``, ``__request_time`` (when it was scored), ``__occurred_at`` (the
+  payment's own time: the instant the features are of), ``__model_version``, ``__role``, and
+  ``__consistency`` / ``__consistency_lag_ms``: whether the server vouched for the vector being
+  the training join's (``exact``), or not (``stale``, with how far behind), null for a server
+  that did not check (``features.stream_serving``).
 
 A request logged more than once (at-least-once input) reads as its latest row; a file torn by a
 crash mid-write (no Parquet footer) is skipped on read.
@@ -49,6 +53,9 @@ PAYMENT_ID = "payment_id"
 REQUEST_TIME_FIELD = "__request_time"
 MODEL_VERSION_FIELD = "__model_version"
 ROLE_FIELD = "__role"
+OCCURRED_AT_FIELD = "__occurred_at"
+CONSISTENCY_FIELD = "__consistency"
+CONSISTENCY_LAG_FIELD = "__consistency_lag_ms"
 
 MICROS_UTC = pa.timestamp("us", tz="UTC")
 ARROW_TYPES = {"int64": pa.int64(), "float64": pa.float64()}
@@ -86,6 +93,9 @@ def log_layout(config: FeatureConfig, service: str) -> LogLayout:
         pa.field(REQUEST_TIME_FIELD, MICROS_UTC),
         pa.field(MODEL_VERSION_FIELD, pa.string()),
         pa.field(ROLE_FIELD, pa.string()),
+        pa.field(OCCURRED_AT_FIELD, MICROS_UTC),
+        pa.field(CONSISTENCY_FIELD, pa.string()),
+        pa.field(CONSISTENCY_LAG_FIELD, pa.float64()),
     ]
     columns = {f.name: f"{view.name}__{f.name}" for view in declared.views for f in view.features}
     return LogLayout(
@@ -111,15 +121,25 @@ def _readable(path: Path) -> bool:
     return True
 
 
+def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray:
+    """Return ``table``'s column ``name``, all null when no file read has it (an older log)."""
+    if name in table.column_names:
+        return table[name].cast(type_)
+    return pa.chunked_array([pa.nulls(table.num_rows, type_)])
+
+
 def logged_features(config: FeatureConfig, service: str = SERVICE) -> pd.DataFrame:
     """Return the logged vectors of ``service``: one row per event (the latest log of an event
     logged more than once), ordered by request time then event id. Read only.
 
     Columns: ``event_id``, ``payment_id``, ``request_time``, ``model_version``, ``role``,
-    ``logged_at``, the join keys as served, every stored feature then every on-demand feature
-    by name (nullable ``Int64`` / ``Float64``, as ``features.training.training_set``), then
-    ``<feature>__status`` (the status name, e.g. ``PRESENT``, ``NOT_FOUND``) and
-    ``<feature>__timestamp`` (the served row's event time, UTC) of each stored feature.
+    ``logged_at``, ``occurred_at``, ``consistency`` (``exact``, ``stale`` or null: logs
+    written before the server checked read as null too), ``consistency_lag_ms``, the join
+    keys as served, every
+    stored feature then every on-demand feature by name (nullable ``Int64`` / ``Float64``, as
+    ``features.training.training_set``), then ``<feature>__status`` (the status name, e.g.
+    ``PRESENT``, ``NOT_FOUND``) and ``<feature>__timestamp`` (the served row's event time,
+    UTC) of each stored feature.
     """
     layout = log_layout(config, service)
     files = sorted(p for p in log_dir(config, service).glob("*.parquet") if _readable(p))
@@ -144,6 +164,9 @@ def logged_features(config: FeatureConfig, service: str = SERVICE) -> pd.DataFra
         "model_version": table[MODEL_VERSION_FIELD],
         "role": table[ROLE_FIELD],
         "logged_at": table[LOG_TIMESTAMP_FIELD].cast(MICROS_UTC),
+        "occurred_at": _column(table, OCCURRED_AT_FIELD, MICROS_UTC),
+        "consistency": _column(table, CONSISTENCY_FIELD, pa.string()),
+        "consistency_lag_ms": _column(table, CONSISTENCY_LAG_FIELD, pa.float64()),
     }
     for key in layout.join_keys:
         columns[key] = table[key]

@@ -18,7 +18,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS
+from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS, FeatureService
 from features.ondemand import on_demand, request_seconds
 from features.store import (
     FeatureConfig,
@@ -27,7 +27,9 @@ from features.store import (
     redis_entity_key,
     redis_hash_fields,
 )
+from features.stream_serving import STALE, Served, StreamServing, instant_us
 from features.training import MISSING_KEY, service_features, service_join_keys
+from features.windows import moment, to_us
 
 # Request field -> join key; the platform key is a constant.
 REQUEST_KEYS: Mapping[str, str] = {
@@ -51,6 +53,12 @@ class ServedVector:
     statuses: dict[str, str]
     event_timestamps: dict[str, datetime | None]
     on_demand: dict[str, Any]
+    # ``exact``: the values are those the training join gives for the request (stream views
+    # evaluated at its instant with every event before it applied, batch views from the
+    # snapshot the join picks); ``stale``: not known to be, ``lag_ms`` behind; None: not checked
+    # (a read of the stream views' rows as the online store holds them).
+    consistency: str | None = None
+    lag_ms: float | None = None
 
     @property
     def features(self) -> dict[str, Any]:
@@ -71,7 +79,12 @@ def entity_row(request: Mapping[str, Any], join_keys: Sequence[str]) -> dict[str
 
 
 def online_vector(
-    config: FeatureConfig, requests: Sequence[Mapping[str, Any]], service: str = "fraud_scoring_v1"
+    config: FeatureConfig,
+    requests: Sequence[Mapping[str, Any]],
+    service: str = "fraud_scoring_v1",
+    *,
+    stream: StreamServing | None = None,
+    served: Sequence[Served] = (),
 ) -> list[ServedVector]:
     """Return the served vector of each of ``requests`` (payment payloads), in order: one
     ``online_read`` of the Feast online store per view of ``service``, for the view's distinct
@@ -84,7 +97,13 @@ def online_vector(
     by column, which this code then had to take apart again. The online store's own
     ``online_read`` is the interface the stream processor writes through
     (``online_write_batch``); on Redis one pipeline of one HMGET per entity
-    (``_online_read``)."""
+    (``_online_read``).
+
+    With ``stream``, the stream views come from the window state instead, evaluated at each
+    request's instant with ``served`` (the batch's payment events) applied first
+    (``features.stream_serving``), and each vector is marked ``exact`` or ``stale``: stale when
+    the stream views are, or a batch view's row is not the snapshot the training join picks
+    (``features.publication.batch_exact``)."""
     if not requests:
         return []
     declared = FEATURE_SERVICES[service]
@@ -96,7 +115,10 @@ def online_vector(
     keys = service_join_keys(declared)
     rows = [entity_row(r, keys) for r in requests]
     reads = []
+    from_state = {v.name for v in declared.views if v.mode == "stream"} if stream else set()
     for view in declared.views:
+        if view.name in from_state:
+            continue
         join_keys = list(view.join_keys)
         # Distinct entity -> the requests that name it, in first-seen order.
         # A request lacking a key of the view (a payment names no driver yet) is NOT_FOUND
@@ -131,10 +153,71 @@ def online_vector(
                     values[i][name] = found.get(name)
                     statuses[i][name] = "PRESENT"
                     stamps[i][name] = stamp
-    return [
-        ServedVector(values[i], statuses[i], stamps[i], on_demand(request, values[i]))
-        for i, request in enumerate(requests)
+    if stream is None:
+        return [
+            ServedVector(values[i], statuses[i], stamps[i], on_demand(request, values[i]))
+            for i, request in enumerate(requests)
+        ]
+    return _with_stream(
+        config, declared, stream, requests, rows, served, values, statuses, stamps, from_state
+    )
+
+
+def _with_stream(
+    config: FeatureConfig,
+    declared: FeatureService,
+    stream: StreamServing,
+    requests: Sequence[Mapping[str, Any]],
+    rows: Sequence[Mapping[str, str]],
+    served: Sequence[Served],
+    values: list[dict[str, Any]],
+    statuses: list[dict[str, str]],
+    stamps: list[dict[str, datetime | None]],
+    from_state: set[str],
+) -> list[ServedVector]:
+    """Fill in the stream views from ``stream`` and mark each vector (``online_vector``)."""
+    from features.publication import batch_exact, publication_read
+
+    views = [v for v in declared.views if v.name in from_state]
+    keys = [
+        {
+            v.name: None if MISSING_KEY in (key := tuple(row[k] for k in v.join_keys)) else key
+            for v in views
+        }
+        for row in rows
     ]
+    instants = [instant_us(r["occurred_at"]) for r in requests]
+    answered = stream.serve(keys, instants, served)
+    batch = [v for v in declared.views if v.name not in from_state]
+    publication = publication_read(config) if batch else None
+    vectors = []
+    for i, request in enumerate(requests):
+        for view in views:
+            answer = answered.answers[i][view.name]
+            stamp = None if answer.latest_us is None else moment(answer.latest_us)
+            for f in view.features:
+                values[i][f.name] = None if answer.values is None else answer.values[f.name]
+                statuses[i][f.name] = answer.status
+                stamps[i][f.name] = stamp if answer.values is not None else None
+        consistency, lag = answered.consistency[i], answered.lag_ms[i]
+        for view in batch:
+            served_at = stamps[i][view.features[0].name]
+            served_us = None if served_at is None else to_us(served_at)
+            if not batch_exact(publication, served_us=served_us, at_us=instants[i]):
+                consistency = STALE
+                gap = abs(served_us - instants[i]) / 1000 if served_us is not None else 0.0
+                lag = max(lag or 0.0, gap)
+        vectors.append(
+            ServedVector(
+                values[i],
+                statuses[i],
+                stamps[i],
+                on_demand(request, values[i]),
+                consistency=consistency,
+                lag_ms=lag,
+            )
+        )
+    return vectors
 
 
 @lru_cache(maxsize=8)

@@ -37,7 +37,10 @@ from feast.feature_logging import (
 from events.batching import gc_settle
 from features.feature_repo.services import feature_services
 from features.served_log import (
+    CONSISTENCY_FIELD,
+    CONSISTENCY_LAG_FIELD,
     MODEL_VERSION_FIELD,
+    OCCURRED_AT_FIELD,
     ON_DEMAND_PREFIX,
     PAYMENT_ID,
     REQUEST_TIME_FIELD,
@@ -144,6 +147,8 @@ def log_items_table(
         columns[ON_DEMAND_PREFIX + name] = (
             nothing if i is None else [record["on_demand"][i] for record in records]
         )
+    columns[CONSISTENCY_FIELD] = [record.get("consistency") for record in records]
+    columns[CONSISTENCY_LAG_FIELD] = [record.get("consistency_lag_ms") for record in records]
     return _assembled(
         layout,
         columns,
@@ -191,6 +196,8 @@ def log_table(
         ]
     for name in layout.on_demand:
         columns[ON_DEMAND_PREFIX + name] = [e.vector.on_demand.get(name) for e in entries]
+    columns[CONSISTENCY_FIELD] = [e.vector.consistency for e in entries]
+    columns[CONSISTENCY_LAG_FIELD] = [e.vector.lag_ms for e in entries]
     return _assembled(
         layout,
         columns,
@@ -229,9 +236,19 @@ def _assembled(
     data[REQUEST_ID_FIELD] = event_ids
     data[PAYMENT_ID] = [None if r is None else _text(r.get(PAYMENT_ID)) for r in requests]
     data[REQUEST_TIME_FIELD] = request_times
+    data[OCCURRED_AT_FIELD] = [
+        None if r is None else _instant(r.get("occurred_at")) for r in requests
+    ]
     data[MODEL_VERSION_FIELD] = model_versions
     data[ROLE_FIELD] = roles
     return pa.table([pa.array(data[f.name], f.type) for f in layout.schema], schema=layout.schema)
+
+
+def _instant(value: Any) -> datetime | None:
+    """Return a request's ``occurred_at`` (ISO 8601 text in a stored record, or a datetime)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
 
 
 def _text(value: Any) -> str | None:

@@ -29,6 +29,7 @@ from typing import Any
 
 from features.serving import ServedVector, online_vector
 from features.store import FeatureConfig, feature_store
+from features.stream_serving import Served, StreamServing
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,20 @@ class FeatureReader:
     """Reads served vectors for a batch within ``timeout_s``; ``read`` returns ``None`` when the
     store failed or did not answer in time, with the reason in ``last_error``."""
 
-    def __init__(self, config: FeatureConfig, *, service: str, timeout_s: float):
+    def __init__(
+        self,
+        config: FeatureConfig,
+        *,
+        service: str,
+        timeout_s: float,
+        stream: StreamServing | None = None,
+    ):
         self.config = config
         self.service = service
         self.timeout_s = timeout_s
+        # Serves the stream views at each payment's instant (``features.stream_serving``); None:
+        # as the online store holds them, unmarked.
+        self.stream = stream
         self.last_error = ""
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feature-read")
         self._running: Future | None = None
@@ -97,11 +108,14 @@ class FeatureReader:
             return False
         return True
 
-    def read(self, requests: Sequence[Mapping[str, Any]]) -> list[ServedVector] | None:
-        """Return the served vector of each of ``requests`` (payment payloads), or ``None``."""
+    def read(
+        self, requests: Sequence[Mapping[str, Any]], served: Sequence[Served] = ()
+    ) -> list[ServedVector] | None:
+        """Return the served vector of each of ``requests`` (payment payloads), or ``None``;
+        ``served``: the payment events, applied to the window state first."""
         if self.config.online == "redis":
             try:
-                vectors = online_vector(self.config, requests, self.service)
+                vectors = self._read(requests, served)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 return None
@@ -110,7 +124,7 @@ class FeatureReader:
         if self._running is not None and not self._running.done():
             self.last_error = "the previous read has not finished"
             return None
-        self._running = self._pool.submit(online_vector, self.config, requests, self.service)
+        self._running = self._pool.submit(self._read, requests, served)
         try:
             vectors = self._running.result(timeout=self.timeout_s)
         except FutureTimeout:
@@ -122,6 +136,13 @@ class FeatureReader:
         self.last_error = ""
         return vectors
 
+    def _read(
+        self, requests: Sequence[Mapping[str, Any]], served: Sequence[Served]
+    ) -> list[ServedVector]:
+        return online_vector(self.config, requests, self.service, stream=self.stream, served=served)
+
     def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
         self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -118,6 +118,13 @@ class FraudScore(models.Model):
     rescored_at = models.DateTimeField(null=True, blank=True)
     # From the payment's occurred_at to the score being computed, in milliseconds.
     latency_ms = models.FloatField()
+    # Whether the features served are those the training join gives for this payment
+    # (``features.serving.ServedVector.consistency``): exact, or stale by ``consistency_lag_ms``
+    # (the stream processor that far behind the payment); blank for scores from before the mark.
+    consistency = models.CharField(
+        max_length=8, choices=[("exact", "exact"), ("stale", "stale")], blank=True, default=""
+    )
+    consistency_lag_ms = models.FloatField(null=True, blank=True)
     # The vector exactly as served (values, statuses, event timestamps, request time), so a
     # replay after a crash can write the feature log row of what was actually served.
     features = JSONTextField(default=dict)

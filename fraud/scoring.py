@@ -26,6 +26,7 @@ from features.definitions import FEATURE_SERVICES
 from features.ondemand import INPUTS as ON_DEMAND_INPUTS
 from features.ondemand import on_demand
 from features.serving import ServedVector
+from features.stream_serving import STALE
 from features.training import service_features
 from fraud.decisions import APPROVE, Thresholds, canary_for, card_bucket, decide
 from fraud.explain import reasons
@@ -104,6 +105,8 @@ def unserved_vector(request: Mapping[str, Any], service: str) -> ServedVector:
         statuses=dict.fromkeys(names, UNSERVED),
         event_timestamps=dict.fromkeys(names),
         on_demand=on_demand(request, values),
+        # Nothing served is what the training join gives: never exact.
+        consistency=STALE,
     )
 
 
@@ -276,6 +279,8 @@ def vector_record(
         "statuses": [_STATUS_NUMBERS[vector.statuses[n]] for n in stored],
         "event_timestamps": [micros[stamps[n]] for n in stored],
         "on_demand": [_finite(vector.on_demand[n]) for n in on_demand],
+        "consistency": vector.consistency,
+        "consistency_lag_ms": vector.lag_ms,
     }
 
 
@@ -301,5 +306,7 @@ def vector_from_record(record: Mapping[str, Any]) -> tuple[ServedVector, datetim
             for n, us in zip(stored, record["event_timestamps"], strict=True)
         },
         on_demand=dict(zip(on_demand, record["on_demand"], strict=True)),
+        consistency=record.get("consistency"),
+        lag_ms=record.get("consistency_lag_ms"),
     )
     return vector, datetime.fromisoformat(record["request_time"])

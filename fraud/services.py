@@ -141,10 +141,12 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
         payment, scored = item.event, item.scored
         ids = (payment.event_id, payment.payment_id, payment.card_id, payment.rider_id)
         degraded = bool(scored.degraded_features)
+        consistency = item.features.get("consistency") or None
     else:
         scored = item
         ids = (item.event_id, item.payment_id, item.card_id, item.rider_id)
         degraded = item.degraded
+        consistency = item.consistency or None
     payment_event_id, payment_id, card_id, rider_id = ids
     return FraudScored(
         event_id=scored_event_id(payment_event_id),
@@ -157,6 +159,7 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
         decision=scored.decision,
         model_version=scored.model_version,
         degraded=degraded,
+        consistency=consistency,
         reasons=[
             ScoreReason(feature=r["feature"], text=r["text"]) for r in scored.reasons[:MAX_REASONS]
         ],
@@ -201,6 +204,8 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
             "degraded_features": d.scored.degraded_features,
             "rescored_at": None,
             "latency_ms": d.latency_ms,
+            "consistency": d.features.get("consistency") or "",
+            "consistency_lag_ms": d.features.get("consistency_lag_ms"),
             "batch_id": batch_id,
         }
         for d in drafts

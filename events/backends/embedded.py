@@ -22,7 +22,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
-from events.bus import Bus, BusError, Consumer, Message, Producer, Record, Sent
+from events.bus import Bus, BusError, Consumer, LogEnds, Message, Producer, Record, Sent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS topics (
@@ -135,6 +135,38 @@ class EmbeddedBus(Bus):
         finally:
             conn.close()
         return {p: rows.get(p, 0) for p in range(partitions or 0)}
+
+    def log_ends(self, topics: Sequence[str]) -> EmbeddedLogEnds:
+        return EmbeddedLogEnds(self, topics)
+
+
+class EmbeddedLogEnds(LogEnds):
+    """End offsets from the file: a seek of the primary key per partition (a ``GROUP BY``
+    would scan every record of the topics)."""
+
+    def __init__(self, bus: EmbeddedBus, topics: Sequence[str]):
+        self.topics = tuple(topics)
+        self.conn = _connect(bus.path, shared=True)
+        self._lock = threading.Lock()
+
+    def read(self, *, timeout_s: float) -> dict[tuple[str, int], int]:
+        ends: dict[tuple[str, int], int] = {}
+        with self._lock:
+            self.conn.execute("BEGIN")
+            try:
+                for topic in self.topics:
+                    for partition in range(_partitions(self.conn, topic) or 0):
+                        (last,) = self.conn.execute(
+                            "SELECT MAX(offset) FROM records WHERE topic = ? AND partition = ?",
+                            (topic, partition),
+                        ).fetchone()
+                        ends[(topic, partition)] = 0 if last is None else last + 1
+            finally:
+                self.conn.execute("COMMIT")
+        return ends
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def _partitions(conn: sqlite3.Connection, topic: str) -> int | None:

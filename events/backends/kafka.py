@@ -19,18 +19,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from confluent_kafka import Consumer as RdConsumer
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from confluent_kafka import Producer as RdProducer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from events.bus import (
     Bus,
     BusError,
     BusUnavailable,
     Consumer,
+    LogEnds,
     Message,
     Producer,
     Record,
@@ -152,6 +154,47 @@ class KafkaBus(Bus):
             raise self._unavailable("end offsets", exc) from exc
         finally:
             client.close()
+
+    def log_ends(self, topics: Sequence[str]) -> KafkaLogEnds:
+        return KafkaLogEnds(self, topics)
+
+
+class KafkaLogEnds(LogEnds):
+    """End offsets by one ``ListOffsets`` request per leader (librdkafka's admin client), the
+    partitions from metadata read again every ``METADATA_S`` (a topic created meanwhile)."""
+
+    METADATA_S = 10.0
+
+    def __init__(self, bus: KafkaBus, topics: Sequence[str]):
+        self.bus = bus
+        self.topics = tuple(topics)
+        self.admin = AdminClient(bus.config(**{"client.id": "rideshare-log-ends"}))
+        self._partitions: list[TopicPartition] = []
+        self._read_at = -float("inf")
+
+    def read(self, *, timeout_s: float) -> dict[tuple[str, int], int]:
+        try:
+            if time.monotonic() - self._read_at >= self.METADATA_S:
+                known = self.admin.list_topics(timeout=timeout_s).topics
+                self._partitions = [
+                    TopicPartition(t, p)
+                    for t in self.topics
+                    if t in known and known[t].error is None
+                    for p in sorted(known[t].partitions)
+                ]
+                self._read_at = time.monotonic()
+            if not self._partitions:
+                return {}
+            futures = self.admin.list_offsets(
+                dict.fromkeys(self._partitions, OffsetSpec.latest()), request_timeout=timeout_s
+            )
+            return {
+                (tp.topic, tp.partition): future.result(timeout=timeout_s).offset
+                for tp, future in futures.items()
+            }
+        except (KafkaException, FutureTimeout) as exc:
+            self._read_at = -float("inf")
+            raise self.bus._unavailable("end offsets", exc) from exc
 
 
 _WAITING = object()

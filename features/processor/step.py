@@ -80,14 +80,16 @@ OFFLINE_MAX_BATCHES = MARKS_KEPT // 2
 
 
 def state_from_config(
-    config: FeatureConfig, *, views: Sequence[View] = STREAM_VIEWS
+    config: FeatureConfig, *, views: Sequence[View] = STREAM_VIEWS, timeout_s: float | None = None
 ) -> WindowState:
     """Return the window state that goes with the online store: Redis (keys under
-    ``features:<project>:state:``) or SQLite (``config.state_path``)."""
+    ``features:<project>:state:``; ``timeout_s``: ``RedisState.from_url``'s) or SQLite
+    (``config.state_path``)."""
     if config.online == "redis":
         return RedisState.from_url(
             config.redis_url,
             prefix=f"features:{config.project}:state:",
+            timeout_s=timeout_s,
             views=views,
             lateness_us=config.allowed_lateness_us,
         )

@@ -4,10 +4,12 @@
 from features.state.base import (
     MARKS_KEPT,
     Added,
+    Applied,
     EntityRef,
     EntityRows,
     Marks,
     Retention,
+    ServeRead,
     WindowState,
     retention,
 )
@@ -17,11 +19,13 @@ from features.state.sqlite import SqliteState
 __all__ = [
     "MARKS_KEPT",
     "Added",
+    "Applied",
     "EntityRef",
     "EntityRows",
     "Marks",
     "RedisState",
     "Retention",
+    "ServeRead",
     "SqliteState",
     "WindowState",
     "retention",

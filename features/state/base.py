@@ -93,6 +93,26 @@ class EntityRows:
 
 
 @dataclass(frozen=True)
+class Applied:
+    """How far the stream processor's adds went on one partition: the state holds the rows of
+    every record before ``offset`` (the greatest of its lateness marks: they are added in the
+    transaction of the rows), the latest event time among them ``max_ts``."""
+
+    offset: int
+    max_ts: int | None
+
+
+@dataclass(frozen=True)
+class ServeRead:
+    """The result of ``serve_read``: the entities read (one asked for with the version it has
+    cached is absent when that is still the version) and, per partition asked for, the
+    processor's ``Applied`` (absent: it never added a record of the partition)."""
+
+    entities: dict[EntityRef, EntityRows]
+    applied: dict[tuple[str, int], Applied]
+
+
+@dataclass(frozen=True)
 class Added:
     """The result of ``add_and_read``: the add's clock (µs) and every touched entity's state."""
 
@@ -174,6 +194,23 @@ class WindowState(abc.ABC):
 
         Idempotent per row (view, key, event_id, kind).
         """
+
+    @abc.abstractmethod
+    def serve_read(
+        self,
+        *,
+        rows: Sequence[Row],
+        entities: Iterable[EntityRef],
+        known: Mapping[EntityRef, str | None],
+        group: str,
+        partitions: Iterable[tuple[str, int]],
+    ) -> ServeRead:
+        """A server's add and read, in one transaction and one round trip: add ``rows`` (the
+        events it serves: idempotent per row, no prune, no version stamp, no clock tick, so a
+        processor's adds and online writes go on as if it had not happened), read back
+        ``entities`` (those in ``known`` only when their version is no longer the one given,
+        None meaning never touched) and group ``group``'s ``Applied`` on each of
+        ``partitions``."""
 
     @abc.abstractmethod
     def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:

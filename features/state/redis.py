@@ -11,9 +11,11 @@ from features.state.base import (
     MARKS_KEPT,
     SEP,
     Added,
+    Applied,
     EntityRef,
     EntityRows,
     Marks,
+    ServeRead,
     WindowState,
     fields_parse,
     fields_text,
@@ -76,6 +78,24 @@ out[#out + 1] = version
 return out
 """
 
+# One entity's read for a server. KEYS: rows, meta, then the "pruned latest" sets. ARGV[1]: the
+# version the server has cached ('' for none, '-' for "never touched"). Returns {0} when that is
+# still the version, else {1, rows, pruned sets..., floor, version}.
+_SERVE_READ_SCRIPT = """
+local version = redis.call('HGET', KEYS[2], 'version')
+local known = ARGV[1]
+if known ~= '' and ((version == false and known == '-') or version == known) then
+  return {0}
+end
+local out = {1, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
+for j = 3, #KEYS do
+  out[#out + 1] = redis.call('ZRANGE', KEYS[j], 0, -1, 'WITHSCORES')
+end
+out[#out + 1] = redis.call('HGET', KEYS[2], 'floor')
+out[#out + 1] = version
+return out
+"""
+
 # The positions (1-based) of the entities whose meta hash (KEYS[i]) has a version other than
 # ARGV[i].
 _CHANGED_SCRIPT = """
@@ -114,12 +134,29 @@ class RedisState(WindowState):
         self._add = client.register_script(_ADD_SCRIPT)
         self._clock = client.register_script(_CLOCK_SCRIPT)
         self._changed = client.register_script(_CHANGED_SCRIPT)
+        self._serve_read = client.register_script(_SERVE_READ_SCRIPT)
 
     @classmethod
-    def from_url(cls, url: str, *, prefix: str, **kw: Any) -> RedisState:
+    def from_url(
+        cls, url: str, *, prefix: str, timeout_s: float | None = None, **kw: Any
+    ) -> RedisState:
+        """A state on the Redis at ``url``. ``timeout_s``: every call fails within it, never
+        retried (a server on the hot path degrades a batch rather than stall); None: 30 s
+        socket timeouts and redis-py's retries (a processor may wait: it loses nothing)."""
         import redis
 
-        return cls(redis.Redis.from_url(url, socket_timeout=30), prefix=prefix, **kw)
+        if timeout_s is None:
+            return cls(redis.Redis.from_url(url, socket_timeout=30), prefix=prefix, **kw)
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return cls(client, prefix=prefix, **kw)
 
     def _keys(self, view: str, key: tuple[str, ...]) -> list[str]:
         text = key_text(key)
@@ -174,6 +211,43 @@ class RedisState(WindowState):
             ref: self._parse(ref, reply) for ref, reply in zip(grouped, replies, strict=True)
         }
         return Added(clock=int(results[0]), entities=entities)
+
+    def serve_read(
+        self,
+        *,
+        rows: Sequence[Row],
+        entities: Iterable[EntityRef],
+        known: Mapping[EntityRef, str | None],
+        group: str,
+        partitions: Iterable[tuple[str, int]],
+    ) -> ServeRead:
+        refs = list(dict.fromkeys(entities))
+        slots = list(dict.fromkeys(partitions))
+        pipe = self.client.pipeline(transaction=True)
+        for (view, key), entity_rows in rows_by_entity(rows).items():
+            pipe.zadd(
+                self._keys(view, key)[0],
+                {SEP.join((r.event_id, r.kind, fields_text(r.fields))): r.ts for r in entity_rows},
+            )
+        for ref in refs:
+            cached = "" if ref not in known else ("-" if known[ref] is None else known[ref])
+            self._serve_read(keys=self._keys(*ref), args=[cached], client=pipe)
+        for topic, partition in slots:
+            pipe.zrange(f"{self.prefix}marks:{group}:{topic}:{partition}", -1, -1)
+        results = pipe.execute()
+        # The reads are the last replies, in the order they were queued.
+        results = results[len(results) - len(refs) - len(slots) :]
+        entities_read = {
+            ref: self._parse(ref, reply[1:])
+            for ref, reply in zip(refs, results, strict=False)
+            if reply[0]
+        }
+        applied = {}
+        for slot, entries in zip(slots, results[len(refs) :], strict=True):
+            if entries:
+                offset, ts = entries[0].decode().split(":")
+                applied[slot] = Applied(int(offset), int(ts) if ts else None)
+        return ServeRead(entities=entities_read, applied=applied)
 
     def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:
         refs = list(dict.fromkeys(entities))

@@ -13,9 +13,11 @@ from features.definitions import STREAM_VIEWS, View
 from features.state.base import (
     MARKS_KEPT,
     Added,
+    Applied,
     EntityRef,
     EntityRows,
     Marks,
+    ServeRead,
     WindowState,
     fields_parse,
     fields_text,
@@ -189,6 +191,46 @@ class SqliteState(WindowState):
             floor=meta[0] if meta else None,
             version=meta[1] if meta else None,
         )
+
+    def serve_read(
+        self,
+        *,
+        rows: Sequence[Row],
+        entities: Iterable[EntityRef],
+        known: Mapping[EntityRef, str | None],
+        group: str,
+        partitions: Iterable[tuple[str, int]],
+    ) -> ServeRead:
+        refs = list(dict.fromkeys(entities))
+        with _transaction(self.conn, immediate=bool(rows)):
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO window_rows (view, key, event_id, kind, ts, fields) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (r.view, key_text(r.key), r.event_id, r.kind, r.ts, fields_text(r.fields))
+                    for r in rows
+                ],
+            )
+            read = {}
+            for ref in refs:
+                if ref in known:
+                    meta = self.conn.execute(
+                        "SELECT version FROM entities WHERE view = ? AND key = ?",
+                        (ref[0], key_text(ref[1])),
+                    ).fetchone()
+                    if (meta[0] if meta else None) == known[ref]:
+                        continue
+                read[ref] = self._read(ref)
+            applied = {}
+            for topic, partition in dict.fromkeys(partitions):
+                found = self.conn.execute(
+                    "SELECT offset, max_ts FROM marks WHERE grp = ? AND topic = ? AND "
+                    "partition = ? ORDER BY offset DESC LIMIT 1",
+                    (group, topic, partition),
+                ).fetchone()
+                if found is not None:
+                    applied[(topic, partition)] = Applied(found[0], found[1])
+        return ServeRead(entities=read, applied=applied)
 
     def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:
         with _transaction(self.conn, immediate=False):

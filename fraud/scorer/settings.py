@@ -22,6 +22,10 @@ class ScorerStats(BatchStats):
     scored: int = 0
     duplicates: int = 0
     degraded: int = 0
+    # Vectors served exactly as the training join gives them, and the others (degraded ones
+    # included): ``features.serving.ServedVector.consistency``.
+    exact: int = 0
+    stale: int = 0
     poison: int = 0
     logged: int = 0
     log_failures: int = 0
@@ -53,6 +57,12 @@ class ScorerSettings:
     # Partitions of the topics the scorer creates: its verdicts and its dead letters.
     topic_partitions: int = 3
     service: str = "fraud_scoring_v1"
+    # How long a batch may wait for the stream processor to apply the events before its
+    # payments (``features.stream_serving``); past it the batch is served as the state is,
+    # marked stale.
+    consistency_wait_s: float = 0.02
+    # The stream processor's consumer group, whose progress the scorer checks.
+    processor_group: str = "stream-features"
 
     @classmethod
     def from_settings(cls, **overrides) -> ScorerSettings:
@@ -67,6 +77,7 @@ class ScorerSettings:
             explain_all=settings.FRAUD_EXPLAIN_ALL,
             log_flush_s=settings.FRAUD_LOG_FLUSH_SECONDS,
             overlap_min_records=settings.FRAUD_OVERLAP_MIN_RECORDS,
+            consistency_wait_s=settings.FRAUD_CONSISTENCY_WAIT_MS / 1000,
             log_process=True,
             topic_partitions=settings.EVENT_TOPIC_PARTITIONS,
         )

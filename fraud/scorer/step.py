@@ -54,6 +54,7 @@ when it changes; with no usable champion the scorer reads nothing and says why.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -66,7 +67,10 @@ from events.bus import Bus, Message, Record
 from events.contracts import FraudScored, PaymentAuthorized, PoisonMessage, decode
 from events.deadletters import DeadLetterer, dead_letter_topic
 from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
+from features.processor.step import state_from_config
 from features.store import FeatureConfig
+from features.stream_serving import EXACT, Served, StreamServing
+from features.windows import to_us
 from fraud.deployments import DeploymentWatcher
 from fraud.feature_log import feature_log_warm
 from fraud.feature_reads import FeatureReader
@@ -116,8 +120,20 @@ class Scorer(BatchStep):
         self.dead_letter_topic = dead_letter_topic(CONSUMER, namespace=namespace)
         self.scored_topic = f"{prefix}{FraudScored.topic}"
         self.watcher = watcher or DeploymentWatcher(poll_s=self.settings.deployment_poll_s)
+        timeout_s = self.settings.feature_timeout_s
         self.reader = FeatureReader(
-            config, service=self.settings.service, timeout_s=self.settings.feature_timeout_s
+            config,
+            service=self.settings.service,
+            timeout_s=timeout_s,
+            stream=StreamServing(
+                state=state_from_config(config, timeout_s=timeout_s),
+                bus=bus,
+                group=self.settings.processor_group,
+                namespace=namespace,
+                served_topics=(PaymentAuthorized.topic,),
+                wait_s=self.settings.consistency_wait_s,
+                timeout_s=timeout_s,
+            ),
         )
         self.stats = ScorerStats()
         self.consumer = None
@@ -210,7 +226,7 @@ class Scorer(BatchStep):
         s = self.stats
         return (
             f"{s.events} events, {s.scored} scored, {s.duplicates} duplicates, "
-            f"{s.degraded} degraded, {s.poison} poison, "
+            f"{s.degraded} degraded, {s.stale} stale, {s.poison} poison, "
             f"batch p50 {s.latency(0.5):.1f} ms p99 {s.latency(0.99):.1f} ms"
         )
 
@@ -252,6 +268,7 @@ class Scorer(BatchStep):
             self.stats.measured("queued", time.time() * 1000 - min(stamps))
         dead_letters: list[Record] = []
         events: dict[uuid.UUID, PaymentAuthorized] = {}
+        served: dict[uuid.UUID, Served] = {}
         for message in messages:
             self.stats.events += 1
             try:
@@ -264,9 +281,16 @@ class Scorer(BatchStep):
                     self._dead_letter(message, "schema", f"not a payment: {event.topic}")
                 )
                 continue
-            events.setdefault(event.event_id, event)
+            if event.event_id not in events:
+                events[event.event_id] = event
+                served[event.event_id] = Served(
+                    topic=message.topic,
+                    payload=json.loads(message.value),
+                    event_id=str(event.event_id),
+                    ts=to_us(event.occurred_at),
+                )
         self.stats.stage("decode", at)
-        drafts = self._score(list(events.values()), models) if events else []
+        drafts = self._score(list(events.values()), models, list(served.values())) if events else []
         return Prepared(
             messages=messages,
             drafts=drafts,
@@ -275,11 +299,15 @@ class Scorer(BatchStep):
             started=started,
         )
 
-    def _score(self, events: list[PaymentAuthorized], models: ModelSet) -> list[ScoreDraft]:
+    def _score(
+        self, events: list[PaymentAuthorized], models: ModelSet, served: Sequence[Served] = ()
+    ) -> list[ScoreDraft]:
+        """Score ``events``: read their vectors with ``served`` (their payment events as read)
+        applied to the window state first, then score, explain and decide."""
         requests = [payment_request(e) for e in events]
         request_time = timezone.now()
         at = time.perf_counter()
-        vectors = self.reader.read(requests)
+        vectors = self.reader.read(requests, served)
         at = self.stats.stage("read", at)
         if vectors is None:
             self.stats.degraded += len(events)
@@ -291,6 +319,9 @@ class Scorer(BatchStep):
                     CONSUMER, self.reader.last_error,
                 )  # fmt: skip
             vectors = [unserved_vector(r, self.settings.service) for r in requests]
+        exact = sum(1 for v in vectors if v.consistency == EXACT)
+        self.stats.exact += exact
+        self.stats.stale += len(vectors) - exact
         scored = score_batch(
             models,
             requests=requests,

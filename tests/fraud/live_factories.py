@@ -39,6 +39,8 @@ def score_make(
     amount_cents: int = 18250,
     card_id: str = "card-7f3a9c41",
     degraded: bool = False,
+    consistency: str = "exact",
+    consistency_lag_ms: float | None = None,
     role: str = "champion",
     reasons: list[dict] | None = None,
     scored_at: datetime = SCORED_AT,
@@ -63,4 +65,6 @@ def score_make(
         degraded=degraded,
         degraded_features=["card_velocity__payments_10m"] if degraded else [],
         latency_ms=12.0,
+        consistency=consistency,
+        consistency_lag_ms=consistency_lag_ms,
     )

@@ -15,12 +15,14 @@ from events.backends.embedded import EmbeddedBus
 from events.bus import Bus, Message
 from events.contracts import Event, FraudScored
 from features.definitions import VIEWS_BY_NAME
+from features.processor import StreamProcessor, state_from_config
 from features.store import FeatureConfig, feature_store
 from fraud.deployments import model_set_build
 from fraud.scorer import Scorer, ScorerSettings
 from fraud.scoring import ModelSet
 from fraud.selectors import deployments_active
 from tests.features.streams import messages_for
+from tests.fraud.factories import NOW, payment
 
 NAMESPACE = "t"
 
@@ -33,6 +35,26 @@ def features_write(
     row = {**keys, "event_timestamp": at, "created_timestamp": at}
     row.update({f.name: values.get(f.name) for f in declared.features})
     feature_store(config).write_to_online_store(view, pd.DataFrame([row]))
+
+
+def payments_applied(
+    config: FeatureConfig, card_id: str, count: int, *, at: datetime = NOW
+) -> None:
+    """Apply ``count`` payments of ``card_id`` at ``at`` (a minute before the tests' payments
+    by default) as the stream processor does: to the window state the scorer serves stream
+    views from, and to the online store."""
+    processor = StreamProcessor(
+        bus=None, config=config, state=state_from_config(config), namespace=NAMESPACE
+    )
+    try:
+        processor.process_batch(
+            messages_for(
+                [payment(card_id=card_id, occurred_at=at) for _ in range(count)],
+                namespace=NAMESPACE,
+            )
+        )
+    finally:
+        processor.state.close()
 
 
 def scorer_make(

@@ -20,8 +20,8 @@ from fraud.scoring import UNSERVED
 from fraud.services import scores_rescore
 from tests.conftest import service_unavailable
 from tests.features.stores import feature_config
-from tests.fraud.factories import FEATURES, NOW, VELOCITY, model_deploy, payment
-from tests.fraud.scorer_helpers import batch, features_write, models, published, scorer_make
+from tests.fraud.factories import FEATURES, VELOCITY, model_deploy, payment
+from tests.fraud.scorer_helpers import batch, models, payments_applied, published, scorer_make
 
 pytestmark = [pytest.mark.redis, pytest.mark.django_db]
 
@@ -50,7 +50,7 @@ def test_redis_down_degrades_scores_reviews_high_amounts_and_rescores_later(
     apply_repo(config)
     scorer = scorer_make(config, tmp_path, feature_timeout_s=BUDGET_S)
     model_deploy(tmp_path, version="champ", review=0.5, decline=0.999)
-    features_write(config, "card_velocity", {"card_id": "card-burst"}, {VELOCITY: 9}, NOW)
+    payments_applied(config, "card-burst", 8)
     before = payment(card_id="card-burst", amount_cents=100)
     batch(scorer, [before])
     assert FraudScore.objects.get(event_id=before.event_id).degraded is False
@@ -83,7 +83,9 @@ def test_redis_down_degrades_scores_reviews_high_amounts_and_rescores_later(
 
     restarted = devredis.start(port=_port(redis_service))
     try:
-        features_write(config, "card_velocity", {"card_id": "card-burst"}, {VELOCITY: 9}, NOW)
+        # Redis restarted empty: the processor applies the card's payments again (the eighth
+        # before and the one scored before the outage make 9 at the payment's instant).
+        payments_applied(config, "card-burst", 9)
         assert scores_rescore(models=models(), reader=scorer.reader) == 2
         assert scores_rescore(models=models(), reader=scorer.reader) == 0
         rescored = FraudScore.objects.get(event_id=high.event_id)

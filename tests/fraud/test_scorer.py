@@ -8,6 +8,7 @@ import threading
 import uuid
 from datetime import timedelta
 
+import pandas as pd
 import pytest
 from django.utils import timezone
 
@@ -22,9 +23,9 @@ from tests.fraud.factories import NOW, VELOCITY, model_deploy, payment
 from tests.fraud.scorer_helpers import (
     NAMESPACE,
     batch,
-    features_write,
     messages,
     models,
+    payments_applied,
     published,
     scorer_make,
 )
@@ -53,14 +54,9 @@ def flags(monkeypatch):
     return pushed
 
 
-def _velocity(config, card_id: str, count: int) -> None:
-    features_write(config, "card_velocity", {"card_id": card_id}, {VELOCITY: count}, NOW)
-
-
 def test_a_batch_is_scored_recorded_published_reviewed_and_logged(config, scorer, tmp_path, flags):
     model_deploy(tmp_path, version="champ", review=0.5, decline=0.999)
-    _velocity(config, "card-burst", 9)
-    _velocity(config, "card-calm", 1)
+    payments_applied(config, "card-burst", 8)  # the ninth is the payment scored
     burst, calm = payment(card_id="card-burst"), payment(card_id="card-calm")
 
     batch(scorer, [burst, calm])
@@ -96,8 +92,13 @@ def test_a_batch_is_scored_recorded_published_reviewed_and_logged(config, scorer
     row = log.loc[str(burst.event_id)]
     assert row[VELOCITY] == 9
     assert row[f"{VELOCITY}__status"] == "PRESENT"
-    assert row[f"{VELOCITY}__timestamp"] == NOW
-    assert row["card_payments_1h__status"] == "PRESENT"  # written as null: present, no value
+    # The card's latest event at the payment's instant: the payment itself.
+    assert row[f"{VELOCITY}__timestamp"] == burst.occurred_at
+    assert row["consistency"] == "exact"
+    assert row["consistency_lag_ms"] is pd.NA
+    assert row["occurred_at"] == burst.occurred_at
+    assert log.loc[str(calm.event_id), VELOCITY] == 1
+    assert (flagged.consistency, approved.consistency) == ("exact", "exact")
     assert row["rider_trips_1h__status"] == "NOT_FOUND"  # a rider the store never saw
     assert (row["model_version"], row["role"], row["payment_id"]) == (
         "champ", "champion", burst.payment_id
@@ -126,13 +127,13 @@ def test_a_redelivered_batch_changes_nothing(config, scorer, tmp_path, flags):
 
 def test_scores_committed_but_not_logged_are_logged_on_replay_as_served(config, scorer, tmp_path):
     model_deploy(tmp_path, version="champ")
-    _velocity(config, "card-1", 2)
+    payments_applied(config, "card-1", 2)
     events = [payment(card_id="card-1"), payment(card_id="card-2")]
     # The crash: a batch's transaction committed, the process died before the log write.
     drafts = scorer._score(events, scorer.watcher.current())
     scores_record(drafts=drafts)
     assert UnloggedScore.objects.count() == 2
-    _velocity(config, "card-1", 7)  # the store moves on before the replay
+    payments_applied(config, "card-1", 5)  # the state moves on before the replay
 
     batch(scorer, events)
 
@@ -257,7 +258,8 @@ def test_an_unknown_card_is_not_degraded(config, scorer, tmp_path):
 def test_from_the_stream_a_velocity_burst_raises_the_score_and_a_device_name_does_not(
     config, scorer, tmp_path
 ):
-    """Behaviour through the whole path: events -> stream processor -> online store -> scorer."""
+    """Behaviour through the whole path: events -> stream processor -> window state -> scorer,
+    which counts the payment it scores too (card-c: eight before it, nine with it)."""
     model_deploy(tmp_path, version="champ", review=0.5, decline=0.999)
     start = NOW - timedelta(minutes=5)
     history = [
@@ -265,7 +267,7 @@ def test_from_the_stream_a_velocity_burst_raises_the_score_and_a_device_name_doe
         *[payment(card_id="card-b", device_id="device-zz-99", occurred_at=start)
           for _ in range(2)],
         *[payment(card_id="card-c", device_id="dev-c", occurred_at=start + timedelta(seconds=i))
-          for i in range(9)],
+          for i in range(8)],
     ]  # fmt: skip
     processor = StreamProcessor(bus=None, config=config, state=state_from_config(config),
                                 namespace=NAMESPACE)  # fmt: skip

@@ -25,8 +25,8 @@ from fraud.models import FraudScore, UnloggedScore
 from fraud.scorer import Scorer, ScorerSettings
 from tests.conftest import service_unavailable
 from tests.features.streams import applied_config
-from tests.fraud.factories import VELOCITY, model_deploy, payment
-from tests.fraud.scorer_helpers import features_write, published
+from tests.fraud.factories import model_deploy, payment
+from tests.fraud.scorer_helpers import payments_applied, published
 from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,10 +61,10 @@ def publish(bus: KafkaBus, events: list[PaymentAuthorized], namespace: str) -> N
     producer.close()
 
 
-def stream(count: int) -> list[PaymentAuthorized]:
-    """``count`` payments over 50 cards, a fifth of them large."""
+def stream(count: int, cards: int = 50) -> list[PaymentAuthorized]:
+    """``count`` payments over ``cards`` cards, a fifth of them large."""
     return [
-        payment(card_id=f"card-{i % 50}", amount_cents=9000 if i % 5 == 0 else 1200)
+        payment(card_id=f"card-{i % cards}", amount_cents=9000 if i % 5 == 0 else 1200)
         for i in range(count)
     ]
 
@@ -73,11 +73,12 @@ def test_a_stream_is_scored_once_per_event_even_when_redelivered(
     kafka_bootstrap, redis_url, namespace, tmp_path
 ):
     config = applied_config(tmp_path / "store", online="redis", redis_url=redis_url)
-    features_write(config, "card_velocity", {"card_id": "card-7"}, {VELOCITY: 9},
-                   payment().occurred_at)  # fmt: skip
+    # The scorer counts each payment in its card's windows: one payment per card, but card-7
+    # has eight before it.
+    payments_applied(config, "card-7", 8)
     model_deploy(tmp_path, version="champ", review=0.5, decline=0.999)
     bus = KafkaBus(bootstrap_servers=kafka_bootstrap)
-    events = stream(600)
+    events = stream(600, cards=600)
     publish(bus, events, namespace)
     settings = ScorerSettings(max_records=100, feature_timeout_s=5.0)
 

@@ -70,6 +70,7 @@ def test_a_row_shows_the_decision_the_money_the_card_tail_and_the_reasons(staff_
     assert "<td>Z-1-3</td>" in row
     assert '<td class="model">fraud-lgbm-20250314-ab12cd</td>' in row
     assert "degraded" not in row
+    assert "stale" not in row
     assert (
         '<ul class="reasons"><li>9 payments on this card in the last 10 minutes</li>'
         "<li>The card was added 30 minutes ago</li>"
@@ -92,6 +93,23 @@ def test_a_degraded_canary_flag_says_so(staff_client):
     ) in row
     assert '<span class="muted">(canary)</span>' in row
     assert '<li class="muted">No single feature stands out</li>' in row
+
+
+def test_a_flag_scored_on_stale_features_says_how_far_behind_they_were(staff_client):
+    stale = score_make(decision="decline", consistency="stale", consistency_lag_ms=2400.0)
+    unknown = score_make(decision="review", consistency="stale")
+
+    html = staff_client.get("/fraud/").content.decode()
+
+    def row(flag):
+        found = html[html.index(f'<tr id="flag-{flag.id}"') :]
+        return found[: found.index("</tr>")]
+
+    assert (
+        '<span class="badge badge-stale" title="Scored before every earlier event was counted: '
+        'its features were up to 2.4 s behind">stale</span>'
+    ) in row(stale)
+    assert "up to an unknown time behind" in row(unknown)
 
 
 def test_with_no_flags_the_page_says_so(staff_client):
