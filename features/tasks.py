@@ -9,15 +9,20 @@ from django.conf import settings
 
 from features.consistency import served_consistency_run
 from features.materialize import materialize_batch_views as materialize_batch_views_service
+from features.offline import snapshots_catch_up
 from features.store import FeatureConfig
 
 
 @shared_task(name="features.materialize_batch_views", ignore_result=True)
 def materialize_batch_views() -> dict[str, int]:
-    """Materialise every batch view as of now (``features.materialize``); return the rows
-    written per view. Safe to repeat: a rerun publishes the same snapshot again."""
-    result = materialize_batch_views_service(FeatureConfig.from_settings())
-    return result.rows
+    """Write the snapshots missing at past instants of the schedule (a history replayed through
+    the stream, a period the beat did not run: ``features.offline.snapshots_catch_up``), then
+    materialise every batch view as of now (``features.materialize``); return the rows of the
+    latter per view. Safe to repeat: the catch-up writes nothing twice, and a rerun publishes
+    the same snapshot again."""
+    config = FeatureConfig.from_settings()
+    snapshots_catch_up(config, every=timedelta(seconds=settings.FEATURES_MATERIALIZE_EVERY_SECONDS))
+    return materialize_batch_views_service(config).rows
 
 
 @shared_task(name="features.served_consistency", ignore_result=True)

@@ -33,6 +33,8 @@ from features.offline.backfill import (
     feature_table,
     recompute_as_of,
     snapshot_instants,
+    snapshots_catch_up,
+    snapshots_written,
     view_file_write,
     view_keys,
 )
@@ -80,6 +82,8 @@ __all__ = [
     "rows_load",
     "snapshot_instants",
     "snapshot_sql",
+    "snapshots_catch_up",
+    "snapshots_written",
     "stream_sql",
     "table_name",
     "view_file_write",

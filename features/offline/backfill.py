@@ -3,6 +3,7 @@ values of chosen entities recomputed as of an instant (consistency checks)."""
 
 from __future__ import annotations
 
+import bisect
 import time
 import uuid
 from collections.abc import Sequence
@@ -11,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features.definitions import (
+    BATCH_VIEWS,
     VIEWS,
     VIEWS_BY_NAME,
     View,
@@ -203,3 +206,78 @@ def recompute_as_of(
                 source = row
         results.append({f.name: source.get(f.name) for f in view.features})
     return results
+
+
+def snapshots_written(config: FeatureConfig, view: View) -> list[int]:
+    """Return the distinct instants (µs, ascending) of ``view``'s snapshots in the offline
+    store, whoever wrote them (the beat, a backfill, a catch-up). Read only."""
+    directory = config.view_dir(view.name)
+    if not any(directory.glob("*.parquet")):
+        return []
+    glob = str(directory / "*.parquet").replace("'", "''")
+    with duckdb.connect() as con:
+        found = con.execute(
+            f"SELECT DISTINCT epoch_us({EVENT_TIMESTAMP}) FROM read_parquet('{glob}') "  # noqa: S608
+            "ORDER BY 1"
+        ).fetchall()
+    return [at for (at,) in found]
+
+
+def snapshots_catch_up(
+    config: FeatureConfig,
+    *,
+    every: timedelta,
+    history: Path | None = None,
+    views: Sequence[View] = BATCH_VIEWS,
+) -> BackfillResult:
+    """Write the batch snapshots the beat would have written over ``history`` (default: the
+    stream processor's archive) had it run then: at each multiple of ``every`` since the epoch
+    that the history covers, for each of ``views`` with no snapshot in the ``every`` up to it.
+
+    A history that reaches the offline store through the stream (``simulate replay``, or a
+    processor that ran while the beat did not) gets batch rows at its own instants, so a
+    training set or backtest over it has batch features. Instants the beat covered are left
+    alone: its snapshot is what the online store served then, and a training row must see what
+    was served. Only instants at least the allowed lateness behind the newest archived event
+    are written (events still on their way from slower partitions could change them).
+    Idempotent: a second run over the same history writes nothing. One file per view and run
+    (label ``catch-up``), ``created_timestamp`` = the run's wall time.
+    """
+    began = time.perf_counter()
+    source = history if history is not None else config.offline_dir / "events"
+    loaded = history_load(source, views=views)
+    created_us = int(time.time() * 1_000_000)
+    step = window_us(every)
+    covered: list[int] = []
+    if loaded.first_us is not None:
+        last = loaded.last_us - config.allowed_lateness_us
+        covered = list(range((loaded.first_us // step + 1) * step, last + 1, step))
+    rows: dict[str, int] = {}
+    files: list[Path] = []
+    written: set[int] = set()
+    for view in loaded.views:
+        done = snapshots_written(config, view)
+        # An instant is missing when no snapshot lies in (at - every, at].
+        missing = [
+            at
+            for at in covered
+            if (i := bisect.bisect_right(done, at)) == 0 or done[i - 1] <= at - step
+        ]
+        parts = [loaded.snapshot(view, at_us=at) for at in missing]
+        table = pa.concat_tables(parts) if parts else None
+        rows[view.name] = 0 if table is None else table.num_rows
+        if table is None or table.num_rows == 0:
+            continue
+        written.update(missing)
+        files.append(
+            view_file_write(
+                config, view, feature_table(view, table, created_us=created_us), label="catch-up"
+            )
+        )
+    return BackfillResult(
+        events=loaded.events,
+        rows=rows,
+        files=files,
+        snapshots=sorted(written),
+        seconds=time.perf_counter() - began,
+    )

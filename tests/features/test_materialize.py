@@ -16,7 +16,13 @@ from features.materialize import (
     last_materialized,
     materialize_batch_views,
 )
-from features.offline import backfill, history_files, history_load, key_columns
+from features.offline import (
+    backfill,
+    history_files,
+    history_load,
+    key_columns,
+    snapshots_written,
+)
 from features.repo import EMPTY_FILE, apply_repo
 from features.store import FeatureConfig, feature_store
 from features.tasks import materialize_batch_views as task
@@ -175,6 +181,14 @@ def test_the_task_materialises_with_the_settings_and_beat_runs_it(day, tmp_path,
     history = history_load(day, views=BATCH_VIEWS)
     assert rows == {v.name: len(history.keys(v)) for v in BATCH_VIEWS}
     assert set(last_materialized(config)) == {v.name for v in BATCH_VIEWS}
+    # The archived day had no snapshot: the task wrote the hourly ones the beat would have.
+    zone = VIEWS_BY_NAME["zone_profile"]
+    caught_up = snapshots_written(config, zone)
+    assert len(caught_up) >= 20
+    assert all(at % 3_600_000_000 == 0 for at in caught_up[:-1])
+    task()
+    # The second run caught nothing up: only its own snapshot of now is new.
+    assert len(snapshots_written(config, zone)) == len(caught_up) + 1
     assert django_settings.CELERY_BEAT_SCHEDULE["features-materialize-batch-views"] == {
         "task": "features.materialize_batch_views",
         "schedule": django_settings.FEATURES_MATERIALIZE_EVERY_SECONDS,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -16,10 +17,11 @@ from events.backends.embedded import EmbeddedBus
 from events.bus import Message
 from events.contracts import PaymentAuthorized
 from features.consistency import compare, consistency_run, last_report, online_sample
-from features.definitions import PLATFORM_KEY, STREAM_VIEWS
-from features.offline import backfill, history_files, recompute_as_of
+from features.definitions import BATCH_VIEWS, PLATFORM_KEY, STREAM_VIEWS
+from features.offline import backfill, history_files, recompute_as_of, snapshots_catch_up
 from features.processor import StreamProcessor, state_from_config
 from features.training import training_set
+from features.windows import moment
 from tests.features.simulated import simulated_day
 from tests.features.streams import applied_config, offline_rows
 
@@ -130,8 +132,19 @@ def test_training_sets_from_the_processors_archive_and_the_history_are_identical
     evaluated over that archive equal those over the simulator's own history."""
     config, _ = streamed
     batch = applied_config(tmp_path)
+    spine = _payments_spine(day, limit=300)
+    stream_names = [f.name for v in STREAM_VIEWS for f in v.features]
+    from_stream = training_set(config, spine)[stream_names]
+    from_batch = training_set(batch, spine, history=day)[stream_names]
+    assert len(from_stream) == len(spine)
+    assert from_stream["card_payments_24h"].notna().sum() > 0
+    pd.testing.assert_frame_equal(from_stream, from_batch)
+
+
+def _payments_spine(day: Path, limit: int | None = None) -> pd.DataFrame:
     payments = pq.read_table(Path(day) / "events" / f"{PaymentAuthorized.topic}.parquet")
-    spine = pd.DataFrame(
+    payloads = payments.column("payload").to_pylist()
+    return pd.DataFrame(
         [
             {
                 "card_id": p["card_id"],
@@ -141,15 +154,44 @@ def test_training_sets_from_the_processors_archive_and_the_history_are_identical
                 "platform_id": PLATFORM_KEY,
                 "event_timestamp": pd.Timestamp(json_time(p["occurred_at"])),
             }
-            for p in map(json.loads, payments.column("payload").to_pylist()[:300])
+            for p in map(json.loads, payloads[:limit])
         ]
     )
-    stream_names = [f.name for v in STREAM_VIEWS for f in v.features]
-    from_stream = training_set(config, spine)[stream_names]
-    from_batch = training_set(batch, spine, history=day)[stream_names]
-    assert len(from_stream) == len(spine)
-    assert from_stream["card_payments_24h"].notna().sum() > 0
-    pd.testing.assert_frame_equal(from_stream, from_batch)
+
+
+def test_a_day_replayed_through_the_stream_gets_its_batch_snapshots_once(day, streamed, tmp_path):
+    """The day reached the offline store through the stream only: no beat ran over it, so it has
+    no batch snapshot. The catch-up writes those the hourly beat would have, over the
+    processor's archive, equal to a backfill's at the same instants over the simulator's own
+    history; a second catch-up writes nothing."""
+    config, _ = streamed
+    archive = config.offline_dir / "events"
+    replayed, reference = applied_config(tmp_path / "replayed"), applied_config(tmp_path / "ref")
+    batch_names = [f.name for v in BATCH_VIEWS for f in v.features]
+    spine = _payments_spine(day)
+
+    before = training_set(replayed, spine, history=archive)[batch_names]
+    first = snapshots_catch_up(replayed, every=timedelta(hours=1), history=archive)
+    again = snapshots_catch_up(replayed, every=timedelta(hours=1), history=archive)
+    after = training_set(replayed, spine, history=archive)[batch_names]
+
+    assert before.isna().all().all()
+    assert len(first.snapshots) >= 20  # a day, hourly, less the first and the lateness
+    assert {view.name for view in BATCH_VIEWS} <= {p.parent.name for p in first.files} | {
+        name for name, n in first.rows.items() if n == 0
+    }
+    # Every batch view the payments name has values now (a driver is named by no payment).
+    for view in BATCH_VIEWS:
+        if view.name != "driver_profile":
+            assert after[[f.name for f in view.features]].notna().any().any(), view.name
+    assert (again.files, again.snapshots, sum(again.rows.values())) == ([], [], 0)
+    backfill(
+        reference,
+        history=day,
+        views=BATCH_VIEWS,
+        snapshots=[moment(at) for at in first.snapshots],
+    )
+    pd.testing.assert_frame_equal(after, training_set(reference, spine, history=day)[batch_names])
 
 
 def json_time(text: str) -> str:
