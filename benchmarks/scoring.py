@@ -687,7 +687,8 @@ def main() -> None:
 
 def _consistency_print(report) -> None:
     """Print the served-vs-offline report of the run: how many sampled vectors differ from the
-    training rows of their requests, and the features that differ most."""
+    training rows of their requests, split by the scorer's mark (exact: none may differ;
+    stale: the share the 20 ms wait could not make exact), and the features that differ most."""
     print(
         f"Served vs offline ({report.vectors} logged vectors of the run against their "
         f"training rows; {report.degraded} degraded, set aside):"
@@ -695,6 +696,14 @@ def _consistency_print(report) -> None:
     print(
         f"  {report.mismatched_vectors} of {report.compared} differ on at least one feature "
         f"({report.mismatched_share:.1%})"
+    )
+    lag = report.stale_lag_p99_ms
+    print(
+        f"  exact: {report.exact}, of which {report.exact_mismatched} differ "
+        f"({report.exact_mismatched_share:.2%}); stale: {report.stale} "
+        f"({report.stale_share:.2%} of compared), {report.stale_mismatched} differ"
+        + (f", lag p99 {lag:.0f} ms" if lag is not None else "")
+        + f"; unmarked: {report.unmarked}"
     )
     worst = sorted(report.features, key=lambda f: -f.mismatch_rate)[:5]
     shown = ", ".join(f"{f.name} {f.mismatch_rate:.1%}" for f in worst if f.mismatches)

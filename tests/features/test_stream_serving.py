@@ -13,6 +13,7 @@ import redis
 from events.backends.embedded import EmbeddedBus
 from events.bus import Record
 from features.definitions import CARD_VELOCITY, RIDER_ACTIVITY, ZONE_FRAUD
+from features.offline import instant_requests, instant_values, rows_load
 from features.state import Applied, RedisState, SqliteState, WindowState
 from features.stream_serving import EXACT, STALE, Served, StreamServing
 from features.windows import Row, value_at
@@ -201,3 +202,25 @@ def test_a_window_whose_rows_were_pruned_is_stale(make_state, tmp_path):
     served = server.serve([keys()] * 2, [T0 + MINUTE, T0 + 2 * DAY], [])
 
     assert served.consistency == [STALE, EXACT]
+
+
+def test_a_zone_with_no_chargeback_in_the_last_hour_reads_0_online_and_offline(
+    make_state, tmp_path
+):
+    """A chargeback two hours ago: the zone's 1-hour count slid back to 0, its 24-hour count
+    holds it; the DuckDB engine over the same rows gives the same at the same instant."""
+    state = make_state()
+    chargeback = Row("zone_fraud", ("z1",), "cb1", T0, "chargeback", {})
+    state.add_and_read(rows=[chargeback], version="v1")
+    server = serving(state, EmbeddedBus(tmp_path / "bus.sqlite3"))
+    at = T0 + 2 * HOUR
+
+    online = server.serve([keys()], [at], [payment(1, at)]).answers[0]["zone_fraud"].values
+    offline = instant_values(
+        rows_load([chargeback], views=[ZONE_FRAUD]),
+        ZONE_FRAUD,
+        instant_requests(ZONE_FRAUD, [("z1",)], [at]),
+    ).to_pylist()[0]
+
+    assert (online["zone_chargebacks_1h"], online["zone_chargebacks_24h"]) == (0, 1)
+    assert {f.name: offline[f.name] for f in ZONE_FRAUD.features} == online
