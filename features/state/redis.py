@@ -78,21 +78,49 @@ out[#out + 1] = version
 return out
 """
 
-# One entity's read for a server. KEYS: rows, meta, then the "pruned latest" sets. ARGV[1]: the
-# version the server has cached ('' for none, '-' for "never touched"). Returns {0} when that is
-# still the version, else {1, rows, pruned sets..., floor, version}.
+# A server's add and read, one script (atomic, one round trip, one reply to parse). KEYS: the
+# rows set of each entity rows are added to; then per entity read: rows, meta, its "pruned
+# latest" sets; then the marks set of each partition asked for. ARGV: the number of entities
+# added to, then per entity its row count and (score, member) pairs; the number of entities
+# read, then per entity its key count and the version the server has cached ('' for none, '-'
+# for "never touched"); the number of partitions. Returns per entity read 0 when that is still
+# the version, else {1, rows, pruned sets..., floor, version}; then per partition its greatest
+# mark (an empty list: none).
 _SERVE_READ_SCRIPT = """
-local version = redis.call('HGET', KEYS[2], 'version')
-local known = ARGV[1]
-if known ~= '' and ((version == false and known == '-') or version == known) then
-  return {0}
+local k, a = 1, 1
+local added = tonumber(ARGV[a]); a = a + 1
+for i = 1, added do
+  local count = tonumber(ARGV[a]); a = a + 1
+  for j = 1, count do
+    redis.call('ZADD', KEYS[k], ARGV[a], ARGV[a + 1])
+    a = a + 2
+  end
+  k = k + 1
 end
-local out = {1, redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')}
-for j = 3, #KEYS do
-  out[#out + 1] = redis.call('ZRANGE', KEYS[j], 0, -1, 'WITHSCORES')
+local out = {}
+local entities = tonumber(ARGV[a]); a = a + 1
+for i = 1, entities do
+  local size, known = tonumber(ARGV[a]), ARGV[a + 1]
+  a = a + 2
+  local version = redis.call('HGET', KEYS[k + 1], 'version')
+  if known ~= '' and ((version == false and known == '-') or version == known) then
+    out[#out + 1] = 0
+  else
+    local one = {1, redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES')}
+    for j = 2, size - 1 do
+      one[#one + 1] = redis.call('ZRANGE', KEYS[k + j], 0, -1, 'WITHSCORES')
+    end
+    one[#one + 1] = redis.call('HGET', KEYS[k + 1], 'floor')
+    one[#one + 1] = version
+    out[#out + 1] = one
+  end
+  k = k + size
 end
-out[#out + 1] = redis.call('HGET', KEYS[2], 'floor')
-out[#out + 1] = version
+local partitions = tonumber(ARGV[a])
+for i = 1, partitions do
+  out[#out + 1] = redis.call('ZRANGE', KEYS[k], -1, -1)
+  k = k + 1
+end
 return out
 """
 
@@ -221,29 +249,34 @@ class RedisState(WindowState):
         group: str,
         partitions: Iterable[tuple[str, int]],
     ) -> ServeRead:
+        # One script for the whole batch rather than a command per entity in a MULTI: the
+        # client's cost is per command queued and reply parsed (docs/performance.md).
         refs = list(dict.fromkeys(entities))
         slots = list(dict.fromkeys(partitions))
-        pipe = self.client.pipeline(transaction=True)
-        for (view, key), entity_rows in rows_by_entity(rows).items():
-            pipe.zadd(
-                self._keys(view, key)[0],
-                {SEP.join((r.event_id, r.kind, fields_text(r.fields))): r.ts for r in entity_rows},
-            )
+        grouped = rows_by_entity(rows)
+        keys: list[str] = []
+        args: list[Any] = [len(grouped)]
+        for (view, key), entity_rows in grouped.items():
+            keys.append(self._keys(view, key)[0])
+            args.append(len(entity_rows))
+            for r in entity_rows:
+                args += [r.ts, SEP.join((r.event_id, r.kind, fields_text(r.fields)))]
+        args.append(len(refs))
         for ref in refs:
+            entity_keys = self._keys(*ref)
+            keys += entity_keys
             cached = "" if ref not in known else ("-" if known[ref] is None else known[ref])
-            self._serve_read(keys=self._keys(*ref), args=[cached], client=pipe)
-        for topic, partition in slots:
-            pipe.zrange(f"{self.prefix}marks:{group}:{topic}:{partition}", -1, -1)
-        results = pipe.execute()
-        # The reads are the last replies, in the order they were queued.
-        results = results[len(results) - len(refs) - len(slots) :]
+            args += [len(entity_keys), cached]
+        keys += [f"{self.prefix}marks:{group}:{topic}:{partition}" for topic, partition in slots]
+        args.append(len(slots))
+        replies = self._serve_read(keys=keys, args=args)
         entities_read = {
             ref: self._parse(ref, reply[1:])
-            for ref, reply in zip(refs, results, strict=False)
-            if reply[0]
+            for ref, reply in zip(refs, replies, strict=False)
+            if reply != 0
         }
         applied = {}
-        for slot, entries in zip(slots, results[len(refs) :], strict=True):
+        for slot, entries in zip(slots, replies[len(refs) :], strict=True):
             if entries:
                 offset, ts = entries[0].decode().split(":")
                 applied[slot] = Applied(int(offset), int(ts) if ts else None)
