@@ -16,7 +16,7 @@ Semantics every backend keeps (``tests/events/test_bus_contract.py`` runs agains
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -157,6 +157,11 @@ class Bus(abc.ABC):
         that asks again and again (a scorer, per batch): one long-lived client, one request."""
 
 
+# A log-ends request under way: calling it waits for and returns (topic, partition) -> the
+# offset the partition's next record will get (``LogEnds.request``).
+EndsRequest = Callable[[], dict[tuple[str, int], int]]
+
+
 class LogEnds(abc.ABC):
     """The end offsets of a fixed set of topics, read on demand."""
 
@@ -165,6 +170,12 @@ class LogEnds(abc.ABC):
         """Return (topic, partition) -> the offset the partition's next record will get, every
         partition of the topics that exist (a topic not created yet has none); raise
         ``BusUnavailable`` when the log did not answer within ``timeout_s``."""
+
+    def request(self, *, timeout_s: float) -> EndsRequest:
+        """Start a read and return what finishes it (``read``'s answer and errors): a caller
+        can ask right after its own poll and take the answer when it needs it, so the round
+        trip overlaps its own work. Here the read happens when the answer is taken."""
+        return lambda: self.read(timeout_s=timeout_s)
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the client."""

@@ -18,6 +18,7 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from events.bus import EndsRequest
 from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS, FeatureService
 from features.ondemand import on_demand, request_seconds
 from features.store import (
@@ -85,6 +86,7 @@ def online_vector(
     *,
     stream: StreamServing | None = None,
     served: Sequence[Served] = (),
+    ends: EndsRequest | None = None,
 ) -> list[ServedVector]:
     """Return the served vector of each of ``requests`` (payment payloads), in order: one
     ``online_read`` of the Feast online store per view of ``service``, for the view's distinct
@@ -101,9 +103,10 @@ def online_vector(
 
     With ``stream``, the stream views come from the window state instead, evaluated at each
     request's instant with ``served`` (the batch's payment events) applied first
-    (``features.stream_serving``), and each vector is marked ``exact`` or ``stale``: stale when
-    the stream views are, or a batch view's row is not the snapshot the training join picks
-    (``features.publication.batch_exact``)."""
+    (``features.stream_serving``; ``ends``: the batch's ``StreamServing.prefetch``), and each
+    vector is marked ``exact`` or ``stale``: stale when the stream views are, or a batch
+    view's row is not the snapshot the training join picks (``features.publication.batch_exact``).
+    """
     if not requests:
         return []
     declared = FEATURE_SERVICES[service]
@@ -159,7 +162,7 @@ def online_vector(
             for i, request in enumerate(requests)
         ]
     return _with_stream(
-        config, declared, stream, requests, rows, served, values, statuses, stamps, from_state
+        config, declared, stream, requests, rows, served, ends, values, statuses, stamps, from_state
     )
 
 
@@ -170,6 +173,7 @@ def _with_stream(
     requests: Sequence[Mapping[str, Any]],
     rows: Sequence[Mapping[str, str]],
     served: Sequence[Served],
+    ends: EndsRequest | None,
     values: list[dict[str, Any]],
     statuses: list[dict[str, str]],
     stamps: list[dict[str, datetime | None]],
@@ -187,7 +191,7 @@ def _with_stream(
         for row in rows
     ]
     instants = [instant_us(r["occurred_at"]) for r in requests]
-    answered = stream.serve(keys, instants, served)
+    answered = stream.serve(keys, instants, served, ends)
     batch = [v for v in declared.views if v.name not in from_state]
     publication = publication_read(config) if batch else None
     vectors = []

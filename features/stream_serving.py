@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from events.bus import Bus, LogEnds
+from events.bus import Bus, EndsRequest, LogEnds
 from features.definitions import STREAM_VIEWS, View, topics
 from features.state import Applied, EntityRef, EntityRows, WindowState
 from features.windows import Row, extract, to_us, value_at
@@ -139,15 +139,25 @@ class StreamServing:
         self.ends: LogEnds | None = bus.log_ends(self.watched) if bus is not None else None
         self._cache: dict[EntityRef, EntityRows] = {}
 
+    def prefetch(self) -> EndsRequest | None:
+        """Ask the log for its ends now and return what takes the answer, for ``serve``'s
+        ``ends``: a caller that has just polled the events it will serve calls it before
+        decoding them, so the round trip overlaps that work. The ends are still read after
+        those events were appended, which is all ``serve`` needs of them; a prefetch must not
+        serve a later batch (its ends may predate that batch's events)."""
+        return self.ends.request(timeout_s=self.timeout_s) if self.ends is not None else None
+
     def serve(
         self,
         keys: Sequence[Mapping[str, tuple[str, ...] | None]],
         instants: Sequence[int],
         served: Sequence[Served],
+        ends: EndsRequest | None = None,
     ) -> StreamServed:
         """Return the stream views of each request: ``keys`` gives, per request, each view's
         entity key (None: the request names none), ``instants`` its instant (µs), ``served``
-        the events to apply first. Raises what the state or the log raise."""
+        the events to apply first, ``ends`` this batch's ``prefetch`` (None: read the log's
+        ends now). Raises what the state or the log raise."""
         rows: list[Row] = []
         for event in served:
             rows += extract(
@@ -163,14 +173,16 @@ class StreamServing:
             )
         )
         started = time.monotonic()
-        ends = self.ends.read(timeout_s=self.timeout_s) if self.ends is not None else None
-        slots = list(ends) if ends else []
+        if ends is None and self.ends is not None:
+            ends = self.ends.request(timeout_s=self.timeout_s)
+        log_ends = ends() if ends is not None else None
+        slots = list(log_ends) if log_ends else []
         entities = self._read(rows, refs, slots)
-        behind = _behind(ends, entities.applied) if ends is not None else None
+        behind = _behind(log_ends, entities.applied) if log_ends is not None else None
         while behind and time.monotonic() - started < self.wait_s:
             time.sleep(POLL_S)
             entities = self._read([], refs, list(behind))
-            behind = _behind({s: ends[s] for s in behind}, entities.applied)
+            behind = _behind({s: log_ends[s] for s in behind}, entities.applied)
         waited_ms = (time.monotonic() - started) * 1000
         watermark = None
         if behind:

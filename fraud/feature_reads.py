@@ -27,6 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
+from events.bus import EndsRequest
 from features.serving import ServedVector, online_vector
 from features.store import FeatureConfig, feature_store
 from features.stream_serving import Served, StreamServing
@@ -109,13 +110,17 @@ class FeatureReader:
         return True
 
     def read(
-        self, requests: Sequence[Mapping[str, Any]], served: Sequence[Served] = ()
+        self,
+        requests: Sequence[Mapping[str, Any]],
+        served: Sequence[Served] = (),
+        ends: EndsRequest | None = None,
     ) -> list[ServedVector] | None:
         """Return the served vector of each of ``requests`` (payment payloads), or ``None``;
-        ``served``: the payment events, applied to the window state first."""
+        ``served``: the payment events, applied to the window state first; ``ends``: this
+        batch's ``prefetch``."""
         if self.config.online == "redis":
             try:
-                vectors = self._read(requests, served)
+                vectors = self._read(requests, served, ends)
             except Exception as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 return None
@@ -124,7 +129,7 @@ class FeatureReader:
         if self._running is not None and not self._running.done():
             self.last_error = "the previous read has not finished"
             return None
-        self._running = self._pool.submit(self._read, requests, served)
+        self._running = self._pool.submit(self._read, requests, served, ends)
         try:
             vectors = self._running.result(timeout=self.timeout_s)
         except FutureTimeout:
@@ -136,10 +141,27 @@ class FeatureReader:
         self.last_error = ""
         return vectors
 
+    def prefetch(self) -> EndsRequest | None:
+        """Start what the next ``read`` can ask before its requests are known (the log's ends:
+        ``StreamServing.prefetch``) and return it for that read's ``ends``; None when there is
+        nothing to start or it failed (the read asks again and reports a failure)."""
+        if self.stream is None:
+            return None
+        try:
+            return self.stream.prefetch()
+        except Exception as exc:
+            log.debug("feature read prefetch failed: %s", exc)
+            return None
+
     def _read(
-        self, requests: Sequence[Mapping[str, Any]], served: Sequence[Served]
+        self,
+        requests: Sequence[Mapping[str, Any]],
+        served: Sequence[Served],
+        ends: EndsRequest | None,
     ) -> list[ServedVector]:
-        return online_vector(self.config, requests, self.service, stream=self.stream, served=served)
+        return online_vector(
+            self.config, requests, self.service, stream=self.stream, served=served, ends=ends
+        )
 
     def close(self) -> None:
         if self.stream is not None:

@@ -32,6 +32,7 @@ from events.bus import (
     BusError,
     BusUnavailable,
     Consumer,
+    EndsRequest,
     LogEnds,
     Message,
     Producer,
@@ -173,6 +174,10 @@ class KafkaLogEnds(LogEnds):
         self._read_at = -float("inf")
 
     def read(self, *, timeout_s: float) -> dict[tuple[str, int], int]:
+        return self.request(timeout_s=timeout_s)()
+
+    def request(self, *, timeout_s: float) -> EndsRequest:
+        """Send the ``ListOffsets`` request now; the returned call waits for its answer."""
         try:
             if time.monotonic() - self._read_at >= self.METADATA_S:
                 known = self.admin.list_topics(timeout=timeout_s).topics
@@ -184,17 +189,25 @@ class KafkaLogEnds(LogEnds):
                 ]
                 self._read_at = time.monotonic()
             if not self._partitions:
-                return {}
+                return dict
             futures = self.admin.list_offsets(
                 dict.fromkeys(self._partitions, OffsetSpec.latest()), request_timeout=timeout_s
             )
-            return {
-                (tp.topic, tp.partition): future.result(timeout=timeout_s).offset
-                for tp, future in futures.items()
-            }
-        except (KafkaException, FutureTimeout) as exc:
+        except KafkaException as exc:
             self._read_at = -float("inf")
             raise self.bus._unavailable("end offsets", exc) from exc
+
+        def answer() -> dict[tuple[str, int], int]:
+            try:
+                return {
+                    (tp.topic, tp.partition): future.result(timeout=timeout_s).offset
+                    for tp, future in futures.items()
+                }
+            except (KafkaException, FutureTimeout) as exc:
+                self._read_at = -float("inf")
+                raise self.bus._unavailable("end offsets", exc) from exc
+
+        return answer
 
 
 _WAITING = object()

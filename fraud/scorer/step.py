@@ -63,7 +63,7 @@ from threading import Event as StopFlag
 
 from django.utils import timezone
 
-from events.bus import Bus, Message, Record
+from events.bus import Bus, EndsRequest, Message, Record
 from events.contracts import FraudScored, PaymentAuthorized, PoisonMessage, decode
 from events.deadletters import DeadLetterer, dead_letter_topic
 from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
@@ -261,6 +261,8 @@ class Scorer(BatchStep):
     def _prepare(self, messages: Sequence[Message], models: ModelSet) -> Prepared:
         """Decode ``messages`` and score their payments: reads and computes, writes nothing."""
         started = at = time.perf_counter()
+        # The log's ends, asked now so the round trip overlaps the decoding.
+        ends = self.reader.prefetch()
         stamps = [m.timestamp_ms for m in messages if m.timestamp_ms]
         if stamps:
             # How long its oldest event waited, from its producer's send to this batch (the
@@ -290,7 +292,11 @@ class Scorer(BatchStep):
                     ts=to_us(event.occurred_at),
                 )
         self.stats.stage("decode", at)
-        drafts = self._score(list(events.values()), models, list(served.values())) if events else []
+        drafts = (
+            self._score(list(events.values()), models, list(served.values()), ends)
+            if events
+            else []
+        )
         return Prepared(
             messages=messages,
             drafts=drafts,
@@ -300,14 +306,18 @@ class Scorer(BatchStep):
         )
 
     def _score(
-        self, events: list[PaymentAuthorized], models: ModelSet, served: Sequence[Served] = ()
+        self,
+        events: list[PaymentAuthorized],
+        models: ModelSet,
+        served: Sequence[Served] = (),
+        ends: EndsRequest | None = None,
     ) -> list[ScoreDraft]:
         """Score ``events``: read their vectors with ``served`` (their payment events as read)
         applied to the window state first, then score, explain and decide."""
         requests = [payment_request(e) for e in events]
         request_time = timezone.now()
         at = time.perf_counter()
-        vectors = self.reader.read(requests, served)
+        vectors = self.reader.read(requests, served, ends)
         at = self.stats.stage("read", at)
         if vectors is None:
             self.stats.degraded += len(events)
