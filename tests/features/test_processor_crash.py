@@ -5,10 +5,8 @@ no event counted twice."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -35,8 +33,8 @@ from tests.features.streams import (
     reference,
 )
 from tests.polling import wait_for
+from tests.processes import features_env, manage_env, manage_start
 
-ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
 
 pytestmark = [pytest.mark.kafka, pytest.mark.redis, pytest.mark.slow]
@@ -88,42 +86,19 @@ def publish(bus: KafkaBus, events: list[Event], namespace: str) -> None:
 def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[str, str]:
     """Environment pointing ``manage.py consume stream-features`` at this test's broker and
     stores."""
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_SECRET_KEY": "tests-only",
-        "VAR_DIR": str(tmp / "var"),
-        "EVENT_BUS": "kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "REDIS_URL": config.redis_url,
-        "FEATURES_ONLINE_STORE": "redis",
-        "FEAST_PROJECT": config.project,
-        "FEAST_REGISTRY": config.registry_url,
-        "FEATURES_DATA_DIR": str(config.data_dir),
-        "LOG_LEVEL": "WARNING",
+    return manage_env(
+        **features_env(config),
+        VAR_DIR=str(tmp / "var"),
+        EVENT_BUS="kafka",
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         # Offline files (and commits) every few batches, so a kill finds batches processed
         # (state, online store) whose files are not written and offsets not committed.
-        "FEATURES_OFFLINE_FLUSH_SECONDS": "0.1",
-    }
+        FEATURES_OFFLINE_FLUSH_SECONDS="0.1",
+    )
 
 
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-X",
-                "faulthandler",
-                "manage.py",
-                "consume",
-                "stream-features",
-                *argv,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
+    return manage_start(["consume", "stream-features", *argv], env, log)
 
 
 def finish(process: subprocess.Popen, log: Path, timeout: float = 180) -> None:

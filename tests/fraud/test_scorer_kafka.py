@@ -5,16 +5,13 @@ leaves none unlogged."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from events.backends.kafka import KafkaBus
 from events.bus import Record
@@ -23,13 +20,12 @@ from features.served_log import logged_features
 from features.store import FeatureConfig
 from fraud.models import FraudScore, UnloggedScore
 from fraud.scorer import Scorer, ScorerSettings
-from tests.conftest import service_unavailable
 from tests.features.streams import applied_config
 from tests.fraud.factories import model_deploy, payment
 from tests.fraud.scorer_helpers import payments_applied, published
 from tests.polling import wait_for
+from tests.processes import database_env, features_env, manage_env, manage_start
 
-ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
 
 pytestmark = [
@@ -104,37 +100,19 @@ def test_a_stream_is_scored_once_per_event_even_when_redelivered(
 def process_env(config: FeatureConfig, kafka_bootstrap: str, tmp: Path) -> dict[str, str]:
     """Environment pointing ``manage.py consume fraud-scorer`` at this test's database, broker
     and stores."""
-    db = connection.settings_dict
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        service_unavailable("postgresql", "the test database is SQLite (TEST_DATABASE=sqlite)")
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_SECRET_KEY": "tests-only",
-        "VAR_DIR": str(tmp / "var"),
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "EVENT_BUS": "kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "REDIS_URL": config.redis_url,
-        "FEATURES_ONLINE_STORE": "redis",
-        "FEAST_PROJECT": config.project,
-        "FEAST_REGISTRY": config.registry_url,
-        "FEATURES_DATA_DIR": str(config.data_dir),
+    return manage_env(
+        **database_env(),
+        **features_env(config),
+        VAR_DIR=str(tmp / "var"),
+        EVENT_BUS="kafka",
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         # A busy test machine must not degrade a batch by chance.
-        "FRAUD_FEATURE_TIMEOUT_MS": "5000",
-        "LOG_LEVEL": "WARNING",
-    }
+        FRAUD_FEATURE_TIMEOUT_MS="5000",
+    )
 
 
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "manage.py", "consume", "fraud-scorer", *argv],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
+    return manage_start(["consume", "fraud-scorer", *argv], env, log)
 
 
 def test_killed_mid_stream_and_restarted_it_scores_every_event_once_and_logs_all(

@@ -2,71 +2,26 @@
 twice. Real processes (``manage.py relay`` / ``manage.py consume``), real Kafka, real PostgreSQL.
 """
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from events.backends.kafka import KafkaBus
 from events.bus import Record
 from events.contracts import TOPICS
 from events.models import LedgerEntry, OutboxEvent, ProcessedEvent
 from events.outbox import outbox_publish
-from tests.conftest import service_unavailable
 from tests.events.factories import payment_authorized
 from tests.polling import wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.processes import database_env, kill9, manage_env, manage_start, manage_stop
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def process_env(kafka_bootstrap: str) -> dict[str, str]:
     """Environment pointing a child process at this test's database and broker."""
-    db = connection.settings_dict
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        service_unavailable("postgresql", "the test database is SQLite (TEST_DATABASE=sqlite)")
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_SECRET_KEY": "tests-only",
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "EVENT_BUS": "kafka",
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "LOG_LEVEL": "WARNING",
-    }
-
-
-def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "manage.py", *argv],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-
-
-def stop(process: subprocess.Popen, log: Path) -> None:
-    """SIGTERM and wait; a process that does not stop dumps its threads' stacks and fails."""
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
-        process.wait(timeout=10)
-        pytest.fail(f"{process.args[3]} did not stop on SIGTERM:\n{log.read_text()[-5000:]}")
-
-
-def kill9(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    return manage_env(**database_env(), EVENT_BUS="kafka", KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap)
 
 
 def test_relay_killed_mid_drain_loses_nothing(kafka_bootstrap, tmp_path):
@@ -83,7 +38,7 @@ def test_relay_killed_mid_drain_loses_nothing(kafka_bootstrap, tmp_path):
     ours = {e.event_id for e in events}
     pending = OutboxEvent.objects.filter(event_id__in=ours, published_at__isnull=True)
 
-    relay = start(["relay", "--batch-size", "100"], env, tmp_path / "relay.log")
+    relay = manage_start(["relay", "--batch-size", "100"], env, tmp_path / "relay.log")
     try:
         # Killed once more than 500 are published and some are not.
         assert wait_for(lambda: 0 < pending.count() < len(events) - 500, 60, interval=0.02), (
@@ -92,10 +47,10 @@ def test_relay_killed_mid_drain_loses_nothing(kafka_bootstrap, tmp_path):
         kill9(relay)
         left_after_kill = pending.count()
         assert left_after_kill > 0
-        relay = start(["relay"], env, tmp_path / "relay.log")
+        relay = manage_start(["relay"], env, tmp_path / "relay.log")
         assert wait_for(lambda: pending.count() == 0, 90), (tmp_path / "relay.log").read_text()
     finally:
-        stop(relay, tmp_path / "relay.log")
+        manage_stop(relay, tmp_path / "relay.log")
 
     bus = KafkaBus(bootstrap_servers=kafka_bootstrap)
     ends = bus.end_offsets("payments.authorized.v1")
@@ -116,18 +71,18 @@ def test_consumer_killed_mid_stream_applies_every_event_exactly_once(kafka_boots
     ours = {e.event_id for e in events}
     applied = LedgerEntry.objects.filter(event_id__in=ours)
 
-    consumer = start(["consume", "event-ledger"], env, tmp_path / "consumer.log")
+    consumer = manage_start(["consume", "event-ledger"], env, tmp_path / "consumer.log")
     try:
         assert wait_for(lambda: applied.count() >= 300, 90), (tmp_path / "consumer.log").read_text()
         kill9(consumer)
         at_kill = applied.count()
         assert at_kill < len(ours)
-        consumer = start(["consume", "event-ledger"], env, tmp_path / "consumer.log")
+        consumer = manage_start(["consume", "event-ledger"], env, tmp_path / "consumer.log")
         assert wait_for(lambda: applied.count() == len(ours), 120), (
             tmp_path / "consumer.log"
         ).read_text()
     finally:
-        stop(consumer, tmp_path / "consumer.log")
+        manage_stop(consumer, tmp_path / "consumer.log")
 
     assert applied.count() == len(ours)
     claims = ProcessedEvent.objects.filter(consumer="event-ledger", event_id__in=ours)

@@ -13,11 +13,9 @@ online store (the demo's defaults, on the tests' PostgreSQL database)."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -25,7 +23,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from django.db import connection
 
 from events.backends.embedded import EmbeddedBus
 from events.backends.kafka import KafkaBus
@@ -36,12 +33,18 @@ from features.definitions import topics
 from features.served_log import logged_features
 from features.store import FeatureConfig
 from fraud.models import FraudScore, UnloggedScore
-from tests.conftest import service_unavailable
 from tests.features.streams import applied_config
 from tests.fraud.factories import model_deploy, payment
 from tests.polling import wait_for
+from tests.processes import (
+    database_env,
+    features_env,
+    kill9,
+    manage_env,
+    manage_start,
+    manage_stop,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 PARTITIONS = 3
 RATE = 1000  # events a second
 SECONDS = 8
@@ -52,52 +55,19 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def _environment(config: FeatureConfig, tmp: Path, bus_env: dict[str, str]) -> dict[str, str]:
-    db = connection.settings_dict
-    if db["ENGINE"] != "django.db.backends.postgresql":
-        service_unavailable("postgresql", "the test database is SQLite (TEST_DATABASE=sqlite)")
-    return {
-        **os.environ,
+    return manage_env(
+        **database_env(),
+        **features_env(config),
         **bus_env,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DJANGO_SECRET_KEY": "tests-only",
-        "VAR_DIR": str(tmp / "var"),
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": config.redis_url,
-        "FEATURES_ONLINE_STORE": config.online,
-        "FEAST_PROJECT": config.project,
-        "FEAST_REGISTRY": config.registry_url,
-        "FEATURES_DATA_DIR": str(config.data_dir),
-        "EVENT_TOPIC_PARTITIONS": str(PARTITIONS),
+        VAR_DIR=str(tmp / "var"),
+        EVENT_TOPIC_PARTITIONS=str(PARTITIONS),
         # A busy test machine must not degrade a batch by chance.
-        "FRAUD_FEATURE_TIMEOUT_MS": "5000",
-        "LOG_LEVEL": "WARNING",
-    }
+        FRAUD_FEATURE_TIMEOUT_MS="5000",
+    )
 
 
 def _start(name: str, argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-X", "faulthandler", "manage.py", "consume", name, *argv],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=out,
-        )
-
-
-def _stop(process: subprocess.Popen, log: Path) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
-        process.wait(timeout=10)
-        pytest.fail(f"{process.args[4]} did not stop on SIGTERM:\n{log.read_text()[-5000:]}")
-
-
-def _kill9(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    return manage_start(["consume", name, *argv], env, log)
 
 
 def _context() -> RiderContext:
@@ -190,11 +160,11 @@ def _publish_under_chaos(
             processor[0].send_signal(signal.SIGCONT)
             resumed = time.monotonic()
         if killed is None and elapsed >= 4.5:
-            _kill9(processor[0])
+            kill9(processor[0])
             processor[0] = restart_processor()
             killed = time.monotonic()
         if scorer_killed is None and elapsed >= 6:
-            _kill9(scorer[0])
+            kill9(scorer[0])
             scorer[0] = restart_scorer()
             scorer_killed = time.monotonic()
     producer.close()
@@ -280,7 +250,7 @@ def test_every_exact_vector_is_its_training_row_and_the_rest_say_stale(stack, tm
     finally:
         for process, log in ((scorer[0], logs["scorer"]), (processor[0], logs["features"])):
             if process.poll() is None:
-                _stop(process, log)
+                manage_stop(process, log, timeout=60)
 
     report = served_consistency_run(config)
     logged = logged_features(config)
