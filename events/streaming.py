@@ -52,6 +52,16 @@ class ConsumerOptions:
     max_records: int | None = None
     poll_timeout_s: float | None = None
 
+    def settings_overrides(self) -> dict[str, int | float]:
+        """Return the options given, as overrides of a step's settings (``max_records``,
+        ``poll_timeout_s``): those not given keep the step's defaults."""
+        overrides: dict[str, int | float] = {}
+        if self.max_records:
+            overrides["max_records"] = self.max_records
+        if self.poll_timeout_s is not None:
+            overrides["poll_timeout_s"] = self.poll_timeout_s
+        return overrides
+
 
 class BatchStep:
     """A consumer's part of the loop. Subclasses set the attributes (``name``, ``group``,

@@ -18,9 +18,10 @@ polled records:
 6. the online store gets each touched entity's latest row, one write per view;
 7. the offline store gets one Parquet file per view (every output row) and one per topic (the
    accepted events), written to a temporary name and renamed: every ``offline_flush_s``
-   (``FEATURES_OFFLINE_FLUSH_SECONDS``, 1 s; 0: every batch) or ``OFFLINE_MAX_BATCHES`` batches,
-   for the batches since the last files. A file per batch would make a small-files offline store
-   and cost the processor a large share of its time (docs/performance.md);
+   (``ProcessorSettings``: ``FEATURES_OFFLINE_FLUSH_SECONDS``, 1 s; 0: every batch) or
+   ``OFFLINE_MAX_BATCHES`` batches, for the batches since the last files. A file per batch would
+   make a small-files offline store and cost the processor a large share of its time
+   (docs/performance.md);
 8. only then are the offsets of those batches committed.
 
 Crash safety: a crash anywhere replays the batches from the committed offsets. State adds are
@@ -46,8 +47,6 @@ from dataclasses import dataclass
 from threading import Event as StopFlag
 from typing import Any
 
-from django.conf import settings as django_settings
-
 from events.batching import BatchStats
 from events.bus import Bus, Consumer, Message, Record
 from events.contracts import PoisonMessage, decode
@@ -57,6 +56,7 @@ from features.definitions import STREAM_VIEWS, View, topics
 from features.processor.marks import Partition, low_watermark, partition_load
 from features.processor.offline import Unwritten, offline_append
 from features.processor.online import OnlineWriter
+from features.processor.settings import ProcessorSettings
 from features.state import (
     MARKS_KEPT,
     EntityRef,
@@ -131,37 +131,28 @@ class StreamProcessor(BatchStep):
         bus: Bus,
         config: FeatureConfig,
         state: WindowState,
+        settings: ProcessorSettings | None = None,
         group: str = DEFAULT_GROUP,
         namespace: str = "",
-        max_records: int = 1000,
-        poll_timeout_s: float = 0.05,
         views: Sequence[View] = STREAM_VIEWS,
         online: OnlineWriter | None = None,
-        log_every_s: float = 10.0,
-        dead_letter_partitions: int = 3,
-        batch_wait_ms: int | None = None,
-        offline_flush_s: float = 0.0,
         close_state: bool = False,
     ):
         self.name = CONSUMER
         self.bus = bus
         self.config = config
         self.state = state
+        self.settings = settings or ProcessorSettings()
         self.group = group
         self.namespace = namespace
-        self.max_records = max_records
-        self.poll_timeout_s = poll_timeout_s
+        self.max_records = self.settings.max_records
+        self.poll_timeout_s = self.settings.poll_timeout_s
+        self.log_every_s = self.settings.log_every_s
+        self.batch_wait_ms = self.settings.batch_wait_ms
         self.views = tuple(views)
         self.views_by_name = {v.name: v for v in self.views}
         self.join_keys = {v.name: v.join_keys for v in self.views}
         self.online = online if online is not None else OnlineWriter(config)
-        self.log_every_s = log_every_s
-        self.dead_letter_partitions = dead_letter_partitions
-        # How long the bus may hold a fetch to fill a batch (``Bus.consumer``): a batch costs
-        # round trips and files whatever its size, so bigger ones cost less per event.
-        self.batch_wait_ms = batch_wait_ms
-        # How long a batch's offline files may wait for the next batches' (0: none).
-        self.offline_flush_s = offline_flush_s
         # The state is closed with the processor when it was opened for it (``consume``).
         self.close_state = close_state
         self._unwritten = Unwritten()
@@ -193,7 +184,9 @@ class StreamProcessor(BatchStep):
         return self.stats
 
     def open(self) -> None:
-        self.bus.ensure_topics([self.dead_letter_topic], partitions=self.dead_letter_partitions)
+        self.bus.ensure_topics(
+            [self.dead_letter_topic], partitions=self.settings.dead_letter_partitions
+        )
 
     def submit(self, messages: Sequence[Message]) -> None:
         self.process_batch(messages)
@@ -263,7 +256,7 @@ class StreamProcessor(BatchStep):
         if not unwritten.batches:
             return
         due = (
-            time.monotonic() - (unwritten.since or 0.0) >= self.offline_flush_s
+            time.monotonic() - (unwritten.since or 0.0) >= self.settings.offline_flush_s
             or unwritten.batches >= OFFLINE_MAX_BATCHES
         )
         if not (force or due):
@@ -477,12 +470,8 @@ def consumer_build(bus: Bus, options: ConsumerOptions) -> StreamProcessor:
         bus=bus,
         config=config,
         state=state_from_config(config),
+        settings=ProcessorSettings.from_settings(**options.settings_overrides()),
         group=options.group or DEFAULT_GROUP,
         namespace=options.namespace,
-        max_records=options.max_records or 1000,
-        poll_timeout_s=0.05 if options.poll_timeout_s is None else options.poll_timeout_s,
-        dead_letter_partitions=django_settings.EVENT_TOPIC_PARTITIONS,
-        batch_wait_ms=django_settings.FEATURES_BATCH_WAIT_MS,
-        offline_flush_s=django_settings.FEATURES_OFFLINE_FLUSH_SECONDS,
         close_state=True,
     )

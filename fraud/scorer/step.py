@@ -376,15 +376,10 @@ def consumer_build(bus: Bus, options: ConsumerOptions) -> Scorer:
 
     config = FeatureConfig.from_settings()
     repo_ensure_applied(config, VIEWS)
-    overrides: dict = {
-        "poll_timeout_s": 0.05 if options.poll_timeout_s is None else options.poll_timeout_s
-    }
-    if options.max_records:
-        overrides["max_records"] = options.max_records
     scorer = Scorer(
         bus=bus,
         config=config,
-        settings=ScorerSettings.from_settings(**overrides),
+        settings=ScorerSettings.from_settings(**options.settings_overrides()),
         group=options.group or DEFAULT_GROUP,
         namespace=options.namespace,
     )

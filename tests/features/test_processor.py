@@ -39,7 +39,12 @@ from events.contracts import (
     TripRequested,
 )
 from features.definitions import topics
-from features.processor import OFFLINE_MAX_BATCHES, StreamProcessor, state_from_config
+from features.processor import (
+    OFFLINE_MAX_BATCHES,
+    ProcessorSettings,
+    StreamProcessor,
+    state_from_config,
+)
 from features.state import RedisState, SqliteState
 from features.store import FeatureConfig
 from features.tables import EVENT_SCHEMA
@@ -424,8 +429,8 @@ def test_offline_files_wait_for_the_flush_and_hold_what_a_file_per_batch_holds(
         bus=EmbeddedBus(waiting.data_dir / "bus.sqlite3"),
         config=waiting,
         state=SqliteState(waiting.state_path, lateness_us=waiting.allowed_lateness_us),
+        settings=ProcessorSettings(offline_flush_s=3600.0),
         namespace="t",
-        offline_flush_s=3600.0,
     )
 
     def files() -> int:
