@@ -115,11 +115,11 @@ def run_rate(env: dict, rate: float, seconds: float, samples_per_second: float) 
     env = {**env, "FEAST_PROJECT": namespace.replace("-", "_")}
     from events.batching import gc_settle
     from events.bus import bus_from_settings
-    from events.contracts import PaymentAuthorized
+    from events.contracts import PaymentAuthorized, topic_name
     from features.repo import apply_repo
     from features.store import FeatureConfig, feature_store
 
-    topic = f"{namespace}.{PaymentAuthorized.topic}"
+    topic = topic_name(namespace, PaymentAuthorized.topic)
     bus = bus_from_settings()
     bus.ensure_topics([topic], partitions=PARTITIONS)
     config = replace(FeatureConfig.from_settings(), project=env["FEAST_PROJECT"])

@@ -346,19 +346,19 @@ class Bench:
     def _namespace(self) -> tuple[str, str]:
         """Return a new namespace and its payments topic; its topics exist (3 partitions)."""
         from events.bus import bus_from_settings
-        from events.contracts import FraudScored, PaymentAuthorized
+        from events.contracts import FraudScored, PaymentAuthorized, topic_name
 
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
-        topic = f"{namespace}.{PaymentAuthorized.topic}"
-        topics = [topic, f"{namespace}.{FraudScored.topic}"]
+        topic = topic_name(namespace, PaymentAuthorized.topic)
+        topics = [topic, topic_name(namespace, FraudScored.topic)]
         bus_from_settings().ensure_topics(topics, partitions=PARTITIONS)
         return namespace, topic
 
     def _reader(self, namespace: str) -> ScoredReader:
-        from events.contracts import FraudScored
+        from events.contracts import FraudScored, topic_name
 
         bootstrap = self.env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0]
-        return ScoredReader(bootstrap, f"{namespace}.{FraudScored.topic}")
+        return ScoredReader(bootstrap, topic_name(namespace, FraudScored.topic))
 
     def _processor(self, namespace: str, *extra: str) -> subprocess.Popen:
         return _manage(

@@ -20,10 +20,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from events.bus import Record
 
-# Re-exported: the contracts name every topic, dead-letter ones included.
-from events.deadletters import DLQ_HEADERS as DLQ_HEADERS
-from events.deadletters import dead_letter_topic as dead_letter_topic
-
 # A message larger than this is poison: no legitimate event comes near it.
 MAX_EVENT_BYTES = 64 * 1024
 
@@ -328,6 +324,18 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 
 # topic name -> schema; the single declaration of every topic
 TOPICS: dict[str, type[Event]] = {cls.topic: cls for cls in EVENT_TYPES}
+
+
+def topic_name(namespace: str, topic: str) -> str:
+    """Return ``topic`` (a declared name) under ``namespace`` when given:
+    ``<namespace>.<topic>``, so several environments (tests, benchmarks) share one broker."""
+    return f"{namespace}.{topic}" if namespace else topic
+
+
+def dead_letter_topic(consumer: str, *, namespace: str = "") -> str:
+    """Return the dead-letter topic of ``consumer`` (one per consumer, so replays stay scoped),
+    under ``namespace`` when given (``<namespace>.deadletter.<consumer>``)."""
+    return topic_name(namespace, f"deadletter.{consumer}")
 
 
 class PoisonMessage(Exception):

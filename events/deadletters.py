@@ -1,7 +1,8 @@
 """Dead letters: the records a consumer rejects, kept byte for byte on a topic of its own with
 where they came from and why, so they can be read, fixed and redriven.
 
-One naming function (``dead_letter_topic``), one record layout (``DLQ_HEADERS``), one reader
+One name per consumer (``events.contracts.dead_letter_topic``, beside every other topic), one
+record layout (``DLQ_HEADERS``), one reader
 (``dead_letter_read``, ``dead_letters_read``) and one redrive (``redrive_record``,
 ``dead_letters_redrive``: ``manage.py deadletters``). Pure Python: no Django, so every
 consumer (and the tool that lists them) imports it without loading models.
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from events.bus import Bus, BusError, Message, Record
+from events.contracts import dead_letter_topic
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +27,6 @@ DLQ_HEADERS = ("dlq.topic", "dlq.partition", "dlq.offset", "dlq.error", "dlq.con
 # A redriven record names the dead letter it came from (``<topic>[<partition>]@<offset>``).
 REDRIVEN_HEADER = "dlq.redriven-from"
 ERROR_HEADER_LIMIT = 1000
-
-
-def dead_letter_topic(consumer: str, *, namespace: str = "") -> str:
-    """Return the dead-letter topic of ``consumer`` (one per consumer, so replays stay scoped),
-    under ``namespace`` when given (``<namespace>.deadletter.<consumer>``: tests and
-    benchmarks sharing a broker)."""
-    topic = f"deadletter.{consumer}"
-    return f"{namespace}.{topic}" if namespace else topic
 
 
 def dead_letter_record(

@@ -24,8 +24,8 @@ from threading import Event as StopFlag
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
 from events.bus import Bus, Message, Record
-from events.contracts import Event, PoisonMessage, decode
-from events.deadletters import DeadLetterer, dead_letter_topic
+from events.contracts import Event, PoisonMessage, dead_letter_topic, decode
+from events.deadletters import DeadLetterer
 from events.models import ProcessedEvent
 from events.registry import ConsumerSpec
 from events.streaming import BatchStep, ConsumerOptions, Publisher, consume

@@ -45,6 +45,7 @@ from datetime import datetime
 from typing import Any
 
 from events.bus import Bus, EndsRequest, LogEnds
+from events.contracts import topic_name
 from features.definitions import STREAM_VIEWS, View, topics
 from features.state import Applied, EntityRef, EntityRows, WindowState
 from features.windows import Row, extract, to_us, value_at
@@ -122,7 +123,6 @@ class StreamServing:
     ):
         self.state = state
         self.group = group
-        self.prefix = f"{namespace}." if namespace else ""
         self.views = {v.name: v for v in views}
         self.served_topics = tuple(served_topics)
         self.wait_s = wait_s
@@ -130,7 +130,7 @@ class StreamServing:
         fed = {v.name for v in views for s in v.sources if s.topic in self.served_topics}
         self.cacheable = {name for name in self.views if name not in fed}
         self.watched = tuple(
-            f"{self.prefix}{t}" for t in topics() if t not in set(self.served_topics)
+            topic_name(namespace, t) for t in topics() if t not in set(self.served_topics)
         )
         self._windows = {
             v.name: state.retention[v.name].window_us if v.name in state.retention else None

@@ -14,21 +14,16 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from events.bus import Bus, Record
-from events.contracts import TOPICS
+from events.contracts import TOPICS, topic_name
 from simulator.engine import Emitted, truth_row
 from simulator.report import Stats
 
 MAX_BATCH = 2000
 
 
-def topic_name(topic: str, prefix: str) -> str:
-    """Return the topic to publish to: ``<prefix>.<topic>`` when a namespace prefix is set."""
-    return f"{prefix}.{topic}" if prefix else topic
-
-
 def topics_ensure(bus: Bus, *, prefix: str, partitions: int) -> None:
     """Create every event topic (under ``prefix`` when set) that does not exist yet."""
-    bus.ensure_topics([topic_name(topic, prefix) for topic in TOPICS], partitions=partitions)
+    bus.ensure_topics([topic_name(prefix, topic) for topic in TOPICS], partitions=partitions)
 
 
 def load_publish(
@@ -79,7 +74,7 @@ def load_publish(
                 for i, item in enumerate(batch)
             ]
             records = [
-                Record(topic_name(e.topic, topic_prefix), value=e.encode(), key=e.key())
+                Record(topic_name(topic_prefix, e.topic), value=e.encode(), key=e.key())
                 for e in stamped
             ]
             results = producer.publish(records)

@@ -55,12 +55,12 @@ from events.contracts import (
     TripCompleted,
     TripRequested,
     TripStarted,
+    topic_name,
 )
 from simulator.city import City
 from simulator.config import LabelConfig, parse_time
 from simulator.engine import Emitted, Truth, fare, truth_row
 from simulator.labels import REASON_FRAUD, chargeback_delay
-from simulator.load import topic_name
 from simulator.report import Stats
 
 REQUIRED = ("timestamp", "rider", "card", "amount")
@@ -347,7 +347,7 @@ def replay_publish(
         if not buffer:
             return
         records = [
-            Record(topic_name(e.event.topic, topic_prefix), e.event.encode(), key=e.event.key())
+            Record(topic_name(topic_prefix, e.event.topic), e.event.encode(), key=e.event.key())
             for e in buffer
         ]
         truth = []

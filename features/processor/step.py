@@ -49,8 +49,8 @@ from typing import Any
 
 from events.batching import BatchStats
 from events.bus import Bus, Consumer, Message, Record
-from events.contracts import PoisonMessage, decode
-from events.deadletters import DeadLetterer, dead_letter_topic
+from events.contracts import PoisonMessage, dead_letter_topic, decode, topic_name
+from events.deadletters import DeadLetterer
 from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
 from features.definitions import STREAM_VIEWS, View, topics
 from features.processor.marks import Partition, low_watermark, partition_load
@@ -156,8 +156,7 @@ class StreamProcessor(BatchStep):
         # The state is closed with the processor when it was opened for it (``consume``).
         self.close_state = close_state
         self._unwritten = Unwritten()
-        prefix = f"{namespace}." if namespace else ""
-        self.topics = tuple(f"{prefix}{t}" for t in topics())
+        self.topics = tuple(topic_name(namespace, t) for t in topics())
         self.dead_letter_topic = dead_letter_topic(CONSUMER, namespace=namespace)
         self.dead_letters = DeadLetterer(CONSUMER, self.dead_letter_topic)
         self.publisher = Publisher(bus)

@@ -64,8 +64,15 @@ from threading import Event as StopFlag
 from django.utils import timezone
 
 from events.bus import Bus, EndsRequest, Message, Record
-from events.contracts import FraudScored, PaymentAuthorized, PoisonMessage, decode
-from events.deadletters import DeadLetterer, dead_letter_topic
+from events.contracts import (
+    FraudScored,
+    PaymentAuthorized,
+    PoisonMessage,
+    dead_letter_topic,
+    decode,
+    topic_name,
+)
+from events.deadletters import DeadLetterer
 from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
 from features.processor.step import state_from_config
 from features.store import FeatureConfig
@@ -114,11 +121,10 @@ class Scorer(BatchStep):
         self.poll_timeout_s = self.settings.poll_timeout_s
         self.not_ready_wait_s = min(self.settings.deployment_poll_s, 0.5)
         self.log_every_s = self.settings.log_every_s
-        prefix = f"{namespace}." if namespace else ""
-        self.topic = f"{prefix}{PaymentAuthorized.topic}"
+        self.topic = topic_name(namespace, PaymentAuthorized.topic)
         self.topics = (self.topic,)
         self.dead_letter_topic = dead_letter_topic(CONSUMER, namespace=namespace)
-        self.scored_topic = f"{prefix}{FraudScored.topic}"
+        self.scored_topic = topic_name(namespace, FraudScored.topic)
         self.watcher = watcher or DeploymentWatcher(poll_s=self.settings.deployment_poll_s)
         timeout_s = self.settings.feature_timeout_s
         self.reader = FeatureReader(

@@ -10,12 +10,11 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from events.bus import Message, Record
-from events.contracts import PaymentAuthorized
+from events.contracts import PaymentAuthorized, dead_letter_topic
 from events.deadletters import (
     REDRIVEN_HEADER,
     NotADeadLetter,
     dead_letter_read,
-    dead_letter_topic,
     dead_letters_read,
     dead_letters_redrive,
 )

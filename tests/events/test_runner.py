@@ -4,7 +4,8 @@ import pytest
 from django.db import OperationalError
 
 from events.bus import Record
-from events.contracts import DLQ_HEADERS, PaymentAuthorized, dead_letter_topic
+from events.contracts import PaymentAuthorized, dead_letter_topic
+from events.deadletters import DLQ_HEADERS
 from events.models import LedgerEntry, ProcessedEvent
 from events.runner import ConsumerRunner
 from tests.events.bus_helpers import drain

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from events.bus import Message
-from events.contracts import Event, decode
+from events.contracts import Event, decode, topic_name
 from features.definitions import OCCURRED_AT, STREAM_VIEWS, Aggregate, Ratio, View
 from features.repo import apply_repo
 from features.store import FeatureConfig, feature_store
@@ -45,7 +45,7 @@ def messages_for(
     out = []
     for item in events:
         event, value = item if isinstance(item, tuple) else (item, item.encode())
-        topic = f"{namespace}.{event.topic}"
+        topic = topic_name(namespace, event.topic)
         partition = zlib.crc32(event.key().encode()) % partitions
         offset = offsets[(topic, partition)]
         offsets[(topic, partition)] += 1

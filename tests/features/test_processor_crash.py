@@ -17,7 +17,7 @@ import pytest
 
 from events.backends.kafka import KafkaBus
 from events.bus import Record
-from events.contracts import Event, PaymentAuthorized
+from events.contracts import Event, PaymentAuthorized, topic_name
 from features.definitions import topics
 from features.processor import StreamProcessor, state_from_config
 from features.store import FeatureConfig
@@ -78,7 +78,7 @@ def redis_config(redis_url, tmp_path) -> Iterator[FeatureConfig]:
 
 def publish(bus: KafkaBus, events: list[Event], namespace: str) -> None:
     producer = bus.producer()
-    records = [Record(f"{namespace}.{e.topic}", e.encode(), key=e.key()) for e in events]
+    records = [Record(topic_name(namespace, e.topic), e.encode(), key=e.key()) for e in events]
     assert producer.publish(records) == [None] * len(records)
     producer.close()
 
@@ -148,7 +148,7 @@ def test_killed_mid_stream_and_restarted_it_computes_what_an_uninterrupted_run_d
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
     committed = sum(
-        sum(bus.committed(f"{namespace}-g", f"{namespace}.{t}").values()) for t in topics()
+        sum(bus.committed(f"{namespace}-g", topic_name(namespace, t)).values()) for t in topics()
     )
     assert 0 < committed < cut
     publish(bus, events[cut:], namespace)

@@ -15,7 +15,7 @@ import pytest
 
 from events.backends.kafka import KafkaBus
 from events.bus import Record
-from events.contracts import PaymentAuthorized
+from events.contracts import FraudScored, PaymentAuthorized, topic_name
 from features.served_log import logged_features
 from features.store import FeatureConfig
 from fraud.models import FraudScore, UnloggedScore
@@ -52,7 +52,7 @@ def namespace(kafka_bootstrap) -> Iterator[str]:
 
 def publish(bus: KafkaBus, events: list[PaymentAuthorized], namespace: str) -> None:
     producer = bus.producer()
-    records = [Record(f"{namespace}.{e.topic}", e.encode(), key=e.key()) for e in events]
+    records = [Record(topic_name(namespace, e.topic), e.encode(), key=e.key()) for e in events]
     assert producer.publish(records) == [None] * len(records)
     producer.close()
 
@@ -87,13 +87,13 @@ def test_a_stream_is_scored_once_per_event_even_when_redelivered(
     ids = {e.event_id for e in events}
     assert set(FraudScore.objects.values_list("event_id", flat=True)) == ids
     assert FraudScore.objects.count() == 600
-    verdicts = published(bus, f"{namespace}.fraud.scored.v1")
+    verdicts = published(bus, topic_name(namespace, FraudScored.topic))
     assert sorted(v.payment_event_id for v in verdicts) == sorted(ids)
     assert set(logged_features(config)["event_id"]) == {str(i) for i in ids}
     burst = FraudScore.objects.filter(card_id="card-7")
     assert set(burst.values_list("decision", flat=True)) == {"review"}
     assert FraudScore.objects.exclude(card_id="card-7").filter(decision="review").count() == 0
-    committed = bus.committed("fraud-scorer", f"{namespace}.{PaymentAuthorized.topic}")
+    committed = bus.committed("fraud-scorer", topic_name(namespace, PaymentAuthorized.topic))
     assert sum(committed.values()) == 850
 
 
@@ -146,7 +146,7 @@ def test_killed_mid_stream_and_restarted_it_scores_every_event_once_and_logs_all
     assert FraudScore.objects.count() == 3000
     assert set(FraudScore.objects.values_list("event_id", flat=True)) == ids
     # Every verdict published; those the killed scorer sent and did not commit, twice.
-    verdicts = published(bus, f"{namespace}.fraud.scored.v1")
+    verdicts = published(bus, topic_name(namespace, FraudScored.topic))
     assert {v.payment_event_id for v in verdicts} == ids
     assert len(verdicts) < 3000 + 2000
     assert UnloggedScore.objects.count() == 0

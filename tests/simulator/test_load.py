@@ -9,10 +9,10 @@ from django.core.management import call_command
 
 from events.backends.embedded import EmbeddedBus
 from events.backends.kafka import KafkaBus
-from events.contracts import TOPICS, decode
+from events.contracts import TOPICS, decode, topic_name
 from simulator.config import SimConfig
 from simulator.engine import Simulation
-from simulator.load import load_publish, topic_name, topics_ensure
+from simulator.load import load_publish, topics_ensure
 from simulator.models import GroundTruth, SimulationRun
 from simulator.report import Stats
 from tests.events.bus_helpers import drain
@@ -69,7 +69,7 @@ def test_load_follows_the_open_model_schedule_and_stamps_due_times(tmp_path, cit
     assert stats.published == 400
     # With instant publishes, the loop waits exactly until the last event is due: 399/400 s.
     assert clock.now == pytest.approx(399 / 400, abs=1e-3)
-    consumer = bus.consumer(group="g", topics=[topic_name(t, "ns") for t in TOPICS])
+    consumer = bus.consumer(group="g", topics=[topic_name("ns", t) for t in TOPICS])
     stamps = sorted(decode(m.topic, m.value).occurred_at for m in drain(consumer, 400))
     consumer.close()
     assert len(stamps) == 400
@@ -132,7 +132,7 @@ def test_load_events_arrive_on_real_kafka(kafka_bootstrap, city):
 
     assert (stats.published, stats.errors) == (500, 0)
     consumer = bus.consumer(
-        group=f"test-{uuid.uuid4().hex[:8]}", topics=[topic_name(t, prefix) for t in TOPICS]
+        group=f"test-{uuid.uuid4().hex[:8]}", topics=[topic_name(prefix, t) for t in TOPICS]
     )
     received = drain(consumer, 500, timeout=60)
     consumer.close()

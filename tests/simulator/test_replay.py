@@ -9,9 +9,9 @@ from django.core.management import CommandError, call_command
 
 from events.backends.embedded import EmbeddedBus
 from events.backends.kafka import KafkaBus
-from events.contracts import TOPICS, decode
+from events.contracts import TOPICS, decode, topic_name
 from simulator.config import LabelConfig
-from simulator.load import topic_name, topics_ensure
+from simulator.load import topics_ensure
 from simulator.models import GroundTruth, SimulationRun
 from simulator.replay import (
     ID_NAMESPACE,
@@ -172,7 +172,7 @@ def test_replay_reaches_real_kafka_with_every_row(payments_csv, kafka_bootstrap,
     stats = replay(payments_csv, bus, city, prefix=prefix)
 
     assert stats.errors == 5
-    topic = topic_name("payments.authorized.v1", prefix)
+    topic = topic_name(prefix, "payments.authorized.v1")
     consumer = bus.consumer(group=f"test-{uuid.uuid4().hex[:8]}", topics=[topic])
     received = [decode(m.topic, m.value) for m in drain(consumer, 5, timeout=60)]
     consumer.close()
@@ -183,7 +183,7 @@ def test_replay_reaches_real_kafka_with_every_row(payments_csv, kafka_bootstrap,
         for line in good_lines
     )
     assert sorted(p.rider_id for p in received) == ["r1", "r1", "r2", "r3", "r4"]
-    assert sum(sum(bus.end_offsets(topic_name(t, prefix)).values()) for t in TOPICS) == 22
+    assert sum(sum(bus.end_offsets(topic_name(prefix, t)).values()) for t in TOPICS) == 22
 
 
 @pytest.mark.django_db

@@ -7,8 +7,7 @@ import pytest
 from django.db import connection
 
 from events.backends.embedded import EmbeddedBus
-from events.contracts import TOPICS
-from simulator.load import topic_name
+from events.contracts import TOPICS, topic_name
 from simulator.models import GroundTruth, SimulationRun
 from simulator.tasks import simulation_run
 
@@ -85,7 +84,7 @@ def test_staff_start_a_run_which_the_task_plays(
     assert 380 <= run.events_published <= 401
     assert run.errors == 0
     bus = EmbeddedBus(event_log)
-    published = sum(sum(bus.end_offsets(topic_name(t, "web")).values()) for t in TOPICS)
+    published = sum(sum(bus.end_offsets(topic_name("web", t)).values()) for t in TOPICS)
     assert published == run.events_published
     assert GroundTruth.objects.filter(run=run).exists()
     page = staff_client.get("/simulator/")

@@ -9,10 +9,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.timesince import timesince
 
 from events.bus import BusError, bus_from_settings
+from events.contracts import dead_letter_topic
 from events.deadletters import (
     DeadLetter,
     NotADeadLetter,
-    dead_letter_topic,
     dead_letters_read,
     dead_letters_redrive,
 )
