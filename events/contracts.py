@@ -14,7 +14,7 @@ import functools
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -363,6 +363,13 @@ def decode(topic: str, value: bytes | None) -> Event:
     Raise ``PoisonMessage`` with kind ``unknown_topic``, ``oversized``, ``invalid_json``,
     ``unknown_version`` or ``schema`` when the record cannot be an event of that topic.
     """
+    return decode_record(topic, value)[0]
+
+
+def decode_record(topic: str, value: bytes | None) -> tuple[Event, dict[str, Any]]:
+    """Return the event ``decode`` returns and the JSON object it was validated from, for the
+    consumers that read the payload as sent (the stream views' rows): the bytes are parsed
+    once. Raise ``PoisonMessage`` as ``decode`` does."""
     schema = schema_for(topic)
     if schema is None:
         raise PoisonMessage("unknown_topic", f"no schema is declared for topic {topic!r}")
@@ -383,7 +390,7 @@ def decode(topic: str, value: bytes | None) -> Event:
             f"schema_version {data.get('schema_version')!r} on {topic} (expects {expected})",
         )
     try:
-        return schema.model_validate(data)
+        return schema.model_validate(data), data
     except ValidationError as exc:
         raise PoisonMessage("schema", _summarise(exc)) from exc
 

@@ -24,7 +24,7 @@ from threading import Event as StopFlag
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
 from events.bus import Bus, Message, Record
-from events.contracts import Event, PoisonMessage, dead_letter_topic, decode
+from events.contracts import Event, dead_letter_topic
 from events.deadletters import DeadLetterer
 from events.models import ProcessedEvent
 from events.registry import ConsumerSpec
@@ -131,11 +131,10 @@ class ConsumerRunner(BatchStep):
         dead_letters: list[Record] = []
         for message in messages:
             self.stats.polled += 1
-            try:
-                event = decode(message.topic, message.value)
-            except PoisonMessage as poison:
-                dead_letters.append(self._dead_letter(message, poison.kind, poison.detail))
+            decoded = self.decode_or_dead_letter(message, dead_letters)
+            if decoded is None:
                 continue
+            event, _ = decoded
             outcome = self._apply_with_retries(event, message)
             if isinstance(outcome, Record):
                 dead_letters.append(outcome)
@@ -162,15 +161,15 @@ class ConsumerRunner(BatchStep):
                     self.spec.name, event.event_id, attempt, self.max_attempts, exc,
                 )  # fmt: skip
                 if attempt == self.max_attempts:
-                    return self._dead_letter(
+                    return self.dead_letter(
                         message, "handler_error", f"{type(exc).__name__}: {exc}"
                     )
                 time.sleep(self.retry_delay_s * attempt)
         return None
 
-    def _dead_letter(self, message: Message, kind: str, detail: str) -> Record:
+    def dead_letter(self, message: Message, kind: str, detail: str) -> Record:
         self.stats.dead_lettered += 1
-        return self.dead_letters.reject(message, kind, detail)
+        return super().dead_letter(message, kind, detail)
 
 
 def consumer_step(spec: ConsumerSpec, bus: Bus, options: ConsumerOptions) -> BatchStep:

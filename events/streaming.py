@@ -13,6 +13,11 @@ The shape follows Sentry's arroyo (a consumer is a strategy that is submitted ba
 polled for housekeeping; commits follow effects); see ``docs/decisions/0001-consumer-framework.md``
 for why the project keeps its own loop rather than adopting arroyo.
 
+Decoding and dead letters: a step turns each polled record into its event with
+``decode_or_dead_letter``, which rejects a poison record (``events.contracts.decode``) to the
+step's dead-letter topic; the step publishes its batch's dead letters, acknowledged, before it
+commits the batch.
+
 Offsets: a step commits what it finished through ``offsets_commit`` (every step commits after
 its effects, some only after a flush that spans several batches). Publishing: a step's records
 go through one ``Publisher`` (its producer, made at first use; ``publish_acked`` for records
@@ -28,10 +33,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from threading import Event as StopFlag
-from typing import Protocol
+from typing import Any, Protocol
 
 from events.batching import IdleClock
 from events.bus import Bus, BusError, Consumer, Message, Producer, Record
+from events.contracts import Event, PoisonMessage, decode_record
+from events.deadletters import DeadLetterer
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,26 @@ class BatchStep:
     not_ready_wait_s: float = 0.5
     log_every_s: float = 10.0
     consumer: Consumer | None = None
+    # The step's dead-letter topic and what rejects to it (``events.deadletters``).
+    dead_letters: DeadLetterer
+
+    def dead_letter(self, message: Message, kind: str, detail: str) -> Record:
+        """Return the dead-letter record of ``message``, rejected as ``kind``: ``detail``. A step
+        that counts its dead letters overrides it."""
+        return self.dead_letters.reject(message, kind, detail)
+
+    def decode_or_dead_letter(
+        self, message: Message, rejected: list[Record]
+    ) -> tuple[Event, dict[str, Any]] | None:
+        """Return ``message``'s event and the JSON object it was sent as
+        (``events.contracts.decode_record``); for a poison message, append its dead letter to
+        ``rejected`` (the step publishes them, acknowledged, before it commits the batch) and
+        return ``None``: a poison message is never retried."""
+        try:
+            return decode_record(message.topic, message.value)
+        except PoisonMessage as poison:
+            rejected.append(self.dead_letter(message, poison.kind, poison.detail))
+            return None
 
     def open(self) -> None:
         """Prepare to consume (topics this step writes to, warm-ups): before the consumer."""

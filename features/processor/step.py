@@ -38,7 +38,6 @@ write that another processor's later add made stale is recomputed and written ag
 from __future__ import annotations
 
 import bisect
-import json
 import logging
 import time
 import uuid
@@ -49,7 +48,7 @@ from typing import Any
 
 from events.batching import BatchStats
 from events.bus import Bus, Consumer, Message, Record
-from events.contracts import PoisonMessage, dead_letter_topic, decode, topic_name
+from events.contracts import dead_letter_topic, topic_name
 from events.deadletters import DeadLetterer
 from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
 from features.definitions import STREAM_VIEWS, View, topics
@@ -297,12 +296,11 @@ class StreamProcessor(BatchStep):
             bases.setdefault(slot, (message.offset, part.max_ts))
             part.next_offset = message.offset + 1
             part.seen_at = now
-            try:
-                event = decode(message.topic, message.value)
-            except PoisonMessage as poison:
+            decoded = self.decode_or_dead_letter(message, dead_letters)
+            if decoded is None:
                 self.stats.poison += 1
-                dead_letters.append(self._dead_letter(message, poison.kind, poison.detail))
                 continue
+            event, payload = decoded
             ts = to_us(event.occurred_at)
             lateness = self.config.allowed_lateness_us
             if part.max_ts is not None and ts < part.max_ts - lateness:
@@ -311,11 +309,10 @@ class StreamProcessor(BatchStep):
                     f"event time {moment(ts).isoformat()} is more than {lateness / 1e6:g} s "
                     f"before {moment(part.max_ts).isoformat()}, the latest on its partition"
                 )
-                dead_letters.append(self._dead_letter(message, LATE, detail))
+                dead_letters.append(self.dead_letter(message, LATE, detail))
                 continue
             part.max_ts = ts if part.max_ts is None else max(part.max_ts, ts)
             accepted.append((message, event, ts))
-            payload = json.loads(message.value)
             for row in extract(
                 message.topic, payload, event_id=str(event.event_id), ts=ts, views=self.views
             ):
@@ -355,9 +352,6 @@ class StreamProcessor(BatchStep):
         return BatchResult(
             outputs=outputs, online=online, dead_letters=dead_letters, accepted=len(accepted)
         )
-
-    def _dead_letter(self, message: Message, kind: str, detail: str) -> Record:
-        return self.dead_letters.reject(message, kind, detail)
 
     # Compute.
 

@@ -54,7 +54,6 @@ when it changes; with no usable champion the scorer reads nothing and says why.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
@@ -67,9 +66,7 @@ from events.bus import Bus, EndsRequest, Message, Record
 from events.contracts import (
     FraudScored,
     PaymentAuthorized,
-    PoisonMessage,
     dead_letter_topic,
-    decode,
     topic_name,
 )
 from events.deadletters import DeadLetterer
@@ -279,21 +276,20 @@ class Scorer(BatchStep):
         served: dict[uuid.UUID, Served] = {}
         for message in messages:
             self.stats.events += 1
-            try:
-                event = decode(message.topic, message.value)
-            except PoisonMessage as poison:
-                dead_letters.append(self._dead_letter(message, poison.kind, poison.detail))
+            decoded = self.decode_or_dead_letter(message, dead_letters)
+            if decoded is None:
                 continue
+            event, payload = decoded
             if not isinstance(event, PaymentAuthorized):
                 dead_letters.append(
-                    self._dead_letter(message, "schema", f"not a payment: {event.topic}")
+                    self.dead_letter(message, "schema", f"not a payment: {event.topic}")
                 )
                 continue
             if event.event_id not in events:
                 events[event.event_id] = event
                 served[event.event_id] = Served(
                     topic=message.topic,
-                    payload=json.loads(message.value),
+                    payload=payload,
                     event_id=str(event.event_id),
                     ts=to_us(event.occurred_at),
                 )
@@ -368,9 +364,9 @@ class Scorer(BatchStep):
         self.stats.stage("drafts", at)
         return drafts
 
-    def _dead_letter(self, message: Message, kind: str, detail: str) -> Record:
+    def dead_letter(self, message: Message, kind: str, detail: str) -> Record:
         self.stats.poison += 1
-        return self.dead_letters.reject(message, kind, detail)
+        return super().dead_letter(message, kind, detail)
 
 
 def consumer_build(bus: Bus, options: ConsumerOptions) -> Scorer:
