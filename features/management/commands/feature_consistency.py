@@ -6,31 +6,28 @@ Without ``--served``: a sample of the online store now against the DuckDB engine
 the scorer logged (since ``--since``) against the training set of the same request (was the
 model served what it is trained on?)."""
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
 from features.consistency import consistency_run, served_consistency_run
+from features.management.arguments import duration_parse, instant_parse
 from features.store import FeatureConfig
-
-_SPAN = re.compile(r"^(\d+)([smhd])$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def since_value(text: str) -> datetime:
     """Return the instant ``text`` names: an ISO date-time (UTC unless it says otherwise) or a
     span back from now (``90m``, ``6h``, ``2d``)."""
-    span = _SPAN.match(text)
-    if span:
-        return datetime.now(UTC) - timedelta(**{_UNITS[span[2]]: int(span[1])})
     try:
-        at = datetime.fromisoformat(text)
+        return datetime.now(UTC) - duration_parse(text)
+    except ValueError:
+        pass
+    try:
+        return instant_parse(text)
     except ValueError:
         raise ValueError(
             f"--since takes an ISO date-time or a span like 6h, not {text!r}"
         ) from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 class Command(BaseCommand):

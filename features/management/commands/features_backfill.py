@@ -6,34 +6,17 @@ instants (``features.offline.snapshots_catch_up``), over the processor's archive
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from features.definitions import VIEWS, VIEWS_BY_NAME
+from features.management.arguments import duration_parse, instant_parse
 from features.offline import backfill, snapshots_catch_up
 from features.repo import offline_dirs_create
 from features.store import FeatureConfig
-
-_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Parse ``1d``, ``6h``, ``30m`` or ``45s``."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([dhms])", text.strip())
-    if not match:
-        raise ValueError(f"not a duration: {text!r} (examples: 1d, 6h, 30m)")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-
-
-def _aware(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError(f"{text!r} has no time zone")
-    return moment
 
 
 class Command(BaseCommand):
@@ -53,9 +36,13 @@ class Command(BaseCommand):
             default=None,
             help="simulator output (events/<topic>.parquet) or archive (<topic>/*.parquet)",
         )
-        parser.add_argument("--snapshot-every", type=parse_duration, default=None)
-        parser.add_argument("--start", type=_aware, default=None, help="ISO time with a zone")
-        parser.add_argument("--end", type=_aware, default=None, help="ISO time with a zone")
+        parser.add_argument("--snapshot-every", type=duration_parse, default=None)
+        parser.add_argument(
+            "--start", type=instant_parse, default=None, help="ISO time, UTC if no zone"
+        )
+        parser.add_argument(
+            "--end", type=instant_parse, default=None, help="ISO time, UTC if no zone"
+        )
         parser.add_argument(
             "--view", action="append", default=[], choices=sorted(VIEWS_BY_NAME), help="repeatable"
         )
