@@ -153,6 +153,14 @@ if FEATURES_ONLINE_STORE not in {"sqlite", "redis"}:
         f"FEATURES_ONLINE_STORE must be 'sqlite' or 'redis', not {FEATURES_ONLINE_STORE!r}."
     )
 FEATURES_DATA_DIR = Path(env.str("FEATURES_DATA_DIR", default=str(VAR_DIR / "features")))
+# Each DuckDB connection of the offline engine (training sets, backfills, materialisation) holds
+# at most this much memory (DuckDB's size syntax: "1GB", "512MB") and spills past it to a
+# directory of its own under FEATURES_DUCKDB_TEMP_DIR, so a large spine slows down, not the
+# machine.
+FEATURES_DUCKDB_MEMORY_LIMIT = env.str("FEATURES_DUCKDB_MEMORY_LIMIT", default="1GB")
+FEATURES_DUCKDB_TEMP_DIR = Path(
+    env.str("FEATURES_DUCKDB_TEMP_DIR", default=str(FEATURES_DATA_DIR / "duckdb"))
+)
 # Out-of-order events up to this far behind the newest seen on their partition still count.
 FEATURES_ALLOWED_LATENESS_SECONDS = env.float("FEATURES_ALLOWED_LATENESS_SECONDS", default=60.0)
 # How long the stream processor's fetches may wait to fill a batch (Kafka): latency traded for

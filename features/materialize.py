@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 from feast import FeatureStore
 
 from features.definitions import BATCH_VIEWS, STREAM_VIEWS
 from features.offline import feature_table, history_load, view_file_write
 from features.publication import publication_begin, publication_end
-from features.store import FeatureConfig, feature_store
+from features.store import FeatureConfig, duckdb_connect, feature_store
 from features.windows import moment, to_us
 
 # Per batch view, the last instant materialised (µs since the epoch), under ``data_dir``.
@@ -42,7 +41,7 @@ def _newest_event_us(config: FeatureConfig, view: str) -> int | None:
     if not any(directory.glob("*.parquet")):
         return None
     glob = str(directory / "*.parquet").replace("'", "''")
-    with duckdb.connect() as con:
+    with duckdb_connect(config) as con:
         (newest,) = con.execute(
             f"SELECT epoch_us(max(event_timestamp)) FROM read_parquet('{glob}')"  # noqa: S608
         ).fetchone()
@@ -93,7 +92,7 @@ def materialize_batch_views(config: FeatureConfig, now: datetime | None = None) 
     # why): a payment read without seeing it happened before the snapshot's instant.
     at_us = publication_begin(config, at_us=None if now is None else to_us(now))
     at = moment(at_us)
-    loaded = history_load(config.offline_dir / "events", views=BATCH_VIEWS)
+    loaded = history_load(config.offline_dir / "events", views=BATCH_VIEWS, config=config)
     store = feature_store(config)
     created_us = int(time.time() * 1_000_000)
     rows: dict[str, int] = {}

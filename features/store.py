@@ -10,12 +10,16 @@ Layout of ``data_dir``:
   key, payload);
 - ``offline/views/<view>/*.parquet``: feature rows, the batch source of each Feast view;
 - ``offline/logs/``: served feature vectors (the scorer's feature logging);
+- ``duckdb/``: where the offline engine's DuckDB connections spill past their memory limit
+  (``duckdb_temp_dir`` moves it);
 - ``online.sqlite3``, ``state.sqlite3``: the embedded online store and window state.
 """
 
 from __future__ import annotations
 
+import os
 import struct
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,6 +27,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+import duckdb
 from feast import FeatureStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
@@ -37,6 +42,8 @@ class FeatureConfig:
     data_dir: Path
     redis_url: str = ""
     allowed_lateness_us: int = 60_000_000
+    duckdb_memory_limit: str = "1GB"
+    duckdb_temp_dir: Path | None = None
 
     @classmethod
     def from_settings(cls) -> FeatureConfig:
@@ -49,6 +56,8 @@ class FeatureConfig:
             data_dir=Path(settings.FEATURES_DATA_DIR),
             redis_url=settings.REDIS_URL,
             allowed_lateness_us=int(settings.FEATURES_ALLOWED_LATENESS_SECONDS * 1_000_000),
+            duckdb_memory_limit=settings.FEATURES_DUCKDB_MEMORY_LIMIT,
+            duckdb_temp_dir=Path(settings.FEATURES_DUCKDB_TEMP_DIR),
         )
 
     @property
@@ -64,6 +73,10 @@ class FeatureConfig:
     @property
     def logs_dir(self) -> Path:
         return self.offline_dir / "logs"
+
+    @property
+    def duckdb_spill_dir(self) -> Path:
+        return self.duckdb_temp_dir or self.data_dir / "duckdb"
 
     @property
     def online_path(self) -> Path:
@@ -175,3 +188,19 @@ def feature_store(config: FeatureConfig) -> FeatureStore:
     """Return the Feast store for ``config`` (one per config and process)."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     return FeatureStore(config=repo_config(config))
+
+
+def duckdb_connect(config: FeatureConfig | None = None) -> duckdb.DuckDBPyConnection:
+    """Return a new in-memory DuckDB connection for the offline engine, held to ``config``'s
+    memory limit and spilling past it into a directory of its own under its spill directory
+    (DuckDB creates it when it first spills and removes it on close; its own, so connections
+    of other processes never share temporary files). Without ``config``: the default limit
+    and DuckDB's own spill directory. The limit bounds DuckDB's buffers, not the Arrow tables
+    a query returns."""
+    if config is None:
+        return duckdb.connect(config={"memory_limit": FeatureConfig.duckdb_memory_limit})
+    config.duckdb_spill_dir.mkdir(parents=True, exist_ok=True)
+    spill = config.duckdb_spill_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return duckdb.connect(
+        config={"memory_limit": config.duckdb_memory_limit, "temp_directory": str(spill)}
+    )

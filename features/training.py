@@ -103,7 +103,7 @@ def training_set(
     values: dict[str, pd.api.extensions.ExtensionArray] = {}
     if streamed:
         source = Path(history) if history is not None else config.offline_dir / "events"
-        values.update(_stream_values(source, streamed, entities))
+        values.update(_stream_values(config, source, streamed, entities))
     if batch:
         values.update(_batch_values(config, batch, entities))
     result = spine.reset_index(drop=True).copy()
@@ -132,7 +132,7 @@ def _instants_us(entities: pd.DataFrame) -> list[int]:
 
 
 def _stream_values(
-    history: Path, views: list[View], entities: pd.DataFrame
+    config: FeatureConfig, history: Path, views: list[View], entities: pd.DataFrame
 ) -> dict[str, pd.api.extensions.ExtensionArray]:
     """Return each feature of the stream ``views`` at every spine row's instant, over the
     events under ``history`` (only the spine's entities are loaded)."""
@@ -144,9 +144,9 @@ def _stream_values(
     wanted = {name: set(view_keys) for name, view_keys in keys.items()}
     # An empty spine reads nothing: the archive may be large.
     loaded = (
-        history_load(history, views=views, keys=wanted)
+        history_load(history, views=views, keys=wanted, config=config)
         if len(entities)
-        else rows_load([], views=views)
+        else rows_load([], views=views, config=config)
     )
     values = {}
     for view in views:

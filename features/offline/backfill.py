@@ -112,7 +112,7 @@ def backfill(
     point-in-time join prefers and which serves the same values.
     """
     began = time.perf_counter()
-    loaded = history_load(history, views=views)
+    loaded = history_load(history, views=views, config=config)
     created_us = int(time.time() * 1_000_000)
     rows: dict[str, int] = {}
     files: list[Path] = []
@@ -159,7 +159,7 @@ def backfill(
 
 def view_keys(config: FeatureConfig, view: View) -> set[tuple[str, ...]]:
     """Return every entity key of ``view`` that the archived event history holds."""
-    return history_load(config.offline_dir / "events", views=[view]).keys(view)
+    return history_load(config.offline_dir / "events", views=[view], config=config).keys(view)
 
 
 def recompute_as_of(
@@ -176,7 +176,7 @@ def recompute_as_of(
     for view_name, key, _ in samples:
         wanted.setdefault(view_name, set()).add(tuple(key))
     views = [VIEWS_BY_NAME[name] for name in wanted]
-    loaded = history_load(config.offline_dir / "events", views=views, keys=wanted)
+    loaded = history_load(config.offline_dir / "events", views=views, keys=wanted, config=config)
     results: list[dict[str, Any]] = []
     per_view: dict[str, dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]]] = {}
     for view in views:

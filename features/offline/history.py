@@ -27,6 +27,7 @@ from features.offline.sql import (
     stream_sql,
     table_name,
 )
+from features.store import FeatureConfig, duckdb_connect
 from features.windows import Row, extract
 
 
@@ -112,8 +113,10 @@ def history_load(
     *,
     views: Sequence[View] = VIEWS,
     keys: Mapping[str, set[tuple[str, ...]]] | None = None,
+    config: FeatureConfig | None = None,
 ) -> History:
-    """Normalise an event history into per-view rows in a new in-memory DuckDB database.
+    """Normalise an event history into per-view rows in a new in-memory DuckDB database
+    (``features.store.duckdb_connect``: ``config``'s memory limit and spill directory).
 
     ``history`` is a directory (``history_files``) or (topic, Arrow table of event_id,
     occurred_at, payload) pairs. Every event goes through ``features.windows.extract``, then
@@ -143,7 +146,7 @@ def history_load(
                     topic, json.loads(payload), event_id=event_id, ts=ts, views=views
                 )
 
-    loaded = rows_load(rows(), views=views, keys=keys)
+    loaded = rows_load(rows(), views=views, keys=keys, config=config)
     loaded.events = span["events"]
     loaded.first_us, loaded.last_us = span["first"], span["last"]
     return loaded
@@ -154,6 +157,7 @@ def rows_load(
     *,
     views: Sequence[View],
     keys: Mapping[str, set[tuple[str, ...]]] | None = None,
+    config: FeatureConfig | None = None,
 ) -> History:
     """Load ``rows`` (``features.windows.Row``) into one DuckDB table per view of ``views``.
 
@@ -193,7 +197,7 @@ def rows_load(
         cols["kind"].append(row.kind)
         for name in view.source_fields():
             cols[field_column(name)].append(row.fields.get(name))
-    con = duckdb.connect()
+    con = duckdb_connect(config)
     loaded = History(con=con, views=views, events=len(seen), first_us=first_us, last_us=last_us)
     for view in views:
         arrays = {}

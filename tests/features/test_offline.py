@@ -3,6 +3,7 @@ written here, and to ``features.windows.evaluate``, value for value and type for
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -347,3 +348,15 @@ def test_recompute_as_of_gives_each_samples_row_at_its_latest_event(day, day_row
         evaluate(VIEWS_BY_NAME["card_profile"], day_rows[("card_profile", key)], rows[-1].ts),
     ]
     assert view_keys(config, view) == {k for (name, k) in day_rows if name == view.name}
+
+
+def test_the_engine_holds_the_configs_memory_limit_and_spills_under_its_directory(tmp_path):
+    config = replace(_config(tmp_path), duckdb_memory_limit="100MB")
+    history = rows_load([], views=[PROBE], config=config)
+    ((limit, spill),) = history.con.sql(
+        "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+    ).fetchall()
+    assert limit == "95.3 MiB"  # 100 MB as DuckDB prints it
+    assert Path(spill).parent == tmp_path / "features" / "duckdb"
+    other = rows_load([], views=[PROBE], config=config).con
+    assert other.sql("SELECT current_setting('temp_directory')").fetchall() != [(spill,)]
