@@ -40,6 +40,10 @@ DTYPES: Mapping[str, str] = {
 }
 
 
+# The request fields ``on_demand`` reads (a training set builds requests of these alone).
+REQUEST_FIELDS = ("amount_cents", "distance_km", "occurred_at")
+
+
 # Feature name -> the stored features it reads: an on-demand feature is only as served as its
 # inputs (``is_new_card`` reads 1 when ``card_added_at`` is missing, served or not).
 INPUTS: Mapping[str, tuple[str, ...]] = {

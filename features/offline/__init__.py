@@ -22,6 +22,11 @@ Three evaluations (semantics in ``features.definitions``):
   ``features.windows.value_at`` (the stream evaluation's windows read at a row the request
   adds to its entity's rows; null past the view's ttl): training sets' stream views.
 
+Training sets' batch views read the snapshots the engine published instead (the views' offline
+Parquet files), each request's latest at or before its instant within the ttl
+(``instant_snapshots``: an ``ASOF LEFT JOIN``, the point-in-time join Feast's
+``get_historical_features`` made, in bounded memory).
+
 Floats are computed as ``windows`` computes them (``occurred_at`` is ``ts / 1e6``; averages of
 integers are the exact sum divided once; the median sorts and takes the middle one or the mean of
 the middle two), so both engines agree exactly.
@@ -45,7 +50,9 @@ from features.offline.history import (
     rows_load,
 )
 from features.offline.instants import (
+    entity_requests,
     instant_requests,
+    instant_snapshots,
     instant_values,
 )
 from features.offline.sql import (
@@ -53,6 +60,7 @@ from features.offline.sql import (
     MEDIAN_SQL,
     RATIO_SQL,
     TEMPLATES,
+    asof_sql,
     field_column,
     instant_sql,
     key_columns,
@@ -69,12 +77,15 @@ __all__ = [
     "TEMPLATES",
     "BackfillResult",
     "History",
+    "asof_sql",
     "backfill",
+    "entity_requests",
     "feature_table",
     "field_column",
     "history_files",
     "history_load",
     "instant_requests",
+    "instant_snapshots",
     "instant_sql",
     "instant_values",
     "key_columns",

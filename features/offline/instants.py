@@ -22,13 +22,17 @@ less the longest window or the ttl. Figures: docs/features.md (Training sets).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
+import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.definitions import View
 from features.offline.history import History
-from features.offline.sql import instant_sql, key_columns, window_us
+from features.offline.sql import asof_sql, instant_sql, key_columns, window_us
 
 REQUEST_ID = "request_id"
 AT = "at"
@@ -39,11 +43,21 @@ def instant_requests(view: View, keys: list[tuple[str, ...]], at: list[int]) -> 
     """Return the request table of ``view`` for entity ``keys`` at instants ``at`` (µs): its
     ``k0..`` columns, ``at``, and ``request_id`` = the position (0, 1, ...)."""
     columns = {
-        name: pa.array([key[i] for key in keys], pa.string())
-        for i, name in enumerate(key_columns(view))
+        join_key: pa.array([key[i] for key in keys], pa.string())
+        for i, join_key in enumerate(view.join_keys)
     }
-    columns[AT] = pa.array(at, pa.int64())
-    columns[REQUEST_ID] = pa.array(range(len(at)), pa.int64())
+    return entity_requests(view, pa.table(columns), pa.array(at, pa.int64()))
+
+
+def entity_requests(view: View, entities: pa.Table, at: pa.Array) -> pa.Table:
+    """Return the request table of ``view`` for ``entities`` (a string column per join key of
+    ``view``, named after it, among others) at instants ``at`` (µs, one per entity row)."""
+    columns = {
+        k: entities.column(join_key)
+        for k, join_key in zip(key_columns(view), view.join_keys, strict=True)
+    }
+    columns[AT] = at
+    columns[REQUEST_ID] = pa.array(np.arange(len(at), dtype=np.int64))
     return pa.table(columns)
 
 
@@ -54,6 +68,52 @@ def instant_values(history: History, view: View, requests: pa.Table) -> pa.Table
     typed as declared. Equal to ``features.windows.value_at(view, rows of the key, at)``, all
     null where that is ``None``. A key no row has (an empty one included) reads null. Read
     only."""
+    return _requests_query(
+        history.con,
+        view,
+        requests,
+        lambda name, typed: instant_sql(
+            view,
+            requests=name,
+            float_fields=history.float_fields[view.name],
+            since=_since(view, typed),
+        ),
+    )
+
+
+def instant_snapshots(
+    con: duckdb.DuckDBPyConnection, view: View, requests: pa.Table, *, files: list[Path]
+) -> pa.Table:
+    """Return the published snapshot of the batch ``view`` that each request reads at its
+    instant, from the Parquet ``files`` of its feature rows (``features.tables.view_schema``):
+    the latest at or before the instant (ties: the latest ``created_timestamp``), all null
+    when there is none or it is older than the view's ttl, as a point-in-time join finds it.
+    ``requests`` and the result as ``instant_values``. Read only."""
+    if not files:
+        schema = _schema(view)
+        return pa.table(
+            [
+                requests.column(REQUEST_ID).cast(pa.int64()),
+                *(pa.nulls(requests.num_rows, f.type) for f in list(schema)[1:]),
+            ],
+            schema=schema,
+        )
+    return _requests_query(
+        con,
+        view,
+        requests,
+        lambda name, _: asof_sql(view, requests=name, files=[str(f) for f in files]),
+    )
+
+
+def _requests_query(
+    con: duckdb.DuckDBPyConnection,
+    view: View,
+    requests: pa.Table,
+    sql: Callable[[str, pa.Table], str],
+) -> pa.Table:
+    """Run ``sql(name, requests)`` over ``requests`` registered as ``name``; return its rows
+    ordered by ``request_id``, typed as ``view`` declares."""
     name = f"requests_{uuid.uuid4().hex[:12]}"
     typed = requests.select([*key_columns(view), AT, REQUEST_ID]).cast(
         pa.schema(
@@ -66,17 +126,11 @@ def instant_values(history: History, view: View, requests: pa.Table) -> pa.Table
     )
     if typed.num_rows == 0:
         return _empty(view)
-    history.con.register(name, typed)
+    con.register(name, typed)
     try:
-        sql = instant_sql(
-            view,
-            requests=name,
-            float_fields=history.float_fields[view.name],
-            since=_since(view, typed),
-        )
-        out = history.con.sql(f"{sql} ORDER BY {REQUEST_ID}").to_arrow_table()
+        out = con.sql(f"{sql(name, typed)} ORDER BY {REQUEST_ID}").to_arrow_table()
     finally:
-        history.con.unregister(name)
+        con.unregister(name)
     return out.cast(_schema(view))
 
 

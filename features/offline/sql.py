@@ -1,6 +1,7 @@
 """The DuckDB engine's SQL: the declared features compiled to one small template per
 aggregation kind, evaluated as a stream (every row at its own time), as a snapshot at an
-instant, or at the instants of requests (``features.offline`` says how)."""
+instant, or at the instants of requests (``features.offline`` says how); and the batch views'
+published snapshots joined as of the instants of requests."""
 
 from __future__ import annotations
 
@@ -232,3 +233,45 @@ def instant_sql(
 
 def _field_columns(view: View) -> list[str]:
     return [field_column(name) for name in view.source_fields()]
+
+
+def asof_sql(view: View, *, requests: str, files: list[str]) -> str:
+    """Return the SQL giving each request of the table ``requests`` (``k0..``, ``at`` µs,
+    ``request_id``) the feature row of ``files`` (Parquet of ``features.tables.view_schema``)
+    that a point-in-time join picks: the latest row of the entity with ``event_timestamp`` at
+    or before ``at`` (of rows with the same ``event_timestamp``, the latest
+    ``created_timestamp``), all null when there is none or it is older than the view's ttl
+    (``event_timestamp < at - ttl``). Columns ``request_id``, then every feature, in declaration
+    order. Only the requested entities' rows between the earliest instant less the ttl and the
+    latest instant are read."""
+    keys = ", ".join(key_columns(view))
+    renamed = ", ".join(
+        f"{_ident(join_key)} AS {k}"
+        for join_key, k in zip(view.join_keys, key_columns(view), strict=True)
+    )
+    features = ", ".join(_ident(f.name) for f in view.features)
+    source = (
+        f"SELECT {renamed}, epoch_us(event_timestamp) AS ts, created_timestamp, {features} "  # noqa: S608
+        f"FROM read_parquet([{', '.join(_quote(f) for f in files)}], union_by_name = true)"
+    )
+    bounds = f'ts <= (SELECT max("at") FROM {requests})'  # noqa: S608
+    if view.ttl is not None:
+        earliest = f'(SELECT min("at") FROM {requests})'  # noqa: S608
+        bounds += f" AND ts >= {earliest} - {window_us(view.ttl)}"
+    rows = (
+        f"SELECT {keys}, ts, {features} FROM ({source}) "  # noqa: S608
+        f"SEMI JOIN (SELECT DISTINCT {keys} FROM {requests}) USING ({keys}) WHERE {bounds} "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys}, ts ORDER BY created_timestamp DESC) = 1"
+    )
+    expired = "s.ts IS NULL"
+    if view.ttl is not None:
+        expired += f' OR s.ts < r."at" - {window_us(view.ttl)}'
+    masked = ", ".join(
+        f"CASE WHEN {expired} THEN NULL ELSE s.{_ident(f.name)} END AS {_ident(f.name)}"
+        for f in view.features
+    )
+    on = " AND ".join([*(f"r.{k} = s.{k}" for k in key_columns(view)), 'r."at" >= s.ts'])
+    return (
+        f"SELECT r.request_id, {masked} FROM {requests} r "  # noqa: S608
+        f"ASOF LEFT JOIN ({rows}) s ON {on}"
+    )
