@@ -14,9 +14,12 @@ pairs after, so every request of an entity meets every row of it, and the busies
 the largest on both sides (one ``platform`` key, a few zones, a card in a burst): quadratic,
 and worse for ``last`` and ``age_days``, which no window bounds. Rows and requests sorted once
 per key cost ``(rows + requests) log``, the unbounded frames included (segment trees), and no
-request ever meets a row of another entity. Only the requested entities' rows up to the latest
+request ever meets a row of another entity. A view of counts alone (the fraud views: a hot key
+such as the platform or a zone holds most requests) reads each window's count as the
+difference of two running counts instead, found by ``ASOF`` joins: the request rows in a frame
+cost even when no filter keeps them. Only the requested entities' rows up to the latest
 instant are read, and, when every feature is windowed, none older than the earliest instant
-less the longest window or the ttl. Figures: docs/features.md (Training sets).
+less the longest window or the ttl. Figures: docs/performance.md (Training sets).
 """
 
 from __future__ import annotations

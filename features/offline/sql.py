@@ -79,14 +79,14 @@ def _value_sql(feature: Aggregate) -> str:
     return _ident(field_column(feature.field)) if feature.field else "NULL"
 
 
-def _kinds_sql(feature: Aggregate) -> str:
-    return "kind IN (" + ", ".join(_quote(k) for k in feature.kinds) + ")"
+def _kinds_sql(kinds: tuple[str, ...]) -> str:
+    return "kind IN (" + ", ".join(_quote(k) for k in kinds) + ")"
 
 
 def _aggregate_sql(
     feature: Aggregate, *, over: str, at: str, window_filter: bool, float_fields: frozenset
 ) -> str:
-    kinds = _kinds_sql(feature)
+    kinds = _kinds_sql(feature.kinds)
     if window_filter and feature.window is not None:
         kinds = f"{kinds} AND ts > {at} - {window_us(feature.window)}"
     expr = TEMPLATES[feature.agg].format(v=_value_sql(feature), kinds=kinds, over=over, at=at)
@@ -195,25 +195,48 @@ def instant_sql(
 
     Each request joins its entity's rows as a row of its own at ``ts = at`` that no kind
     filter keeps, so the stream evaluation's windows, evaluated at it, hold exactly the rows
-    with ``at - window < ts <= at`` (those at ``at`` are its peers). Only the requested
-    entities' rows up to the latest instant are read; ``since`` (µs), when given, drops rows
-    before it too (the caller's bound: no window or ttl reaches that far back)."""
+    with ``at - window < ts <= at`` (those at ``at`` are its peers). A view of counts alone
+    takes ``_prefix_count_sql`` instead. Only the requested entities' rows up to the latest
+    instant are read; ``since`` (µs), when given, drops rows before it too (the caller's
+    bound: no window or ttl reaches that far back)."""
+    if view.aggregates and all(f.agg == "count" for f in view.aggregates):
+        return _prefix_count_sql(view, requests=requests, since=since)
     keys = ", ".join(key_columns(view))
     columns = ", ".join(
         [*key_columns(view), "event_id", "ts", "kind", *map(_ident, _field_columns(view))]
     )
-    bounds = f'ts <= (SELECT max("at") FROM {requests})'  # noqa: S608
-    if since is not None:
-        bounds += f" AND ts >= {int(since)}"
     rows = (
-        f"SELECT {columns}, CAST(NULL AS BIGINT) AS request_id "  # noqa: S608
-        f"FROM {table_name(view)} SEMI JOIN (SELECT DISTINCT {keys} FROM {requests}) "
-        f"USING ({keys}) WHERE {bounds}"
+        f"SELECT {columns}, CAST(NULL AS BIGINT) AS request_id "
+        f"{_requested_rows(view, requests=requests, since=since)}"
     )
     asked = f'SELECT {keys}, "at" AS ts, request_id FROM {requests}'  # noqa: S608
     inner = _stream_aggregates(view, float_fields)
     # The latest of the entity's rows at or before the instant: the request rows have no kind.
     latest = "max(ts) FILTER (WHERE request_id IS NULL) OVER w_all AS __latest"
+    return _masked_sql(
+        view,
+        f"SELECT request_id, ts AS __at, {latest}, {', '.join(inner)} "  # noqa: S608
+        f"FROM ({rows} UNION ALL BY NAME {asked}) {_window_clause(view, unbounded=True)}",
+    )
+
+
+def _requested_rows(view: View, *, requests: str, since: int | None) -> str:
+    """Return the FROM and WHERE clauses of ``view``'s rows of the requested entities up to
+    the latest instant (and from ``since`` on, when given)."""
+    keys = ", ".join(key_columns(view))
+    bounds = f'ts <= (SELECT max("at") FROM {requests})'  # noqa: S608
+    if since is not None:
+        bounds += f" AND ts >= {int(since)}"
+    return (
+        f"FROM {table_name(view)} SEMI JOIN (SELECT DISTINCT {keys} FROM {requests}) "  # noqa: S608
+        f"USING ({keys}) WHERE {bounds}"
+    )
+
+
+def _masked_sql(view: View, inner: str) -> str:
+    """Return the final columns over ``inner`` (``request_id`` null for the entities' own rows,
+    ``__at``, ``__latest``, every aggregate): ratios and medians computed, all null where the
+    entity had no row at or before the instant or its latest is older than the ttl."""
     outer = ", ".join(_outer_columns(view))
     expired = "__latest IS NULL"
     if view.ttl is not None:
@@ -224,11 +247,57 @@ def instant_sql(
     )
     return (
         f"SELECT request_id, {masked} FROM ("  # noqa: S608
-        f"SELECT request_id, __at, __latest, {outer} FROM ("
-        f"SELECT request_id, ts AS __at, {latest}, {', '.join(inner)} "
-        f"FROM ({rows} UNION ALL BY NAME {asked}) {_window_clause(view, unbounded=True)}) "
+        f"SELECT request_id, __at, __latest, {outer} FROM ({inner}) "
         "WHERE request_id IS NOT NULL)"
     )
+
+
+def _prefix_count_sql(view: View, *, requests: str, since: int | None) -> str:
+    """Return ``instant_sql`` for a view of counts alone: a window's count at ``at`` is the
+    count of the entity's rows at or before ``at`` less the count at or before
+    ``at - window``, each read from the rows' running counts by an ``ASOF`` join.
+
+    Why not the requests as rows of the partition: the request rows fill every frame, so a
+    hot key (the platform, a zone) with a million requests over a few weeks costs a million
+    frames of tens of thousands of rows each; here the running counts are over the entity's
+    rows alone and each request costs a join per window (docs/performance.md, Training
+    sets)."""
+    keys = key_columns(view)
+    kinds = list(dict.fromkeys(f.kinds for f in view.aggregates))
+    windows = sorted({window_us(f.window) for f in view.aggregates if f.window is not None})
+    running = ", ".join(
+        f"CAST(sum(count(*) FILTER (WHERE {_kinds_sql(view_kinds)})) OVER "
+        f"(PARTITION BY {', '.join(keys)} ORDER BY ts ROWS UNBOUNDED PRECEDING) AS BIGINT) "
+        f"AS c{i}"
+        for i, view_kinds in enumerate(kinds)
+    )
+    counts = (
+        f"SELECT {', '.join(keys)}, ts, {running} "
+        f"{_requested_rows(view, requests=requests, since=since)} GROUP BY {', '.join(keys)}, ts"
+    )
+    shifted = ", ".join(f'"at" - {w} AS __at_{w}' for w in windows)
+    joins = [f'ASOF LEFT JOIN counts n ON {_keys_equal(keys, "n")} AND r."at" >= n.ts']
+    joins += [
+        f"ASOF LEFT JOIN counts n{w} ON {_keys_equal(keys, f'n{w}')} AND r.__at_{w} >= n{w}.ts"
+        for w in windows
+    ]
+    values = []
+    for f in view.aggregates:
+        column = f"c{kinds.index(f.kinds)}"
+        value = f"coalesce(n.{column}, 0)"
+        if f.window is not None:
+            value += f" - coalesce(n{window_us(f.window)}.{column}, 0)"
+        values.append(f"{value} AS {_ident(f.name)}")
+    return _masked_sql(
+        view,
+        f"WITH counts AS ({counts}) "  # noqa: S608
+        f'SELECT r.request_id, r."at" AS __at, n.ts AS __latest, {", ".join(values)} '
+        f"FROM (SELECT *{', ' + shifted if shifted else ''} FROM {requests}) r {' '.join(joins)}",
+    )
+
+
+def _keys_equal(keys: list[str], right: str) -> str:
+    return " AND ".join(f"r.{k} = {right}.{k}" for k in keys)
 
 
 def _field_columns(view: View) -> list[str]:

@@ -16,7 +16,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from features.definitions import STREAM_VIEWS, Aggregate, View
+from features.definitions import STREAM_VIEWS, Aggregate, Ratio, View
 from features.offline import history_load, instant_requests, instant_values, rows_load
 from features.state import RedisState, SqliteState, WindowState
 from features.windows import Row, value_at
@@ -93,6 +93,16 @@ PROBE_WINDOWED = replace(
 )
 # A ttl of a few microseconds: instants past it read null.
 PROBE_TTL = replace(PROBE, ttl=12 * US)
+# Counts alone (and a ratio of two), which the SQL reads from running counts, not windows.
+PROBE_COUNTS = replace(
+    PROBE,
+    ttl=12 * US,
+    features=(
+        *(f for f in PROBE.features if isinstance(f, Aggregate) and f.agg == "count"),
+        Aggregate("count_b_3", "count", ("b",), window=3 * US),
+        Ratio("a5_per_ab", "count_a_5", "count_ab"),
+    ),
+)
 LATENESS_US = 3
 
 
@@ -172,7 +182,11 @@ def _check_at_instants(view: View, rows: list[Row], instants: list[int], state: 
             )
 
 
-@pytest.mark.parametrize("view", [PROBE, PROBE_WINDOWED, PROBE_TTL], ids=["all", "windowed", "ttl"])
+@pytest.mark.parametrize(
+    "view",
+    [PROBE, PROBE_WINDOWED, PROBE_TTL, PROBE_COUNTS],
+    ids=["all", "windowed", "ttl", "counts"],
+)
 @settings(
     max_examples=60,
     deadline=None,
