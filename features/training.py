@@ -125,12 +125,12 @@ def training_set(
     result = spine.reset_index(drop=True).copy()
     if "platform_id" not in result.columns:
         result["platform_id"] = PLATFORM_KEY
-    features = pd.DataFrame(
-        {name: values[name] for name, _ in service_features(declared)}, index=result.index
-    )
-    result = pd.concat([result, features], axis=1)
-    extra = _on_demand_values(result, declared, at)
-    return pd.concat([result, pd.DataFrame(extra, index=result.index)], axis=1)
+    # Column by column: a concat would copy every column once more.
+    for name, _ in service_features(declared):
+        result[name] = values.pop(name)
+    for name, array in _on_demand_values(result, declared, at).items():
+        result[name] = array
+    return result
 
 
 def _instants_us(spine: pd.DataFrame) -> pa.Array:

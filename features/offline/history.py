@@ -57,13 +57,10 @@ def history_files(history: Path) -> dict[str, list[Path]]:
 
 def _field_array(values: list[Any]) -> pa.Array:
     try:
-        array = pa.array(values)
+        return pa.array(values)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # Mixed types in one field: compare them as text, the only common ground.
-        array = pa.array([None if v is None else str(v) for v in values], pa.string())
-    if pa.types.is_null(array.type):
-        return array.cast(pa.int64())
-    return array
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
 
 
 @dataclass
@@ -118,9 +115,9 @@ def history_load(
     """Normalise an event history into per-view rows in a new in-memory DuckDB database
     (``features.store.duckdb_connect``: ``config``'s memory limit and spill directory).
 
-    ``history`` is a directory (``history_files``) or (topic, Arrow table of event_id,
-    occurred_at, payload) pairs. Every event goes through ``features.windows.extract``, then
-    ``rows_load``. Read only: nothing is written.
+    ``history`` is a directory (``history_files``, read ``BATCH_EVENTS`` events at a time) or
+    (topic, Arrow table of event_id, occurred_at, payload) pairs. Every event goes through
+    ``features.windows.extract``, then ``rows_load``. Read only: nothing is written.
     """
     views = tuple(views)
     wanted = {s.topic for v in views for s in v.sources}
@@ -159,67 +156,153 @@ def rows_load(
     keys: Mapping[str, set[tuple[str, ...]]] | None = None,
     config: FeatureConfig | None = None,
 ) -> History:
-    """Load ``rows`` (``features.windows.Row``) into one DuckDB table per view of ``views``.
+    """Load ``rows`` (``features.windows.Row``) into one DuckDB table per view of ``views``,
+    ``CHUNK_ROWS`` rows of a view at a time (Python holds one chunk per view, DuckDB the rest,
+    spilling past ``config``'s memory limit).
 
     A row repeated with the same (view, key, event_id, kind), such as an event archived twice
-    after a replay, is kept once. ``keys`` (view name -> entity keys) keeps only those entities'
-    rows. ``first_us``/``last_us`` of the result span the rows' event times.
+    after a replay, is kept once (its first). ``keys`` (view name -> entity keys) keeps only
+    those entities' rows. ``first_us``/``last_us`` of the result span the rows' event times.
     """
     views = tuple(views)
-    by_name = {v.name: v for v in views}
-    columns: dict[str, dict[str, list]] = {
-        v.name: {
-            **{k: [] for k in key_columns(v)},
+    con = duckdb_connect(config)
+    staged = {v.name: _StagedRows(con, v) for v in views}
+    first_us = last_us = None
+    for order, row in enumerate(rows):
+        stage = staged.get(row.view)
+        if stage is None or (keys is not None and row.key not in keys.get(row.view, ())):
+            continue
+        first_us = row.ts if first_us is None else min(first_us, row.ts)
+        last_us = row.ts if last_us is None else max(last_us, row.ts)
+        stage.add(row, order)
+    loaded = History(con=con, views=views, first_us=first_us, last_us=last_us)
+    for view in views:
+        loaded.rows[view.name], loaded.float_fields[view.name] = staged[view.name].table()
+    loaded.events = sum(loaded.rows.values())
+    return loaded
+
+
+# Rows of one view gathered in Python lists before they go to DuckDB as one Arrow table.
+CHUNK_ROWS = 65_536
+_ORDER = "__order"
+
+
+class _StagedRows:
+    """One view's rows on their way into DuckDB: a chunk of Python lists, the chunks before it
+    staged as tables of their own (each field typed by its chunk's values), then one table."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, view: View) -> None:
+        self.con, self.view = con, view
+        self.keys = key_columns(view)
+        self.fields = view.source_fields()
+        self.chunks: list[tuple[str, pa.Schema]] = []
+        self.columns = self._empty()
+
+    def _empty(self) -> dict[str, list]:
+        return {
+            **{k: [] for k in self.keys},
             "event_id": [],
             "ts": [],
             "kind": [],
-            **{field_column(f): [] for f in v.source_fields()},
+            _ORDER: [],
+            **{field_column(f): [] for f in self.fields},
         }
-        for v in views
-    }
-    seen: set[tuple] = set()
-    first_us = last_us = None
-    for row in rows:
-        view = by_name.get(row.view)
-        identity = (row.view, row.key, row.event_id, row.kind)
-        if view is None or identity in seen:
-            continue
-        if keys is not None and row.key not in keys.get(row.view, ()):
-            continue
-        seen.add(identity)
-        first_us = row.ts if first_us is None else min(first_us, row.ts)
-        last_us = row.ts if last_us is None else max(last_us, row.ts)
-        cols = columns[row.view]
-        for name, part in zip(key_columns(view), row.key, strict=True):
+
+    def add(self, row: Row, order: int) -> None:
+        cols = self.columns
+        for name, part in zip(self.keys, row.key, strict=True):
             cols[name].append(part)
         cols["event_id"].append(row.event_id)
         cols["ts"].append(row.ts)
         cols["kind"].append(row.kind)
-        for name in view.source_fields():
+        cols[_ORDER].append(order)
+        for name in self.fields:
             cols[field_column(name)].append(row.fields.get(name))
-    con = duckdb_connect(config)
-    loaded = History(con=con, views=views, events=len(seen), first_us=first_us, last_us=last_us)
-    for view in views:
+        if len(cols["ts"]) >= CHUNK_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
         arrays = {}
-        for name, values in columns[view.name].items():
-            if name == "ts":
+        for name, values in self.columns.items():
+            if name in {"ts", _ORDER}:
                 arrays[name] = pa.array(values, pa.int64())
             elif name.startswith("f_"):
                 arrays[name] = _field_array(values)
             else:
                 arrays[name] = pa.array(values, pa.string())
         table = pa.table(arrays)
-        con.from_arrow(table).create(table_name(view))
-        loaded.rows[view.name] = table.num_rows
-        loaded.float_fields[view.name] = frozenset(
-            name[2:]
-            for name, array in arrays.items()
-            if name.startswith("f_") and pa.types.is_floating(array.type)
+        name = f"__stage_{table_name(self.view)}_{len(self.chunks)}"
+        self.con.from_arrow(table).create(name)
+        self.chunks.append((name, table.schema))
+        self.columns = self._empty()
+
+    def table(self) -> tuple[int, frozenset]:
+        """Create the view's table from the staged chunks, each field of one type (numbers
+        mixing integers and floats as floats, anything else mixed as text, all null as
+        integers), each repeated row kept once; drop the chunks. Return its row count and
+        its floating fields."""
+        if self.columns["ts"] or not self.chunks:
+            self._flush()
+        types = {
+            name: _common_type([schema.field(name).type for _, schema in self.chunks])
+            for name in map(field_column, self.fields)
+        }
+        parts = []
+        for name, schema in self.chunks:
+            mismatched = [f for f, t in types.items() if schema.field(f).type != t]
+            if mismatched:
+                self._retype(name, mismatched, types)
+            parts.append(f"SELECT * FROM {name}")  # noqa: S608
+        keys = ", ".join(self.keys)
+        columns = ", ".join([*self.keys, "event_id", "ts", "kind", *(f'"{f}"' for f in types)])
+        self.con.execute(
+            f"CREATE TABLE {table_name(self.view)} AS SELECT {columns} FROM ("  # noqa: S608
+            f"{' UNION ALL '.join(parts)}) QUALIFY row_number() OVER "
+            f"(PARTITION BY {keys}, event_id, kind ORDER BY {_ORDER}) = 1"
         )
-    return loaded
+        for name, _ in self.chunks:
+            self.con.execute(f"DROP TABLE {name}")
+        ((count,),) = self.con.sql(f"SELECT count(*) FROM {table_name(self.view)}").fetchall()  # noqa: S608
+        floats = frozenset(f[2:] for f, t in types.items() if pa.types.is_floating(t))
+        return count, floats
+
+    def _retype(self, name: str, fields: list[str], types: dict[str, pa.DataType]) -> None:
+        """Replace the staged chunk ``name`` with its ``fields`` converted to ``types``."""
+        table = self.con.table(name).to_arrow_table()
+        for column_name in fields:
+            target = types[column_name]
+            column = table.column(column_name)
+            if pa.types.is_string(target):
+                values = column.to_pylist()
+                converted = pa.array([None if v is None else str(v) for v in values], target)
+            else:
+                converted = column.cast(target)
+            index = table.schema.get_field_index(column_name)
+            table = table.set_column(index, column_name, converted)
+        self.con.execute(f"DROP TABLE {name}")
+        self.con.from_arrow(table).create(name)
+
+
+def _common_type(types: list[pa.DataType]) -> pa.DataType:
+    """Return the type one Arrow conversion of every chunk's values together would give."""
+    known = {t for t in types if not pa.types.is_null(t)}
+    if not known:
+        return pa.int64()
+    if len(known) == 1:
+        return known.pop()
+    if all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in known):
+        return pa.float64()
+    return pa.string()
+
+
+# Events read from a Parquet file at a time: their payloads are Python strings while extracted.
+BATCH_EVENTS = 65_536
 
 
 def _history_tables(history: Path) -> Iterator[tuple[str, pa.Table]]:
     for topic, paths in history_files(history).items():
         for path in paths:
-            yield topic, pq.read_table(path, columns=HISTORY_COLUMNS)
+            for batch in pq.ParquetFile(path).iter_batches(
+                batch_size=BATCH_EVENTS, columns=HISTORY_COLUMNS
+            ):
+                yield topic, pa.Table.from_batches([batch])

@@ -14,6 +14,7 @@ from django.core.management import call_command
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import features.offline.history
 from features.definitions import (
     BATCH_VIEWS,
     DRIVER_ACTIVITY,
@@ -30,6 +31,7 @@ from features.offline import (
     recompute_as_of,
     rows_load,
     snapshot_instants,
+    table_name,
     view_keys,
 )
 from features.repo import EMPTY_FILE, offline_dirs_create
@@ -135,6 +137,32 @@ def test_a_row_repeated_in_the_history_counts_once():
         ("e1", 1, 5, 1.5),
         ("e2", 2, 5, None),
     ]
+
+
+def test_rows_loaded_a_chunk_at_a_time_equal_rows_loaded_at_once(monkeypatch):
+    """Each chunk types its fields by its own values; the table types them as one conversion
+    of every value would (integers and floats as floats, text and others as text)."""
+    fields = [
+        {"n": 1, "s": "p", "x": None},
+        {"n": 2, "s": "q", "x": None},
+        {"n": None, "s": 3, "x": 1},
+        {"n": 4, "s": "r", "x": 2.5},
+        {"n": 5, "s": True, "x": None},
+    ]
+    rows = [Row("probe", ("k1",), f"e{i}", 10 + i, "a", f) for i, f in enumerate(fields)]
+    rows.append(replace(rows[1], fields={"n": 99, "s": "z", "x": 7.5}))  # a replay: the first stays
+
+    def contents(history):
+        sql = f"SELECT * FROM {table_name(PROBE)} ORDER BY ts"  # noqa: S608
+        table = history.con.sql(sql).to_arrow_table()
+        return table.schema, table.to_pylist(), history.float_fields, history.rows
+
+    whole = contents(rows_load(rows, views=[PROBE]))
+    monkeypatch.setattr(features.offline.history, "CHUNK_ROWS", 2)
+    assert contents(rows_load(rows, views=[PROBE])) == whole
+    assert [(r["f_s"], r["f_x"]) for r in whole[1]] == [
+        ("p", None), ("q", None), ("3", 1.0), ("r", 2.5), ("True", None)
+    ]  # fmt: skip
 
 
 def test_the_median_of_an_even_count_is_the_mean_of_the_middle_two_as_python_computes_it():
