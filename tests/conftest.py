@@ -21,6 +21,8 @@ import pytest
 
 from devservices import STARTERS, Service, ServiceError
 
+pytest_plugins = ["tests.memory_ceiling"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # (service, seconds to start, how it was provided), printed in the terminal summary

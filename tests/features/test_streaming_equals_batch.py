@@ -25,6 +25,10 @@ from features.windows import moment
 from tests.features.simulated import simulated_day
 from tests.features.streams import applied_config, offline_rows
 
+# Replays the archive and builds training sets: fails alone if it grows
+# (tests/memory_ceiling.py).
+pytestmark = pytest.mark.memory_ceiling(2)
+
 NAMESPACE = "day"
 
 

@@ -25,6 +25,9 @@ from features.windows import to_us, value_at
 from tests.features.simulated import CONFIG, reference_rows, simulated_day
 from tests.features.stores import feature_config
 
+# Builds training sets: fails alone if it grows (tests/memory_ceiling.py).
+pytestmark = pytest.mark.memory_ceiling(2)
+
 START = CONFIG.start
 NAMES = [name for name, _ in service_features(FRAUD_SCORING_V1)]
 

@@ -28,7 +28,8 @@ from ml.tasks import train_from_logs
 from ml.train import TrainParams, model_features, train_model
 from tests.ml.archive import archive_events
 
-pytestmark = pytest.mark.django_db
+# Bootstraps training sets and trains: fails alone if it grows (tests/memory_ceiling.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.memory_ceiling(2)]
 STORED = [name for name, _ in service_features(FRAUD_SCORING_V1)]
 
 

@@ -21,6 +21,9 @@ from tests.features.stores import applied_store
 from tests.ml.archive import archive_events
 from tests.ml.history import MATURITY
 
+# Builds training sets: fails alone if it grows (tests/memory_ceiling.py).
+pytestmark = pytest.mark.memory_ceiling(2)
+
 NAMES = [name for name, _ in service_features(FRAUD_SCORING_V1)] + list(FRAUD_SCORING_V1.on_demand)
 AT = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
 

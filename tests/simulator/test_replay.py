@@ -25,6 +25,9 @@ from simulator.report import Stats
 from tests.events.bus_helpers import drain
 from tests.simulator.test_load import FakeClock
 
+# Replays files: fails alone if it grows (tests/memory_ceiling.py).
+pytestmark = pytest.mark.memory_ceiling(2)
+
 HEADER = "timestamp,rider,card,driver,amount,pickup_lat,pickup_lng,dropoff_lat,dropoff_lng,label"
 GOOD = [
     "2026-03-01T08:00:00Z,r1,c1,d1,12.50,52.33,4.845,52.39,4.935,0",
