@@ -13,8 +13,9 @@ instant, as the scorer is held to serve them, both through the project's DuckDB 
   would be the count at that payment, not 0;
 - a batch view contributes its latest published snapshot at or before the instant (ties: the
   latest ``created_timestamp``) no older than its ttl (``features.offline.instant_snapshots``,
-  an ``ASOF LEFT JOIN`` on the view's offline Parquet files): Feast's point-in-time join, which
-  took tens of GiB for a spine of 100k rows (docs/performance.md, Training sets).
+  an ``ASOF LEFT JOIN`` on the view's offline Parquet files): the semantics of Feast's
+  point-in-time join, whose DuckDB store holds the whole join in memory (docs/performance.md,
+  Training sets).
 
 On-demand features are then computed from the spine's request columns exactly as online
 (``features.ondemand``), a chunk of rows at a time.

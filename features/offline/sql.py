@@ -258,10 +258,10 @@ def _prefix_count_sql(view: View, *, requests: str, since: int | None) -> str:
     ``at - window``, each read from the rows' running counts by an ``ASOF`` join.
 
     Why not the requests as rows of the partition: the request rows fill every frame, so a
-    hot key (the platform, a zone) with a million requests over a few weeks costs a million
-    frames of tens of thousands of rows each; here the running counts are over the entity's
-    rows alone and each request costs a join per window (docs/performance.md, Training
-    sets)."""
+    hot key (the platform, a zone) holding most of a large spine's requests costs as many
+    frames as requests, each as long as the requests in a window (docs/performance.md,
+    Training sets); here the running counts are over the entity's rows alone and each request
+    costs one join per window."""
     keys = key_columns(view)
     kinds = list(dict.fromkeys(f.kinds for f in view.aggregates))
     windows = sorted({window_us(f.window) for f in view.aggregates if f.window is not None})
