@@ -88,7 +88,7 @@ def _entities(spine: pd.DataFrame, keys: list[str]) -> pa.Table:
             columns[key] = pa.repeat(
                 PLATFORM_KEY if key == "platform_id" else MISSING_KEY, len(spine)
             ).cast(pa.string())
-    return pa.table(columns) if columns else pa.table({})
+    return pa.table(columns)
 
 
 def training_set(
