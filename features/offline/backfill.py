@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -29,7 +28,7 @@ from features.offline.sql import (
     key_columns,
     window_us,
 )
-from features.store import FeatureConfig
+from features.store import FeatureConfig, duckdb_connect
 from features.tables import CREATED_TIMESTAMP, EVENT_TIMESTAMP, view_schema
 from features.windows import to_us
 
@@ -215,7 +214,7 @@ def snapshots_written(config: FeatureConfig, view: View) -> list[int]:
     if not any(directory.glob("*.parquet")):
         return []
     glob = str(directory / "*.parquet").replace("'", "''")
-    with duckdb.connect() as con:
+    with duckdb_connect(config) as con:
         found = con.execute(
             f"SELECT DISTINCT epoch_us({EVENT_TIMESTAMP}) FROM read_parquet('{glob}') "  # noqa: S608
             "ORDER BY 1"
@@ -245,7 +244,7 @@ def snapshots_catch_up(
     """
     began = time.perf_counter()
     source = history if history is not None else config.offline_dir / "events"
-    loaded = history_load(source, views=views)
+    loaded = history_load(source, views=views, config=config)
     created_us = int(time.time() * 1_000_000)
     step = window_us(every)
     covered: list[int] = []
