@@ -28,7 +28,15 @@ from features.store import (
     redis_entity_key,
     redis_hash_fields,
 )
-from features.stream_serving import STALE, Served, StreamServing, instant_us
+from features.stream_serving import (
+    NOT_FOUND,
+    OUTSIDE_TTL,
+    PRESENT,
+    STALE,
+    Served,
+    StreamServing,
+    instant_us,
+)
 from features.training import MISSING_KEY, service_features, service_join_keys
 from features.windows import moment, to_us
 
@@ -42,7 +50,6 @@ REQUEST_KEYS: Mapping[str, str] = {
 
 
 # Feast's status of a row held online but older than its view's ttl at the request's instant.
-OUTSIDE_TTL = "OUTSIDE_MAX_AGE"
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,7 @@ def online_vector(
     online_store, repo, tables = _online(config)
     names = [name for name, _ in service_features(declared)]
     values = [dict.fromkeys(names) for _ in requests]
-    statuses = [dict.fromkeys(names, "NOT_FOUND") for _ in requests]
+    statuses = [dict.fromkeys(names, NOT_FOUND) for _ in requests]
     stamps: list[dict[str, datetime | None]] = [dict.fromkeys(names) for _ in requests]
     keys = service_join_keys(declared)
     rows = [entity_row(r, keys) for r in requests]
@@ -154,7 +161,7 @@ def online_vector(
                     continue
                 for name in features:
                     values[i][name] = found.get(name)
-                    statuses[i][name] = "PRESENT"
+                    statuses[i][name] = PRESENT
                     stamps[i][name] = stamp
     if stream is None:
         return [

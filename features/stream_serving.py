@@ -158,14 +158,11 @@ class StreamServing:
         entity key (None: the request names none), ``instants`` its instant (µs), ``served``
         the events to apply first, ``ends`` this batch's ``prefetch`` (None: read the log's
         ends now). Raises what the state or the log raise."""
+        views = list(self.views.values())
         rows: list[Row] = []
         for event in served:
             rows += extract(
-                event.topic,
-                event.payload,
-                event_id=event.event_id,
-                ts=event.ts,
-                views=list(self.views.values()),
+                event.topic, event.payload, event_id=event.event_id, ts=event.ts, views=views
             )
         refs = list(
             dict.fromkeys(

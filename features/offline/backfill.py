@@ -22,6 +22,7 @@ from features.definitions import (
     View,
 )
 from features.offline.history import (
+    History,
     history_load,
 )
 from features.offline.sql import (
@@ -136,17 +137,8 @@ def backfill(
                 end_us=to_us(end) if end is not None else None,
             )
         else:
-            parts = [loaded.snapshot(view, at_us=at) for at in instants]
-            table = pa.concat_tables(parts) if parts else None
-        if table is None or table.num_rows == 0:
-            rows[view.name] = 0
-            continue
-        rows[view.name] = table.num_rows
-        files.append(
-            view_file_write(
-                config, view, feature_table(view, table, created_us=created_us), label="backfill"
-            )
-        )
+            table = _snapshots(loaded, view, instants)
+        rows[view.name] = _written(config, view, table, created_us, "backfill", files)
     return BackfillResult(
         events=loaded.events,
         rows=rows,
@@ -154,6 +146,29 @@ def backfill(
         snapshots=instants,
         seconds=time.perf_counter() - began,
     )
+
+
+def _snapshots(loaded: History, view: View, instants: Sequence[int]) -> pa.Table | None:
+    """Return ``view``'s snapshots at each of ``instants`` (µs) as one table, None for none."""
+    parts = [loaded.snapshot(view, at_us=at) for at in instants]
+    return pa.concat_tables(parts) if parts else None
+
+
+def _written(
+    config: FeatureConfig,
+    view: View,
+    table: pa.Table | None,
+    created_us: int,
+    label: str,
+    files: list[Path],
+) -> int:
+    """Write ``table`` (engine output) as a new file of ``view``'s feature rows, appended to
+    ``files``, unless it is empty; return its row count."""
+    if table is None or table.num_rows == 0:
+        return 0
+    rows = feature_table(view, table, created_us=created_us)
+    files.append(view_file_write(config, view, rows, label=label))
+    return table.num_rows
 
 
 def view_keys(config: FeatureConfig, view: View) -> set[tuple[str, ...]]:
@@ -262,17 +277,10 @@ def snapshots_catch_up(
             for at in covered
             if (i := bisect.bisect_right(done, at)) == 0 or done[i - 1] <= at - step
         ]
-        parts = [loaded.snapshot(view, at_us=at) for at in missing]
-        table = pa.concat_tables(parts) if parts else None
-        rows[view.name] = 0 if table is None else table.num_rows
-        if table is None or table.num_rows == 0:
-            continue
-        written.update(missing)
-        files.append(
-            view_file_write(
-                config, view, feature_table(view, table, created_us=created_us), label="catch-up"
-            )
-        )
+        table = _snapshots(loaded, view, missing)
+        rows[view.name] = _written(config, view, table, created_us, "catch-up", files)
+        if rows[view.name]:
+            written.update(missing)
     return BackfillResult(
         events=loaded.events,
         rows=rows,

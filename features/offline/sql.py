@@ -238,17 +238,24 @@ def _masked_sql(view: View, inner: str) -> str:
     ``__at``, ``__latest``, every aggregate): ratios and medians computed, all null where the
     entity had no row at or before the instant or its latest is older than the ttl."""
     outer = ", ".join(_outer_columns(view))
-    expired = "__latest IS NULL"
-    if view.ttl is not None:
-        expired += f" OR __latest < __at - {window_us(view.ttl)}"
-    masked = ", ".join(
-        f"CASE WHEN {expired} THEN NULL ELSE {_ident(f.name)} END AS {_ident(f.name)}"
-        for f in view.features
-    )
+    masked = _ttl_masked(view, latest="__latest", at="__at")
     return (
         f"SELECT request_id, {masked} FROM ("  # noqa: S608
         f"SELECT request_id, __at, __latest, {outer} FROM ({inner}) "
         "WHERE request_id IS NOT NULL)"
+    )
+
+
+def _ttl_masked(view: View, *, latest: str, at: str, source: str = "") -> str:
+    """Return ``view``'s feature columns (read from ``source``), all null where the entity's
+    latest row (``latest``: its event time, null when none) is missing or older than the
+    view's ttl at the instant ``at``: the one null rule of the point-in-time join."""
+    expired = f"{latest} IS NULL"
+    if view.ttl is not None:
+        expired += f" OR {latest} < {at} - {window_us(view.ttl)}"
+    return ", ".join(
+        f"CASE WHEN {expired} THEN NULL ELSE {source}{_ident(f.name)} END AS {_ident(f.name)}"
+        for f in view.features
     )
 
 
@@ -332,13 +339,7 @@ def asof_sql(view: View, *, requests: str, files: list[str]) -> str:
         f"SEMI JOIN (SELECT DISTINCT {keys} FROM {requests}) USING ({keys}) WHERE {bounds} "
         f"QUALIFY row_number() OVER (PARTITION BY {keys}, ts ORDER BY created_timestamp DESC) = 1"
     )
-    expired = "s.ts IS NULL"
-    if view.ttl is not None:
-        expired += f' OR s.ts < r."at" - {window_us(view.ttl)}'
-    masked = ", ".join(
-        f"CASE WHEN {expired} THEN NULL ELSE s.{_ident(f.name)} END AS {_ident(f.name)}"
-        for f in view.features
-    )
+    masked = _ttl_masked(view, latest="s.ts", at='r."at"', source="s.")
     on = " AND ".join([*(f"r.{k} = s.{k}" for k in key_columns(view)), 'r."at" >= s.ts'])
     return (
         f"SELECT r.request_id, {masked} FROM {requests} r "  # noqa: S608
