@@ -27,8 +27,9 @@ from the event history (``features.offline``); this module serves it online:
 
 What this relies on, and ``features.consistency``'s served-vs-offline job checks: an event that
 happens before a payment is appended to its topic before the payment is to its own (the outbox
-relay publishes in commit order; the simulator in event order). One that is not is an unmarked
-mismatch in that report.
+relay publishes in commit order; the simulator in event order). One that is not shows in that
+report as a vector marked exact that differs; the records of one produce call (a relay batch)
+can be appended in any order across partitions, the gap docs/features.md describes.
 
 Entities of views no served event feeds (a zone, the platform, a driver) change only by the
 processor's adds, which stamp a version: their rows are cached per version and read again only
