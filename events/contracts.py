@@ -129,9 +129,12 @@ class TripCancelled(TripEvent):
     topic = "trips.cancelled.v1"
 
     driver_id: Id | None = None
-    cancelled_by: Literal["rider", "driver"]
+    # ``platform``: the booking cancelled it itself (a payment the fraud checks declined).
+    cancelled_by: Literal["rider", "driver", "platform"]
     fee_cents: Cents
     stage: str = Field(max_length=32, description="trip status when cancelled")
+    # Why, when the platform cancelled (``payment_risk``); None for riders' and drivers'.
+    reason: str | None = Field(default=None, max_length=32)
 
 
 # Payments and cards: keyed by card, so card-velocity windows see one card's history in order.
@@ -263,8 +266,15 @@ class ReviewDecided(Event):
     rider_id: Id
     driver_id: Id | None = None
     pickup_zone: str | None = Field(default=None, max_length=32)
+    # The label the learning loop reads.
     decision: Literal["confirmed_fraud", "legitimate"]
     analyst: str = Field(max_length=150)
+    # How the review was closed, which says what happens to the payment: ``approved``
+    # (captured), ``legitimate`` (not fraud, but refunded or voided), ``refunded_as_fraud``
+    # (refunded or voided, suspected), ``confirmed_fraud`` (refunded or voided, card blocked).
+    # None from older producers: read as ``approved`` for ``legitimate`` and
+    # ``confirmed_fraud`` for fraud.
+    reason: Literal["approved", "legitimate", "refunded_as_fraud", "confirmed_fraud"] | None = None
 
 
 # Fraud: keyed by card like the payment scored.

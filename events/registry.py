@@ -59,6 +59,12 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             description="records every event on the stream once (reconciliation)",
         ),
         ConsumerSpec(
+            name="booking-verdicts",
+            handler="rideshare.handlers.handle_event",
+            topics=("fraud.scored.v1", "reviews.decided.v1"),
+            description="acts on fraud verdicts: declines cancel trips, reviews hold captures",
+        ),
+        ConsumerSpec(
             name="stream-features",
             step="features.processor.step.consumer_build",
             description="the stream feature views into the online store and offline history",

@@ -7,7 +7,9 @@ Per batch:
    ``ProcessedEvent(consumer, event_id)``: a redelivered event finds its claim and is skipped,
    so at-least-once input gives exactly-once effects;
 3. a handler that keeps failing on an event (``max_attempts``) dead-letters it too, unless the
-   failure is the database itself (then the process stops: the event must not be lost);
+   failure is the database itself (then the process stops: the event must not be lost); one
+   that raises ``PoisonMessage`` (an event it can never apply: a verdict for an unknown
+   payment) dead-letters it at once, its transaction rolled back;
 4. publish the dead letters and wait for their acknowledgement;
 5. only then commit the batch's offsets.
 A crash anywhere before 5 redelivers the batch; step 2 makes that harmless.
@@ -24,7 +26,7 @@ from threading import Event as StopFlag
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 
 from events.bus import Bus, Message, Record
-from events.contracts import Event, dead_letter_topic
+from events.contracts import Event, PoisonMessage, dead_letter_topic
 from events.deadletters import DeadLetterer
 from events.models import ProcessedEvent
 from events.registry import ConsumerSpec
@@ -155,6 +157,8 @@ class ConsumerRunner(BatchStep):
                 return None
             except (OperationalError, InterfaceError):
                 raise  # the database is down: stop rather than dead-letter good events
+            except PoisonMessage as poison:
+                return self.dead_letter(message, poison.kind, poison.detail)
             except Exception as exc:
                 log.warning(
                     "%s: handler failed on %s (attempt %d/%d): %s",

@@ -97,3 +97,9 @@ class PaymentStateError(DomainError):
     """A payment operation (capture, void, refund) does not fit the payment's state."""
 
     code = "payment_state"
+
+
+class UnknownPayment(DomainError):
+    """A verdict names a payment the booking never made (``rideshare.services.verdicts``)."""
+
+    code = "unknown_payment"

@@ -148,6 +148,11 @@ class Trip(models.Model):
     class CancelledBy(models.TextChoices):
         RIDER = "rider"
         DRIVER = "driver"
+        # The booking itself, acting on a fraud verdict (``cancel_reason`` says which).
+        PLATFORM = "platform"
+
+    class CancelReason(models.TextChoices):
+        PAYMENT_RISK = "payment_risk", "the payment could not be verified"
 
     public_id = _public_id()
     rider = models.ForeignKey(Rider, on_delete=models.PROTECT, related_name="trips")
@@ -175,6 +180,7 @@ class Trip(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.CharField(max_length=8, choices=CancelledBy.choices, blank=True)
+    cancel_reason = models.CharField(max_length=32, choices=CancelReason.choices, blank=True)
     cancellation_fee_cents = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -215,6 +221,14 @@ class Payment(models.Model):
     decline_code = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
+    # The fraud checks' verdict as read from ``fraud.scored.v1`` (approve, review, decline;
+    # blank until it arrives) and the analysts' as read from ``reviews.decided.v1`` (its
+    # reason: approved, legitimate, refunded_as_fraud, confirmed_fraud). Each is acted on once:
+    # a later or replayed verdict changes nothing (``rideshare.services.verdicts``).
+    risk_decision = models.CharField(max_length=16, blank=True)
+    review_outcome = models.CharField(max_length=24, blank=True)
+    # Not captured at the trip's completion until an analyst decides (a payment in review).
+    capture_held = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"payment {self.public_id} {self.amount_cents} {self.currency} ({self.status})"

@@ -21,6 +21,8 @@ from rideshare.errors import NotPermitted, PaymentStateError
 from rideshare.models import Card, Payment, Trip
 
 REFUND_REASON_MAX = 64
+# Analysts' review outcomes that give the money back (``Payment.review_outcome``).
+REFUSED = frozenset({"legitimate", "refunded_as_fraud", "confirmed_fraud"})
 
 
 def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: datetime) -> Payment:
@@ -141,24 +143,57 @@ def payment_refund(
         raise NotPermitted("Only staff may refund a payment.")
     reason = reason.strip()[:REFUND_REASON_MAX] or "unspecified"
     with transaction.atomic():
-        payment = _locked(payment)
-        left = payment.captured_cents - payment.refunded_cents
-        if payment.status != Payment.Status.CAPTURED:
-            raise PaymentStateError(
-                f"Cannot refund payment {payment.public_id}: it is {payment.status}."
-            )
-        amount = left if amount_cents is None else amount_cents
-        if not 0 < amount <= left:
-            raise PaymentStateError(f"Cannot refund {amount} cents: {left} cents are refundable.")
-        processor.refund(auth_code=payment.auth_code, amount_cents=amount)
-        payment.refunded_cents += amount
-        if payment.refunded_cents == payment.captured_cents:
-            payment.status = Payment.Status.REFUNDED
-        payment.updated_at = now
-        payment.save(update_fields=["refunded_cents", "status", "updated_at"])
-        outbox_publish(
-            PaymentRefunded(
-                **_event_ids(payment), amount_cents=amount, reason=reason, occurred_at=now
-            )
+        return _refund(_locked(payment), amount_cents=amount_cents, reason=reason, now=now)
+
+
+def _refund(payment: Payment, *, amount_cents: int | None, reason: str, now: datetime) -> Payment:
+    """Refund ``amount_cents`` (None: all that is left) of the locked, captured ``payment``;
+    publish ``payments.refunded.v1``."""
+    left = payment.captured_cents - payment.refunded_cents
+    if payment.status != Payment.Status.CAPTURED:
+        raise PaymentStateError(
+            f"Cannot refund payment {payment.public_id}: it is {payment.status}."
         )
+    amount = left if amount_cents is None else amount_cents
+    if not 0 < amount <= left:
+        raise PaymentStateError(f"Cannot refund {amount} cents: {left} cents are refundable.")
+    processor.refund(auth_code=payment.auth_code, amount_cents=amount)
+    payment.refunded_cents += amount
+    if payment.refunded_cents == payment.captured_cents:
+        payment.status = Payment.Status.REFUNDED
+    payment.updated_at = now
+    payment.save(update_fields=["refunded_cents", "status", "updated_at"])
+    outbox_publish(
+        PaymentRefunded(**_event_ids(payment), amount_cents=amount, reason=reason, occurred_at=now)
+    )
+    return payment
+
+
+@transaction.atomic
+def payment_settle_at_completion(*, payment: Payment, amount_cents: int, now: datetime) -> Payment:
+    """Settle an authorised payment as its trip completes: capture ``amount_cents``, unless
+    it is held for an analyst's review (it stays authorised until the review is decided,
+    ``rideshare.services.verdicts``) or analysts already refused it (the hold is voided).
+
+    Publish ``payments.captured.v1`` when captured.
+    """
+    payment = _locked(payment)
+    if payment.review_outcome in REFUSED:
+        return payment_void(payment=payment, now=now)
+    if payment.capture_held:
+        return payment
+    return payment_capture(payment=payment, amount_cents=amount_cents, now=now)
+
+
+def payment_refuse(*, payment: Payment, reason: str, now: datetime) -> Payment:
+    """Give back what the locked ``payment`` holds or took: void an authorisation, refund what
+    was captured and not yet refunded (``payments.refunded.v1`` with ``reason``); a voided,
+    declined or refunded payment is left as it is. Run inside the caller's transaction."""
+    if payment.status == Payment.Status.AUTHORIZED:
+        return payment_void(payment=payment, now=now)
+    if (
+        payment.status == Payment.Status.CAPTURED
+        and payment.captured_cents > payment.refunded_cents
+    ):
+        return _refund(payment, amount_cents=None, reason=reason, now=now)
     return payment

@@ -34,7 +34,12 @@ from rideshare.errors import (
 )
 from rideshare.lifecycle import ASSIGN, COMPLETE, DRIVER_CANCEL, PICK_UP, RIDER_CANCEL, guard
 from rideshare.models import Card, Driver, Payment, Quote, Rider, Trip
-from rideshare.services.payments import payment_authorize, payment_capture, payment_void
+from rideshare.services.payments import (
+    payment_authorize,
+    payment_capture,
+    payment_settle_at_completion,
+    payment_void,
+)
 from rideshare.services.riders import rider_device_record, rider_lock
 
 QUOTE_TTL = timedelta(minutes=5)
@@ -300,8 +305,10 @@ def trip_pick_up(*, trip: Trip, driver: Driver, now: datetime | None = None) -> 
 def trip_complete(*, trip: Trip, driver: Driver, now: datetime | None = None) -> Trip:
     """Complete the trip at the dropoff, capture its fare and make the driver available again.
 
-    Publish ``trips.completed.v1`` then ``payments.captured.v1``. Raise ``IllegalTransition``
-    unless the trip is picked_up and ``NotTripDriver`` when ``driver`` is not the trip's driver.
+    A payment in review is not captured until an analyst decides; one analysts refused is
+    voided (``payment_settle_at_completion``). Publish ``trips.completed.v1`` then
+    ``payments.captured.v1`` when captured. Raise ``IllegalTransition`` unless the trip is
+    picked_up and ``NotTripDriver`` when ``driver`` is not the trip's driver.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -326,18 +333,29 @@ def trip_complete(*, trip: Trip, driver: Driver, now: datetime | None = None) ->
             )
         )
         # Keep the caller's trip.payment current: the capture works on a locked copy.
-        trip.payment = payment_capture(payment=trip.payment, amount_cents=trip.fare_cents, now=now)
+        trip.payment = payment_settle_at_completion(
+            payment=trip.payment, amount_cents=trip.fare_cents, now=now
+        )
         live.trip_changed_on_commit(trip_id=str(trip.public_id), status=trip.status)
     return trip
 
 
-def _cancel(trip: Trip, *, by: str, fee_cents: int, now: datetime) -> None:
+def _cancel(trip: Trip, *, by: str, fee_cents: int, now: datetime, reason: str = "") -> None:
     stage = trip.status
     trip.status = Status.CANCELLED
     trip.cancelled_at = now
     trip.cancelled_by = by
+    trip.cancel_reason = reason
     trip.cancellation_fee_cents = fee_cents
-    trip.save(update_fields=["status", "cancelled_at", "cancelled_by", "cancellation_fee_cents"])
+    trip.save(
+        update_fields=[
+            "status",
+            "cancelled_at",
+            "cancelled_by",
+            "cancel_reason",
+            "cancellation_fee_cents",
+        ]
+    )
     if trip.driver_id is not None:
         Driver.objects.filter(pk=trip.driver_id).update(status=Driver.Status.AVAILABLE)
     outbox_publish(
@@ -348,6 +366,7 @@ def _cancel(trip: Trip, *, by: str, fee_cents: int, now: datetime) -> None:
             cancelled_by=by,
             fee_cents=fee_cents,
             stage=stage,
+            reason=reason or None,
             occurred_at=now,
         )
     )

@@ -21,7 +21,7 @@ from rideshare.web.access import driver_required
 STEPS = {
     "accept": (services.trip_assign, "Trip accepted: drive to the pickup."),
     "pick-up": (services.trip_pick_up, "Rider picked up: drive to the drop-off."),
-    "complete": (services.trip_complete, "Trip completed; the fare was charged."),
+    "complete": (services.trip_complete, "Trip completed."),
     "cancel": (services.trip_cancel_by_driver, "Trip given up; the rider was not charged."),
 }
 

@@ -103,7 +103,33 @@ def test_review_decided_round_trips_keyed_by_card():
         "pickup_zone": "Z-1-1",
         "decision": "legitimate",
         "analyst": "analyst-1",
+        "reason": None,
     }
+
+
+def test_review_decided_reads_a_reason_and_refuses_an_unknown_one():
+    data = json.loads(review_decided().encode())
+    decoded = decode(
+        "reviews.decided.v1", json.dumps({**data, "reason": "refunded_as_fraud"}).encode()
+    )
+    assert decoded.reason == "refunded_as_fraud"
+    with pytest.raises(PoisonMessage, match="reason"):
+        decode("reviews.decided.v1", json.dumps({**data, "reason": "shrug"}).encode())
+
+
+def test_a_platform_cancellation_carries_its_reason_and_older_ones_read_without():
+    from events.contracts import TripCancelled
+
+    event = TripCancelled(
+        trip_id="trip-1", rider_id="rider-1", cancelled_by="platform", fee_cents=0,
+        stage="requested", reason="payment_risk",
+    )  # fmt: skip
+    data = json.loads(event.encode())
+    assert (data["cancelled_by"], data["reason"]) == ("platform", "payment_risk")
+    del data["reason"]
+    assert decode("trips.cancelled.v1", json.dumps(data).encode()).reason is None
+    with pytest.raises(PoisonMessage, match="cancelled_by"):
+        decode("trips.cancelled.v1", json.dumps({**data, "cancelled_by": "ghost"}).encode())
 
 
 def test_review_decided_leaves_driver_and_zone_optional():

@@ -179,5 +179,6 @@ def test_consume_refuses_an_unknown_consumer_naming_the_registered_ones():
         call_command("consume", "nope", stdout=io.StringIO())
 
     assert str(refused.value) == (
-        "no consumer named 'nope'; registered: event-ledger, fraud-scorer, stream-features"
+        "no consumer named 'nope'; registered: booking-verdicts, event-ledger, fraud-scorer, "
+        "stream-features"
     )

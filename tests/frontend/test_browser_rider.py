@@ -210,7 +210,7 @@ def test_the_trip_page_follows_the_driver_live_and_catches_up_after_a_drop(
 
         console.reload()
         console.get_by_role("button", name="Complete").click()
-        expect(console.locator(".flash")).to_have_text("Trip completed; the fare was charged.")
+        expect(console.locator(".flash")).to_have_text("Trip completed.")
     finally:
         driver_context.close()
 
