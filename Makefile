@@ -24,6 +24,7 @@ demo: export DJANGO_DEBUG ?= true
 demo: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py analyst_add analyst --password analyst
 	$(BIN)/python manage.py features_apply
 	$(BIN)/python manage.py bootstrap --if-no-champion
 	@echo "Serving http://127.0.0.1:$${WEB_PORT:-8000} (Ctrl-C stops every process)"

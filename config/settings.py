@@ -194,6 +194,17 @@ FRAUD_OVERLAP_MIN_RECORDS = env.int("FRAUD_OVERLAP_MIN_RECORDS", default=50)
 FRAUD_CONSISTENCY_WAIT_MS = env.float("FRAUD_CONSISTENCY_WAIT_MS", default=20.0)
 # How often Celery beat rescores degraded scores (fraud.rescore_degraded).
 FRAUD_RESCORE_EVERY_SECONDS = env.float("FRAUD_RESCORE_EVERY_SECONDS", default=60.0)
+# The review queue: an analyst's claim on a review lapses after this long without a decision;
+# a review open past the SLA is escalated (first in the queue), and one open past the expiry
+# is closed by the expiry policy: ``capture`` (approved) or ``void`` (refunded, not as fraud).
+FRAUD_REVIEW_CLAIM_MINUTES = env.float("FRAUD_REVIEW_CLAIM_MINUTES", default=15.0)
+FRAUD_REVIEW_SLA_MINUTES = env.float("FRAUD_REVIEW_SLA_MINUTES", default=60.0)
+FRAUD_REVIEW_EXPIRY_HOURS = env.float("FRAUD_REVIEW_EXPIRY_HOURS", default=72.0)
+FRAUD_REVIEW_EXPIRY_POLICY = env.str("FRAUD_REVIEW_EXPIRY_POLICY", default="capture")
+if FRAUD_REVIEW_EXPIRY_POLICY not in {"capture", "void"}:
+    raise ImproperlyConfigured(
+        f"FRAUD_REVIEW_EXPIRY_POLICY is {FRAUD_REVIEW_EXPIRY_POLICY!r}; use capture or void."
+    )
 
 # Celery: with no broker server, kombu's SQLAlchemy transport keeps the queue in SQLite.
 CELERY_BROKER_URL = env.str(
@@ -226,6 +237,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "fraud-rescore-degraded": {
         "task": "fraud.rescore_degraded",
         "schedule": FRAUD_RESCORE_EVERY_SECONDS,
+    },
+    "fraud-reviews-escalate": {
+        "task": "fraud.reviews_escalate",
+        "schedule": 60.0,
     },
 }
 

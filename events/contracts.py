@@ -275,6 +275,8 @@ class ReviewDecided(Event):
     # None from older producers: read as ``approved`` for ``legitimate`` and
     # ``confirmed_fraud`` for fraud.
     reason: Literal["approved", "legitimate", "refunded_as_fraud", "confirmed_fraud"] | None = None
+    # Closed by the expiry policy, nobody having decided: not a label.
+    expired: bool = False
 
 
 # Fraud: keyed by card like the payment scored.

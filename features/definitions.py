@@ -225,7 +225,7 @@ CARD_VELOCITY = View(
             ("payment",),
             {"1h": HOUR, "24h": DAY},
             field="amount_cents",
-            describe="{value} cents charged to this card in the last {window}",
+            describe="{value} charged to this card in the last {window}",
         ),
         Aggregate(
             "card_declines_1h",
@@ -452,7 +452,7 @@ RIDER_PROFILE = View(
             window=30 * DAY,
             field="fare_cents",
             dtype="float64",
-            describe="this rider's average fare is {value} cents",
+            describe="this rider's average fare is {value}",
         ),
     ),
 )
@@ -518,7 +518,7 @@ ZONE_PROFILE = View(
             window=30 * DAY,
             field="fare_per_km",
             dtype="float64",
-            describe="the median fare in this zone is {value} cents per km",
+            describe="the median fare in this zone is {value} per km",
         ),
     ),
 )

@@ -11,6 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from fraud import live, selectors
+from fraud.access import is_analyst
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ LATE_COMMIT_IDS = 500
 
 
 class FlagsConsumer(AsyncJsonWebsocketConsumer):
-    """An analyst's live list of flagged payments, for staff only.
+    """An analyst's live list of flagged payments, for analysts and staff (``fraud.access``).
 
     The page connects to ``/ws/fraud/flags/?after=<id>`` with the highest flag id it shows
     (0 for none) and first receives every flag after it (the newest ``live.PAGE_SIZE`` of
@@ -35,7 +36,7 @@ class FlagsConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_active or not user.is_staff:
+        if not await database_sync_to_async(is_analyst)(user):
             # Before accept(): the handshake is refused (HTTP 403).
             await self.close()
             return

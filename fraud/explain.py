@@ -18,6 +18,7 @@ from typing import Any
 
 from features.definitions import VIEWS
 from features.ondemand import DESCRIPTIONS
+from frontend.money import money_text
 
 MAX_REASONS = 3
 
@@ -33,12 +34,20 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def value_text(name: str, value: Any) -> str:
-    """Return ``value`` of feature ``name`` as a person reads it: whole numbers without a
-    decimal point, other numbers with two decimals, instants (``*_at``, epoch seconds) as UTC
-    date and time."""
+def is_money(name: str) -> bool:
+    """Return whether feature ``name`` is an amount in cents (``*_cents*``, the median fare per
+    km; not the ratios of amounts, which are plain numbers)."""
+    return "_cents" in name or name.startswith("zone_median_fare_per_km")
+
+
+def value_text(name: str, value: Any, currency: str = "EUR") -> str:
+    """Return ``value`` of feature ``name`` as a person reads it: money as money
+    (``is_money``), whole numbers without a decimal point, other numbers with two decimals,
+    instants (``*_at``, epoch seconds) as UTC date and time."""
     if isinstance(value, bool):
         return str(int(value))
+    if is_money(name) and isinstance(value, int | float):
+        return money_text(value, currency)
     if name.endswith("_at") and isinstance(value, int | float):
         return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M UTC")
     if isinstance(value, float) and value.is_integer():
@@ -48,12 +57,12 @@ def value_text(name: str, value: Any) -> str:
     return str(value)
 
 
-def reason_text(name: str, value: Any) -> str:
+def reason_text(name: str, value: Any, currency: str = "EUR") -> str:
     """Return the plain-words reason for feature ``name`` with ``value``."""
     if _missing(value):
         return f"no value was available for {name.replace('_', ' ')}"
     template = describe_templates().get(name)
-    text = value_text(name, value)
+    text = value_text(name, value, currency)
     if not template:
         return f"{name.replace('_', ' ')} is {text}"
     return template.replace("{value}", text)

@@ -7,6 +7,7 @@ idempotency key of the scorer (at-least-once input, exactly one score per paymen
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -195,18 +196,63 @@ class ShadowScore(models.Model):
 
 
 class ReviewItem(models.Model):
-    """A payment the scorer sent to review, waiting for (or decided by) an analyst."""
+    """A payment the scorer sent to review, waiting for (or decided by) an analyst.
+
+    An analyst claims it (``claimed_by``) before deciding, so two never decide the same one;
+    a claim older than ``FRAUD_REVIEW_CLAIM_MINUTES`` lapses. The decision's ``outcome`` says
+    what happens to the payment and is the label the learning loop reads
+    (``fraud.services.reviews``)."""
 
     class Status(models.TextChoices):
         OPEN = "open"
         DECIDED = "decided"
 
+    class Outcome(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        LEGITIMATE = "legitimate", "Legitimate, refunded"
+        REFUNDED_AS_FRAUD = "refunded_as_fraud", "Refunded as fraud"
+        CONFIRMED_FRAUD = "confirmed_fraud", "Confirmed fraud"
+
     score = models.OneToOneField(FraudScore, on_delete=models.CASCADE, related_name="review")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Where the rider paid from (the payment event's context: device, network, location when
+    # the app shared it), for the case page.
+    device_id = models.CharField(max_length=64, blank=True)
+    ip = models.CharField(max_length=45, blank=True)
+    rider_lat = models.FloatField(null=True, blank=True)
+    rider_lng = models.FloatField(null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    decided_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=24, choices=Outcome.choices, blank=True)
+    # Open past the review SLA (``FRAUD_REVIEW_SLA_MINUTES``): first in the queue.
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status", "-id"], name="review_status_id")]
+        permissions = [("review_payments", "Can work the fraud review queue and decide reviews")]
 
     def __str__(self) -> str:
         return f"review of {self.score_id} ({self.status})"
+
+
+class ReviewNote(models.Model):
+    """An analyst's note on a review, kept with its case."""
+
+    review = models.ForeignKey(ReviewItem, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"note on review {self.review_id}"

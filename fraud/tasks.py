@@ -31,3 +31,13 @@ def rescore_degraded(limit: int = 20_000) -> int:
         )
     finally:
         reader.close()
+
+
+@shared_task(name="fraud.reviews_escalate", ignore_result=True)
+def reviews_escalate() -> tuple[int, int]:
+    """Escalate reviews open past the SLA and close those past the expiry by its policy
+    (``fraud.services.reviews.reviews_escalate``); return (escalated, expired). Safe to
+    repeat."""
+    from fraud.services.reviews import reviews_escalate as escalate
+
+    return escalate()

@@ -8,7 +8,8 @@ Labels come only from label events, never from the simulator's ground truth:
   ("service not received") labels it 0. False fraud chargebacks exist, as in production: the
   model lives with that noise.
 - ``reviews.decided.v1``: an analyst's ``confirmed_fraud`` labels the payment 1,
-  ``legitimate`` 0.
+  ``legitimate`` 0; a review the expiry policy closed (``expired``) labels nothing: nobody
+  looked at it.
 
 A payment with any fraud label is 1; a payment with no label is 0 once it is older than the
 label maturity (the time by which most chargebacks have arrived); younger ones are left out,
@@ -127,6 +128,8 @@ def labels(history: Path) -> pd.DataFrame:
             )
         )
     reviews = history_events(history, REVIEWS)
+    if len(reviews) and "expired" in reviews.columns:
+        reviews = reviews[~reviews["expired"].fillna(False).astype(bool)]
     if len(reviews):
         parts.append(
             pd.DataFrame(

@@ -180,7 +180,13 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
         ShadowScore.objects.bulk_create(shadows, ignore_conflicts=True)
         ReviewItem.objects.bulk_create(
             [
-                ReviewItem(score_id=score_id)
+                ReviewItem(
+                    score_id=score_id,
+                    device_id=by_event[event_id].event.context.device_id,
+                    ip=by_event[event_id].event.context.ip,
+                    rider_lat=by_event[event_id].event.context.lat,
+                    rider_lng=by_event[event_id].event.context.lng,
+                )
                 for event_id, score_id in inserted.items()
                 if by_event[event_id].scored.decision == Decision.REVIEW
             ],

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import template
 
-register = template.Library()
+from frontend.money import money_text
 
-CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+register = template.Library()
 
 TRIP_STATUS_TEXT = {
     "requested": "Looking for a driver",
@@ -25,9 +23,7 @@ def money(cents: int | None, currency: str = "EUR") -> str:
     """Format integer ``cents`` of ``currency`` for people: ``2014|money:"EUR"`` is ``€20.14``."""
     if cents is None:
         return ""
-    amount = f"{Decimal(cents) / 100:,.2f}"
-    symbol = CURRENCY_SYMBOLS.get(currency)
-    return f"{symbol}{amount}" if symbol else f"{amount} {currency}"
+    return money_text(cents, currency)
 
 
 @register.filter

@@ -104,6 +104,7 @@ def test_review_decided_round_trips_keyed_by_card():
         "decision": "legitimate",
         "analyst": "analyst-1",
         "reason": None,
+        "expired": False,
     }
 
 

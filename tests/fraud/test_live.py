@@ -224,19 +224,26 @@ def test_a_flag_committed_after_a_newer_one_is_still_sent_once(monkeypatch):
     async_to_sync(body)()
 
 
-@pytest.mark.parametrize("who", ["a rider", "nobody"])
+@pytest.mark.parametrize("who", ["a rider", "nobody", "an analyst"])
 @pytest.mark.django_db(transaction=True)
 @fresh_thread
-def test_only_staff_may_listen(who, django_user_model):
+def test_only_analysts_and_staff_may_listen(who, django_user_model):
+    from fraud.services.reviews import analyst_ensure
+
     score_make(decision="decline")
     headers = [ORIGIN]
     if who == "a rider":
         headers.append(_cookie(django_user_model.objects.create_user("rider-x", password="pw")))
+    elif who == "an analyst":
+        headers.append(_cookie(analyst_ensure(username="ana", password="pw")))
 
     async def body():
         socket = _socket(*headers, after=0)
         connected, _ = await socket.connect()
-        assert not connected
+        assert connected is (who == "an analyst")
+        if connected:
+            assert len(await _ids(socket)) == 1
+            await socket.disconnect()
 
     async_to_sync(body)()
 

@@ -40,7 +40,7 @@ def _chargeback(payment_id: str, reason: str, at: datetime, card_id: str = "c1")
     )
 
 
-def _review(payment_id: str, decision: str, at: datetime) -> Event:
+def _review(payment_id: str, decision: str, at: datetime, *, expired: bool = False) -> Event:
     return ReviewDecided(
         review_id=f"rv-{payment_id}",
         payment_id=payment_id,
@@ -48,6 +48,7 @@ def _review(payment_id: str, decision: str, at: datetime) -> Event:
         rider_id="r1",
         decision=decision,
         analyst="ana",
+        expired=expired,
         occurred_at=at,
     )
 
@@ -81,6 +82,8 @@ def test_labels_fraud_chargebacks_and_analyst_decisions_per_payment(tmp_path):
             # An analyst cleared it; the bank later says fraud: fraud wins.
             _review("p-both", "legitimate", t),
             _chargeback("p-both", "10.4", t + timedelta(days=3)),
+            # Closed by the expiry policy: nobody looked, so no label.
+            _review("p-expired", "legitimate", t, expired=True),
         ],
     )
 

@@ -7,11 +7,11 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from fraud import live, selectors
+from fraud.access import analyst_required
 from fraud.routing import FLAGS_SOCKET_PATH
-from frontend.access import staff_required
 
 
-@staff_required("The fraud desk is for staff only.")
+@analyst_required
 @require_GET
 def flags(request: HttpRequest) -> HttpResponse:
     recent = selectors.flags_recent(limit=live.PAGE_SIZE)
