@@ -78,7 +78,8 @@ def test_the_queue_shows_money_what_is_at_stake_and_who_holds_each():
     client.force_login(ana)
     html = client.get("/fraud/reviews/").content.decode()
     assert "2 open reviews" in html
-    assert "€182.50" in html and "€146.00" in html  # amount, and 0.8 x amount at stake
+    assert "€182.50" in html  # the amount
+    assert "€146.00" in html  # 0.8 x the amount at stake
     assert html.index(f'id="review-{held.pk}"') < html.index("€9.90")
     row = html[html.index(f'id="review-{held.pk}"') :]
     assert "ben" in row[: row.index("</tr>")]
@@ -88,7 +89,8 @@ def test_the_queue_shows_money_what_is_at_stake_and_who_holds_each():
 def test_an_empty_queue_says_so():
     client = _client("analyst")
     html = client.get("/fraud/reviews/").content.decode()
-    assert "0 open reviews" in html and "Nothing is waiting for you" in html
+    assert "0 open reviews" in html
+    assert "Nothing is waiting for you" in html
 
 
 def test_the_case_explains_with_signed_bars_in_plain_words_and_money(tmp_path):
@@ -120,9 +122,11 @@ def test_the_case_explains_with_signed_bars_in_plain_words_and_money(tmp_path):
     # A missing value is listed without a bar, never as a reason.
     start = bars.rindex("<li", 0, bars.index("No value for rider avg fare cents 30d"))
     missing = bars[start : bars.index("</li>", start)]
-    assert "no-bar" in missing and 'class="bar ' not in missing
+    assert "no-bar" in missing
+    assert 'class="bar ' not in missing
     assert "The model that scored it is no longer loadable" not in html
-    assert "198.51.100.4" in html and "dev-9" in html
+    assert "198.51.100.4" in html
+    assert "dev-9" in html
     review.refresh_from_db()
     assert review.claimed_by.get_username() == "ana"
 
