@@ -164,6 +164,9 @@ class PaymentAuthorized(PaymentEvent):
     # The trip's planned distance, so fare per km is known at scoring time without a join.
     # Optional: payloads written before it existed still decode.
     distance_km: float | None = Field(default=None, ge=0)
+    # What an analyst recognises a card by (never the number). Optional, as above.
+    card_brand: str | None = Field(default=None, max_length=16)
+    card_last4: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
 
 
 class PaymentDeclined(PaymentEvent):

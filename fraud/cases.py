@@ -109,7 +109,18 @@ def _features(score: FraudScore) -> tuple[list[FeatureLine], bool]:
     contributions (``pred_contrib``) when its file can still be read; missing values last and
     never as a reason (no bar)."""
     if not score.features:
-        return [], False
+        # No vector kept (a score recorded before vectors were): the reasons stored with it.
+        strongest = max((abs(r["contribution"]) for r in score.reasons), default=0.0) or 1.0
+        return [
+            FeatureLine(
+                name=r["feature"],
+                value=r.get("value"),
+                text=r["text"],
+                contribution=r["contribution"],
+                width=100 * abs(r["contribution"]) / strongest,
+            )
+            for r in score.reasons
+        ], False
     vector, _ = vector_from_record(score.features)
     values = vector.features
     contributions: dict[str, float] = {}

@@ -220,6 +220,8 @@ class ReviewItem(models.Model):
     # the app shared it), for the case page.
     device_id = models.CharField(max_length=64, blank=True)
     ip = models.CharField(max_length=45, blank=True)
+    card_brand = models.CharField(max_length=16, blank=True)
+    card_last4 = models.CharField(max_length=4, blank=True)
     rider_lat = models.FloatField(null=True, blank=True)
     rider_lng = models.FloatField(null=True, blank=True)
     claimed_by = models.ForeignKey(

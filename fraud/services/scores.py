@@ -184,6 +184,8 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
                     score_id=score_id,
                     device_id=by_event[event_id].event.context.device_id,
                     ip=by_event[event_id].event.context.ip,
+                    card_brand=by_event[event_id].event.card_brand or "",
+                    card_last4=by_event[event_id].event.card_last4 or "",
                     rider_lat=by_event[event_id].event.context.lat,
                     rider_lng=by_event[event_id].event.context.lng,
                 )

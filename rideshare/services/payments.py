@@ -54,7 +54,13 @@ def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: dat
     }
     if result.approved:
         outbox_publish(
-            PaymentAuthorized(pickup_zone=trip.pickup_zone, distance_km=trip.distance_km, **common)
+            PaymentAuthorized(
+                pickup_zone=trip.pickup_zone,
+                distance_km=trip.distance_km,
+                card_brand=card.brand,
+                card_last4=card.last4,
+                **common,
+            )
         )
     else:
         outbox_publish(PaymentDeclined(decline_code=result.decline_code, **common))

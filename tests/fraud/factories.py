@@ -116,6 +116,8 @@ def payment(
         pickup_zone="Z-1-1",
         context=RiderContext(device_id=device_id, ip="127.0.0.1", lat=52.37, lng=4.89),
         distance_km=3.0,
+        card_brand="Visa",
+        card_last4="4242",
         occurred_at=occurred_at or NOW + timedelta(minutes=1),
     )
 

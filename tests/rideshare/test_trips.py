@@ -109,6 +109,7 @@ def test_trip_request_from_a_quote_authorises_and_publishes():
     assert authorized["rider_id"] == str(rider.public_id)
     assert authorized["card_id"] == str(card.public_id)
     assert authorized["card_fingerprint"] == card.fingerprint
+    assert (authorized["card_brand"], authorized["card_last4"]) == (card.brand, card.last4)
     assert (authorized["amount_cents"], authorized["currency"]) == (2014, "EUR")
     assert (authorized["pickup_zone"], authorized["distance_km"]) == ("Z-1-1", 9.048)
     assert authorized["context"] == CONTEXT_JSON

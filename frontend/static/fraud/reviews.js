@@ -1,6 +1,6 @@
 /* The review queue and case page, by keyboard. Queue: j/k move the selection, Enter opens it,
    a/f/l/r decide the selected rows (or the highlighted one) in bulk. Case: a/f/l/r decide
-   (the server then opens the next review), j/k step through the queue order, n writes a note.
+   (the server then opens the next review), n writes a note that goes with the decision.
    ? shows the keys everywhere. Keys are ignored while typing in a field. */
 (function () {
   "use strict";
@@ -69,7 +69,8 @@
     }
     if (decideForm && KEYS[key]) { event.preventDefault(); submitOutcome(decideForm, KEYS[key]); return; }
     if (key === "n") {
-      const note = document.getElementById("note-text");
+      // On an open case the note goes with the decision; on a closed one, to the notes.
+      const note = document.getElementById("decide-note") || document.getElementById("note-text");
       if (note) { event.preventDefault(); note.focus(); }
     }
   });

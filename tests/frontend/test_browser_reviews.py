@@ -1,0 +1,138 @@
+"""The analyst's review flow in Chromium, end to end: a payment the scorer sent to review has
+its capture held; an analyst opens it from the queue by keyboard (claiming it), a second
+analyst is told it is taken, ``f`` closes it as confirmed fraud; the decision reaches the
+stream through the outbox relay as ``reviews.decided.v1`` and the booking's consumer voids
+the held payment."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from playwright.sync_api import expect
+
+from events.backends.embedded import EmbeddedBus
+from events.bus import Record
+from events.contracts import TOPICS, FraudScored, ReviewDecided
+from events.registry import CONSUMERS
+from events.relay import relay_once
+from events.runner import ConsumerRunner
+from fraud.models import FraudScore, ReviewItem
+from fraud.services.reviews import analyst_ensure
+from rideshare import services
+from rideshare.models import Payment
+from tests.frontend.test_browser_rider import _log_in, _screenshot
+from tests.rideshare.factories import driver_make, trip_make
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def _verdicts(bus: EmbeddedBus) -> None:
+    """Run the booking's verdict consumer over what is on ``bus``."""
+    assert (
+        ConsumerRunner(CONSUMERS["booking-verdicts"], bus).run(idle_timeout_s=2).dead_lettered == 0
+    )
+
+
+def _in_review(bus: EmbeddedBus) -> tuple[Payment, ReviewItem]:
+    """A completed trip whose payment the scorer sent to review (its score, review item and
+    verdict as the scorer writes them), the capture held by the booking."""
+    trip = trip_make()
+    driver = driver_make()
+    payment = Payment.objects.select_related("card", "rider").get(trip=trip)
+    score = FraudScore.objects.create(
+        event_id=uuid.uuid4(), payment_id=str(payment.public_id),
+        card_id=str(payment.card.public_id), rider_id=str(payment.rider.public_id),
+        pickup_zone=trip.pickup_zone, amount_cents=payment.amount_cents, currency="EUR",
+        occurred_at=payment.created_at, scored_at=payment.created_at, score=0.71,
+        decision="review", model_version="m-test", role="champion", latency_ms=9.0,
+        reasons=[{"feature": "card_payments_10m", "value": 5, "contribution": 1.2,
+                  "text": "5 payments on this card in the last 10 minutes"}],
+    )  # fmt: skip
+    review = ReviewItem.objects.create(
+        score=score, device_id="dev-7", ip="203.0.113.9", card_brand=payment.card.brand,
+        card_last4=payment.card.last4,
+    )  # fmt: skip
+    verdict = FraudScored(
+        payment_id=score.payment_id, payment_event_id=score.event_id, card_id=score.card_id,
+        rider_id=score.rider_id, score=score.score, decision="review", model_version="m-test",
+    )  # fmt: skip
+    producer = bus.producer()
+    assert producer.publish([Record(FraudScored.topic, verdict.encode(), key=verdict.key())]) == [
+        None
+    ]
+    producer.close()
+    _verdicts(bus)
+    services.trip_assign(trip=trip, driver=driver)
+    services.trip_pick_up(trip=trip, driver=driver)
+    services.trip_complete(trip=trip, driver=driver)
+    payment.refresh_from_db()
+    assert (payment.status, payment.capture_held) == ("authorized", True)
+    return payment, review
+
+
+def test_an_analyst_decides_fraud_by_keyboard_and_the_held_payment_is_voided(
+    asgi_server, browser, page, artifacts_dir, tmp_path
+):
+    bus = EmbeddedBus(tmp_path / "event-log.sqlite3")
+    bus.ensure_topics(list(TOPICS), partitions=1)
+    payment, review = _in_review(bus)
+    analyst_ensure(username="ana", password="ana-pass")
+    analyst_ensure(username="ben", password="ben-pass")
+
+    _log_in(page, asgi_server, "ana", "ana-pass")
+    page.get_by_role("link", name="Review queue").click()
+    expect(page.locator("#queue-total")).to_have_text("1 open review")
+    row = page.locator(f"#review-{review.pk}")
+    expect(row).to_contain_text("€20.14")
+    expect(row).to_have_class("review-row current")
+    page.keyboard.press("?")
+    expect(page.locator("#keys-help")).to_be_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{asgi_server.url}/fraud/reviews/{review.pk}/")
+    expect(page.locator("h1")).to_have_text("€20.14 on Visa •••• 4242")
+    expect(page.locator("#feature-bars")).to_contain_text(
+        "5 payments on this card in the last 10 minutes"
+    )
+    _screenshot(page, artifacts_dir, "review-case.png")
+
+    other = browser.new_context(viewport={"width": 1200, "height": 800})
+    try:
+        second = other.new_page()
+        _log_in(second, asgi_server, "ben", "ben-pass")
+        second.goto(f"{asgi_server.url}/fraud/reviews/{review.pk}/")
+        expect(second.locator("#taken")).to_have_text("ana is reviewing this payment.")
+        expect(second.locator("#decide-form")).to_have_count(0)
+        second.keyboard.press("f")  # nothing to decide here
+    finally:
+        other.close()
+
+    page.keyboard.press("n")
+    page.keyboard.type("Card tester pattern.")
+    page.keyboard.press("Escape")
+    page.keyboard.press("f")
+    expect(page).to_have_url(f"{asgi_server.url}/fraud/reviews/")
+    expect(page.locator(".flash")).to_contain_text("Review closed: confirmed fraud.")
+    expect(page.locator("#queue-empty")).to_be_visible()
+
+    review.refresh_from_db()
+    assert (review.status, review.outcome, review.decided_by.get_username()) == (
+        "decided", "confirmed_fraud", "ana",
+    )  # fmt: skip
+    assert [n.text for n in review.notes.all()] == ["Card tester pattern."]
+    producer = bus.producer()
+    assert relay_once(producer).failed == 0
+    producer.close()
+    consumer = bus.consumer(group=f"read-{uuid.uuid4().hex[:8]}", topics=[ReviewDecided.topic])
+    decided = [json.loads(m.value) for m in consumer.poll(timeout=5.0)]
+    consumer.close()
+    assert [(d["reason"], d["decision"], d["analyst"], d["payment_id"]) for d in decided] == [
+        ("confirmed_fraud", "confirmed_fraud", "ana", str(payment.public_id))
+    ]
+    _verdicts(bus)
+    payment.refresh_from_db()
+    assert (payment.status, payment.review_outcome, payment.captured_cents) == (
+        "voided", "confirmed_fraud", 0,
+    )  # fmt: skip
