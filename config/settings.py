@@ -130,6 +130,10 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The card processor's key for its endpoints (chargebacks). A known one only in DEBUG; unset
+# elsewhere, the endpoints refuse every call (503) rather than take one unchecked.
+PROCESSOR_API_KEY = env.str("PROCESSOR_API_KEY", default="processor-demo-key" if DEBUG else "")
+
 # The event stream: Kafka, or the embedded durable log on SQLite (same semantics).
 EVENT_BUS = env.str("EVENT_BUS", default="embedded")
 if EVENT_BUS not in {"embedded", "kafka"}:
@@ -184,6 +188,8 @@ FRAUD_DEGRADED_REVIEW_CENTS = env.int("FRAUD_DEGRADED_REVIEW_CENTS", default=500
 FRAUD_BATCH_MAX = env.int("FRAUD_BATCH_MAX", default=200)
 # How often a scorer checks the Deployment table for model changes.
 FRAUD_DEPLOYMENT_POLL_SECONDS = env.float("FRAUD_DEPLOYMENT_POLL_SECONDS", default=2.0)
+# The scorer checks the lists and rules for changes this often (fraud.policy_watch).
+FRAUD_POLICY_POLL_SECONDS = env.float("FRAUD_POLICY_POLL_SECONDS", default=2.0)
 # Explain every score, not only flagged ones (pred_contrib costs 25-100 predictions a row).
 FRAUD_EXPLAIN_ALL = env.bool("FRAUD_EXPLAIN_ALL", default=False)
 # The scorer writes the served vectors to the feature log (one file) and commits its offsets
@@ -201,6 +207,8 @@ FRAUD_REVIEW_CLAIM_MINUTES = env.float("FRAUD_REVIEW_CLAIM_MINUTES", default=15.
 FRAUD_REVIEW_SLA_MINUTES = env.float("FRAUD_REVIEW_SLA_MINUTES", default=60.0)
 FRAUD_REVIEW_EXPIRY_HOURS = env.float("FRAUD_REVIEW_EXPIRY_HOURS", default=72.0)
 FRAUD_REVIEW_EXPIRY_POLICY = env.str("FRAUD_REVIEW_EXPIRY_POLICY", default="capture")
+# What a review costs an analyst, for rule backtests (fraud.backtest).
+FRAUD_REVIEW_MINUTES = env.float("FRAUD_REVIEW_MINUTES", default=4.0)
 if FRAUD_REVIEW_EXPIRY_POLICY not in {"capture", "void"}:
     raise ImproperlyConfigured(
         f"FRAUD_REVIEW_EXPIRY_POLICY is {FRAUD_REVIEW_EXPIRY_POLICY!r}; use capture or void."

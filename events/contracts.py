@@ -239,7 +239,9 @@ class DeviceChanged(RiderEvent):
 class ChargebackFiled(Event):
     topic = "labels.chargeback_filed.v1"
     key_field = "card_id"
-    producer = "payment processor (simulator)"
+    # The booking records the card processor's chargebacks (``POST /api/processor/chargebacks``);
+    # the simulator writes its history's directly.
+    producer = "rideshare (from the card processor), simulator"
     schema_version: Literal[1] = 1
 
     chargeback_id: Id
@@ -253,6 +255,9 @@ class ChargebackFiled(Event):
     trip_id: Id | None = None
     driver_id: Id | None = None
     pickup_zone: str | None = Field(default=None, max_length=32)
+    # When the cardholder's bank filed it; ``occurred_at`` is when the label became known
+    # (the booking received it), the moment it counts from.
+    filed_at: datetime | None = None
 
 
 class ReviewDecided(Event):
@@ -283,6 +288,19 @@ class ReviewDecided(Event):
 
 
 # Fraud: keyed by card like the payment scored.
+
+
+class PolicyMatch(BaseModel):
+    """A list entry or rule that matched a payment (``fraud.policy``), acted on or not."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["list", "rule"]
+    id: int
+    name: str = Field(max_length=100)
+    action: Literal["block", "review", "allow"]
+    acted: bool
+    shadow: bool = False
 
 
 class ScoreReason(BaseModel):
@@ -316,6 +334,8 @@ class FraudScored(Event):
     # (``exact``) or not known to be (``stale``); None from scorers before the mark.
     consistency: Literal["exact", "stale"] | None = None
     reasons: list[ScoreReason] = Field(default_factory=list, max_length=3)
+    # The lists and rules that matched, acted on or not (shadow rules too).
+    matched: list[PolicyMatch] = Field(default_factory=list, max_length=100)
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (

@@ -126,6 +126,9 @@ class FraudScore(models.Model):
         max_length=8, choices=[("exact", "exact"), ("stale", "stale")], blank=True, default=""
     )
     consistency_lag_ms = models.FloatField(null=True, blank=True)
+    # The list entries and rules that matched (``fraud.policy``): [{type, id, name, action,
+    # acted, shadow}], acted on or not.
+    matched = models.JSONField(default=list, blank=True)
     # The vector exactly as served (values, statuses, event timestamps, request time), so a
     # replay after a crash can write the feature log row of what was actually served.
     features = JSONTextField(default=dict)
@@ -258,3 +261,80 @@ class ReviewNote(models.Model):
 
     def __str__(self) -> str:
         return f"note on review {self.review_id}"
+
+
+class ListEntry(models.Model):
+    """A card, rider, device, IP or driver on a list: blocked, sent to review or allowed, before
+    or after the model (``fraud.policy``), until ``expires_at`` (null: until removed).
+    Removing one keeps the row (``removed_at``): scores record which entries matched them."""
+
+    class Kind(models.TextChoices):
+        CARD = "card"
+        RIDER = "rider"
+        DEVICE = "device"
+        IP = "ip", "IP address"
+        DRIVER = "driver"
+
+    class Action(models.TextChoices):
+        BLOCK = "block"
+        REVIEW = "review"
+        ALLOW = "allow"
+
+    class Stage(models.TextChoices):
+        BEFORE = "before", "before the model (decides)"
+        AFTER = "after", "after the model (adjusts)"
+
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    value = models.CharField(max_length=64)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.BEFORE)
+    reason = models.CharField(max_length=200)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "value"], condition=Q(removed_at__isnull=True), name="listed_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}: {self.action}"
+
+
+class Rule(models.Model):
+    """A rule over the served features and the request (``fraud.policy``): its expression,
+    what it does when it matches, and whether it acts (``active``), is only recorded
+    (``shadow``) or is switched off."""
+
+    class Action(models.TextChoices):
+        BLOCK = "block"
+        REVIEW = "review"
+        ALLOW = "allow"
+
+    class Mode(models.TextChoices):
+        ACTIVE = "active"
+        SHADOW = "shadow", "shadow (recorded, not acted on)"
+        OFF = "off"
+
+    name = models.CharField(max_length=80, unique=True)
+    expression = models.TextField(max_length=2000)
+    action = models.CharField(max_length=8, choices=Action.choices)
+    priority = models.PositiveIntegerField(default=100, help_text="lowest acts first")
+    mode = models.CharField(max_length=8, choices=Mode.choices, default=Mode.SHADOW)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"rule {self.name} ({self.mode})"

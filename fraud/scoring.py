@@ -83,6 +83,9 @@ class Scored:
     degraded_features: list[str]
     # (model_version, score, decision) of every shadow
     shadows: list[tuple[str, float, str]]
+    # The list entries and rules that matched (``fraud.policy``); the decision is theirs when
+    # one acted.
+    matched: list[dict[str, Any]] = field(default_factory=list)
 
 
 def feature_matrix(vectors: Sequence[ServedVector], names: Sequence[str]) -> np.ndarray:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fraud.web import flags, reviews
+from fraud.web import flags, policy, reviews
 
 app_name = "fraud"
 
@@ -12,4 +12,9 @@ urlpatterns = [
     path("reviews/<int:review_id>/decide", reviews.decide, name="decide"),
     path("reviews/<int:review_id>/release", reviews.release, name="release"),
     path("reviews/<int:review_id>/notes", reviews.note, name="note"),
+    path("lists/", policy.lists, name="lists"),
+    path("lists/<int:entry_id>/remove", policy.list_remove, name="list-remove"),
+    path("rules/", policy.rules, name="rules"),
+    path("rules/write", policy.rule_write, name="rule-write"),
+    path("rules/<int:rule_id>/mode", policy.rule_mode, name="rule-mode"),
 ]

@@ -234,6 +234,21 @@ class Payment(models.Model):
         return f"payment {self.public_id} {self.amount_cents} {self.currency} ({self.status})"
 
 
+class Chargeback(models.Model):
+    """A dispute the card processor filed against a payment; ``processor_ref`` is the
+    processor's own id for it, so a chargeback filed twice is recorded once."""
+
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="chargebacks")
+    processor_ref = models.CharField(max_length=64, unique=True)
+    reason_code = models.CharField(max_length=16)
+    amount_cents = models.PositiveIntegerField()
+    filed_at = models.DateTimeField(help_text="when the cardholder's bank filed it")
+    received_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"chargeback {self.processor_ref} on {self.payment_id} ({self.reason_code})"
+
+
 # The card processor's side. A real processor keeps these in its own systems.
 
 

@@ -42,6 +42,8 @@ class ScorerSettings:
     feature_timeout_s: float = 0.25
     degraded_review_cents: int = 5000
     deployment_poll_s: float = 2.0
+    # How often the lists and rules are checked for changes.
+    policy_poll_s: float = 2.0
     explain_all: bool = False
     log_sweep_s: float = 10.0
     # How long a flush waits for the acknowledgements of events still unacknowledged.
@@ -74,6 +76,7 @@ class ScorerSettings:
             feature_timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000,
             degraded_review_cents=settings.FRAUD_DEGRADED_REVIEW_CENTS,
             deployment_poll_s=settings.FRAUD_DEPLOYMENT_POLL_SECONDS,
+            policy_poll_s=settings.FRAUD_POLICY_POLL_SECONDS,
             explain_all=settings.FRAUD_EXPLAIN_ALL,
             log_flush_s=settings.FRAUD_LOG_FLUSH_SECONDS,
             overlap_min_records=settings.FRAUD_OVERLAP_MIN_RECORDS,

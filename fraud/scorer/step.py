@@ -9,7 +9,8 @@ group ``fraud-scorer``. Per batch of polled records:
    (``fraud.feature_reads``); a failed or late read degrades the whole batch: every stored
    feature missing (LightGBM's missing-value path), the score marked degraded;
 3. score: the champion decides except for the canaries' share of cards, shadows score every
-   row (``fraud.scoring``), decisions by the deciding deployment's thresholds;
+   row (``fraud.scoring``), decisions by the deciding deployment's thresholds, then the lists
+   and rules in force (``fraud.policy``, reloaded when they change) have their say;
 4. one transaction (``fraud.services.scores_record``): the scores (unique on the payment event
    id, so at-least-once input gives exactly one score), shadow scores and review items, for
    the rows this batch inserted. A payment scored already (a redelivery after a crash, a
@@ -79,6 +80,8 @@ from fraud.deployments import DeploymentWatcher
 from fraud.feature_log import feature_log_warm
 from fraud.feature_reads import FeatureReader
 from fraud.live import FlagPusher
+from fraud.policy import policy_apply
+from fraud.policy_watch import PolicyWatcher
 from fraud.scorer.recording import Prepared, Recording
 from fraud.scorer.settings import CONSUMER, DEFAULT_GROUP, LOG_WARM_S, ScorerSettings, ScorerStats
 from fraud.scorer.sweep import LogSweep
@@ -123,6 +126,9 @@ class Scorer(BatchStep):
         self.dead_letter_topic = dead_letter_topic(CONSUMER, namespace=namespace)
         self.scored_topic = topic_name(namespace, FraudScored.topic)
         self.watcher = watcher or DeploymentWatcher(poll_s=self.settings.deployment_poll_s)
+        self.policy = PolicyWatcher(
+            service=self.settings.service, poll_s=self.settings.policy_poll_s
+        )
         timeout_s = self.settings.feature_timeout_s
         self.reader = FeatureReader(
             config,
@@ -343,6 +349,21 @@ class Scorer(BatchStep):
             explain_all=self.settings.explain_all,
         )
         at = self.stats.stage("model", at)
+        policy = self.policy.current()
+        if policy:
+            applied = policy_apply(
+                policy,
+                requests=[
+                    {**r, "device_id": e.context.device_id, "ip": e.context.ip}
+                    for r, e in zip(requests, events, strict=True)
+                ],
+                features=[v.features for v in vectors],
+                decisions=[s.decision for s in scored],
+                now_us=to_us(request_time),
+            )
+            for outcome, verdict in zip(scored, applied, strict=True):
+                outcome.decision, outcome.matched = verdict.decision, verdict.matched
+            at = self.stats.stage("policy", at)
         scored_at = timezone.now()
         drafts = [
             ScoreDraft(

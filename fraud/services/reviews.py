@@ -21,7 +21,8 @@ from django.utils import timezone
 from events.contracts import ReviewDecided
 from events.outbox import outbox_publish
 from fraud.access import REVIEW_PERMISSION
-from fraud.models import ReviewItem, ReviewNote
+from fraud.models import ListEntry, ReviewItem, ReviewNote
+from fraud.services.policy import list_entry_add
 
 Outcome = ReviewItem.Outcome
 ANALYST_GROUP = "analyst"
@@ -172,7 +173,8 @@ def review_decide(
     now: datetime | None = None,
 ) -> ReviewItem:
     """Close ``review`` with ``analyst``'s ``outcome`` (``ReviewItem.Outcome``), with an
-    optional ``note``. Publish ``reviews.decided.v1`` (the outcome as ``reason``, its label as
+    optional ``note``; confirmed fraud also blocks the card (a list entry before the model).
+    Publish ``reviews.decided.v1`` (the outcome as ``reason``, its label as
     ``decision``). Raise ``ReviewInvalid`` for an unknown outcome, ``ReviewTaken`` when another
     analyst holds the claim and ``ReviewClosed`` when it was decided; nothing is written then."""
     if outcome not in LABELS:
@@ -185,7 +187,18 @@ def review_decide(
         _check_open_and_free(review, analyst, now)
         if note.strip():
             review_note_add(review=review, analyst=analyst, text=note, now=now)
-        return _decide(review, outcome=outcome, analyst=analyst, now=now)
+        _decide(review, outcome=outcome, analyst=analyst, now=now)
+        if outcome == Outcome.CONFIRMED_FRAUD:
+            # The card's next payments are declined by the list, before the model.
+            list_entry_add(
+                kind=ListEntry.Kind.CARD,
+                value=review.score.card_id,
+                action=ListEntry.Action.BLOCK,
+                reason=f"confirmed fraud in review {review.pk}",
+                author=analyst,
+                now=now,
+            )
+        return review
 
 
 def reviews_decide(

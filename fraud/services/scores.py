@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from events.bulk import copy_available, delete_ids, insert_rows
 from events.bus import BusError, Producer
-from events.contracts import FraudScored, PaymentAuthorized, ScoreReason
+from events.contracts import FraudScored, PaymentAuthorized, PolicyMatch, ScoreReason
 from features.store import FeatureConfig
 from fraud.explain import MAX_REASONS
 from fraud.feature_log import LogItem, feature_log_items
@@ -89,6 +89,7 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
         reasons=[
             ScoreReason(feature=r["feature"], text=r["text"]) for r in scored.reasons[:MAX_REASONS]
         ],
+        matched=[PolicyMatch(**m) for m in scored.matched],
     )
 
 
@@ -132,6 +133,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
             "latency_ms": d.latency_ms,
             "consistency": d.features.get("consistency") or "",
             "consistency_lag_ms": d.features.get("consistency_lag_ms"),
+            "matched": d.scored.matched,
             "batch_id": batch_id,
         }
         for d in drafts

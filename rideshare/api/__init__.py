@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, ValidationError
 
-from rideshare.api import drivers, riders, trips
+from rideshare.api import drivers, processor, riders, trips
 from rideshare.api.auth import BearerToken, BrowserSession
 from rideshare.api.context import DeviceIdRequired
 from rideshare.errors import (
@@ -25,6 +25,7 @@ from rideshare.errors import (
     NotPermitted,
     NotTripDriver,
     PaymentStateError,
+    UnknownPayment,
 )
 
 # The most specific class listed wins (a subclass is looked up before its base).
@@ -38,6 +39,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     CancellationFeeUnconfirmed: 409,
     DriverUnavailable: 409,
     PaymentStateError: 409,
+    UnknownPayment: 404,
 }
 
 api = NinjaAPI(
@@ -53,6 +55,7 @@ api = NinjaAPI(
 api.add_router("", riders.router)
 api.add_router("", trips.router)
 api.add_router("", drivers.router)
+api.add_router("", processor.router)
 
 
 def _status_of(exc: DomainError) -> int:

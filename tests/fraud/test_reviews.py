@@ -209,3 +209,16 @@ def test_the_case_links_the_cards_and_riders_other_payments_and_other_riders_on_
     assert [s.pk for s in case.linked] == [same_card.pk]
     assert elsewhere.pk not in [s.pk for s in case.linked]
     assert [r.pk for r in case.linked_devices] == [device.pk]
+
+
+def test_confirmed_fraud_blocks_the_card_before_the_model_and_other_outcomes_do_not(ana):
+    from fraud.models import ListEntry
+
+    fraud, refunded = _review(card_id="card-fraud"), _review(card_id="card-refunded")
+    review_decide(review=fraud, analyst=ana, outcome="confirmed_fraud")
+    review_decide(review=refunded, analyst=ana, outcome="refunded_as_fraud")
+    entry = ListEntry.objects.get()
+    assert (entry.kind, entry.value, entry.action, entry.stage, entry.author) == (
+        "card", "card-fraud", "block", "before", ana,
+    )  # fmt: skip
+    assert entry.reason == f"confirmed fraud in review {fraud.pk}"

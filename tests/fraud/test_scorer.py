@@ -427,3 +427,45 @@ def test_a_failed_log_write_in_a_run_commits_and_leaves_the_scores_to_the_sweep(
     assert "feature log write failed; the sweep will retry: disk full" in caplog.text
     assert UnloggedScore.objects.count() == 10
     assert sum(scorer.bus.committed(scorer.group, scorer.topic).values()) == 10
+
+
+def test_lists_and_rules_have_their_say_and_are_recorded_in_the_score_and_the_verdict(
+    config, scorer, tmp_path, flags
+):
+    from fraud.services.policy import list_entry_add, rule_save
+
+    model_deploy(tmp_path, version="champ", review=0.5, decline=0.999)
+    list_entry_add(
+        kind="card", value="card-stolen", action="block", reason="reported stolen", author=None
+    )
+    rule_save(
+        name="large calm payment", expression="amount_cents >= 9000", action="review",
+        author=None, mode="active",
+    )  # fmt: skip
+    rule_save(
+        name="any payment", expression="amount_cents > 0", action="block", author=None,
+        mode="shadow",
+    )  # fmt: skip
+    stolen = payment(card_id="card-stolen")
+    large = payment(card_id="card-large", amount_cents=9500)
+    calm = payment(card_id="card-calm")
+
+    batch(scorer, [stolen, large, calm])
+
+    scores = {s.card_id: s for s in FraudScore.objects.all()}
+    assert {card: s.decision for card, s in scores.items()} == {
+        "card-stolen": "decline", "card-large": "review", "card-calm": "approve",
+    }  # fmt: skip
+    assert [(m["name"], m["acted"]) for m in scores["card-stolen"].matched] == [
+        ("card block list", True),
+        ("any payment", False),
+    ]
+    assert [(m["name"], m["acted"], m["shadow"]) for m in scores["card-large"].matched] == [
+        ("large calm payment", True, False),
+        ("any payment", False, True),
+    ]
+    assert ReviewItem.objects.get().score == scores["card-large"]
+    verdicts = {e.card_id: e for e in published(scorer.bus, "t.fraud.scored.v1")}
+    assert verdicts["card-stolen"].decision == "decline"
+    assert [m.name for m in verdicts["card-calm"].matched] == ["any payment"]
+    assert verdicts["card-calm"].matched[0].shadow is True
