@@ -292,6 +292,39 @@ def _quantiles(values: list[float]) -> dict[str, float]:
 # The setup.
 
 
+def policy_load(entries: int, rules: int) -> None:
+    """Put ``entries`` list entries (cards, devices, IPs the load never uses: every payment is
+    looked up, none matches) and ``rules`` active rules over the card's velocity features and
+    the amount in force, as an operator's would be: the cost of applying them is measured,
+    not that of the decisions they change."""
+    from fraud.models import ListEntry, Rule
+
+    kinds = ("card", "device", "ip", "rider")
+    ListEntry.objects.bulk_create(
+        ListEntry(
+            kind=kinds[i % len(kinds)],
+            value=f"bench-listed-{i}",
+            action="block",
+            stage="before" if i % 2 else "after",
+            reason="benchmark",
+        )
+        for i in range(entries)
+    )
+    features = ("card_payments_10m", "card_payments_1h", "card_amount_cents_1h",
+                "card_declines_1h", "card_distinct_devices_24h")  # fmt: skip
+    Rule.objects.bulk_create(
+        Rule(
+            name=f"bench rule {i}",
+            # Thresholds no synthetic payment reaches: every rule is evaluated, none acts.
+            expression=f"{features[i % len(features)]} >= {1000 + i} and amount_cents > {i * 10}",
+            action="review",
+            priority=i,
+            mode="active",
+        )
+        for i in range(rules)
+    )
+
+
 def champion_deploy(workdir: Path, rounds: int) -> str:
     """Train a synthetic LightGBM champion, deploy it and return its version."""
     import lightgbm as lgb
@@ -590,6 +623,10 @@ def main() -> None:
         help="write each payment's latency and stages (ms) by due time to DIR/latency-<rate>.csv",
     )  # fmt: skip
     parser.add_argument(
+        "--policy", default="0,0", metavar="ENTRIES,RULES",
+        help="list entries and active rules in force during the runs (default none)",
+    )  # fmt: skip
+    parser.add_argument(
         "--consistency-sample", type=int, default=2000, metavar="N",
         help="served vs offline over N of the run's logged vectors at the end (0: none)",
     )  # fmt: skip
@@ -615,6 +652,10 @@ def main() -> None:
             call_command("migrate", verbosity=0)
             apply_repo(FeatureConfig.from_settings())
             version = champion_deploy(workdir, args.rounds)
+            entries, rules = (int(n) for n in args.policy.split(","))
+            if entries or rules:
+                policy_load(entries, rules)
+                print(f"policy: {entries} list entries, {rules} active rules", flush=True)
             bench = Bench(env, workdir, features=not args.no_features, settle_s=args.settle_seconds)
             print(f"champion {version}: {args.rounds} trees; logs in {bench.logs}", flush=True)
             if backlog:
