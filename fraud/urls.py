@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fraud.web import flags, policy, reviews
+from fraud.web import dashboard, flags, policy, reviews
 
 app_name = "fraud"
 
@@ -12,6 +12,8 @@ urlpatterns = [
     path("reviews/<int:review_id>/decide", reviews.decide, name="decide"),
     path("reviews/<int:review_id>/release", reviews.release, name="release"),
     path("reviews/<int:review_id>/notes", reviews.note, name="note"),
+    path("dashboard/", dashboard.dashboard, name="dashboard"),
+    path("dashboard/data", dashboard.dashboard_data, name="dashboard-data"),
     path("lists/", policy.lists, name="lists"),
     path("lists/<int:entry_id>/remove", policy.list_remove, name="list-remove"),
     path("rules/", policy.rules, name="rules"),

@@ -132,6 +132,13 @@ def test_an_analyst_decides_fraud_by_keyboard_and_the_held_payment_is_voided(
         ("confirmed_fraud", "confirmed_fraud", "ana", str(payment.public_id))
     ]
     _verdicts(bus)
+    # The card is blocked before the model, shown on the lists page.
+    page.goto(f"{asgi_server.url}/fraud/lists/")
+    entry = page.locator("#entries tbody tr")
+    expect(entry).to_have_count(1)
+    expect(entry).to_contain_text(str(payment.card.public_id))
+    expect(entry).to_contain_text(f"confirmed fraud in review {review.pk}")
+    expect(entry).to_contain_text("before the model")
     payment.refresh_from_db()
     assert (payment.status, payment.review_outcome, payment.captured_cents) == (
         "voided", "confirmed_fraud", 0,
