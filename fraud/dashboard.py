@@ -120,9 +120,8 @@ def dashboard_snapshot(*, now: datetime) -> Snapshot:
                 payments[i] += n
         total = sum(payments)
         step = max(1, total // SAMPLE_MAX)
-        sample = window.values_list("scored_at", "latency_ms", "score")
-        if step > 1:
-            sample = sample.annotate(slot=Mod("id", step)).filter(slot=0)
+        sampled = window.annotate(slot=Mod("id", step)).filter(slot=0) if step > 1 else window
+        sample = sampled.values_list("scored_at", "latency_ms", "score")
         by_minute: dict[int, list[float]] = {}
         for at, latency, score in sample:
             i = index.get(at.replace(second=0, microsecond=0))

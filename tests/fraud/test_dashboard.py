@@ -91,3 +91,15 @@ def test_access_to_the_dashboard_and_its_data(who):
         assert client.get(url).status_code == (ALLOWED[who] or 200)
     if ALLOWED[who] is None:
         assert client.get("/fraud/dashboard/data").json()["queue_open"] == 0
+
+
+def test_a_busy_hour_is_read_from_a_sample_of_every_step_th_id(monkeypatch):
+    from fraud import dashboard
+
+    monkeypatch.setattr(dashboard, "SAMPLE_MAX", 5)
+    now = timezone.now()
+    for _ in range(20):
+        _at(now - timedelta(minutes=2), decision="approve", score=0.01)
+    snap = dashboard_snapshot(now=now)
+    assert sum(snap.payments) == 20  # counts are exact
+    assert sum(snap.score_bins) == 5  # scores come from every fourth id
