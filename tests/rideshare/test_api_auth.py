@@ -171,5 +171,10 @@ def test_openapi_docs_are_served_from_local_static_files():
         "/api/driver/trips/{trip_id}/pick-up",
         "/api/driver/trips/{trip_id}/complete",
         "/api/driver/trips/{trip_id}/cancel",
+        "/api/processor/chargebacks",
     } == set(schema["paths"])
-    assert set(schema["components"]["securitySchemes"]) == {"BearerToken", "BrowserSession"}
+    assert set(schema["components"]["securitySchemes"]) == {
+        "BearerToken",
+        "BrowserSession",
+        "ProcessorKey",
+    }
