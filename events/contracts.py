@@ -167,6 +167,9 @@ class PaymentAuthorized(PaymentEvent):
     # What an analyst recognises a card by (never the number). Optional, as above.
     card_brand: str | None = Field(default=None, max_length=16)
     card_last4: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
+    # The trip's pickup and drop-off, for the analyst's map. Optional, as above.
+    pickup: Place | None = None
+    dropoff: Place | None = None
 
 
 class PaymentDeclined(PaymentEvent):

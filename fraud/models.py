@@ -227,6 +227,11 @@ class ReviewItem(models.Model):
     card_last4 = models.CharField(max_length=4, blank=True)
     rider_lat = models.FloatField(null=True, blank=True)
     rider_lng = models.FloatField(null=True, blank=True)
+    # The trip's pickup and drop-off (when the payment event carried them), for the case map.
+    pickup_lat = models.FloatField(null=True, blank=True)
+    pickup_lng = models.FloatField(null=True, blank=True)
+    dropoff_lat = models.FloatField(null=True, blank=True)
+    dropoff_lng = models.FloatField(null=True, blank=True)
     claimed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
         related_name="+",
@@ -263,6 +268,14 @@ class ReviewNote(models.Model):
         return f"note on review {self.review_id}"
 
 
+class PolicyAction(models.TextChoices):
+    """What a list entry or a rule does to a payment it matches (``fraud.policy``)."""
+
+    BLOCK = "block"
+    REVIEW = "review"
+    ALLOW = "allow"
+
+
 class ListEntry(models.Model):
     """A card, rider, device, IP or driver on a list: blocked, sent to review or allowed, before
     or after the model (``fraud.policy``), until ``expires_at`` (null: until removed).
@@ -275,10 +288,7 @@ class ListEntry(models.Model):
         IP = "ip", "IP address"
         DRIVER = "driver"
 
-    class Action(models.TextChoices):
-        BLOCK = "block"
-        REVIEW = "review"
-        ALLOW = "allow"
+    Action = PolicyAction
 
     class Stage(models.TextChoices):
         BEFORE = "before", "before the model (decides)"
@@ -314,10 +324,7 @@ class Rule(models.Model):
     what it does when it matches, and whether it acts (``active``), is only recorded
     (``shadow``) or is switched off."""
 
-    class Action(models.TextChoices):
-        BLOCK = "block"
-        REVIEW = "review"
-        ALLOW = "allow"
+    Action = PolicyAction
 
     class Mode(models.TextChoices):
         ACTIVE = "active"

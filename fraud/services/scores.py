@@ -93,6 +93,16 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
     )
 
 
+def _trip_points(event: PaymentAuthorized) -> dict[str, float | None]:
+    pickup, dropoff = event.pickup, event.dropoff
+    return {
+        "pickup_lat": pickup.lat if pickup else None,
+        "pickup_lng": pickup.lng if pickup else None,
+        "dropoff_lat": dropoff.lat if dropoff else None,
+        "dropoff_lng": dropoff.lng if dropoff else None,
+    }
+
+
 def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     """Record the scores of ``drafts`` atomically; return what was inserted. On PostgreSQL a
     batch with no shadow score and no review is one statement (``events.bulk.insert_rows``);
@@ -190,6 +200,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
                     card_last4=by_event[event_id].event.card_last4 or "",
                     rider_lat=by_event[event_id].event.context.lat,
                     rider_lng=by_event[event_id].event.context.lng,
+                    **_trip_points(by_event[event_id].event),
                 )
                 for event_id, score_id in inserted.items()
                 if by_event[event_id].scored.decision == Decision.REVIEW

@@ -13,6 +13,7 @@ from events.contracts import (
     PaymentCaptured,
     PaymentDeclined,
     PaymentRefunded,
+    Place,
     RiderContext,
 )
 from events.outbox import outbox_publish
@@ -59,6 +60,8 @@ def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: dat
                 distance_km=trip.distance_km,
                 card_brand=card.brand,
                 card_last4=card.last4,
+                pickup=Place(lat=trip.pickup_lat, lng=trip.pickup_lng, zone=trip.pickup_zone),
+                dropoff=Place(lat=trip.dropoff_lat, lng=trip.dropoff_lng, zone=trip.dropoff_zone),
                 **common,
             )
         )

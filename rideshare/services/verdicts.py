@@ -54,6 +54,16 @@ def _locked(payment_id: str) -> tuple[Trip, Payment]:
     return trip, payment
 
 
+def _cancel_for_risk(trip: Trip, now: datetime) -> Payment:
+    """Cancel the locked ``trip`` as the platform, reason ``payment_risk``, free: its hold is
+    voided and an assigned driver released; return its payment."""
+    _cancel(
+        trip, by=Trip.CancelledBy.PLATFORM, fee_cents=0, now=now,
+        reason=Trip.CancelReason.PAYMENT_RISK,
+    )  # fmt: skip
+    return trip.payment
+
+
 def payment_verdict_apply(
     *, payment_id: str, decision: str, now: datetime | None = None
 ) -> Payment:
@@ -73,14 +83,7 @@ def payment_verdict_apply(
         fields = ["risk_decision"]
         if decision == "decline" and trip.status in NOT_UNDER_WAY:
             payment.save(update_fields=fields)
-            _cancel(
-                trip,
-                by=Trip.CancelledBy.PLATFORM,
-                fee_cents=0,
-                now=now,
-                reason=Trip.CancelReason.PAYMENT_RISK,
-            )
-            return trip.payment
+            return _cancel_for_risk(trip, now)
         if decision in ("review", "decline") and payment.status == Payment.Status.AUTHORIZED:
             payment.capture_held = True
             fields.append("capture_held")
@@ -109,14 +112,7 @@ def payment_review_settle(*, payment_id: str, outcome: str, now: datetime | None
                 return payment_capture(payment=payment, amount_cents=trip.fare_cents, now=now)
             return payment
         if trip.status in NOT_UNDER_WAY:
-            _cancel(
-                trip,
-                by=Trip.CancelledBy.PLATFORM,
-                fee_cents=0,
-                now=now,
-                reason=Trip.CancelReason.PAYMENT_RISK,
-            )
-            return trip.payment
+            return _cancel_for_risk(trip, now)
         if trip.status == Status.PICKED_UP:
             # Voided at completion (``payment_settle_at_completion``): the ride goes on.
             return payment

@@ -13,7 +13,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from events.contracts import PaymentAuthorized, RiderContext
+from events.contracts import PaymentAuthorized, Place, RiderContext
 from fraud.artifacts import service_feature_names
 
 SERVICE = "fraud_scoring_v1"
@@ -118,6 +118,8 @@ def payment(
         distance_km=3.0,
         card_brand="Visa",
         card_last4="4242",
+        pickup=Place(lat=52.33, lng=4.845, zone="Z-1-1"),
+        dropoff=Place(lat=52.39, lng=4.935, zone="Z-4-4"),
         occurred_at=occurred_at or NOW + timedelta(minutes=1),
     )
 

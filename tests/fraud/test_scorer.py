@@ -75,10 +75,11 @@ def test_a_batch_is_scored_recorded_published_reviewed_and_logged(config, scorer
     assert list(ReviewItem.objects.values_list("score_id", "status")) == [(flagged.id, "open")]
     # What the case page shows of where the payment came from.
     assert ReviewItem.objects.values(
-        "device_id", "ip", "card_brand", "card_last4", "rider_lat", "rider_lng"
+        "device_id", "ip", "card_brand", "card_last4", "rider_lat", "rider_lng", "pickup_lat",
+        "dropoff_lng",
     ).get() == {
         "device_id": "dev-1", "ip": "127.0.0.1", "card_brand": "Visa", "card_last4": "4242",
-        "rider_lat": 52.37, "rider_lng": 4.89,
+        "rider_lat": 52.37, "rider_lng": 4.89, "pickup_lat": 52.33, "dropoff_lng": 4.935,
     }  # fmt: skip
     assert flags == [[flagged.id]]
 

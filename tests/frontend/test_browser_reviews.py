@@ -52,7 +52,8 @@ def _in_review(bus: EmbeddedBus) -> tuple[Payment, ReviewItem]:
     )  # fmt: skip
     review = ReviewItem.objects.create(
         score=score, device_id="dev-7", ip="203.0.113.9", card_brand=payment.card.brand,
-        card_last4=payment.card.last4,
+        card_last4=payment.card.last4, pickup_lat=trip.pickup_lat, pickup_lng=trip.pickup_lng,
+        dropoff_lat=trip.dropoff_lat, dropoff_lng=trip.dropoff_lng,
     )  # fmt: skip
     verdict = FraudScored(
         payment_id=score.payment_id, payment_event_id=score.event_id, card_id=score.card_id,
@@ -96,6 +97,9 @@ def test_an_analyst_decides_fraud_by_keyboard_and_the_held_payment_is_voided(
     expect(page.locator("#feature-bars")).to_contain_text(
         "5 payments on this card in the last 10 minutes"
     )
+    # The map draws the trip's pickup and drop-off.
+    expect(page.locator("#case-map")).to_have_attribute("data-drawn", "2")
+    expect(page.locator("#case-map .pin-pickup")).to_have_count(1)
     _screenshot(page, artifacts_dir, "review-case.png")
 
     other = browser.new_context(viewport={"width": 1200, "height": 800})

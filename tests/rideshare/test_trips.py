@@ -110,6 +110,8 @@ def test_trip_request_from_a_quote_authorises_and_publishes():
     assert authorized["card_id"] == str(card.public_id)
     assert authorized["card_fingerprint"] == card.fingerprint
     assert (authorized["card_brand"], authorized["card_last4"]) == (card.brand, card.last4)
+    assert authorized["pickup"] == {"lat": 52.33, "lng": 4.845, "zone": "Z-1-1"}
+    assert authorized["dropoff"]["zone"] == "Z-4-4"
     assert (authorized["amount_cents"], authorized["currency"]) == (2014, "EUR")
     assert (authorized["pickup_zone"], authorized["distance_km"]) == ("Z-1-1", 9.048)
     assert authorized["context"] == CONTEXT_JSON
