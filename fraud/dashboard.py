@@ -57,6 +57,24 @@ def id_at(moment: datetime) -> int | None:
     return low
 
 
+# Where past days begin in the id sequence, as found: a day that is over never moves (a score
+# is written once), so each is bisected once per process. Bounded: cleared past a year of days.
+_DAY_STARTS: dict[datetime, int | None] = {}
+
+
+def _day_start(day: datetime, *, now: datetime) -> int | None:
+    """Return ``id_at(day)``, remembered once the day after it has begun and a score exists
+    after it (before that, a later score may still become its first)."""
+    if day in _DAY_STARTS:
+        return _DAY_STARTS[day]
+    found = id_at(day)
+    if found is not None and day + timedelta(days=1) <= now:
+        if len(_DAY_STARTS) > 400:
+            _DAY_STARTS.clear()
+        _DAY_STARTS[day] = found
+    return found
+
+
 def _percentile(values: list[float], share: float) -> float | None:
     if not values:
         return None
@@ -194,8 +212,8 @@ def _precision_at_k(now: datetime) -> tuple[list[str], list[float | None], list[
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     for back in range(PRECISION_DAYS - 1, -1, -1):
         day = today - timedelta(days=back)
-        first = id_at(day)
-        following = id_at(day + timedelta(days=1))
+        first = _day_start(day, now=now)
+        following = _day_start(day + timedelta(days=1), now=now)
         days.append(day.date().isoformat())
         if first is None:
             values.append(None)

@@ -15,6 +15,16 @@ from tests.fraud.test_review_pages import ALLOWED, _client
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fresh_day_starts():
+    """Each test's database is its own: no day boundary remembered from another."""
+    from fraud import dashboard
+
+    dashboard._DAY_STARTS.clear()
+    yield
+    dashboard._DAY_STARTS.clear()
+
+
 def _at(moment, **kw) -> FraudScore:
     score = score_make(scored_at=moment, **kw)
     return score
@@ -103,3 +113,16 @@ def test_a_busy_hour_is_read_from_a_sample_of_every_step_th_id(monkeypatch):
     snap = dashboard_snapshot(now=now)
     assert sum(snap.payments) == 20  # counts are exact
     assert sum(snap.score_bins) == 5  # scores come from every fourth id
+
+
+def test_a_past_days_start_is_bisected_once(django_assert_max_num_queries):
+    now = timezone.now()
+    _at(now - timedelta(days=3))
+    dashboard_snapshot(now=now)
+    from fraud import dashboard
+
+    remembered = dict(dashboard._DAY_STARTS)
+    assert len(remembered) >= 2  # three days ago and the day after it, at least
+    with django_assert_max_num_queries(120):
+        # Without the memory, 28 bisections of ~20 queries each.
+        dashboard_snapshot(now=now)
