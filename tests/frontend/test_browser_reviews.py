@@ -14,12 +14,13 @@ from playwright.sync_api import expect
 
 from events.backends.embedded import EmbeddedBus
 from events.bus import Record
-from events.contracts import TOPICS, FraudScored, ReviewDecided
-from events.registry import CONSUMERS
+from events.contracts import TOPICS, FraudScored, PaymentAuthorized, ReviewDecided
+from events.models import OutboxEvent
+from events.registry import CONSUMERS, ConsumerSpec
 from events.relay import relay_once
 from events.runner import ConsumerRunner
 from fraud.models import FraudScore, ReviewItem
-from fraud.services.reviews import analyst_ensure
+from fraud.services.reviews import analyst_ensure, review_decide
 from rideshare import services
 from rideshare.models import Payment
 from tests.frontend.test_browser_rider import _log_in, _screenshot
@@ -147,3 +148,51 @@ def test_an_analyst_decides_fraud_by_keyboard_and_the_held_payment_is_voided(
     assert (payment.status, payment.review_outcome, payment.captured_cents) == (
         "voided", "confirmed_fraud", 0,
     )  # fmt: skip
+
+
+def test_the_next_payment_of_a_card_found_fraudulent_is_declined_by_the_list_and_cancelled(
+    asgi_server, page, tmp_path
+):
+    """The loop closed end to end: after ``f``, the rider books again with the same card; the
+    scorer (a champion deployed, the embedded feature store) declines the payment by the block
+    list before the model, its verdict travels the bus, the booking cancels the trip, and the
+    rider's trip page says why."""
+    from features.repo import apply_repo
+    from features.store import feature_store
+    from tests.features.stores import feature_config
+    from tests.fraud.factories import model_deploy
+    from tests.fraud.scorer_helpers import NAMESPACE, batch, scorer_make
+
+    bus = EmbeddedBus(tmp_path / "event-log.sqlite3")
+    bus.ensure_topics(list(TOPICS), partitions=1)
+    payment, review = _in_review(bus)
+    analyst = analyst_ensure(username="ana", password="ana-pass")
+    review_decide(review=review, analyst=analyst, outcome="confirmed_fraud")
+    model_deploy(tmp_path, version="champ", review=0.5, decline=0.99)
+    config = feature_config(tmp_path)
+    apply_repo(config)
+    scorer = scorer_make(config, tmp_path, bus=bus)
+    try:
+        mark = OutboxEvent.objects.order_by("-id").values_list("id", flat=True).first()
+        again = trip_make(payment.rider, card=payment.card)
+        row = OutboxEvent.objects.get(id__gt=mark, topic=PaymentAuthorized.topic)
+        batch(scorer, [PaymentAuthorized.model_validate_json(row.payload)])
+    finally:
+        scorer.reader.close()
+        feature_store(config).teardown()
+    score = FraudScore.objects.get(payment_id=str(again.payment.public_id))
+    assert score.decision == "decline"
+    assert [(m["name"], m["acted"]) for m in score.matched] == [("card block list", True)]
+    registered = CONSUMERS["booking-verdicts"]
+    spec = ConsumerSpec(
+        name=registered.name, handler=registered.handler,
+        topics=(f"{NAMESPACE}.{FraudScored.topic}",),
+    )  # fmt: skip
+    assert ConsumerRunner(spec, bus).run(idle_timeout_s=2).applied >= 1
+    again.refresh_from_db()
+    assert (again.status, again.cancel_reason, again.payment.status) == (
+        "cancelled", "payment_risk", "voided",
+    )  # fmt: skip
+    _log_in(page, asgi_server, payment.rider.user.username, f"pw-{payment.rider.user.username}")
+    page.goto(f"{asgi_server.url}/trips/{again.public_id}/")
+    expect(page.locator("#payment-risk")).to_contain_text("We could not verify this payment")
