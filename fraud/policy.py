@@ -53,6 +53,8 @@ KIND_FIELDS = {
 REQUEST_NUMBERS = ("amount_cents", "distance_km")
 REQUEST_WORDS = ("pickup_zone", "card_id", "rider_id", "driver_id", "device_id", "ip")
 _SEVERITY = {APPROVE: 0, REVIEW: 1, DECLINE: 2}
+# Key of a column's missing rows among the columns (``columns_of``).
+MISSING = "\0missing"
 
 
 class RuleRefused(ValueError):
@@ -128,8 +130,12 @@ def rule_compile(expression: str, symbols: Mapping[str, Any]) -> CompiledRule:
     def evaluate(columns: Mapping[str, np.ndarray], rows: int) -> np.ndarray:
         with np.errstate(all="ignore"):
             values, invalid = node(columns, rows)
-        result = np.broadcast_to(np.asarray(values, dtype=bool), (rows,))
-        return result & ~np.broadcast_to(np.asarray(invalid, dtype=bool), (rows,))
+        result = np.asarray(values, dtype=bool)
+        if result.ndim == 0:  # a rule of constants
+            result = np.full(rows, bool(result))
+        if isinstance(invalid, np.ndarray):
+            return result & ~invalid
+        return np.zeros(rows, dtype=bool) if invalid else result
 
     return CompiledRule(text, frozenset(names), evaluate)
 
@@ -170,7 +176,15 @@ def _vector(node: ast.ExpressionBase, names: set[str]) -> _Node:
     if isinstance(node, ast.SymbolExpression):
         name = node.name
         names.add(name)
-        return lambda columns, rows: (columns[name], _missing(columns[name]))
+        key = (MISSING, name)
+
+        def symbol(columns, rows):
+            column = columns[name]
+            # ``columns_of`` computes each column's missing rows once for every rule.
+            missing = columns.get(key)
+            return column, _missing(column) if missing is None else missing
+
+        return symbol
     if isinstance(node, ast.FloatExpression):
         return _const(float(node.value))
     if isinstance(node, ast.StringExpression | ast.BooleanExpression):
@@ -243,9 +257,12 @@ def _logic(left: _Node, right: _Node, conjunction: bool) -> _Node:
         a, ai = left(columns, rows)
         b, bi = right(columns, rows)
         a, b = _truth(a), _truth(b)
-        settled = np.logical_not(a) if conjunction else a
         values = np.logical_and(a, b) if conjunction else np.logical_or(a, b)
-        return values, ai | (np.logical_not(settled) & bi)
+        if bi is False or (isinstance(bi, np.ndarray | np.bool_) and not bi.any()):
+            # Nothing missing on the right (the usual case): nothing to settle.
+            return values, ai
+        needed = a if conjunction else np.logical_not(a)
+        return values, ai | (needed & bi)
 
     return run
 
@@ -356,6 +373,7 @@ def columns_of(
             columns[name] = np.array(
                 [np.nan if v is None else float(v) for v in raw], dtype=np.float64
             )
+        columns[(MISSING, name)] = _missing(columns[name])
     return columns
 
 
@@ -399,7 +417,7 @@ def policy_apply(
         columns = columns_of(requests, features, symbols, frozenset(REQUEST_WORDS))
         for rule in policy.rules:
             hits = rule.compiled.evaluate(columns, rows)
-            for i in np.flatnonzero(hits):
+            for i in hits.nonzero()[0]:
                 acts = not rule.shadow and not decided_before[i] and not rule_acted[i]
                 if acts:
                     out[i] = _after(out[i], rule.action)
