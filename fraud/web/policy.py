@@ -166,7 +166,7 @@ def rule_write(request: HttpRequest) -> HttpResponse:
         return _rules_page(
             request, form=form, errors=exc.errors, position=exc.position, days=days, status=422
         )
-    messages.success(request, f"Rule {rule.name!r} saved ({rule.get_mode_display()}).")
+    messages.success(request, f"Rule {rule.name!r} saved ({rule.get_mode_display().lower()}).")
     return redirect("fraud:rules")
 
 
@@ -179,5 +179,5 @@ def rule_mode(request: HttpRequest, rule_id: int) -> HttpResponse:
     except PolicyInvalid as exc:
         messages.error(request, exc.errors["mode"])
     else:
-        messages.success(request, f"Rule {rule.name!r} is now {rule.get_mode_display()}.")
+        messages.success(request, f"Rule {rule.name!r} is now {rule.get_mode_display().lower()}.")
     return redirect("fraud:rules")
