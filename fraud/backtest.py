@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from fraud.models import FraudScore, ReviewItem
+from fraud.models import FRAUD_OUTCOMES, FraudScore, ReviewItem
 from fraud.policy import REQUEST_WORDS, CompiledRule, columns_of
 from fraud.scoring import vector_from_record
+from fraud.selectors import FLAGGED
 
-FRAUD_OUTCOMES = frozenset({"confirmed_fraud", "refunded_as_fraud"})
 # At most this many payments, newest first: a page waits for the answer.
 BACKTEST_MAX = 50_000
 CHUNK = 2_000
@@ -98,7 +98,7 @@ def rule_backtest(
             if not hit:
                 continue
             hits += 1
-            flagged += decision in ("review", "decline")
+            flagged += decision in FLAGGED
             outcome = outcomes.get(score_id)
             if outcome:
                 labelled += 1

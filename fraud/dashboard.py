@@ -19,14 +19,15 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Max, Min
 from django.db.models.functions import Mod, TruncMinute
 
-from fraud.models import FraudScore, ReviewItem
+from fraud.decisions import DECISIONS
+from fraud.models import FRAUD_OUTCOMES, FraudScore, ReviewItem
+from fraud.selectors import FLAGGED
 
 WINDOW = timedelta(hours=1)
 SAMPLE_MAX = 20_000
 SCORE_BINS = 20
 PRECISION_DAYS = 14
 PRECISION_K = 100
-FRAUD_OUTCOMES = ("confirmed_fraud", "refunded_as_fraud")
 
 
 def id_at(moment: datetime) -> int | None:
@@ -120,7 +121,7 @@ def dashboard_snapshot(*, now: datetime) -> Snapshot:
     labels = [m.isoformat() for m in minutes]
     index = {m: i for i, m in enumerate(minutes)}
     payments = [0] * 60
-    decisions = {d: [0] * 60 for d in ("approve", "review", "decline")}
+    decisions = {d: [0] * 60 for d in DECISIONS}
     p50: list[float | None] = [None] * 60
     p99: list[float | None] = [None] * 60
     bins = [0] * SCORE_BINS
@@ -171,7 +172,7 @@ def dashboard_snapshot(*, now: datetime) -> Snapshot:
     fraud = sum(outcomes.get(o, 0) for o in FRAUD_OUTCOMES)
     days, precision, labelled = _precision_at_k(now)
     last_flag = (
-        FraudScore.objects.filter(decision__in=("review", "decline")).order_by("-id")
+        FraudScore.objects.filter(decision__in=FLAGGED).order_by("-id")
         .values_list("id", flat=True).first()
     )  # fmt: skip
     return Snapshot(
@@ -220,7 +221,7 @@ def _precision_at_k(now: datetime) -> tuple[list[str], list[float | None], list[
             labelled.append(0)
             continue
         scores = FraudScore.objects.filter(
-            id__gte=first, decision__in=("review", "decline"), scored_at__gte=day,
+            id__gte=first, decision__in=FLAGGED, scored_at__gte=day,
             scored_at__lt=day + timedelta(days=1),
         )  # fmt: skip
         if following is not None:

@@ -254,6 +254,12 @@ class ReviewItem(models.Model):
         return f"review of {self.score_id} ({self.status})"
 
 
+# The outcomes that say the payment was fraud: their label is ``confirmed_fraud``.
+FRAUD_OUTCOMES = frozenset(
+    {ReviewItem.Outcome.REFUNDED_AS_FRAUD, ReviewItem.Outcome.CONFIRMED_FRAUD}
+)
+
+
 class ReviewNote(models.Model):
     """An analyst's note on a review, kept with its case."""
 

@@ -39,8 +39,6 @@ from rule_engine import DataType, ast, errors
 from fraud.decisions import APPROVE, DECLINE, REVIEW
 
 ACTIONS = ("block", "review", "allow")
-KINDS = ("card", "rider", "device", "ip", "driver")
-STAGES = ("before", "after")
 # The request field each list kind is matched against.
 KIND_FIELDS = {
     "card": "card_id",

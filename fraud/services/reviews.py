@@ -21,18 +21,13 @@ from django.utils import timezone
 from events.contracts import ReviewDecided
 from events.outbox import outbox_publish
 from fraud.access import REVIEW_PERMISSION
-from fraud.models import ListEntry, ReviewItem, ReviewNote
+from fraud.models import FRAUD_OUTCOMES, ListEntry, ReviewItem, ReviewNote
 from fraud.services.policy import list_entry_add
 
 Outcome = ReviewItem.Outcome
 ANALYST_GROUP = "analyst"
 # The label each outcome gives the payment.
-LABELS = {
-    Outcome.APPROVED: "legitimate",
-    Outcome.LEGITIMATE: "legitimate",
-    Outcome.REFUNDED_AS_FRAUD: "confirmed_fraud",
-    Outcome.CONFIRMED_FRAUD: "confirmed_fraud",
-}
+LABELS = {o: "confirmed_fraud" if o in FRAUD_OUTCOMES else "legitimate" for o in Outcome}
 EXPIRY_OUTCOMES = {"capture": Outcome.APPROVED, "void": Outcome.LEGITIMATE}
 EXPIRY_ANALYST = "expiry policy"
 NOTE_MAX = 2000
@@ -62,7 +57,8 @@ class ReviewInvalid(ReviewError):
     status = 422
 
 
-def _claim_lapse() -> timedelta:
+def claim_lapse() -> timedelta:
+    """Return how long an analyst's claim holds without a decision."""
     return timedelta(minutes=settings.FRAUD_REVIEW_CLAIM_MINUTES)
 
 
@@ -71,7 +67,7 @@ def claim_holder(review: ReviewItem, *, now: datetime) -> AbstractBaseUser | Non
     count as none)."""
     if review.claimed_by_id is None or review.claimed_at is None:
         return None
-    if review.claimed_at + _claim_lapse() <= now:
+    if review.claimed_at + claim_lapse() <= now:
         return None
     return review.claimed_by
 

@@ -93,14 +93,23 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
     )
 
 
-def _trip_points(event: PaymentAuthorized) -> dict[str, float | None]:
-    pickup, dropoff = event.pickup, event.dropoff
-    return {
-        "pickup_lat": pickup.lat if pickup else None,
-        "pickup_lng": pickup.lng if pickup else None,
-        "dropoff_lat": dropoff.lat if dropoff else None,
-        "dropoff_lng": dropoff.lng if dropoff else None,
-    }
+def _review_item(score_id: int, event: PaymentAuthorized) -> ReviewItem:
+    """Return the review item of a score, with what the case page shows of where its payment
+    came from."""
+    context, pickup, dropoff = event.context, event.pickup, event.dropoff
+    return ReviewItem(
+        score_id=score_id,
+        device_id=context.device_id,
+        ip=context.ip,
+        card_brand=event.card_brand or "",
+        card_last4=event.card_last4 or "",
+        rider_lat=context.lat,
+        rider_lng=context.lng,
+        pickup_lat=pickup.lat if pickup else None,
+        pickup_lng=pickup.lng if pickup else None,
+        dropoff_lat=dropoff.lat if dropoff else None,
+        dropoff_lng=dropoff.lng if dropoff else None,
+    )
 
 
 def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
@@ -192,16 +201,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
         ShadowScore.objects.bulk_create(shadows, ignore_conflicts=True)
         ReviewItem.objects.bulk_create(
             [
-                ReviewItem(
-                    score_id=score_id,
-                    device_id=by_event[event_id].event.context.device_id,
-                    ip=by_event[event_id].event.context.ip,
-                    card_brand=by_event[event_id].event.card_brand or "",
-                    card_last4=by_event[event_id].event.card_last4 or "",
-                    rider_lat=by_event[event_id].event.context.lat,
-                    rider_lng=by_event[event_id].event.context.lng,
-                    **_trip_points(by_event[event_id].event),
-                )
+                _review_item(score_id, by_event[event_id].event)
                 for event_id, score_id in inserted.items()
                 if by_event[event_id].scored.decision == Decision.REVIEW
             ],

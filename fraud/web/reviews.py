@@ -7,9 +7,6 @@ reason in words, on the page the analyst was on; nothing is written then.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -23,6 +20,7 @@ from fraud.models import ReviewItem
 from fraud.services.reviews import (
     ReviewError,
     claim_holder,
+    claim_lapse,
     review_claim,
     review_decide,
     review_note_add,
@@ -89,6 +87,13 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
             review = review_claim(review=review, analyst=request.user)
         except ReviewError as exc:
             taken = exc.message
+    return _case_page(request, review, taken=taken)
+
+
+def _case_page(
+    request: HttpRequest, review: ReviewItem, *, taken: str | None, status: int = 200
+) -> HttpResponse:
+    """Render ``review``'s case; ``taken`` says why it cannot be decided now."""
     return render(
         request,
         "fraud/case.html",
@@ -98,13 +103,13 @@ def case(request: HttpRequest, review_id: int) -> HttpResponse:
             "keys": KEYS,
             "outcomes": ReviewItem.Outcome.choices,
         },
+        status=status,
     )
 
 
 def _next_url(request: HttpRequest, review: ReviewItem) -> str:
-    lapse = timedelta(minutes=settings.FRAUD_REVIEW_CLAIM_MINUTES)
     following = review_next(
-        analyst_id=request.user.pk, after=review, now=timezone.now(), claim_lapse=lapse
+        analyst_id=request.user.pk, after=review, now=timezone.now(), claim_lapse=claim_lapse()
     )
     if following is None:
         return reverse("fraud:queue")
@@ -132,17 +137,7 @@ def decide(request: HttpRequest, review_id: int) -> HttpResponse:
 
 def _refused(request: HttpRequest, review: ReviewItem, exc: ReviewError) -> HttpResponse:
     review.refresh_from_db()
-    return render(
-        request,
-        "fraud/case.html",
-        {
-            "case": review_case(review=review),
-            "taken": exc.message,
-            "keys": KEYS,
-            "outcomes": ReviewItem.Outcome.choices,
-        },
-        status=exc.status,
-    )
+    return _case_page(request, review, taken=exc.message, status=exc.status)
 
 
 @require_POST
