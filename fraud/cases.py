@@ -5,7 +5,6 @@ payments linked to it, notes and decisions). Reads only.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -15,7 +14,7 @@ from django.db.models import F, FloatField, Q, QuerySet
 from django.db.models.functions import Cast
 
 from fraud.artifacts import ModelRefused, booster_load
-from fraud.explain import reason_text
+from fraud.explain import is_missing, reason_text
 from fraud.models import Deployment, FraudScore, ReviewItem, ReviewNote
 from fraud.scoring import feature_matrix, vector_from_record
 
@@ -145,7 +144,7 @@ def _features(score: FraudScore) -> tuple[list[FeatureLine], bool]:
     strongest = max((abs(c) for c in contributions.values()), default=0.0) or 1.0
     lines = []
     for name, value in values.items():
-        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        missing = is_missing(value)
         contribution = None if missing else contributions.get(name)
         lines.append(
             FeatureLine(

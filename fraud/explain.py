@@ -30,7 +30,8 @@ def describe_templates() -> dict[str, str]:
     return {**templates, **DESCRIPTIONS}
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """Return whether a feature value is missing (None or NaN): never a reason."""
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -59,7 +60,7 @@ def value_text(name: str, value: Any, currency: str = "EUR") -> str:
 
 def reason_text(name: str, value: Any, currency: str = "EUR") -> str:
     """Return the plain-words reason for feature ``name`` with ``value``."""
-    if _missing(value):
+    if is_missing(value):
         return f"no value was available for {name.replace('_', ' ')}"
     template = describe_templates().get(name)
     text = value_text(name, value, currency)
@@ -88,7 +89,7 @@ def reasons(
         out.append(
             {
                 "feature": name,
-                "value": None if _missing(value) else value,
+                "value": None if is_missing(value) else value,
                 "contribution": -negative,
                 "text": reason_text(name, value),
             }

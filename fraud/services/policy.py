@@ -10,11 +10,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from features.definitions import FRAUD_SCORING_V1
 from fraud.artifacts import service_feature_names
 from fraud.models import ListEntry, Rule
 from fraud.policy import RuleRefused, rule_compile, rule_symbols
 
-SERVICE = "fraud_scoring_v1"
+SERVICE = FRAUD_SCORING_V1.name
 
 
 class PolicyInvalid(ValueError):

@@ -29,6 +29,7 @@ from django.utils import timezone
 from rideshare.errors import UnknownPayment
 from rideshare.models import Payment, Trip
 from rideshare.services.payments import REFUSED, payment_capture, payment_refuse
+from rideshare.services.payments import _locked as _payment_lock
 from rideshare.services.trips import _cancel, _trip_lock
 
 Status = Trip.Status
@@ -42,16 +43,12 @@ def _locked(payment_id: str) -> tuple[Trip, Payment]:
         public_id = uuid.UUID(payment_id)
     except ValueError:
         raise UnknownPayment(f"No payment {payment_id}: not a payment id.") from None
-    found = Payment.objects.filter(public_id=public_id).values_list("trip_id", flat=True).first()
+    found = Payment.objects.filter(public_id=public_id).values_list("pk", "trip_id").first()
     if found is None:
         raise UnknownPayment(f"No payment {payment_id}.")
-    trip = _trip_lock(Trip(pk=found))
-    payment = (
-        Payment.objects.select_for_update(of=("self",))
-        .select_related("trip", "rider", "card")
-        .get(trip_id=trip.pk)
-    )
-    return trip, payment
+    payment_pk, trip_pk = found
+    trip = _trip_lock(Trip(pk=trip_pk))
+    return trip, _payment_lock(Payment(pk=payment_pk))
 
 
 def _cancel_for_risk(trip: Trip, now: datetime) -> Payment:
