@@ -178,7 +178,8 @@ def bulk(request: HttpRequest) -> HttpResponse:
     decided, refused = reviews_decide(reviews=chosen, analyst=request.user, outcome=outcome)
     label = ReviewItem.Outcome(outcome).label.lower()
     if decided:
-        messages.success(request, f"{len(decided)} reviews closed: {label}.")
+        count = len(decided)
+        messages.success(request, f"{count} review{'' if count == 1 else 's'} closed: {label}.")
     for review, reason in refused:
         messages.error(request, f"Review {review.pk} not decided: {reason}")
     return redirect("fraud:queue")

@@ -23,6 +23,7 @@ from fraud.models import FraudScore, ReviewItem
 from fraud.services.reviews import analyst_ensure, review_decide
 from rideshare import services
 from rideshare.models import Payment
+from tests.fraud.live_factories import score_make
 from tests.frontend.test_browser_rider import _log_in, _screenshot
 from tests.rideshare.factories import driver_make, trip_make
 
@@ -196,3 +197,20 @@ def test_the_next_payment_of_a_card_found_fraudulent_is_declined_by_the_list_and
     _log_in(page, asgi_server, payment.rider.user.username, f"pw-{payment.rider.user.username}")
     page.goto(f"{asgi_server.url}/trips/{again.public_id}/")
     expect(page.locator("#payment-risk")).to_contain_text("We could not verify this payment")
+
+
+def test_a_key_on_the_queue_decides_the_highlighted_review(asgi_server, page):
+    first, second = (
+        ReviewItem.objects.create(score=score_make(score=s, amount_cents=5000)) for s in (0.9, 0.6)
+    )
+    analyst_ensure(username="ana", password="ana-pass")
+    _log_in(page, asgi_server, "ana", "ana-pass")
+    page.goto(f"{asgi_server.url}/fraud/reviews/")
+    expect(page.locator(f"#review-{first.pk}")).to_have_class("review-row current")
+    page.keyboard.press("j")
+    expect(page.locator(f"#review-{second.pk}")).to_have_class("review-row current")
+    page.keyboard.press("a")
+    expect(page.locator(".flash")).to_contain_text("1 review closed: approved.")
+    second.refresh_from_db()
+    first.refresh_from_db()
+    assert (first.status, second.status, second.outcome) == ("open", "decided", "approved")

@@ -9,7 +9,6 @@
   const rows = Array.from(document.querySelectorAll("#queue-rows .review-row"));
   const decideForm = document.getElementById("decide-form");
   const bulkForm = document.getElementById("bulk-form");
-  const KEYS = { a: "approved", f: "confirmed_fraud", l: "legitimate", r: "refunded_as_fraud" };
   let current = rows.length ? 0 : -1;
 
   function highlight(index) {
@@ -22,9 +21,9 @@
     rows[current].scrollIntoView({ block: "nearest" });
   }
 
-  function submitOutcome(form, outcome) {
-    const button = form.querySelector('button[name="outcome"][value="' + outcome + '"]');
-    if (button) button.click();
+  // The outcome buttons carry their key (data-key, from the server's one table of keys).
+  function outcomeButton(form, key) {
+    return form ? form.querySelector('button[name="outcome"][data-key="' + key + '"]') : null;
   }
 
   function typing(event) {
@@ -58,16 +57,18 @@
       if (key === "j") { highlight(current + 1); return; }
       if (key === "k") { highlight(current - 1); return; }
       if (key === "Enter" && current >= 0) { window.location = rows[current].dataset.href; return; }
-      if (KEYS[key] && bulkForm) {
+      const bulk = outcomeButton(bulkForm, key);
+      if (bulk) {
         const checked = bulkForm.querySelectorAll('input[name="review"]:checked');
         if (!checked.length && current >= 0) {
           rows[current].querySelector('input[name="review"]').checked = true;
         }
-        submitOutcome(bulkForm, KEYS[key]);
+        bulk.click();
         return;
       }
     }
-    if (decideForm && KEYS[key]) { event.preventDefault(); submitOutcome(decideForm, KEYS[key]); return; }
+    const decide = outcomeButton(decideForm, key);
+    if (decide) { event.preventDefault(); decide.click(); return; }
     if (key === "n") {
       // On an open case the note goes with the decision; on a closed one, to the notes.
       const note = document.getElementById("decide-note") || document.getElementById("note-text");
