@@ -124,10 +124,20 @@ def _cast(value: Any, dtype: str) -> Any:
 
 def aggregate(feature: Aggregate, rows: Iterable[Row], at: int) -> Any:
     """Return ``feature`` at instant ``at`` (µs) over ``rows`` (one entity's rows, any order)."""
-    low = at - int(feature.window.total_seconds() * 1_000_000) if feature.window else None
+    low = at - _window_us(feature) if feature.window else None
     chosen = [
         r for r in rows if r.kind in feature.kinds and r.ts <= at and (low is None or r.ts > low)
     ]
+    return _over(feature, chosen, at)
+
+
+def _window_us(feature: Aggregate) -> int:
+    assert feature.window is not None
+    return int(feature.window.total_seconds() * 1_000_000)
+
+
+def _over(feature: Aggregate, chosen: Sequence[Row], at: int) -> Any:
+    """Return ``feature`` at ``at`` over ``chosen``: the rows of its kinds in its window."""
     agg = feature.agg
     if agg == "count":
         return len(chosen)
@@ -159,25 +169,58 @@ def ratio(feature: Ratio, values: Mapping[str, Any]) -> float | None:
     return numerator / denominator
 
 
-def evaluate(view: View, rows: Sequence[Row], at: int) -> dict[str, Any]:
-    """Return every feature of ``view`` at instant ``at`` (µs) over one entity's ``rows``."""
-    values: dict[str, Any] = {}
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A view's features grouped by the rows they read: each (kinds, window µs) selection is
+    made once for every aggregate over it (a card's 24 h payments feed its count, sum and two
+    distinct counts)."""
+
+    view: View
+    selections: tuple[tuple[frozenset[str], int | None, tuple[Aggregate, ...]], ...]
+    ratios: tuple[Ratio, ...]
+    names: tuple[str, ...]
+    ttl_us: int | None
+
+
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(view: View) -> _Plan:
+    plan = _PLANS.get(view.name)
+    if plan is not None and plan.view is view:
+        return plan
+    groups: dict[tuple[frozenset[str], int | None], list[Aggregate]] = {}
     for f in view.features:
         if isinstance(f, Aggregate):
-            values[f.name] = aggregate(f, rows, at)
-    for f in view.features:
-        if isinstance(f, Ratio):
-            values[f.name] = ratio(f, values)
-    return values
+            window = _window_us(f) if f.window else None
+            groups.setdefault((frozenset(f.kinds), window), []).append(f)
+    plan = _Plan(
+        view=view,
+        selections=tuple((kinds, window, tuple(fs)) for (kinds, window), fs in groups.items()),
+        ratios=tuple(f for f in view.features if isinstance(f, Ratio)),
+        names=tuple(f.name for f in view.features),
+        ttl_us=int(view.ttl.total_seconds() * 1_000_000) if view.ttl is not None else None,
+    )
+    _PLANS[view.name] = plan
+    return plan
 
 
-def latest_at(rows: Sequence[Row], at: int, *, floor: int | None = None) -> int | None:
-    """Return the event time of the latest of ``rows`` at or before ``at`` (µs); ``floor``, the
-    latest pruned row's (``features.state``), stands in when no kept row is that early."""
-    latest = max((r.ts for r in rows if r.ts <= at), default=None)
-    if latest is None and floor is not None and floor <= at:
-        return floor
-    return latest
+def evaluate(view: View, rows: Sequence[Row], at: int) -> dict[str, Any]:
+    """Return every feature of ``view`` at instant ``at`` (µs) over one entity's ``rows``
+    (``aggregate`` of each, then the ratios; in the view's order)."""
+    plan = _plan(view)
+    found: dict[str, Any] = {}
+    for kinds, window, features in plan.selections:
+        if window is None:
+            chosen = [r for r in rows if r.kind in kinds and r.ts <= at]
+        else:
+            low = at - window
+            chosen = [r for r in rows if r.kind in kinds and low < r.ts <= at]
+        for f in features:
+            found[f.name] = len(chosen) if f.agg == "count" else _over(f, chosen, at)
+    for f in plan.ratios:
+        found[f.name] = ratio(f, found)
+    return {name: found[name] for name in plan.names}
 
 
 def value_at(
@@ -190,9 +233,13 @@ def value_at(
     event), and the view is null (``None``) when the entity had no event at or before ``at``
     or its latest is older than the view's ttl (``ts < at - ttl``: the point-in-time join's
     rule, kept at the bound)."""
-    latest = latest_at(rows, at, floor=floor)
+    kept = [r for r in rows if r.ts <= at]
+    latest = max((r.ts for r in kept), default=None)
+    if latest is None and floor is not None and floor <= at:
+        latest = floor
     if latest is None:
         return None, None
-    if view.ttl is not None and latest < at - int(view.ttl.total_seconds() * 1_000_000):
+    ttl = _plan(view).ttl_us
+    if ttl is not None and latest < at - ttl:
         return None, latest
-    return evaluate(view, [r for r in rows if r.ts <= at], at), latest
+    return evaluate(view, kept, at), latest
