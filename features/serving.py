@@ -189,27 +189,34 @@ def _with_stream(
     """Fill in the stream views from ``stream`` and mark each vector (``online_vector``)."""
     from features.publication import batch_exact, publication_read
 
-    views = [v for v in declared.views if v.name in from_state]
-    keys = [
-        {
-            v.name: None if MISSING_KEY in (key := tuple(row[k] for k in v.join_keys)) else key
-            for v in views
-        }
-        for row in rows
+    views = [
+        (v.name, v.join_keys, tuple(f.name for f in v.features))
+        for v in declared.views
+        if v.name in from_state
     ]
+    keys = []
+    for row in rows:
+        request_keys = {}
+        for name, join_keys, _ in views:
+            key = tuple([row[k] for k in join_keys])
+            request_keys[name] = None if MISSING_KEY in key else key
+        keys.append(request_keys)
     instants = [instant_us(r["occurred_at"]) for r in requests]
     answered = stream.serve(keys, instants, served, ends)
     batch = [v for v in declared.views if v.name not in from_state]
     publication = publication_read(config) if batch else None
     vectors = []
     for i, request in enumerate(requests):
-        for view in views:
-            answer = answered.answers[i][view.name]
-            stamp = None if answer.latest_us is None else moment(answer.latest_us)
-            for f in view.features:
-                values[i][f.name] = None if answer.values is None else answer.values[f.name]
-                statuses[i][f.name] = answer.status
-                stamps[i][f.name] = stamp if answer.values is not None else None
+        answers = answered.answers[i]
+        for name, _, names in views:
+            answer = answers[name]
+            if answer.values is None:
+                # Values and times are None already (``online_vector``).
+                statuses[i].update(dict.fromkeys(names, answer.status))
+                continue
+            values[i].update(answer.values)
+            statuses[i].update(dict.fromkeys(names, PRESENT))
+            stamps[i].update(dict.fromkeys(names, moment(answer.latest_us)))
         consistency, lag = answered.consistency[i], answered.lag_ms[i]
         for view in batch:
             served_at = stamps[i][view.features[0].name]

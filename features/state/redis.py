@@ -25,6 +25,9 @@ from features.state.base import (
 )
 from features.windows import Row
 
+# Entities whose key names are kept before the names start again.
+NAMES_KEPT = 100_000
+
 _CLOCK_SCRIPT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -163,6 +166,7 @@ class RedisState(WindowState):
         self._clock = client.register_script(_CLOCK_SCRIPT)
         self._changed = client.register_script(_CHANGED_SCRIPT)
         self._serve_read = client.register_script(_SERVE_READ_SCRIPT)
+        self._names: dict[EntityRef, list[str]] = {}
 
     @classmethod
     def from_url(
@@ -187,12 +191,18 @@ class RedisState(WindowState):
         return cls(client, prefix=prefix, **kw)
 
     def _keys(self, view: str, key: tuple[str, ...]) -> list[str]:
-        text = key_text(key)
-        return [
-            f"{self.prefix}rows:{view}:{text}",
-            f"{self.prefix}meta:{view}:{text}",
-            *(f"{self.prefix}pruned:{view}:{k}:{text}" for k in self.retention[view].last_kinds),
-        ]
+        # Kept: a server asks for the same entities' names batch after batch (a few µs each).
+        names = self._names.get((view, key))
+        if names is None:
+            if len(self._names) >= NAMES_KEPT:
+                self._names.clear()
+            text = key_text(key)
+            names = self._names[(view, key)] = [
+                f"{self.prefix}rows:{view}:{text}",
+                f"{self.prefix}meta:{view}:{text}",
+                *(f"{self.prefix}pruned:{view}:{k}:{text}" for k in self.retention[view].last_kinds),
+            ]
+        return names
 
     def _parse(self, ref: EntityRef, reply: Sequence[Any]) -> EntityRows:
         view, key = ref
