@@ -196,11 +196,11 @@ class RedisState(WindowState):
         if names is None:
             if len(self._names) >= NAMES_KEPT:
                 self._names.clear()
-            text = key_text(key)
+            text, kinds = key_text(key), self.retention[view].last_kinds
             names = self._names[(view, key)] = [
                 f"{self.prefix}rows:{view}:{text}",
                 f"{self.prefix}meta:{view}:{text}",
-                *(f"{self.prefix}pruned:{view}:{k}:{text}" for k in self.retention[view].last_kinds),
+                *(f"{self.prefix}pruned:{view}:{k}:{text}" for k in kinds),
             ]
         return names
 
