@@ -386,9 +386,11 @@ class PoisonMessage(Exception):
 
 
 @functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=1024)
 def schema_for(topic: str) -> type[Event] | None:
     """Return the schema of ``topic``: a declared topic, or ``<namespace>.<declared topic>``
-    (several environments, or tests, sharing one cluster)."""
+    (several environments, or tests, sharing one cluster). Cached: asked for every record
+    consumed, and a namespaced name is otherwise matched against every declared topic."""
     schema = TOPICS.get(topic)
     if schema is None:
         schema = next((s for name, s in TOPICS.items() if topic.endswith("." + name)), None)

@@ -7,6 +7,7 @@ Pure Python: no Django, no Feast, no I/O.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -53,11 +54,16 @@ def moment(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
+@functools.cache
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
 def _path(payload: Mapping[str, Any], path: str) -> Any:
     if path.startswith("="):
         return path[1:]
     value: Any = payload
-    for part in path.split("."):
+    for part in _parts(path):
         if not isinstance(value, Mapping):
             return None
         value = value.get(part)
