@@ -11,11 +11,11 @@ are named by id, brand, last four digits and fingerprint.
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from events.bus import Record
@@ -418,8 +418,10 @@ def decode_record(topic: str, value: bytes | None) -> tuple[Event, dict[str, Any
     if len(value) > MAX_EVENT_BYTES:
         raise PoisonMessage("oversized", f"{len(value)} bytes > {MAX_EVENT_BYTES}")
     try:
-        data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        # orjson: several times faster than the json module, on every record consumed. Strict:
+        # NaN and Infinity (not JSON) and integers past 64 bits are refused.
+        data = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
         raise PoisonMessage("invalid_json", str(exc)) from exc
     if not isinstance(data, dict):
         raise PoisonMessage("schema", f"expected a JSON object, got {type(data).__name__}")

@@ -118,9 +118,10 @@ def degraded_features(vector: ServedVector, names: Sequence[str]) -> list[str]:
     did not answer: stored features with status ``UNSERVED``, and on-demand ones reading any of
     them (``features.ondemand.INPUTS``), whatever value they took (``is_new_card`` is 1 for a
     card whose ``card_added_at`` was not read) or missing as a result."""
-    unserved = {name for name, status in vector.statuses.items() if status == UNSERVED}
-    if not unserved:
+    statuses = vector.statuses
+    if UNSERVED not in statuses.values():  # the common case, scanned in C
         return []
+    unserved = {name for name, status in statuses.items() if status == UNSERVED}
     features = vector.features
     return [
         n
@@ -259,14 +260,19 @@ def record_names(service: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def vector_record(
-    vector: ServedVector, *, service: str, request: Mapping[str, Any], request_time: datetime
+    vector: ServedVector,
+    *,
+    service: str,
+    request: Mapping[str, Any],
+    request_time: datetime | str,
 ) -> dict[str, Any]:
     """Return ``vector`` (of ``service``) as compact JSON-ready data, with the request and when
     it was read: the form kept on ``FraudScore.features``, so the vector can be logged again
     as served. Lists in the service's feature order: values, status numbers (Feast's
     ``FieldStatus``), event times (µs since the epoch), then the on-demand values. Not named
     maps: they make a row several times larger, and the database's bulk insert slower with it
-    (docs/performance.md)."""
+    (docs/performance.md). ``request_time`` may be given as its ISO 8601 text (a batch's
+    vectors share it: converted once)."""
     stored, on_demand = record_names(service)
     stamps = vector.event_timestamps
     # The features of a view share their event time: each time is converted once.
@@ -274,12 +280,13 @@ def vector_record(
     for stamp in stamps.values():
         if stamp not in micros:
             micros[stamp] = _micros(stamp)
+    values, statuses, numbers = vector.values, vector.statuses, _STATUS_NUMBERS
     return {
         "service": service,
         "request": dict(request),
-        "request_time": request_time.isoformat(),
-        "values": [_finite(vector.values[n]) for n in stored],
-        "statuses": [_STATUS_NUMBERS[vector.statuses[n]] for n in stored],
+        "request_time": request_time if isinstance(request_time, str) else request_time.isoformat(),
+        "values": [_finite(values[n]) for n in stored],
+        "statuses": [numbers[statuses[n]] for n in stored],
         "event_timestamps": [micros[stamps[n]] for n in stored],
         "on_demand": [_finite(vector.on_demand[n]) for n in on_demand],
         "consistency": vector.consistency,
@@ -289,7 +296,8 @@ def vector_record(
 
 def _finite(value: Any) -> Any:
     # PostgreSQL's jsonb has no NaN or infinity; the model reads a missing value the same way.
-    return None if isinstance(value, float) and not math.isfinite(value) else value
+    # (``value - value`` is 0.0 for a finite float and NaN for NaN and the infinities.)
+    return None if isinstance(value, float) and value - value != 0.0 else value
 
 
 def _micros(moment: datetime) -> int:

@@ -365,6 +365,7 @@ class Scorer(BatchStep):
                 outcome.decision, outcome.matched = verdict.decision, verdict.matched
             at = self.stats.stage("policy", at)
         scored_at = timezone.now()
+        request_text = request_time.isoformat()
         drafts = [
             ScoreDraft(
                 event=event,
@@ -373,7 +374,7 @@ class Scorer(BatchStep):
                     vector,
                     service=self.settings.service,
                     request=request,
-                    request_time=request_time,
+                    request_time=request_text,
                 ),
                 scored_at=scored_at,
                 latency_ms=(scored_at - event.occurred_at).total_seconds() * 1000,
