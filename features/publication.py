@@ -120,6 +120,12 @@ def publication_read(config: FeatureConfig) -> Publication:
             .execute("SELECT pending_us, done_us FROM publication WHERE id = 1")
             .fetchone()
         )
+    return publication_from_fields(pending, done)
+
+
+def publication_from_fields(pending: Any, done: Any) -> Publication:
+    """Return the mark of the Redis hash's ``pending`` and ``done`` fields (bytes or None) as
+    read by another client (``features.serving`` reads them in its script, before the rows)."""
     return Publication(pending_us=_int(pending), done_us=_int(done))
 
 

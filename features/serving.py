@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from feast.infra.online_stores.redis import RedisOnlineStore
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -21,6 +22,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from events.bus import EndsRequest
 from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS, FeatureService
 from features.ondemand import on_demand, request_seconds
+from features.publication import (
+    Publication,
+    batch_exact,
+    publication_from_fields,
+    publication_key,
+    publication_read,
+)
 from features.store import (
     FeatureConfig,
     entity_key,
@@ -140,9 +148,20 @@ def online_vector(
                 readers.setdefault(key, []).append(i)
         if readers:
             reads.append((view, readers))
-    answers = _online_read(
-        online_store, repo, [(tables[view.name], list(readers), view) for view, readers in reads]
+    # The publication mark vouches for the batch views' rows only if read before them
+    # (``features.publication``): on Redis in the same script, atomically, else first.
+    marked = stream is not None and any(v.name not in from_state for v in declared.views)
+    publication = None
+    if marked and not isinstance(online_store, RedisOnlineStore):
+        publication = publication_read(config)
+    answers, mark = _online_read(
+        online_store,
+        repo,
+        [(tables[view.name], list(readers), view) for view, readers in reads],
+        mark_key=publication_key(config) if marked and publication is None else None,
     )
+    if mark is not None:
+        publication = publication_from_fields(*mark)
     instants = [request_seconds(r) for r in requests]
     for (view, readers), read in zip(reads, answers, strict=True):
         features = [f.name for f in view.features]
@@ -169,14 +188,24 @@ def online_vector(
             for i, request in enumerate(requests)
         ]
     return _with_stream(
-        config, declared, stream, requests, rows, served, ends, values, statuses, stamps, from_state
+        declared,
+        stream,
+        publication,
+        requests,
+        rows,
+        served,
+        ends,
+        values,
+        statuses,
+        stamps,
+        from_state,
     )
 
 
 def _with_stream(
-    config: FeatureConfig,
     declared: FeatureService,
     stream: StreamServing,
+    publication: Publication | None,
     requests: Sequence[Mapping[str, Any]],
     rows: Sequence[Mapping[str, str]],
     served: Sequence[Served],
@@ -186,9 +215,8 @@ def _with_stream(
     stamps: list[dict[str, datetime | None]],
     from_state: set[str],
 ) -> list[ServedVector]:
-    """Fill in the stream views from ``stream`` and mark each vector (``online_vector``)."""
-    from features.publication import batch_exact, publication_read
-
+    """Fill in the stream views from ``stream`` and mark each vector (``online_vector``):
+    ``publication`` is the mark read before the batch views (None: the service has none)."""
     views = [
         (v.name, v.join_keys, tuple(f.name for f in v.features))
         for v in declared.views
@@ -204,7 +232,6 @@ def _with_stream(
     instants = [instant_us(r["occurred_at"]) for r in requests]
     answered = stream.serve(keys, instants, served, ends)
     batch = [v for v in declared.views if v.name not in from_state]
-    publication = publication_read(config) if batch else None
     vectors = []
     for i, request in enumerate(requests):
         answers = answered.answers[i]
@@ -221,6 +248,7 @@ def _with_stream(
         for view in batch:
             served_at = stamps[i][view.features[0].name]
             served_us = None if served_at is None else to_us(served_at)
+            assert publication is not None
             if not batch_exact(publication, served_us=served_us, at_us=instants[i]):
                 consistency = STALE
                 gap = abs(served_us - instants[i]) / 1000 if served_us is not None else 0.0
@@ -249,12 +277,18 @@ def _online(config: FeatureConfig) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def _online_read(
-    online_store: Any, repo: Any, reads: Sequence[tuple[Any, list, Any]]
-) -> list[list[tuple[datetime | None, dict[str, Any] | None]]]:
+    online_store: Any,
+    repo: Any,
+    reads: Sequence[tuple[Any, list, Any]],
+    *,
+    mark_key: str | None = None,
+) -> tuple[list[list[tuple[datetime | None, dict[str, Any] | None]]], list | None]:
     """Return, for each of ``reads`` (a registry feature view, entity key values in the view's
     join key order, the declared view whose features to read), in order, each entity's event
     time and feature values (Python scalars) as the online store holds them, or
-    ``(None, None)`` when it holds no row.
+    ``(None, None)`` when it holds no row; and, with ``mark_key`` (Redis only), the
+    ``pending`` and ``done`` fields of that hash (the publication mark), read first in the
+    same script.
 
     On Redis, one round trip for them all: one script that runs, in Redis, an HMGET per view
     and entity of the fields Feast's own ``online_read`` asks for (a field per view and
@@ -265,9 +299,11 @@ def _online_read(
     makes of them (without its dict of protos per entity and view, a third of a read's
     time); a test holds the vectors equal to ``get_online_features``. Other stores answer
     view by view through ``online_read`` (SQLite is a file: no round trips to save)."""
-    from feast.infra.online_stores.redis import RedisOnlineStore, _versioned_fv_name
+    from feast.infra.online_stores.redis import _versioned_fv_name
 
     if not isinstance(online_store, RedisOnlineStore):
+        if mark_key is not None:
+            raise ValueError("a mark is read in the script of the Redis store only")
         answers = []
         for table, keys, view in reads:
             features = [f.name for f in view.features]
@@ -284,11 +320,11 @@ def _online_read(
                     for stamp, data in rows
                 ]
             )
-        return answers
+        return answers, None
     # One script call: per view its fields once, then its entities' keys; each entity's HMGET
     # runs in Redis and the reply is one array (hiredis parses it in C).
-    keys: list[bytes] = []
-    args: list[Any] = [len(reads)]
+    keys: list[bytes | str] = [] if mark_key is None else [mark_key]
+    args: list[Any] = [0 if mark_key is None else 1, len(reads)]
     plans = []
     version = repo.entity_key_serialization_version
     for table, entities, view in reads:
@@ -300,21 +336,29 @@ def _online_read(
         plans.append((features, len(entities)))
     client = online_store._get_client(repo.online_store)
     replies = _hash_fields_script(client)(keys=keys, args=args, client=client)
+    mark = None
+    if mark_key is not None:
+        mark, replies = replies[0], replies[1:]
     answers, position = [], 0
     for features, count in plans:
         answers.append(
             [_decoded(features, reply, 0) for reply in replies[position : position + count]]
         )
         position += count
-    return answers
+    return answers, mark
 
 
-# The HMGETs of ``_online_read``. ARGV: the number of views, then per view its field count,
-# its fields and its entity count; KEYS: the entities' hashes, view after view. Returns one
-# HMGET reply per entity, in order.
+# The HMGETs of ``_online_read``. ARGV: 1 when KEYS[1] is the publication mark to read first
+# (else 0), the number of views, then per view its field count, its fields and its entity
+# count; KEYS: (the mark,) the entities' hashes, view after view. Returns (the mark's pending
+# and done fields,) one HMGET reply per entity, in order.
 _HASH_FIELDS_SCRIPT = """
-local out, k, a = {}, 1, 2
-for v = 1, tonumber(ARGV[1]) do
+local out, k, a = {}, 1, 3
+if ARGV[1] == '1' then
+  out[1] = redis.call('HMGET', KEYS[1], 'pending', 'done')
+  k = 2
+end
+for v = 1, tonumber(ARGV[2]) do
   local count = tonumber(ARGV[a])
   local fields = {}
   for f = 1, count do fields[f] = ARGV[a + f] end

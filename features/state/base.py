@@ -122,6 +122,10 @@ class Added:
 
 @lru_cache(maxsize=1 << 16)
 def key_text(key: tuple[str, ...]) -> str:
+    # What ``json.dumps(list(key), separators=(",", ":"))`` writes, without the encoder for the
+    # common key: printable ASCII with no quote or backslash is written as it is.
+    if key and all(k.isascii() and k.isprintable() and '"' not in k and "\\" not in k for k in key):
+        return '["' + '","'.join(key) + '"]'
     return json.dumps(list(key), separators=(",", ":"))
 
 

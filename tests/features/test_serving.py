@@ -296,3 +296,36 @@ def test_the_training_join_drops_the_same_card_past_the_ttl(config, tmp_path):
     assert joined["card_amount_cents_24h"].tolist()[:2] == [700, 0]
     assert pd.isna(joined["card_payments_1h"].tolist()[2])
     assert pd.isna(joined["card_amount_cents_24h"].tolist()[2])
+
+
+def test_a_batch_view_read_during_a_publication_is_marked_stale(config, tmp_path):
+    # The mark is read with the rows (on Redis in the same script, else first): a vector is
+    # exact only when no publication of an instant at or before its payment is pending.
+    from events.backends.embedded import EmbeddedBus
+    from features.definitions import STREAM_VIEWS
+    from features.publication import publication_begin, publication_end
+    from features.state import SqliteState
+    from features.stream_serving import EXACT, STALE, StreamServing
+
+    _write(config, "rider_profile", {"rider_id": "r1"}, {"rider_avg_fare_cents_30d": 1600.0})
+    stream = StreamServing(
+        state=SqliteState(tmp_path / "state.sqlite3", lateness_us=60_000_000),
+        bus=EmbeddedBus(tmp_path / "bus.sqlite3"),
+        group="stream-features-test",
+        views=STREAM_VIEWS,
+    )
+    request = _request()
+
+    def marked() -> str:
+        (vector,) = online_vector(config, [request], stream=stream)
+        assert vector.values["rider_avg_fare_cents_30d"] == 1600.0
+        return vector.consistency
+
+    before = marked()
+    at = publication_begin(config, at_us=int(AT.timestamp() * 1_000_000))
+    during = marked()
+    publication_end(config, at)
+    after = marked()
+    stream.close()
+
+    assert (before, during, after) == (EXACT, STALE, EXACT)

@@ -3,12 +3,15 @@ idempotent; pruning keeps what the windows need; add-then-read is one transactio
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 import redis
+from hypothesis import given
+from hypothesis import strategies as st
 
 from features.definitions import CARD, CARD_VELOCITY, PLATFORM_FRAUD, Aggregate, Source, View
 from features.state import (
@@ -19,6 +22,7 @@ from features.state import (
     WindowState,
     retention,
 )
+from features.state.base import key_text
 from features.windows import Row
 
 LATENESS_US = 60_000_000
@@ -246,3 +250,10 @@ def test_an_add_prunes_no_row_its_own_or_a_later_row_still_needs(tmp_path):
     # A partition whose next rows may come at T0 + 1 h (its latest, less the lateness) keeps
     # the window behind that.
     assert state.cutoff("card_velocity", rows[1:], low_watermark=T0 + HOUR) == T0 + HOUR - DAY
+
+
+@given(st.lists(st.text() | st.from_regex(r"[ -~]*", fullmatch=True), min_size=1, max_size=3))
+def test_an_entity_key_is_written_as_json_writes_it(key):
+    # The key names of every store ever written (by processors of earlier releases too) must
+    # not change: the fast path writes exactly what the JSON encoder does.
+    assert key_text(tuple(key)) == json.dumps(key, separators=(",", ":"))
