@@ -232,18 +232,19 @@ def _with_stream(
     instants = [instant_us(r["occurred_at"]) for r in requests]
     answered = stream.serve(keys, instants, served, ends)
     batch = [v for v in declared.views if v.name not in from_state]
+    # A view's features share their status: one map per (view, status), copied in at once.
+    marks = {(name, status): dict.fromkeys(names, status) for name, _, names in views
+             for status in (PRESENT, NOT_FOUND, OUTSIDE_TTL)}  # fmt: skip
     vectors = []
     for i, request in enumerate(requests):
         answers = answered.answers[i]
         for name, _, names in views:
             answer = answers[name]
-            if answer.values is None:
-                # Values and times are None already (``online_vector``).
-                statuses[i].update(dict.fromkeys(names, answer.status))
-                continue
-            values[i].update(answer.values)
-            statuses[i].update(dict.fromkeys(names, PRESENT))
-            stamps[i].update(dict.fromkeys(names, moment(answer.latest_us)))
+            statuses[i].update(marks[(name, answer.status)])
+            if answer.values is not None:
+                # Else values and times are None already (``online_vector``).
+                values[i].update(answer.values)
+                stamps[i].update(dict.fromkeys(names, moment(answer.latest_us)))
         consistency, lag = answered.consistency[i], answered.lag_ms[i]
         for view in batch:
             served_at = stamps[i][view.features[0].name]

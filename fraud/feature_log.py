@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context, parent_process
 from typing import Any
 
+import orjson
 import pyarrow as pa
 from feast.feature_logging import (
     LOG_DATE_FIELD,
@@ -121,7 +122,8 @@ def log_items_table(
     µs), without expanding each item into an entry first (a dict per part of the vector, a
     datetime per feature), which costs more than twice the CPU (docs/performance.md). Read
     only."""
-    records = [json.loads(item.features_json) for item in items]
+    # orjson wrote them (``ScoreDraft.features_json``); it reads them several times faster.
+    records = [orjson.loads(item.features_json) for item in items]
     served = {record["service"] for record in records}
     if len(served) != 1:
         return log_table(config, [item.entry() for item in items], service, stamp=stamp)
@@ -155,10 +157,16 @@ def log_items_table(
         stamp=stamp or _log_timestamp(),
         requests=[record["request"] for record in records],
         event_ids=[item.event_id for item in items],
-        request_times=[datetime.fromisoformat(record["request_time"]) for record in records],
+        request_times=_request_times([record["request_time"] for record in records]),
         model_versions=[item.model_version for item in items],
         roles=[item.role for item in items],
     )
+
+
+def _request_times(texts: Sequence[str]) -> list[datetime]:
+    # A batch's vectors share their request time: each distinct text is parsed once.
+    parsed: dict[str, datetime] = {}
+    return [parsed.get(t) or parsed.setdefault(t, datetime.fromisoformat(t)) for t in texts]
 
 
 _clock = threading.Lock()

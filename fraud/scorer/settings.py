@@ -65,6 +65,11 @@ class ScorerSettings:
     consistency_wait_s: float = 0.02
     # The stream processor's consumer group, whose progress the scorer checks.
     processor_group: str = "stream-features"
+    # The process's GIL switch interval (``sys.setswitchinterval``): how long the scoring
+    # thread, its reply from Redis or Kafka in hand, may wait for the recording thread to let
+    # go of the interpreter. Python's 5 ms default cost the scorer ~5 % of its throughput
+    # draining a backlog (docs/performance.md). None: the default.
+    switch_interval_s: float | None = 0.0005
 
     @classmethod
     def from_settings(cls, **overrides) -> ScorerSettings:

@@ -56,6 +56,7 @@ when it changes; with no usable champion the scorer reads nothing and says why.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -400,10 +401,14 @@ def consumer_build(bus: Bus, options: ConsumerOptions) -> Scorer:
 
     config = FeatureConfig.from_settings()
     repo_ensure_applied(config, VIEWS)
+    settings = ScorerSettings.from_settings(**options.settings_overrides())
+    if settings.switch_interval_s is not None:
+        # Process-wide: set by the command that runs the scorer, not by the class.
+        sys.setswitchinterval(settings.switch_interval_s)
     scorer = Scorer(
         bus=bus,
         config=config,
-        settings=ScorerSettings.from_settings(**options.settings_overrides()),
+        settings=settings,
         group=options.group or DEFAULT_GROUP,
         namespace=options.namespace,
     )
