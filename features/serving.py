@@ -113,8 +113,8 @@ def online_vector(
     both stores), at a third of its cost: that call builds a response proto, column
     by column, which this code then had to take apart again. The online store's own
     ``online_read`` is the interface the stream processor writes through
-    (``online_write_batch``); on Redis one pipeline of one HMGET per entity
-    (``_online_read``).
+    (``online_write_batch``); on Redis one script, an HMGET per view and entity run inside
+    Redis (``_online_read``).
 
     With ``stream``, the stream views come from the window state instead, evaluated at each
     request's instant with ``served`` (the batch's payment events) applied first
