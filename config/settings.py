@@ -6,6 +6,7 @@ by setting their URLs. Every variable read here is listed in the README's config
 ``tests/test_deploy.py`` keeps the README and docker-compose.yml honest about that.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -68,6 +69,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
     # Installed so its API docs page uses ninja's bundled static files rather than a CDN.
     "ninja",
     "events",
@@ -89,7 +91,23 @@ MIDDLEWARE = [
     "rideshare.web.devices.DeviceCookieMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out login with 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Brute force: django-axes counts failed logins (the web login, the admin and the API's token
+# endpoint all go through ``authenticate``) per username and address; past the limit that pair
+# is refused for the cool-off, whatever the password. Per pair, so nobody can lock a rider out
+# from another address.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "frontend.lockout.lockout_response"  # 429 with Retry-After
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
