@@ -95,6 +95,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# What a Prometheus scrape of /metrics and /metrics/features must send as its bearer token;
+# unset, only this host may scrape (frontend.access.metrics_access).
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # Brute force: django-axes counts failed logins (the web login, the admin and the API's token
 # endpoint all go through ``authenticate``) per username and address; past the limit that pair
 # is refused for the cool-off, whatever the password. Per pair, so nobody can lock a rider out

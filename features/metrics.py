@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from features.consistency import last_report, last_served_report
 from features.materialize import feature_view_staleness
 from features.store import FeatureConfig
+from frontend.access import metrics_access
 
 
 def _gauge(name: str, help_text: str, samples: list[tuple[str, float]]) -> list[str]:
@@ -54,6 +55,7 @@ def _report_lines(
     return lines
 
 
+@metrics_access
 def metrics(request: HttpRequest) -> HttpResponse:
     config = FeatureConfig.from_settings()
     staleness = feature_view_staleness(config)

@@ -3,8 +3,10 @@
 from django.http import HttpRequest, HttpResponse
 
 from events.outbox import outbox_backlog
+from frontend.access import metrics_access
 
 
+@metrics_access
 def metrics(request: HttpRequest) -> HttpResponse:
     backlog = outbox_backlog()
     lines = [
