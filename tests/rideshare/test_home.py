@@ -13,7 +13,9 @@ def test_healthz_reports_the_backends(client, settings):
     body = response.json()
     assert body["database"]["ok"] is True
     assert body["event_bus"] == settings.EVENT_BUS
-    assert body["channel_layer"] == "InMemoryChannelLayer"
+    # Redis carries the pushes between processes whenever there is one (REDIS_URL).
+    expected = "RedisChannelLayer" if settings.REDIS_URL else "InMemoryChannelLayer"
+    assert body["channel_layer"] == expected
     assert body["celery_broker"] == settings.CELERY_BROKER_URL.split(":", 1)[0]
 
 
