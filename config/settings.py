@@ -95,6 +95,10 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
+# Where the admin is mounted: another path keeps it out of the way of scanners that try
+# /admin/ (it is staff-only wherever it is).
+ADMIN_PATH = env.str("DJANGO_ADMIN_PATH", default="admin/").strip("/") or "admin"
+
 # What a Prometheus scrape of /metrics and /metrics/features must send as its bearer token;
 # unset, only this host may scrape (frontend.access.metrics_access).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

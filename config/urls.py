@@ -1,16 +1,18 @@
 """The project's URLs: each room's pages, included by dotted path, and the admin."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
     # The booking domain: rider web UI, driver console, REST API, health and metrics.
     path("", include("rideshare.urls")),
-    path("admin/", admin.site.urls),
     # Staff only: the simulator's load runs.
     path("simulator/", include("simulator.urls")),
     # The feature platform's gauges.
     path("metrics/features", include("features.urls")),
     # The analyst's flagged payments (staff only).
     path("fraud/", include("fraud.urls")),
+    # Staff only, wherever it is mounted (DJANGO_ADMIN_PATH).
+    path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]

@@ -74,3 +74,27 @@ def test_a_proxy_is_trusted_for_the_scheme_only_when_asked(settings):
         timeout=120,
     )
     assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')", result.stderr
+
+
+def test_the_admin_moves_to_the_path_it_is_given():
+    script = (
+        "import django; django.setup(); from django.urls import resolve, reverse; "
+        "from django.urls.exceptions import Resolver404\n"
+        "print(reverse('admin:index'))\n"
+        "try:\n    resolve('/admin/'); print('still at /admin/')\n"
+        "except Resolver404:\n    print('gone from /admin/')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DJANGO_DEBUG": "true",
+            "DJANGO_ADMIN_PATH": "/ops-7f3a/",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.split() == ["/ops-7f3a/", "gone", "from", "/admin/"], result.stderr
