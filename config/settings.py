@@ -39,9 +39,9 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 # Served over HTTPS (a production deployment): every plain-HTTP request is redirected, browsers
-# are told to keep to HTTPS (HSTS) and cookies travel only over it; ``manage.py check --deploy``
-# passes with it (tests/test_settings.py). Opt-in, because `make run`, the local docker-compose
-# stack, the tests and the benchmarks serve plain HTTP without DEBUG.
+# are told to keep to HTTPS (HSTS) and cookies travel only over it; ``manage.py check
+# --deploy`` passes with it (tests/config/test_settings.py). Opt-in, because `make run`, the
+# local docker-compose stack, the tests and the benchmarks serve plain HTTP without DEBUG.
 HTTPS = env.bool("DJANGO_HTTPS", default=False)
 if HTTPS:
     SECURE_SSL_REDIRECT = True

@@ -386,7 +386,6 @@ class PoisonMessage(Exception):
 
 
 @functools.lru_cache(maxsize=1024)
-@functools.lru_cache(maxsize=1024)
 def schema_for(topic: str) -> type[Event] | None:
     """Return the schema of ``topic``: a declared topic, or ``<namespace>.<declared topic>``
     (several environments, or tests, sharing one cluster). Cached: asked for every record

@@ -151,14 +151,13 @@ def online_vector(
     # The publication mark vouches for the batch views' rows only if read before them
     # (``features.publication``): on Redis in the same script, atomically, else first.
     marked = stream is not None and any(v.name not in from_state for v in declared.views)
-    publication = None
-    if marked and not isinstance(online_store, RedisOnlineStore):
-        publication = publication_read(config)
+    in_script = marked and isinstance(online_store, RedisOnlineStore)
+    publication = publication_read(config) if marked and not in_script else None
     answers, mark = _online_read(
         online_store,
         repo,
         [(tables[view.name], list(readers), view) for view, readers in reads],
-        mark_key=publication_key(config) if marked and publication is None else None,
+        mark_key=publication_key(config) if in_script else None,
     )
     if mark is not None:
         publication = publication_from_fields(*mark)
@@ -232,6 +231,7 @@ def _with_stream(
     instants = [instant_us(r["occurred_at"]) for r in requests]
     answered = stream.serve(keys, instants, served, ends)
     batch = [v for v in declared.views if v.name not in from_state]
+    assert publication is not None or not batch
     # A view's features share their status: one map per (view, status), copied in at once.
     marks = {(name, status): dict.fromkeys(names, status) for name, _, names in views
              for status in (PRESENT, NOT_FOUND, OUTSIDE_TTL)}  # fmt: skip
@@ -249,7 +249,6 @@ def _with_stream(
         for view in batch:
             served_at = stamps[i][view.features[0].name]
             served_us = None if served_at is None else to_us(served_at)
-            assert publication is not None
             if not batch_exact(publication, served_us=served_us, at_us=instants[i]):
                 consistency = STALE
                 gap = abs(served_us - instants[i]) / 1000 if served_us is not None else 0.0

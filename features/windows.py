@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -128,22 +128,14 @@ def _cast(value: Any, dtype: str) -> Any:
     return int(value) if dtype == "int64" else float(value)
 
 
-def aggregate(feature: Aggregate, rows: Iterable[Row], at: int) -> Any:
-    """Return ``feature`` at instant ``at`` (µs) over ``rows`` (one entity's rows, any order)."""
-    low = at - _window_us(feature) if feature.window else None
-    chosen = [
-        r for r in rows if r.kind in feature.kinds and r.ts <= at and (low is None or r.ts > low)
-    ]
-    return _over(feature, chosen, at)
-
-
 def _window_us(feature: Aggregate) -> int:
     assert feature.window is not None
     return int(feature.window.total_seconds() * 1_000_000)
 
 
 def _over(feature: Aggregate, chosen: Sequence[Row], at: int) -> Any:
-    """Return ``feature`` at ``at`` over ``chosen``: the rows of its kinds in its window."""
+    """Return ``feature`` at instant ``at`` (µs) over ``chosen``: one entity's rows of the
+    feature's kinds in its window (``at - window < ts <= at``)."""
     agg = feature.agg
     if agg == "count":
         return len(chosen)
@@ -213,7 +205,8 @@ def _plan(view: View) -> _Plan:
 
 def evaluate(view: View, rows: Sequence[Row], at: int) -> dict[str, Any]:
     """Return every feature of ``view`` at instant ``at`` (µs) over one entity's ``rows``
-    (``aggregate`` of each, then the ratios; in the view's order)."""
+    (each aggregate over its kinds' rows in its window, then the ratios; in the view's
+    order)."""
     plan = _plan(view)
     found: dict[str, Any] = {}
     for kinds, window, features in plan.selections:
@@ -223,7 +216,7 @@ def evaluate(view: View, rows: Sequence[Row], at: int) -> dict[str, Any]:
             low = at - window
             chosen = [r for r in rows if r.kind in kinds and low < r.ts <= at]
         for f in features:
-            found[f.name] = len(chosen) if f.agg == "count" else _over(f, chosen, at)
+            found[f.name] = _over(f, chosen, at)
     for f in plan.ratios:
         found[f.name] = ratio(f, found)
     return {name: found[name] for name in plan.names}

@@ -28,7 +28,7 @@ TEMPLATES: Mapping[str, str] = {
         " / nullif(count({v}) FILTER (WHERE {kinds}) {over}, 0)"
     ),
     "count_distinct": "count(DISTINCT {v}) FILTER (WHERE {kinds}) {over}",
-    # arg_max_null keeps the latest row even when its value is null, as windows.aggregate does.
+    # arg_max_null keeps the latest row even when its value is null, as windows.evaluate does.
     "last": (
         "arg_max_null({v}, struct_pack(ts := ts, event_id := event_id))"
         " FILTER (WHERE {kinds}) {over}"
@@ -69,7 +69,7 @@ def field_column(name: str) -> str:
 
 
 def window_us(window: timedelta) -> int:
-    # As windows.aggregate computes it, so both engines draw the same boundary.
+    # As windows.evaluate computes it, so both engines draw the same boundary.
     return int(window.total_seconds() * 1_000_000)
 
 
