@@ -33,8 +33,10 @@ can be appended in any order across partitions, the gap docs/features.md describ
 
 Entities of views no served event feeds (a zone, the platform, a driver) change only by the
 processor's adds, which stamp a version: their rows are cached per version and read again only
-when it changed (the state answers "unchanged" in the same round trip). Rows of views the server
-adds to (a card's velocity) are read every time.
+when it changed (the state answers "unchanged" in the same round trip). Views the server adds to
+(a card's velocity) change every batch: the state evaluates them at the requests' instants
+itself (``serve_read``'s probes; on Redis inside its script, so their rows never cross the
+wire).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from typing import Any
 from events.bus import Bus, EndsRequest, LogEnds
 from events.contracts import topic_name
 from features.definitions import STREAM_VIEWS, View, topics
-from features.state import Applied, EntityRef, EntityRows, WindowState
+from features.state import Applied, EntityRef, EntityRows, Evaluated, WindowState
 from features.windows import Row, extract, to_us, value_at
 
 EXACT = "exact"
@@ -165,21 +167,26 @@ class StreamServing:
             rows += extract(
                 event.topic, event.payload, event_id=event.event_id, ts=event.ts, views=views
             )
-        refs = list(
-            dict.fromkeys(
-                (view, key) for request in keys for view, key in request.items() if key is not None
-            )
-        )
+        refs: dict[EntityRef, None] = {}
+        probes: dict[EntityRef, dict[int, None]] = {}
+        for request, at in zip(keys, instants, strict=True):
+            for view, key in request.items():
+                if key is None:
+                    continue
+                if view in self.cacheable:
+                    refs[(view, key)] = None
+                else:
+                    probes.setdefault((view, key), {})[at] = None
         started = time.monotonic()
         if ends is None and self.ends is not None:
             ends = self.ends.request(timeout_s=self.timeout_s)
         log_ends = ends() if ends is not None else None
         slots = list(log_ends) if log_ends else []
-        entities = self._read(rows, refs, slots)
+        entities = self._read(rows, list(refs), slots, probes)
         behind = _behind(log_ends, entities.applied) if log_ends is not None else None
         while behind and time.monotonic() - started < self.wait_s:
             time.sleep(POLL_S)
-            entities = self._read([], refs, list(behind))
+            entities = self._read([], list(refs), list(behind), probes)
             behind = _behind({s: log_ends[s] for s in behind}, entities.applied)
         waited_ms = (time.monotonic() - started) * 1000
         watermark = None
@@ -197,7 +204,14 @@ class StreamServing:
                     continue
                 ref = (view_name, key)
                 if (ref, at) not in memo:
-                    memo[(ref, at)] = self._answer(ref, entities.rows[ref], at)
+                    evaluated = entities.evaluated.get((ref, at))
+                    if evaluated is None:
+                        state = entities.rows[ref]
+                        values, latest = value_at(
+                            self.views[view_name], state.rows, at, floor=state.floor
+                        )
+                        evaluated = Evaluated(values, latest, state.floor)
+                    memo[(ref, at)] = self._answer(ref, evaluated, at)
                 answer[view_name], complete = memo[(ref, at)]
                 exact = exact and complete
             answers.append(answer)
@@ -212,20 +226,30 @@ class StreamServing:
                 lags.append(max(0.0, time.time() * 1000 - at / 1000))
         return StreamServed(answers, consistency, lags, waited_ms)
 
-    def _answer(self, ref: EntityRef, state: EntityRows, at: int) -> tuple[ViewAnswer, bool]:
-        view = self.views[ref[0]]
-        values, latest = value_at(view, state.rows, at, floor=state.floor)
+    def _answer(self, ref: EntityRef, evaluated: Evaluated, at: int) -> tuple[ViewAnswer, bool]:
+        values, latest, floor = evaluated.values, evaluated.latest, evaluated.floor
         window = self._windows[ref[0]]
-        complete = state.floor is None or window is None or at - window >= state.floor
+        complete = floor is None or window is None or at - window >= floor
         if values is not None:
             return ViewAnswer(values, PRESENT, latest), complete
         return ViewAnswer(None, NOT_FOUND if latest is None else OUTSIDE_TTL, latest), complete
 
-    def _read(self, rows: list[Row], refs: list[EntityRef], slots: list[tuple[str, int]]) -> _Read:
+    def _read(
+        self,
+        rows: list[Row],
+        refs: list[EntityRef],
+        slots: list[tuple[str, int]],
+        probes: Mapping[EntityRef, Mapping[int, None]],
+    ) -> _Read:
         cache = self._cache
         known = {ref: cache[ref].version for ref in refs if ref in cache}
         read = self.state.serve_read(
-            rows=rows, entities=refs, known=known, group=self.group, partitions=slots
+            rows=rows,
+            entities=refs,
+            known=known,
+            group=self.group,
+            partitions=slots,
+            probes=probes,
         )
         found: dict[EntityRef, EntityRows] = {}
         for ref in refs:
@@ -237,7 +261,7 @@ class StreamServing:
             found[ref] = state
         if len(cache) > CACHE_MAX:
             cache.clear()
-        return _Read(found, read.applied)
+        return _Read(found, read.applied, read.evaluated)
 
     def close(self) -> None:
         if self.ends is not None:
@@ -248,6 +272,7 @@ class StreamServing:
 class _Read:
     rows: dict[EntityRef, EntityRows]
     applied: dict[tuple[str, int], Applied]
+    evaluated: dict[tuple[EntityRef, int], Evaluated]
 
 
 def _behind(

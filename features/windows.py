@@ -122,7 +122,7 @@ def _value(row: Row, name: str | None) -> Any:
     return row.fields.get(name) if name else None
 
 
-def _cast(value: Any, dtype: str) -> Any:
+def cast(value: Any, dtype: str) -> Any:
     if value is None:
         return None
     return int(value) if dtype == "int64" else float(value)
@@ -133,7 +133,7 @@ def _window_us(feature: Aggregate) -> int:
     return int(feature.window.total_seconds() * 1_000_000)
 
 
-def _over(feature: Aggregate, chosen: Sequence[Row], at: int) -> Any:
+def over(feature: Aggregate, chosen: Sequence[Row], at: int) -> Any:
     """Return ``feature`` at instant ``at`` (µs) over ``chosen``: one entity's rows of the
     feature's kinds in its window (``at - window < ts <= at``)."""
     agg = feature.agg
@@ -143,12 +143,12 @@ def _over(feature: Aggregate, chosen: Sequence[Row], at: int) -> Any:
         if not chosen:
             return None
         latest = max(chosen, key=lambda r: (r.ts, r.event_id))
-        return _cast(_value(latest, feature.field), feature.dtype)
+        return cast(_value(latest, feature.field), feature.dtype)
     if agg == "age_days":
         return (at - min(r.ts for r in chosen)) / US_PER_DAY if chosen else None
     values = [v for v in (_value(r, feature.field) for r in chosen) if v is not None]
     if agg == "sum":
-        return _cast(sum(values), feature.dtype)
+        return cast(sum(values), feature.dtype)
     if agg == "count_distinct":
         return len(set(values))
     if not values:
@@ -216,7 +216,20 @@ def evaluate(view: View, rows: Sequence[Row], at: int) -> dict[str, Any]:
             low = at - window
             chosen = [r for r in rows if r.kind in kinds and low < r.ts <= at]
         for f in features:
-            found[f.name] = _over(f, chosen, at)
+            found[f.name] = over(f, chosen, at)
+    return completed(view, found)
+
+
+def selections(view: View) -> tuple[tuple[frozenset[str], int | None, tuple[Aggregate, ...]], ...]:
+    """``view``'s aggregates grouped by the rows they read: (kinds, window µs or None for
+    unbounded, the aggregates), in the order ``evaluate`` computes them."""
+    return _plan(view).selections
+
+
+def completed(view: View, found: dict[str, Any]) -> dict[str, Any]:
+    """Return ``view``'s values from ``found``, its aggregates' values: the ratios added, in the
+    view's order."""
+    plan = _plan(view)
     for f in plan.ratios:
         found[f.name] = ratio(f, found)
     return {name: found[name] for name in plan.names}
@@ -233,12 +246,20 @@ def value_at(
     or its latest is older than the view's ttl (``ts < at - ttl``: the point-in-time join's
     rule, kept at the bound)."""
     kept = [r for r in rows if r.ts <= at]
-    latest = max((r.ts for r in kept), default=None)
+    served, latest = served_latest(view, max((r.ts for r in kept), default=None), at, floor=floor)
+    return (evaluate(view, kept, at) if served else None), latest
+
+
+def served_latest(
+    view: View, latest: int | None, at: int, *, floor: int | None
+) -> tuple[bool, int | None]:
+    """``value_at``'s rule on whether ``view`` is served at ``at``, given the event time of the
+    entity's latest row at or before it (None: no such row) and the state's floor: whether it
+    is, and the latest event time to report. A store that evaluates the aggregates itself
+    (``features.state``) decides by this same function."""
     if latest is None and floor is not None and floor <= at:
         latest = floor
     if latest is None:
-        return None, None
+        return False, None
     ttl = _plan(view).ttl_us
-    if ttl is not None and latest < at - ttl:
-        return None, latest
-    return evaluate(view, kept, at), latest
+    return not (ttl is not None and latest < at - ttl), latest

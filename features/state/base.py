@@ -37,13 +37,13 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
 from features.definitions import STREAM_VIEWS, View
-from features.windows import Row
+from features.windows import Row, value_at
 
 # (view name, entity key): what the state keeps rows for.
 EntityRef = tuple[str, tuple[str, ...]]
@@ -103,13 +103,38 @@ class Applied:
 
 
 @dataclass(frozen=True)
+class Evaluated:
+    """A view of one entity evaluated at one instant, as ``features.windows.value_at`` gives
+    it: the values (None: not served), the event time of the entity's latest event at or
+    before the instant (None: none), and the entity's floor (None: nothing pruned)."""
+
+    values: dict[str, Any] | None
+    latest: int | None
+    floor: int | None
+
+
+@dataclass(frozen=True)
 class ServeRead:
     """The result of ``serve_read``: the entities read (one asked for with the version it has
-    cached is absent when that is still the version) and, per partition asked for, the
-    processor's ``Applied`` (absent: it never added a record of the partition)."""
+    cached is absent when that is still the version), per partition asked for the processor's
+    ``Applied`` (absent: it never added a record of the partition), and per (entity, instant)
+    probed the view evaluated there."""
 
     entities: dict[EntityRef, EntityRows]
     applied: dict[tuple[str, int], Applied]
+    evaluated: dict[tuple[EntityRef, int], Evaluated] = field(default_factory=dict)
+
+
+def evaluated_from_rows(
+    view: View, state: EntityRows, instants: Iterable[int]
+) -> dict[int, Evaluated]:
+    """Evaluate ``view`` over one entity's ``state`` at each of ``instants``, in Python: what a
+    backend that cannot evaluate in the store returns for ``serve_read``'s probes."""
+    out = {}
+    for at in instants:
+        values, latest = value_at(view, state.rows, at, floor=state.floor)
+        out[at] = Evaluated(values, latest, state.floor)
+    return out
 
 
 @dataclass(frozen=True)
@@ -208,13 +233,16 @@ class WindowState(abc.ABC):
         known: Mapping[EntityRef, str | None],
         group: str,
         partitions: Iterable[tuple[str, int]],
+        probes: Mapping[EntityRef, Iterable[int]] = MappingProxyType({}),
     ) -> ServeRead:
         """A server's add and read, in one transaction and one round trip: add ``rows`` (the
         events it serves: idempotent per row, no prune, no version stamp, no clock tick, so a
         processor's adds and online writes go on as if it had not happened), read back
         ``entities`` (those in ``known`` only when their version is no longer the one given,
-        None meaning never touched) and group ``group``'s ``Applied`` on each of
-        ``partitions``."""
+        None meaning never touched), group ``group``'s ``Applied`` on each of ``partitions``,
+        and each entity of ``probes`` evaluated at each of its instants (µs), as
+        ``features.windows.value_at`` over its rows would (``ServeRead.evaluated``; a backend
+        may evaluate in the store and send back values rather than rows)."""
 
     @abc.abstractmethod
     def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:

@@ -4,9 +4,10 @@ its read-back one MULTI/EXEC of Lua scripts (``features.state.base`` says what i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
-from features.definitions import STREAM_VIEWS, View
+from features.definitions import OCCURRED_AT, STREAM_VIEWS, Aggregate, View
 from features.state.base import (
     MARKS_KEPT,
     SEP,
@@ -14,6 +15,7 @@ from features.state.base import (
     Applied,
     EntityRef,
     EntityRows,
+    Evaluated,
     Marks,
     ServeRead,
     WindowState,
@@ -23,7 +25,15 @@ from features.state.base import (
     rows_by_entity,
     rows_sorted,
 )
-from features.windows import Row
+from features.windows import (
+    US_PER_DAY,
+    Row,
+    cast,
+    completed,
+    over,
+    selections,
+    served_latest,
+)
 
 # Entities whose key names are kept before the names start again.
 NAMES_KEPT = 100_000
@@ -81,15 +91,184 @@ out[#out + 1] = version
 return out
 """
 
+# The probes of a server's read: views evaluated in the store at the requests' instants, as
+# ``features.windows.value_at`` evaluates them in Python (tests/features/test_instants.py holds
+# the two equal), so the reply carries a few values rather than every row of every entity.
+# ARGV from ``a``: the name of the event-time field; the number of view plans, then per plan its
+# selection count, per selection its kinds (joined by \x1f), window (µs, '' unbounded) and
+# aggregate count, per aggregate its kind and field ('' none); the number of entities probed,
+# then per entity its plan (1-based), key count, instant count and instants. An entity's rows
+# are its window rows and its pruned latest rows, each (event id, kind) once, in (ts, event id,
+# kind) order: the order of a sorted set's (score, member), the pruned rows (at most one a
+# kind) placed among them. Numbers go back as text (Redis would truncate a Lua number to an
+# integer): counts and times as integers, sums, means and medians with 17 digits (exact).
+_EVALUATE = """
+local occurred = ARGV[a]; a = a + 1
+local plans = {}
+local count = tonumber(ARGV[a]); a = a + 1
+for v = 1, count do
+  local selections = {}
+  local size = tonumber(ARGV[a]); a = a + 1
+  for s = 1, size do
+    local kinds, aggregates = {}, {}
+    for kind in string.gmatch(ARGV[a], '[^\\31]+') do kinds[kind] = true end
+    local window, n = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    a = a + 3
+    for g = 1, n do
+      aggregates[g] = {ARGV[a], ARGV[a + 1]}
+      a = a + 2
+    end
+    selections[s] = {kinds, window, aggregates}
+  end
+  plans[v] = selections
+end
+
+local function before(x, y)
+  -- Byte order of two strings (Lua's own comparison follows the server's locale).
+  local n = math.min(#x, #y)
+  for i = 1, n do
+    local bx, by = string.byte(x, i), string.byte(y, i)
+    if bx ~= by then return bx < by end
+  end
+  return #x < #y
+end
+
+local ts, heads, ids, kinds, members, decoded, n
+local function earlier(i, j)
+  if ts[i] ~= ts[j] then return ts[i] < ts[j] end
+  return before(heads[i], heads[j])
+end
+local function value(i, name)
+  if name == occurred then return ts[i] / 1000000 end
+  local fields = decoded[i]
+  if fields == nil then
+    local m = members[i]
+    fields = cjson.decode(string.sub(m, #heads[i] + 2))
+    decoded[i] = fields
+  end
+  local v = fields[name]
+  if v == cjson.null then return nil end
+  return v
+end
+local function part(kind, name, chosen, c)
+  if kind == 'count' then return string.format('%d', c) end
+  if kind == 'last' then
+    local best = nil
+    for j = 1, c do
+      local i = chosen[j]
+      if best == nil or ts[i] ~= ts[best] or ids[i] ~= ids[best] then best = i end
+    end
+    if best == nil then return '' end
+    return {string.format('%d', ts[best]), members[best]}
+  end
+  if kind == 'age_days' then
+    if c == 0 then return '' end
+    return string.format('%d', ts[chosen[1]])
+  end
+  local values, m = {}, 0
+  for j = 1, c do
+    local v = value(chosen[j], name)
+    if v ~= nil then m = m + 1; values[m] = v end
+  end
+  if kind == 'count_distinct' then
+    local seen, d = {}, 0
+    for j = 1, m do
+      if not seen[values[j]] then seen[values[j]] = true; d = d + 1 end
+    end
+    return string.format('%d', d)
+  end
+  if kind == 'median' then
+    if m == 0 then return '' end
+    table.sort(values)
+    local h = math.floor(m / 2)
+    if m % 2 == 1 then return string.format('%.17g', values[h + 1]) end
+    return string.format('%.17g', (values[h] + values[h + 1]) / 2)
+  end
+  local total = 0
+  for j = 1, m do total = total + values[j] end
+  if kind == 'sum' then return string.format('%.17g', total) end
+  if kind == 'avg' then
+    if m == 0 then return '' end
+    return string.format('%.17g', total / m)
+  end
+  error('unknown aggregation ' .. kind)
+end
+
+local probes = tonumber(ARGV[a]); a = a + 1
+for p = 1, probes do
+  local plan = plans[tonumber(ARGV[a])]
+  local size, instants = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  a = a + 3
+  ts, heads, ids, kinds, members, decoded, n = {}, {}, {}, {}, {}, {}, 0
+  local seen = {}
+  for j = 0, size - 1 do
+    if j ~= 1 then
+      local flat = redis.call('ZRANGE', KEYS[k + j], 0, -1, 'WITHSCORES')
+      for i = 1, #flat, 2 do
+        local m = flat[i]
+        local x = string.find(m, '\\31', 1, true)
+        local y = string.find(m, '\\31', x + 1, true)
+        local head = string.sub(m, 1, y - 1)
+        if not seen[head] then
+          seen[head] = true
+          n = n + 1
+          ts[n], heads[n], members[n] = tonumber(flat[i + 1]), head, m
+          ids[n], kinds[n] = string.sub(m, 1, x - 1), string.sub(m, x + 1, y - 1)
+          -- A pruned row (from a later set) goes back among the earlier ones.
+          local pos = n
+          while j > 0 and pos > 1 and earlier(pos, pos - 1) do
+            local b = pos - 1
+            ts[pos], ts[b] = ts[b], ts[pos]
+            heads[pos], heads[b] = heads[b], heads[pos]
+            members[pos], members[b] = members[b], members[pos]
+            ids[pos], ids[b] = ids[b], ids[pos]
+            kinds[pos], kinds[b] = kinds[b], kinds[pos]
+            pos = b
+          end
+        end
+      end
+    end
+  end
+  local floor = redis.call('HGET', KEYS[k + 1], 'floor')
+  local one = {floor or ''}
+  for q = 1, instants do
+    local at = tonumber(ARGV[a]); a = a + 1
+    local latest = nil
+    for i = 1, n do
+      if ts[i] <= at and (latest == nil or ts[i] > latest) then latest = ts[i] end
+    end
+    local answer = {latest and string.format('%d', latest) or ''}
+    for s = 1, #plan do
+      local chosen, c = {}, 0
+      local kindset, window, aggregates = plan[s][1], plan[s][2], plan[s][3]
+      for i = 1, n do
+        if kindset[kinds[i]] and ts[i] <= at and (window == nil or ts[i] > at - window) then
+          c = c + 1; chosen[c] = i
+        end
+      end
+      for g = 1, #aggregates do
+        answer[#answer + 1] = part(aggregates[g][1], aggregates[g][2], chosen, c)
+      end
+    end
+    one[#one + 1] = answer
+  end
+  out[#out + 1] = one
+  k = k + size
+end
+"""
+
 # A server's add and read, one script (atomic, one round trip, one reply to parse). KEYS: the
 # rows set of each entity rows are added to; then per entity read: rows, meta, its "pruned
-# latest" sets; then the marks set of each partition asked for. ARGV: the number of entities
-# added to, then per entity its row count and (score, member) pairs; the number of entities
-# read, then per entity its key count and the version the server has cached ('' for none, '-'
-# for "never touched"); the number of partitions. Returns per entity read 0 when that is still
-# the version, else {1, rows, pruned sets..., floor, version}; then per partition its greatest
-# mark (an empty list: none).
-_SERVE_READ_SCRIPT = """
+# latest" sets; then the marks set of each partition asked for; then per entity probed: rows,
+# meta, its "pruned latest" sets. ARGV: the number of entities added to, then per entity its
+# row count and (score, member) pairs; the number of entities read, then per entity its key
+# count and the version the server has cached ('' for none, '-' for "never touched"); the
+# number of partitions; then the probes (below _EVALUATE). Returns per entity read 0 when that
+# is still the version, else {1, rows, pruned sets..., floor, version}; then per partition its
+# greatest mark (an empty list: none); then per entity probed {floor or '', per instant
+# {latest or '', each aggregate's part}}.
+_SERVE_READ_SCRIPT = (
+    """
 local k, a = 1, 1
 local added = tonumber(ARGV[a]); a = a + 1
 for i = 1, added do
@@ -119,13 +298,17 @@ for i = 1, entities do
   end
   k = k + size
 end
-local partitions = tonumber(ARGV[a])
+local partitions = tonumber(ARGV[a]); a = a + 1
 for i = 1, partitions do
   out[#out + 1] = redis.call('ZRANGE', KEYS[k], -1, -1)
   k = k + 1
 end
+"""
+    + _EVALUATE
+    + """
 return out
 """
+)
 
 # The positions (1-based) of the entities whose meta hash (KEYS[i]) has a version other than
 # ARGV[i].
@@ -167,6 +350,7 @@ class RedisState(WindowState):
         self._changed = client.register_script(_CHANGED_SCRIPT)
         self._serve_read = client.register_script(_SERVE_READ_SCRIPT)
         self._names: dict[EntityRef, list[str]] = {}
+        self._plans: dict[str, list[Any]] = {}
 
     @classmethod
     def from_url(
@@ -258,9 +442,12 @@ class RedisState(WindowState):
         known: Mapping[EntityRef, str | None],
         group: str,
         partitions: Iterable[tuple[str, int]],
+        probes: Mapping[EntityRef, Iterable[int]] = MappingProxyType({}),
     ) -> ServeRead:
         # One script for the whole batch rather than a command per entity in a MULTI: the
-        # client's cost is per command queued and reply parsed (docs/performance.md).
+        # client's cost is per command queued and reply parsed (docs/performance.md). Probed
+        # entities are evaluated in the script: a few values come back instead of their rows,
+        # which the client would parse into objects only to count them.
         refs = list(dict.fromkeys(entities))
         slots = list(dict.fromkeys(partitions))
         grouped = rows_by_entity(rows)
@@ -279,18 +466,80 @@ class RedisState(WindowState):
             args += [len(entity_keys), cached]
         keys += [f"{self.prefix}marks:{group}:{topic}:{partition}" for topic, partition in slots]
         args.append(len(slots))
+        asked = {ref: list(dict.fromkeys(instants)) for ref, instants in probes.items()}
+        plans = list(dict.fromkeys(view for view, _ in asked))
+        args += [OCCURRED_AT, len(plans)]
+        for view in plans:
+            args += self._plan_args(view)
+        args.append(len(asked))
+        for ref, instants in asked.items():
+            entity_keys = self._keys(*ref)
+            keys += entity_keys
+            args += [plans.index(ref[0]) + 1, len(entity_keys), len(instants), *instants]
         replies = self._serve_read(keys=keys, args=args)
+        evaluated = {}
+        for (ref, instants), reply in zip(
+            asked.items(), replies[len(replies) - len(asked) :], strict=True
+        ):
+            floor = int(reply[0]) if reply[0] else None
+            for at, parts in zip(instants, reply[1:], strict=True):
+                evaluated[(ref, at)] = self._evaluated(ref, at, floor, parts)
         entities_read = {
             ref: self._parse(ref, reply[1:])
             for ref, reply in zip(refs, replies, strict=False)
             if reply != 0
         }
         applied = {}
-        for slot, entries in zip(slots, replies[len(refs) :], strict=True):
+        for slot, entries in zip(slots, replies[len(refs) : len(refs) + len(slots)], strict=True):
             if entries:
                 offset, ts = entries[0].decode().split(":")
                 applied[slot] = Applied(int(offset), int(ts) if ts else None)
-        return ServeRead(entities=entities_read, applied=applied)
+        return ServeRead(entities=entities_read, applied=applied, evaluated=evaluated)
+
+    def _plan_args(self, view: str) -> list[Any]:
+        # A view's plan as the script reads it (``_EVALUATE``); kept, it never changes.
+        args = self._plans.get(view)
+        if args is None:
+            chosen = selections(self.views[view])
+            args = [len(chosen)]
+            for kinds, window, features in chosen:
+                args += [SEP.join(sorted(kinds)), "" if window is None else window, len(features)]
+                for f in features:
+                    args += [f.agg, f.field or ""]
+            self._plans[view] = args
+        return args
+
+    def _evaluated(self, ref: EntityRef, at: int, floor: int | None, parts: list[Any]) -> Evaluated:
+        view = self.views[ref[0]]
+        served, latest = served_latest(view, int(parts[0]) if parts[0] else None, at, floor=floor)
+        if not served:
+            return Evaluated(None, latest, floor)
+        found: dict[str, Any] = {}
+        position = 1
+        for _, _, features in selections(view):
+            for f in features:
+                found[f.name] = self._aggregate(ref, f, parts[position], at)
+                position += 1
+        return Evaluated(completed(view, found), latest, floor)
+
+    def _aggregate(self, ref: EntityRef, feature: Aggregate, part: Any, at: int) -> Any:
+        # What the script sent back for one aggregate (``_EVALUATE``), as ``windows.over``
+        # gives it.
+        agg = feature.agg
+        if agg in ("count", "count_distinct"):
+            return int(part)
+        if agg == "sum":
+            return cast(float(part), feature.dtype)
+        if not part:
+            return None
+        if agg == "last":
+            ts, member = part
+            event_id, kind, fields = member.decode().split(SEP, 2)
+            row = Row(ref[0], ref[1], event_id, int(ts), kind, fields_parse(fields))
+            return over(feature, [row], at)
+        if agg == "age_days":
+            return (at - int(part)) / US_PER_DAY
+        return float(part)
 
     def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:
         refs = list(dict.fromkeys(entities))

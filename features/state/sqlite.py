@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 
 from features.definitions import STREAM_VIEWS, View
 from features.state.base import (
@@ -19,6 +20,7 @@ from features.state.base import (
     Marks,
     ServeRead,
     WindowState,
+    evaluated_from_rows,
     fields_parse,
     fields_text,
     key_text,
@@ -200,6 +202,7 @@ class SqliteState(WindowState):
         known: Mapping[EntityRef, str | None],
         group: str,
         partitions: Iterable[tuple[str, int]],
+        probes: Mapping[EntityRef, Iterable[int]] = MappingProxyType({}),
     ) -> ServeRead:
         refs = list(dict.fromkeys(entities))
         with _transaction(self.conn, immediate=bool(rows)):
@@ -230,7 +233,13 @@ class SqliteState(WindowState):
                 ).fetchone()
                 if found is not None:
                     applied[(topic, partition)] = Applied(found[0], found[1])
-        return ServeRead(entities=read, applied=applied)
+            probed = {ref: self._read(ref) for ref in probes}
+        evaluated = {
+            (ref, at): answer
+            for ref, instants in probes.items()
+            for at, answer in evaluated_from_rows(self.views[ref[0]], probed[ref], instants).items()
+        }
+        return ServeRead(entities=read, applied=applied, evaluated=evaluated)
 
     def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:
         with _transaction(self.conn, immediate=False):

@@ -155,6 +155,15 @@ def _check_at_instants(view: View, rows: list[Row], instants: list[int], state: 
     for start in range(0, len(rows), 5):
         state.add_and_read(rows=rows[start : start + 5], version=f"v{start}")
     held = state.read(entities=[(view.name, key) for key in keys])
+    # The state's own evaluation (Redis: in its script), at every instant of every key.
+    probed = state.serve_read(
+        rows=[],
+        entities=[],
+        known={},
+        group="g",
+        partitions=[],
+        probes={(view.name, key): instants for key in keys},
+    ).evaluated
     window = state.retention[view.name].window_us
     for (key, at), row in zip(requests, table, strict=True):
         mine = grouped.get(key, [])
@@ -171,10 +180,17 @@ def _check_at_instants(view: View, rows: list[Row], instants: list[int], state: 
         python, _ = value_at(view, mine, at)
         assert (None if python is None else typed(python)) == expected, ("python", key, at)
         entity = held[(view.name, key)]
+        from_state, latest = value_at(view, list(entity.rows), at, floor=entity.floor)
+        # Evaluated in the store or in Python, the state's rows give one answer, complete or
+        # not.
+        answer = probed[((view.name, key), at)]
+        assert (answer.values is None) == (from_state is None), ("probe", key, at)
+        if from_state is not None:
+            assert typed(answer.values) == typed(from_state), ("probe", key, at)
+        assert (answer.latest, answer.floor) == (latest, entity.floor), ("probe", key, at)
         # The state claims every row an evaluation at ``at`` needs once the window before it
         # is past the floor; there it must give the same answer.
         if entity.floor is None or window is None or at - window >= entity.floor:
-            from_state, _ = value_at(view, list(entity.rows), at, floor=entity.floor)
             assert (None if from_state is None else typed(from_state)) == expected, (
                 "state",
                 key,
