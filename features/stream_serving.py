@@ -45,7 +45,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from events.bus import Bus, EndsRequest, LogEnds
 from events.contracts import topic_name
@@ -64,11 +64,11 @@ POLL_S = 0.002
 CACHE_MAX = 50_000
 
 
-@dataclass(frozen=True)
-class ViewAnswer:
+class ViewAnswer(NamedTuple):
     """One view of one request: its values (None: nothing to serve), the status Feast would give
     (``PRESENT``, ``NOT_FOUND``, ``OUTSIDE_MAX_AGE``) and the event time of the entity's latest
-    event at or before the instant (µs; None when it has none)."""
+    event at or before the instant (µs; None when it has none). A named tuple: a few are made
+    per payment, at a third of a frozen dataclass's cost."""
 
     values: dict[str, Any] | None
     status: str
