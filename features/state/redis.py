@@ -103,6 +103,8 @@ return out
 # kind) placed among them. Numbers go back as text (Redis would truncate a Lua number to an
 # integer): counts and times as integers, sums, means and medians with 17 digits (exact).
 _EVALUATE = """
+local find, sub, format, concat = string.find, string.sub, string.format, table.concat
+local decode, null = cjson.decode, cjson.null
 local occurred = ARGV[a]; a = a + 1
 local plans = {}
 local count = tonumber(ARGV[a]); a = a + 1
@@ -123,73 +125,102 @@ for v = 1, count do
   plans[v] = selections
 end
 
+-- The rows of the entity probed (n of them): event time, member, kind, where the fields start
+-- (after the second separator), the decoded fields (false until asked for). Tables reused from
+-- one entity to the next, as are the scratch ones.
+local ts, members, kinds, cuts, decoded, n = {}, {}, {}, {}, {}, 0
+local chosen, values, seen, generation = {}, {}, {}, 0
+
+local function head(i) return sub(members[i], 1, cuts[i] - 1) end
+local function id(i) return sub(members[i], 1, find(members[i], '\\31', 1, true) - 1) end
 local function before(x, y)
-  -- Byte order of two strings (Lua's own comparison follows the server's locale).
-  local n = math.min(#x, #y)
-  for i = 1, n do
+  -- Byte order (Lua's own string comparison follows the server's locale).
+  for i = 1, math.min(#x, #y) do
     local bx, by = string.byte(x, i), string.byte(y, i)
     if bx ~= by then return bx < by end
   end
   return #x < #y
 end
-
-local ts, heads, ids, kinds, members, decoded, n
 local function earlier(i, j)
   if ts[i] ~= ts[j] then return ts[i] < ts[j] end
-  return before(heads[i], heads[j])
+  return before(head(i), head(j))
+end
+local function swap(i, j)
+  ts[i], ts[j] = ts[j], ts[i]
+  members[i], members[j] = members[j], members[i]
+  kinds[i], kinds[j] = kinds[j], kinds[i]
+  cuts[i], cuts[j] = cuts[j], cuts[i]
+  decoded[i], decoded[j] = decoded[j], decoded[i]
+end
+local function push(m, score)
+  local x = find(m, '\\31', 1, true)
+  local y = find(m, '\\31', x + 1, true)
+  n = n + 1
+  ts[n], members[n], kinds[n] = tonumber(score), m, sub(m, x + 1, y - 1)
+  cuts[n], decoded[n] = y, false
 end
 local function value(i, name)
   if name == occurred then return ts[i] / 1000000 end
   local fields = decoded[i]
-  if fields == nil then
-    local m = members[i]
-    fields = cjson.decode(string.sub(m, #heads[i] + 2))
+  if not fields then
+    fields = decode(sub(members[i], cuts[i] + 1))
     decoded[i] = fields
   end
   local v = fields[name]
-  if v == cjson.null then return nil end
+  if v == null then return nil end
   return v
 end
-local function part(kind, name, chosen, c)
-  if kind == 'count' then return string.format('%d', c) end
+local function part(kind, name, c)
+  if kind == 'count' then return c end
   if kind == 'last' then
-    local best = nil
-    for j = 1, c do
-      local i = chosen[j]
-      if best == nil or ts[i] ~= ts[best] or ids[i] ~= ids[best] then best = i end
+    if c == 0 then return '' end
+    -- The greatest (ts, event id); of its rows (one per kind), the first.
+    local best, j = chosen[c], c - 1
+    while j >= 1 and ts[chosen[j]] == ts[best] and id(chosen[j]) == id(best) do
+      best = chosen[j]
+      j = j - 1
     end
-    if best == nil then return '' end
-    return {string.format('%d', ts[best]), members[best]}
+    return format('%d', ts[best]) .. '\\29' .. members[best]
   end
   if kind == 'age_days' then
     if c == 0 then return '' end
-    return string.format('%d', ts[chosen[1]])
+    return format('%d', ts[chosen[1]])
   end
-  local values, m = {}, 0
+  local m = 0
   for j = 1, c do
     local v = value(chosen[j], name)
-    if v ~= nil then m = m + 1; values[m] = v end
+    if v ~= nil then
+      m = m + 1
+      values[m] = v
+    end
   end
   if kind == 'count_distinct' then
-    local seen, d = {}, 0
+    generation = generation + 1
+    local d = 0
     for j = 1, m do
-      if not seen[values[j]] then seen[values[j]] = true; d = d + 1 end
+      local v = values[j]
+      if seen[v] ~= generation then
+        seen[v] = generation
+        d = d + 1
+      end
     end
-    return string.format('%d', d)
+    return d
   end
   if kind == 'median' then
     if m == 0 then return '' end
-    table.sort(values)
+    local sorted = {}
+    for j = 1, m do sorted[j] = values[j] end
+    table.sort(sorted)
     local h = math.floor(m / 2)
-    if m % 2 == 1 then return string.format('%.17g', values[h + 1]) end
-    return string.format('%.17g', (values[h] + values[h + 1]) / 2)
+    if m % 2 == 1 then return format('%.17g', sorted[h + 1]) end
+    return format('%.17g', (sorted[h] + sorted[h + 1]) / 2)
   end
   local total = 0
   for j = 1, m do total = total + values[j] end
-  if kind == 'sum' then return string.format('%.17g', total) end
+  if kind == 'sum' then return format('%.17g', total) end
   if kind == 'avg' then
     if m == 0 then return '' end
-    return string.format('%.17g', total / m)
+    return format('%.17g', total / m)
   end
   error('unknown aggregation ' .. kind)
 end
@@ -199,58 +230,56 @@ for p = 1, probes do
   local plan = plans[tonumber(ARGV[a])]
   local size, instants = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   a = a + 3
-  ts, heads, ids, kinds, members, decoded, n = {}, {}, {}, {}, {}, {}, 0
-  local seen = {}
-  for j = 0, size - 1 do
-    if j ~= 1 then
-      local flat = redis.call('ZRANGE', KEYS[k + j], 0, -1, 'WITHSCORES')
-      for i = 1, #flat, 2 do
-        local m = flat[i]
-        local x = string.find(m, '\\31', 1, true)
-        local y = string.find(m, '\\31', x + 1, true)
-        local head = string.sub(m, 1, y - 1)
-        if not seen[head] then
-          seen[head] = true
-          n = n + 1
-          ts[n], heads[n], members[n] = tonumber(flat[i + 1]), head, m
-          ids[n], kinds[n] = string.sub(m, 1, x - 1), string.sub(m, x + 1, y - 1)
-          -- A pruned row (from a later set) goes back among the earlier ones.
-          local pos = n
-          while j > 0 and pos > 1 and earlier(pos, pos - 1) do
-            local b = pos - 1
-            ts[pos], ts[b] = ts[b], ts[pos]
-            heads[pos], heads[b] = heads[b], heads[pos]
-            members[pos], members[b] = members[b], members[pos]
-            ids[pos], ids[b] = ids[b], ids[pos]
-            kinds[pos], kinds[b] = kinds[b], kinds[pos]
-            pos = b
-          end
+  n = 0
+  local flat = redis.call('ZRANGE', KEYS[k], 0, -1, 'WITHSCORES')
+  for i = 1, #flat, 2 do push(flat[i], flat[i + 1]) end
+  -- Rows are pruned only where a floor is set: without one the pruned sets are empty.
+  local floor = redis.call('HGET', KEYS[k + 1], 'floor')
+  for j = 2, floor and size - 1 or 1 do
+    flat = redis.call('ZRANGE', KEYS[k + j], 0, -1, 'WITHSCORES')
+    for i = 1, #flat, 2 do
+      -- A pruned row, unless a window row is the same (event id, kind), goes back in order.
+      push(flat[i], flat[i + 1])
+      local h, same = head(n), false
+      for r = 1, n - 1 do
+        if cuts[r] == cuts[n] and head(r) == h then same = true; break end
+      end
+      if same then
+        n = n - 1
+      else
+        local pos = n
+        while pos > 1 and earlier(pos, pos - 1) do
+          swap(pos, pos - 1)
+          pos = pos - 1
         end
       end
     end
   end
-  local floor = redis.call('HGET', KEYS[k + 1], 'floor')
   local one = {floor or ''}
   for q = 1, instants do
     local at = tonumber(ARGV[a]); a = a + 1
     local latest = nil
-    for i = 1, n do
-      if ts[i] <= at and (latest == nil or ts[i] > latest) then latest = ts[i] end
+    for i = n, 1, -1 do
+      if ts[i] <= at then latest = ts[i]; break end
     end
-    local answer = {latest and string.format('%d', latest) or ''}
+    local answer = {latest and format('%d', latest) or ''}
     for s = 1, #plan do
-      local chosen, c = {}, 0
       local kindset, window, aggregates = plan[s][1], plan[s][2], plan[s][3]
+      local low = window and at - window
+      local c = 0
       for i = 1, n do
-        if kindset[kinds[i]] and ts[i] <= at and (window == nil or ts[i] > at - window) then
-          c = c + 1; chosen[c] = i
+        local t = ts[i]
+        if t > at then break end
+        if (low == nil or t > low) and kindset[kinds[i]] then
+          c = c + 1
+          chosen[c] = i
         end
       end
       for g = 1, #aggregates do
-        answer[#answer + 1] = part(aggregates[g][1], aggregates[g][2], chosen, c)
+        answer[#answer + 1] = part(aggregates[g][1], aggregates[g][2], c)
       end
     end
-    one[#one + 1] = answer
+    one[#one + 1] = concat(answer, '\\30')
   end
   out[#out + 1] = one
   k = k + size
@@ -351,6 +380,7 @@ class RedisState(WindowState):
         self._serve_read = client.register_script(_SERVE_READ_SCRIPT)
         self._names: dict[EntityRef, list[str]] = {}
         self._plans: dict[str, list[Any]] = {}
+        self._order: dict[str, tuple[Aggregate, ...]] = {}
 
     @classmethod
     def from_url(
@@ -507,24 +537,25 @@ class RedisState(WindowState):
                 for f in features:
                     args += [f.agg, f.field or ""]
             self._plans[view] = args
+            self._order[view] = tuple(f for *_, features in chosen for f in features)
         return args
 
-    def _evaluated(self, ref: EntityRef, at: int, floor: int | None, parts: list[Any]) -> Evaluated:
+    def _evaluated(self, ref: EntityRef, at: int, floor: int | None, text: bytes) -> Evaluated:
+        # One instant's answer from the script (``_EVALUATE``): the latest event time, then
+        # each aggregate's part in plan order, separated by \x1e.
         view = self.views[ref[0]]
+        parts = text.split(b"\x1e")
         served, latest = served_latest(view, int(parts[0]) if parts[0] else None, at, floor=floor)
         if not served:
             return Evaluated(None, latest, floor)
-        found: dict[str, Any] = {}
-        position = 1
-        for _, _, features in selections(view):
-            for f in features:
-                found[f.name] = self._aggregate(ref, f, parts[position], at)
-                position += 1
+        found = {
+            f.name: self._aggregate(ref, f, part, at)
+            for f, part in zip(self._order[ref[0]], parts[1:], strict=True)
+        }
         return Evaluated(completed(view, found), latest, floor)
 
-    def _aggregate(self, ref: EntityRef, feature: Aggregate, part: Any, at: int) -> Any:
-        # What the script sent back for one aggregate (``_EVALUATE``), as ``windows.over``
-        # gives it.
+    def _aggregate(self, ref: EntityRef, feature: Aggregate, part: bytes, at: int) -> Any:
+        # One aggregate's part (``_EVALUATE``), as ``windows.over`` gives it.
         agg = feature.agg
         if agg in ("count", "count_distinct"):
             return int(part)
@@ -533,7 +564,7 @@ class RedisState(WindowState):
         if not part:
             return None
         if agg == "last":
-            ts, member = part
+            ts, member = part.split(b"\x1d", 1)
             event_id, kind, fields = member.decode().split(SEP, 2)
             row = Row(ref[0], ref[1], event_id, int(ts), kind, fields_parse(fields))
             return over(feature, [row], at)
