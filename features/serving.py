@@ -8,7 +8,7 @@ platform key always). An entity the online store has never seen comes back ``NOT
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -42,6 +42,7 @@ from features.stream_serving import (
     PRESENT,
     STALE,
     Served,
+    StreamServed,
     StreamServing,
     instant_us,
 )
@@ -134,6 +135,10 @@ def online_vector(
     rows = [entity_row(r, keys) for r in requests]
     reads = []
     from_state = {v.name for v in declared.views if v.mode == "stream"} if stream else set()
+    streamed = None
+    if stream is not None:
+        # Started first: the state's round trip overlaps the batch views' read below.
+        streamed = _stream_begin(declared, stream, requests, rows, served, ends, from_state)
     for view in declared.views:
         if view.name in from_state:
             continue
@@ -181,41 +186,35 @@ def online_vector(
                     values[i][name] = found.get(name)
                     statuses[i][name] = PRESENT
                     stamps[i][name] = stamp
-    if stream is None:
+    if streamed is None:
         return [
             ServedVector(values[i], statuses[i], stamps[i], on_demand(request, values[i]))
             for i, request in enumerate(requests)
         ]
     return _with_stream(
-        declared,
-        stream,
-        publication,
-        requests,
-        rows,
-        served,
-        ends,
-        values,
-        statuses,
-        stamps,
-        from_state,
+        declared, streamed, publication, requests, values, statuses, stamps, from_state
     )
 
 
-def _with_stream(
+@dataclass(frozen=True)
+class _Streamed:
+    """A batch's stream views being served: the views (name, join keys, feature names), each
+    request's instant (µs), and the call that waits for the answers (``StreamServing.begin``)."""
+
+    views: list[tuple[str, tuple[str, ...], tuple[str, ...]]]
+    instants: list[int]
+    answers: Callable[[], StreamServed]
+
+
+def _stream_begin(
     declared: FeatureService,
     stream: StreamServing,
-    publication: Publication | None,
     requests: Sequence[Mapping[str, Any]],
     rows: Sequence[Mapping[str, str]],
     served: Sequence[Served],
     ends: EndsRequest | None,
-    values: list[dict[str, Any]],
-    statuses: list[dict[str, str]],
-    stamps: list[dict[str, datetime | None]],
     from_state: set[str],
-) -> list[ServedVector]:
-    """Fill in the stream views from ``stream`` and mark each vector (``online_vector``):
-    ``publication`` is the mark read before the batch views (None: the service has none)."""
+) -> _Streamed:
     views = [
         (v.name, v.join_keys, tuple(f.name for f in v.features))
         for v in declared.views
@@ -229,7 +228,23 @@ def _with_stream(
             request_keys[name] = None if MISSING_KEY in key else key
         keys.append(request_keys)
     instants = [instant_us(r["occurred_at"]) for r in requests]
-    answered = stream.serve(keys, instants, served, ends)
+    return _Streamed(views, instants, stream.begin(keys, instants, served, ends))
+
+
+def _with_stream(
+    declared: FeatureService,
+    streamed: _Streamed,
+    publication: Publication | None,
+    requests: Sequence[Mapping[str, Any]],
+    values: list[dict[str, Any]],
+    statuses: list[dict[str, str]],
+    stamps: list[dict[str, datetime | None]],
+    from_state: set[str],
+) -> list[ServedVector]:
+    """Fill in the stream views (``_stream_begin``) and mark each vector (``online_vector``):
+    ``publication`` is the mark read before the batch views (None: the service has none)."""
+    views, instants = streamed.views, streamed.instants
+    answered = streamed.answers()
     batch = [v for v in declared.views if v.name not in from_state]
     assert publication is not None or not batch
     # A view's features share their status: one map per (view, status), copied in at once.

@@ -42,7 +42,8 @@ wire).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -141,6 +142,7 @@ class StreamServing:
         }
         self.ends: LogEnds | None = bus.log_ends(self.watched) if bus is not None else None
         self._cache: dict[EntityRef, EntityRows] = {}
+        self._worker: ThreadPoolExecutor | None = None
 
     def prefetch(self) -> EndsRequest | None:
         """Ask the log for its ends now and return what takes the answer, for ``serve``'s
@@ -149,6 +151,25 @@ class StreamServing:
         those events were appended, which is all ``serve`` needs of them; a prefetch must not
         serve a later batch (its ends may predate that batch's events)."""
         return self.ends.request(timeout_s=self.timeout_s) if self.ends is not None else None
+
+    def begin(
+        self,
+        keys: Sequence[Mapping[str, tuple[str, ...] | None]],
+        instants: Sequence[int],
+        served: Sequence[Served],
+        ends: EndsRequest | None = None,
+    ) -> Callable[[], StreamServed]:
+        """Start ``serve`` and return the call that waits for its result (and raises what it
+        raised). On a state that takes calls from several threads (``WindowState.concurrent``)
+        it runs on a thread of its own, one batch at a time, so what the caller does until it
+        waits overlaps the state's round trip (the scorer reads its batch views meanwhile);
+        else at once, here."""
+        if not self.state.concurrent:
+            result = self.serve(keys, instants, served, ends)
+            return lambda: result
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-serving")
+        return self._worker.submit(self.serve, keys, instants, served, ends).result
 
     def serve(
         self,
@@ -264,6 +285,8 @@ class StreamServing:
         return _Read(found, read.applied, read.evaluated)
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
         if self.ends is not None:
             self.ends.close()
 

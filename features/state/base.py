@@ -198,6 +198,10 @@ def rows_by_entity(rows: Iterable[Row]) -> dict[EntityRef, list[Row]]:
 class WindowState(abc.ABC):
     """The window state of the stream views (``views``), pruned as ``lateness_us`` allows."""
 
+    # Whether one instance takes calls from several threads (a server reads it on a thread of
+    # its own while it does other work: ``StreamServing.begin``).
+    concurrent = False
+
     def __init__(self, *, views: Sequence[View] = STREAM_VIEWS, lateness_us: int):
         self.views = {v.name: v for v in views}
         self.lateness_us = lateness_us

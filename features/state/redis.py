@@ -363,6 +363,9 @@ class RedisState(WindowState):
     offset; "" for None). Entity keys never expire: an idle entity keeps its few rows.
     """
 
+    # redis-py's client takes each call on a connection of its pool.
+    concurrent = True
+
     def __init__(
         self,
         client: Any,
