@@ -56,8 +56,12 @@ if HTTPS:
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
 # Behind a proxy that terminates TLS: the scheme it forwards says whether a request was HTTPS.
 # Only when the proxy sets the header on every request and strips a client's own.
-if env.bool("DJANGO_TLS_PROXY", default=False):
+TLS_PROXY = env.bool("DJANGO_TLS_PROXY", default=False)
+if TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# A client's address for the rate limits: behind the proxy, the one it appends to
+# X-Forwarded-For; else the connection's (a client's own X-Forwarded-For is never believed).
+NINJA_NUM_PROXIES = 1 if TLS_PROXY else 0
 
 INSTALLED_APPS = [
     "daphne",
@@ -167,6 +171,26 @@ WHITENOISE_USE_FINDERS = True
 
 # Redis backs the channel layer when REDIS_URL is set; otherwise one web process keeps it in memory.
 REDIS_URL = env.str("REDIS_URL", default="")
+
+# Rate limits (frontend.limits), each "<requests>/<s|m|h|d>" or empty for none: sign-in form
+# posts and API tokens per client address, bookings (quotes, trips, cards added) per rider. The
+# counts live in the "throttle" cache: Redis when REDIS_URL is set (every web process counts
+# together), else each process's memory.
+RATE_LIMIT_LOGIN = env.str("RATE_LIMIT_LOGIN", default="20/m")
+RATE_LIMIT_TOKEN = env.str("RATE_LIMIT_TOKEN", default="20/m")
+RATE_LIMIT_BOOKING = env.str("RATE_LIMIT_BOOKING", default="120/m")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "rideshare-limits",
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "limits"}
+    ),
+}
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {

@@ -107,6 +107,15 @@ def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_
         del connections["default"]
 
 
+@pytest.fixture(autouse=True)
+def _rate_limit_counts_empty() -> None:
+    """No request of an earlier test counts against the rate limits (``frontend.limits``): the
+    whole suite comes from one address (the counts are this process's: tests/settings.py)."""
+    from django.core.cache import caches
+
+    caches["throttle"].clear()
+
+
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator:
     """A Redis client whose keys this test puts under ``client.prefix``; they are deleted after."""

@@ -10,3 +10,11 @@ from config.settings import *  # noqa: F403
 
 # Fast hashing: password strength is not under test.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Rate-limit counts in this process's memory, emptied before every test (tests/conftest.py): the
+# suite's requests all come from one address. The count in Redis is tested on its own
+# (tests/rideshare/test_rate_limits.py).
+CACHES["throttle"] = {  # noqa: F405
+    "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+    "LOCATION": "limits",
+}

@@ -66,7 +66,13 @@ def _status_of(exc: DomainError) -> int:
 
 
 INVALID = "The request is not valid."
-HTTP_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found"}
+HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    429: "rate_limited",
+}
 
 
 @api.exception_handler(DomainError)

@@ -10,18 +10,22 @@ from django.shortcuts import get_object_or_404
 from ninja import Router, Status
 from ninja.errors import AuthenticationError
 
+from frontend.limits import Limit
 from rideshare import selectors, services
 from rideshare.api.access import rider_of
 from rideshare.api.context import rider_context
 from rideshare.api.schemas import CardIn, CardOut, ErrorOut, TokenIn, TokenOut, card_out
 
 router = Router(tags=["account"])
+# Shared with the trips' endpoints: one count of a rider's bookings.
+BOOKING = Limit("RATE_LIMIT_BOOKING", per_user=True)
 
 
 @router.post(
     "/auth/token",
     auth=None,
-    response={201: TokenOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut},
+    throttle=[Limit("RATE_LIMIT_TOKEN")],
+    response={201: TokenOut, 400: ErrorOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut},
     summary="Create an API token (log in)",
 )
 def token_create(request: HttpRequest, payload: TokenIn):
@@ -49,7 +53,8 @@ def card_list(request: HttpRequest, include_removed: bool = False):
 
 @router.post(
     "/cards",
-    response={201: CardOut, 400: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+    throttle=[BOOKING],
+    response={201: CardOut, 400: ErrorOut, 403: ErrorOut, 422: ErrorOut, 429: ErrorOut},
     summary="Add a card",
 )
 def card_add(request: HttpRequest, payload: CardIn):

@@ -11,6 +11,7 @@ from ninja import Router, Status
 from rideshare import selectors, services
 from rideshare.api.access import rider_of
 from rideshare.api.context import rider_context
+from rideshare.api.riders import BOOKING
 from rideshare.api.schemas import (
     CancelIn,
     CancellationPreviewOut,
@@ -35,7 +36,8 @@ def _where(location: PointIn | None, fallback: PointIn | None) -> dict:
 
 @router.post(
     "/quotes",
-    response={201: QuoteOut, 400: ErrorOut, 403: ErrorOut, 422: ErrorOut},
+    throttle=[BOOKING],
+    response={201: QuoteOut, 400: ErrorOut, 403: ErrorOut, 422: ErrorOut, 429: ErrorOut},
     summary="Get a fare quote",
 )
 def quote_create(request: HttpRequest, payload: QuoteIn):
@@ -53,6 +55,7 @@ def quote_create(request: HttpRequest, payload: QuoteIn):
 
 @router.post(
     "/trips",
+    throttle=[BOOKING],
     response={
         201: TripOut,
         400: ErrorOut,
@@ -60,6 +63,7 @@ def quote_create(request: HttpRequest, payload: QuoteIn):
         403: ErrorOut,
         404: ErrorOut,
         422: ErrorOut,
+        429: ErrorOut,
     },
     summary="Request a trip",
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth.views import LoginView
@@ -11,6 +13,7 @@ from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods
 
+from frontend.limits import Limit, limited_page
 from rideshare import selectors, services
 from rideshare.errors import InvalidInput
 from rideshare.web.access import safe_next, start_page
@@ -43,6 +46,14 @@ class RiderLoginView(LoginView):
     """Django's login, recording a rider's login (device, address) for the fraud side."""
 
     template_name = "rideshare/login.html"
+    limit = Limit("RATE_LIMIT_LOGIN")
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Every sign-in posted counts, right or wrong (django-axes counts the wrong ones per
+        # username): one address trying many accounts is slowed down too.
+        if not self.limit.allow_request(request):
+            return limited_page(request, self.limit, "sign-in attempts")
+        return super().post(request, *args, **kwargs)
 
     def form_valid(self, form) -> HttpResponse:
         user = form.get_user()

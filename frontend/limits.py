@@ -1,0 +1,69 @@
+"""Rate limits on what a person or a script could hammer (signing in, API tokens, booking):
+django-ninja's throttle (each client's request times within the period, kept in a cache), its
+rate read from a setting at each request, answered 429 with ``Retry-After``.
+
+Counted in the ``throttle`` cache: Redis when ``REDIS_URL`` is set, so every web process counts
+together, else this process's memory. A client is its address (``NINJA_NUM_PROXIES``: behind a
+TLS proxy the address that proxy appends to ``X-Forwarded-For``, never one the client wrote) or,
+for a limit per user, the signed-in user.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import caches
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from ninja.throttling import SimpleRateThrottle
+
+CACHE = "throttle"
+STATUS = 429
+
+
+class Limit(SimpleRateThrottle):
+    """The limit named by the setting ``setting``: a rate such as ``20/m`` (``s``, ``m``, ``h``,
+    ``d``), or empty for none. Per client address, or with ``per_user`` per signed-in user
+    (``request.auth``, as the API's authentication sets it; an anonymous request: its
+    address)."""
+
+    def __init__(self, setting: str, *, per_user: bool = False):
+        # Not ninja's constructor: it fixes the rate once, when the routes are declared.
+        self.setting = setting
+        self.scope = setting.lower()
+        self.per_user = per_user
+        self.num_requests: int | None = None
+        self.duration: int | None = None
+
+    @property
+    def cache(self) -> Any:  # type: ignore[override]
+        return caches[CACHE]
+
+    def allow_request(self, request: HttpRequest) -> bool:
+        rate = getattr(settings, self.setting, "")
+        if not rate:
+            return True
+        self.num_requests, self.duration = self.parse_rate(rate)
+        return super().allow_request(request)
+
+    def get_cache_key(self, request: HttpRequest) -> str:
+        user = getattr(request, "auth", None) if self.per_user else None
+        pk = getattr(user, "pk", None)
+        who = f"user:{pk}" if pk is not None else f"address:{self.get_ident(request)}"
+        return f"limit:{self.scope}:{who}"
+
+    def retry_after(self) -> int:
+        """Whole seconds until the refused client may try again (after ``allow_request``)."""
+        return max(1, math.ceil(self.wait() or self.duration or 1))
+
+
+def limited_page(request: HttpRequest, limit: Limit, what: str) -> HttpResponse:
+    """The page answering a person refused by ``limit`` (429, ``Retry-After``)."""
+    seconds = limit.retry_after()
+    wait = f"{seconds} second{'s' if seconds != 1 else ''}"
+    detail = f"Too many {what} from your address. Try again in {wait}."
+    answer = render(request, "locked_out.html", {"detail": detail}, status=STATUS)
+    answer["Retry-After"] = str(seconds)
+    return answer
