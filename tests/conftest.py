@@ -193,10 +193,24 @@ def browser() -> Iterator:
 
 @pytest.fixture
 def page(browser) -> Iterator:
+    """A page of its own; the test fails if the browser refused anything of it under the
+    Content-Security-Policy (``page.csp_refused``: Chromium's console reports, which a test
+    that provokes one empties), so every page the browser tests walk holds to the policy."""
     context = browser.new_context(viewport={"width": 1200, "height": 800})
     page = context.new_page()
+    refused: list[str] = []
+    page.csp_refused = refused
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(f"{page.url}: {message.text} ({message.location.get('url')})")
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
     yield page
     context.close()
+    assert not refused, f"refused under the Content-Security-Policy: {refused}"
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

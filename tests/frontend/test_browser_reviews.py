@@ -99,6 +99,11 @@ def test_an_analyst_decides_fraud_by_keyboard_and_the_held_payment_is_voided(
     expect(page.locator("#feature-bars")).to_contain_text(
         "5 payments on this card in the last 10 minutes"
     )
+    # The strongest reason's bar spans its track (its width set by script, not a style
+    # attribute: the Content-Security-Policy refuses those).
+    bar = page.locator("#feature-bars .bar").first
+    expect(bar).to_have_attribute("data-width", "100")
+    assert bar.evaluate("el => el.style.getPropertyValue('--w')") == "100%"
     # The map draws the trip's pickup and drop-off.
     expect(page.locator("#case-map")).to_have_attribute("data-drawn", "2")
     expect(page.locator("#case-map .pin-pickup")).to_have_count(1)

@@ -43,3 +43,32 @@ def test_wrong_password_is_refused_with_a_message(live_server, page):
 
     assert "Please enter the correct username and password" in page.content()
     assert page.url.endswith("/admin/login/")
+
+
+def test_the_content_security_policy_refuses_an_inline_script(live_server, page):
+    response = page.goto(live_server.url + "/")
+    policy = response.headers["content-security-policy"]
+
+    injected = page.evaluate(
+        """() => {
+            const script = document.createElement("script");
+            script.textContent = "window.injected = true";
+            document.body.appendChild(script);
+            return window.injected === true;
+        }"""
+    )
+
+    assert "script-src 'self'" in policy
+    assert "unsafe-inline" not in policy
+    assert injected is False
+    page.wait_for_timeout(100)  # the console's report arrives after the refusal
+    assert any("script-src" in text for text in page.csp_refused)
+    page.csp_refused.clear()  # provoked here: not a page's fault
+
+
+def test_the_api_docs_render_under_the_policy(live_server, page):
+    # Swagger UI from ninja's bundled files: its settings are a JSON block, its code files.
+    page.goto(live_server.url + "/api/docs")
+
+    page.locator(".swagger-ui .opblock").first.wait_for()
+    assert "Create an API token" in page.content()
