@@ -234,8 +234,15 @@ FIXTURE_MARKERS = {
 }
 
 
+# Fixtures of pytest-django that open the test database: PostgreSQL unless TEST_DATABASE=sqlite.
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server"}
+
+
 def pytest_collection_modifyitems(items) -> None:
+    on_postgres = os.environ.get("TEST_DATABASE", "postgres") != "sqlite"
     for item in items:
-        for fixture in getattr(item, "fixturenames", ()):
-            if fixture in FIXTURE_MARKERS:
-                item.add_marker(FIXTURE_MARKERS[fixture])
+        fixtures = set(getattr(item, "fixturenames", ()))
+        for fixture in fixtures & FIXTURE_MARKERS.keys():
+            item.add_marker(FIXTURE_MARKERS[fixture])
+        if on_postgres and (item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES):
+            item.add_marker("postgres")
