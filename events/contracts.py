@@ -396,6 +396,10 @@ def schema_for(topic: str) -> type[Event] | None:
     return schema
 
 
+# Fields every record must carry itself (``decode_record``).
+IDENTITY_FIELDS = ("event_id", "occurred_at")
+
+
 def decode(topic: str, value: bytes | None) -> Event:
     """Parse and validate a record's value against its topic's schema.
 
@@ -424,6 +428,11 @@ def decode_record(topic: str, value: bytes | None) -> tuple[Event, dict[str, Any
         raise PoisonMessage("invalid_json", str(exc)) from exc
     if not isinstance(data, dict):
         raise PoisonMessage("schema", f"expected a JSON object, got {type(data).__name__}")
+    # The defaults that let a producer build an event (a fresh id, now) must not fill in a
+    # record's identity: decoded twice, it would be two events, applied twice.
+    missing = [name for name in IDENTITY_FIELDS if name not in data]
+    if missing:
+        raise PoisonMessage("schema", f"{', '.join(missing)}: Field required")
     expected = schema.model_fields["schema_version"].default
     if data.get("schema_version", expected) != expected:
         raise PoisonMessage(
