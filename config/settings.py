@@ -314,6 +314,12 @@ CELERY_BROKER_URL = env.str(
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"ml.tasks.train_*": {"queue": "training"}}
 CELERY_TASK_ACKS_LATE = True
+# How long a task a worker took may stay unacknowledged before the broker hands it to another
+# worker (with acks_late, how a task whose worker was killed is run again). Longer than the
+# longest task (a retraining): a running task is otherwise handed out twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.float("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=7200.0)
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
