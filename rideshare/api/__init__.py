@@ -8,6 +8,8 @@ error carries (``fee_cents``, ``decline_code``, ...).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, ValidationError
@@ -42,7 +44,41 @@ STATUS_OF: dict[type[DomainError], int] = {
     UnknownPayment: 404,
 }
 
-api = NinjaAPI(
+# What any operation may answer through the exception handlers below, besides what its own
+# responses list: an unreadable or invalid request (any operation), and on an authenticated
+# one a missing or unknown credential and a caller of the wrong kind (a rider on a driver's
+# endpoint).
+COMMON_RESPONSES = {
+    "400": "The request cannot be read (its body is not JSON, or a header is missing).",
+    "422": "The request is not valid.",
+}
+AUTHENTICATED_RESPONSES = {
+    "401": "No valid credentials.",
+    "403": "Not allowed for this caller.",
+}
+
+
+class RideshareAPI(NinjaAPI):
+    """Ninja's API with the answers every operation shares written into its OpenAPI schema, so
+    the schema says every status a client can get (schemathesis holds the API to it)."""
+
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                shared = dict(COMMON_RESPONSES)
+                if operation.get("security"):
+                    shared.update(AUTHENTICATED_RESPONSES)
+                for status, description in shared.items():
+                    # Ninja keys responses by int; one status must not appear twice.
+                    if status not in responses and int(status) not in responses:
+                        responses[int(status)] = {"description": description, "content": error}
+        return schema
+
+
+api = RideshareAPI(
     title="Rideshare API",
     version="1",
     description=__doc__,
