@@ -314,12 +314,13 @@ CELERY_BROKER_URL = env.str(
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"ml.tasks.train_*": {"queue": "training"}}
 CELERY_TASK_ACKS_LATE = True
-# How long a task a worker took may stay unacknowledged before the broker hands it to another
-# worker (with acks_late, how a task whose worker was killed is run again). Longer than the
-# longest task (a retraining): a running task is otherwise handed out twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.float("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=7200.0)
-}
+# How long a task a worker took may stay unacknowledged before the Redis broker hands it to
+# another worker (with acks_late, how a task whose worker was killed is run again). Longer than
+# the longest task (a retraining): a running task is otherwise handed out twice. Redis only:
+# the SQLAlchemy transport passes its options to create_engine, which refuses this one.
+TASK_VISIBILITY_TIMEOUT_S = env.float("CELERY_VISIBILITY_TIMEOUT_SECONDS", default=7200.0)
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": TASK_VISIBILITY_TIMEOUT_S}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
