@@ -10,6 +10,7 @@ when the change is made through the server, e.g. a driver's click in the driver 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
@@ -50,7 +51,16 @@ class AsgiServer:
         # reopen on the next query).
         connections.close_all()
         process = DaphneProcess(self.host, _application, setup=_forget_parent_state, port=self.port)
-        process.start()
+        # Everything this process holds is moved out of the collector's sight before the fork,
+        # so the child's collections never walk the objects it inherited (a forked server
+        # crashed collecting them: objects of native extensions whose state does not survive
+        # a fork).
+        gc.collect()
+        gc.freeze()
+        try:
+            process.start()
+        finally:
+            gc.unfreeze()
         if not process.ready.wait(STARTUP_TIMEOUT_SECONDS):
             process.terminate()
             reason = "no error reported"
