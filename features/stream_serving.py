@@ -51,8 +51,15 @@ from typing import Any, NamedTuple
 from events.bus import Bus, EndsRequest, LogEnds
 from events.contracts import topic_name
 from features.definitions import STREAM_VIEWS, View, topics
-from features.state import Applied, EntityRef, EntityRows, Evaluated, WindowState
-from features.windows import Row, extract, to_us, value_at
+from features.state import (
+    Applied,
+    EntityRef,
+    EntityRows,
+    Evaluated,
+    WindowState,
+    evaluated_at,
+)
+from features.windows import Row, extract, to_us
 
 EXACT = "exact"
 STALE = "stale"
@@ -227,11 +234,7 @@ class StreamServing:
                 if (ref, at) not in memo:
                     evaluated = entities.evaluated.get((ref, at))
                     if evaluated is None:
-                        state = entities.rows[ref]
-                        values, latest = value_at(
-                            self.views[view_name], state.rows, at, floor=state.floor
-                        )
-                        evaluated = Evaluated(values, latest, state.floor)
+                        evaluated = evaluated_at(self.views[view_name], entities.rows[ref], at)
                     memo[(ref, at)] = self._answer(ref, evaluated, at)
                 answer[view_name], complete = memo[(ref, at)]
                 exact = exact and complete

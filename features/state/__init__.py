@@ -12,6 +12,7 @@ from features.state.base import (
     Retention,
     ServeRead,
     WindowState,
+    evaluated_at,
     retention,
 )
 from features.state.redis import RedisState
@@ -30,5 +31,6 @@ __all__ = [
     "ServeRead",
     "SqliteState",
     "WindowState",
+    "evaluated_at",
     "retention",
 ]

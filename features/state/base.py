@@ -127,16 +127,12 @@ class ServeRead:
     evaluated: dict[tuple[EntityRef, int], Evaluated] = field(default_factory=dict)
 
 
-def evaluated_from_rows(
-    view: View, state: EntityRows, instants: Iterable[int]
-) -> dict[int, Evaluated]:
-    """Evaluate ``view`` over one entity's ``state`` at each of ``instants``, in Python: what a
-    backend that cannot evaluate in the store returns for ``serve_read``'s probes."""
-    out = {}
-    for at in instants:
-        values, latest = value_at(view, state.rows, at, floor=state.floor)
-        out[at] = Evaluated(values, latest, state.floor)
-    return out
+def evaluated_at(view: View, state: EntityRows, at: int) -> Evaluated:
+    """Evaluate ``view`` over one entity's ``state`` at instant ``at``, in Python: what a
+    backend that cannot evaluate in the store answers for ``serve_read``'s probes, and a server
+    for the entities it read as rows."""
+    values, latest = value_at(view, state.rows, at, floor=state.floor)
+    return Evaluated(values, latest, state.floor)
 
 
 @dataclass(frozen=True)

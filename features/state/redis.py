@@ -382,8 +382,7 @@ class RedisState(WindowState):
         self._changed = client.register_script(_CHANGED_SCRIPT)
         self._serve_read = client.register_script(_SERVE_READ_SCRIPT)
         self._names: dict[EntityRef, list[str]] = {}
-        self._plans: dict[str, list[Any]] = {}
-        self._order: dict[str, tuple[Aggregate, ...]] = {}
+        self._plans: dict[str, tuple[list[Any], tuple[Aggregate, ...]]] = {}
 
     @classmethod
     def from_url(
@@ -422,14 +421,11 @@ class RedisState(WindowState):
         return names
 
     def _parse(self, ref: EntityRef, reply: Sequence[Any]) -> EntityRows:
-        view, key = ref
         *sets, floor, version = reply
         rows = []
         for flat in sets:
             for i in range(0, len(flat), 2):
-                event_id, kind, fields = flat[i].decode().split(SEP, 2)
-                ts = int(float(flat[i + 1]))
-                rows.append(Row(view, key, event_id, ts, kind, fields_parse(fields)))
+                rows.append(_row(ref, flat[i], int(float(flat[i + 1]))))
         return EntityRows(
             rows=rows_sorted(rows),
             floor=None if floor is None else int(floor),
@@ -500,15 +496,16 @@ class RedisState(WindowState):
         keys += [f"{self.prefix}marks:{group}:{topic}:{partition}" for topic, partition in slots]
         args.append(len(slots))
         asked = {ref: list(dict.fromkeys(instants)) for ref, instants in probes.items()}
-        plans = list(dict.fromkeys(view for view, _ in asked))
+        # Each view's plan once, numbered from 1 as the script numbers them.
+        plans = {view: n for n, view in enumerate(dict.fromkeys(v for v, _ in asked), 1)}
         args += [OCCURRED_AT, len(plans)]
         for view in plans:
-            args += self._plan_args(view)
+            args += self._plan(view)[0]
         args.append(len(asked))
         for ref, instants in asked.items():
             entity_keys = self._keys(*ref)
             keys += entity_keys
-            args += [plans.index(ref[0]) + 1, len(entity_keys), len(instants), *instants]
+            args += [plans[ref[0]], len(entity_keys), len(instants), *instants]
         replies = self._serve_read(keys=keys, args=args)
         evaluated = {}
         for (ref, instants), reply in zip(
@@ -529,19 +526,20 @@ class RedisState(WindowState):
                 applied[slot] = Applied(int(offset), int(ts) if ts else None)
         return ServeRead(entities=entities_read, applied=applied, evaluated=evaluated)
 
-    def _plan_args(self, view: str) -> list[Any]:
-        # A view's plan as the script reads it (``_EVALUATE``); kept, it never changes.
-        args = self._plans.get(view)
-        if args is None:
+    def _plan(self, view: str) -> tuple[list[Any], tuple[Aggregate, ...]]:
+        # A view's plan as the script reads it (``_EVALUATE``) and its aggregates in the order
+        # the script answers them; kept, it never changes.
+        plan = self._plans.get(view)
+        if plan is None:
             chosen = selections(self.views[view])
-            args = [len(chosen)]
+            args: list[Any] = [len(chosen)]
             for kinds, window, features in chosen:
                 args += [SEP.join(sorted(kinds)), "" if window is None else window, len(features)]
                 for f in features:
                     args += [f.agg, f.field or ""]
-            self._plans[view] = args
-            self._order[view] = tuple(f for *_, features in chosen for f in features)
-        return args
+            order = tuple(f for *_, features in chosen for f in features)
+            plan = self._plans[view] = (args, order)
+        return plan
 
     def _evaluated(self, ref: EntityRef, at: int, floor: int | None, text: bytes) -> Evaluated:
         # One instant's answer from the script (``_EVALUATE``): the latest event time, then
@@ -553,7 +551,7 @@ class RedisState(WindowState):
             return Evaluated(None, latest, floor)
         found = {
             f.name: self._aggregate(ref, f, part, at)
-            for f, part in zip(self._order[ref[0]], parts[1:], strict=True)
+            for f, part in zip(self._plan(ref[0])[1], parts[1:], strict=True)
         }
         return Evaluated(completed(view, found), latest, floor)
 
@@ -568,9 +566,7 @@ class RedisState(WindowState):
             return None
         if agg == "last":
             ts, member = part.split(b"\x1d", 1)
-            event_id, kind, fields = member.decode().split(SEP, 2)
-            row = Row(ref[0], ref[1], event_id, int(ts), kind, fields_parse(fields))
-            return over(feature, [row], at)
+            return over(feature, [_row(ref, member, int(ts))], at)
         if agg == "age_days":
             return (at - int(part)) / US_PER_DAY
         return float(part)
@@ -624,6 +620,12 @@ class RedisState(WindowState):
 
     def close(self) -> None:
         self.client.close()
+
+
+def _row(ref: EntityRef, member: bytes, ts: int) -> Row:
+    # A sorted-set member (``<event_id>\x1f<kind>\x1f<fields JSON>``) of entity ``ref``.
+    event_id, kind, fields = member.decode().split(SEP, 2)
+    return Row(ref[0], ref[1], event_id, ts, kind, fields_parse(fields))
 
 
 def _text(value: bytes | str) -> str:

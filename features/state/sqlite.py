@@ -20,7 +20,7 @@ from features.state.base import (
     Marks,
     ServeRead,
     WindowState,
-    evaluated_from_rows,
+    evaluated_at,
     fields_parse,
     fields_text,
     key_text,
@@ -235,9 +235,9 @@ class SqliteState(WindowState):
                     applied[(topic, partition)] = Applied(found[0], found[1])
             probed = {ref: self._read(ref) for ref in probes}
         evaluated = {
-            (ref, at): answer
+            (ref, at): evaluated_at(self.views[ref[0]], probed[ref], at)
             for ref, instants in probes.items()
-            for at, answer in evaluated_from_rows(self.views[ref[0]], probed[ref], instants).items()
+            for at in instants
         }
         return ServeRead(entities=read, applied=applied, evaluated=evaluated)
 
