@@ -16,11 +16,11 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from ninja.throttling import SimpleRateThrottle
 
+from frontend.lockout import too_many_page
+
 CACHE = "throttle"
-STATUS = 429
 
 
 class Limit(SimpleRateThrottle):
@@ -64,6 +64,4 @@ def limited_page(request: HttpRequest, limit: Limit, what: str) -> HttpResponse:
     seconds = limit.retry_after()
     wait = f"{seconds} second{'s' if seconds != 1 else ''}"
     detail = f"Too many {what} from your address. Try again in {wait}."
-    answer = render(request, "locked_out.html", {"detail": detail}, status=STATUS)
-    answer["Retry-After"] = str(seconds)
-    return answer
+    return too_many_page(request, detail, seconds)

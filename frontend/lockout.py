@@ -26,8 +26,16 @@ def lockout_response(
     detail = f"Too many failed sign-ins for this account from your address. {wait}".strip()
     if request.path.startswith("/api/"):
         answer: HttpResponse = JsonResponse({"code": "locked_out", "detail": detail}, status=STATUS)
-    else:
-        answer = render(request, "locked_out.html", {"detail": detail}, status=STATUS)
+        if seconds:
+            answer["Retry-After"] = str(seconds)
+        return answer
+    return too_many_page(request, detail, seconds)
+
+
+def too_many_page(request: HttpRequest, detail: str, seconds: int | None) -> HttpResponse:
+    """The page telling a person they tried too often (``detail``): 429, with ``Retry-After``
+    when it is known when they may try again. A lockout's and a rate limit's alike."""
+    answer = render(request, "locked_out.html", {"detail": detail}, status=STATUS)
     if seconds:
         answer["Retry-After"] = str(seconds)
     return answer
