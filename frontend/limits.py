@@ -11,6 +11,7 @@ for a limit per user, the signed-in user.
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +22,14 @@ from ninja.throttling import SimpleRateThrottle
 from frontend.lockout import too_many_page
 
 CACHE = "throttle"
+
+
+def _per_thread(name: str) -> property:
+    # An attribute of a ``Limit`` kept in its thread-local ``_request``.
+    return property(
+        lambda self: getattr(self._request, name, None),
+        lambda self, value: setattr(self._request, name, value),
+    )
 
 
 class Limit(SimpleRateThrottle):
@@ -34,8 +43,16 @@ class Limit(SimpleRateThrottle):
         self.setting = setting
         self.scope = setting.lower()
         self.per_user = per_user
-        self.num_requests: int | None = None
-        self.duration: int | None = None
+        self._request = threading.local()
+
+    # Ninja's throttle keeps a request's rate, cache key, history and time on the instance from
+    # ``allow_request`` to ``wait``, and one instance serves every request of a route: kept per
+    # thread, two requests served at once never count against each other's key.
+    num_requests = _per_thread("num_requests")
+    duration = _per_thread("duration")
+    key = _per_thread("key")
+    history = _per_thread("history")
+    now = _per_thread("now")
 
     @property
     def cache(self) -> Any:  # type: ignore[override]

@@ -4,11 +4,14 @@ another client is not; a client's own X-Forwarded-For does not make it another o
 are shared through Redis when the app runs with it."""
 
 import json
+import threading
 import uuid
 
 import pytest
 from django.core.cache import caches
-from django.test import Client, override_settings
+from django.test import Client, RequestFactory, override_settings
+
+from frontend.limits import Limit
 
 from .factories import DEVICE, bearer, rider_make
 
@@ -133,3 +136,28 @@ def test_web_processes_count_together_in_redis(redis_url):
     assert (first, second, refused.status_code) == (201, 201, 429)
     assert isinstance(stored, list)
     assert len(stored) == 2
+
+
+@override_settings(RATE_LIMIT_TOKEN="2/m")
+def test_requests_served_at_once_keep_their_own_counts():
+    # One Limit serves every request of its route, and ninja keeps a request's key and history
+    # on it between allow_request and wait: a request checked on another thread meanwhile must
+    # neither take over the refused one's Retry-After nor be counted against its key.
+    limit = Limit("RATE_LIMIT_TOKEN")
+    crowded, quiet = (
+        RequestFactory().post("/", REMOTE_ADDR=SCRIPT),
+        RequestFactory().post("/", REMOTE_ADDR=NEIGHBOUR),
+    )
+    assert limit.allow_request(crowded)
+    assert limit.allow_request(crowded)
+    refused = limit.allow_request(crowded)
+
+    other = threading.Thread(target=limit.allow_request, args=[quiet])
+    other.start()
+    other.join()
+
+    assert refused is False
+    assert len(limit.history) == 2  # the refused request's own two, not the other's one
+    history = caches["throttle"].get(f"limit:rate_limit_token:address:{NEIGHBOUR}")
+    assert len(history) == 1
+    assert caches["throttle"].get(f"limit:rate_limit_token:address:{SCRIPT}") == limit.history
