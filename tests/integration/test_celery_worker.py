@@ -21,7 +21,7 @@ import redis
 from celery import Celery
 
 from tests.polling import wait_for
-from tests.processes import ROOT, database_env, kill9, manage_env
+from tests.processes import ROOT, database_env, kill9, manage_env, manage_stop
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -66,15 +66,6 @@ def _worker(broker_url: str, log: Path, queues: str = "default") -> subprocess.P
         )  # fmt: skip
 
 
-def _stop(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            kill9(worker)
-
-
 def test_training_goes_to_its_queue_and_a_task_runs_on_a_worker(broker, tmp_path):
     app = _app(broker)
     client = redis.Redis.from_url(broker)
@@ -92,7 +83,7 @@ def test_training_goes_to_its_queue_and_a_task_runs_on_a_worker(broker, tmp_path
         app.send_task("tests.note", args=[str(trace), "ran"])
         assert wait_for(trace.exists, 60), (tmp_path / "worker.log").read_text()[-3000:]
     finally:
-        _stop(worker)
+        manage_stop(worker, tmp_path / "worker.log")
 
     assert trace.read_text() == "ran\n"
     # The worker of the default queue left the training task alone.
@@ -114,7 +105,7 @@ def test_a_worker_killed_mid_task_has_it_run_again_once(broker, tmp_path):
         assert redis.Redis.from_url(broker).hlen("unacked") == 1
         kill9(first)
     finally:
-        _stop(first)
+        manage_stop(first, log)
     assert trace.read_text() == "started\n"
 
     second = _worker(broker, log)
@@ -124,6 +115,6 @@ def test_a_worker_killed_mid_task_has_it_run_again_once(broker, tmp_path):
         # Done once acknowledged: nothing hands it out a third time.
         wait_for(lambda: trace.read_text().count("started") > 2, 3 * VISIBILITY_S)
     finally:
-        _stop(second)
+        manage_stop(second, log)
 
     assert trace.read_text() == "started\nstarted\ndone\n"
