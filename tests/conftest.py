@@ -24,6 +24,8 @@ from devservices import STARTERS, Service, ServiceError
 pytest_plugins = ["tests.memory_ceiling"]
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# The test database: PostgreSQL unless TEST_DATABASE=sqlite.
+ON_POSTGRES = os.environ.get("TEST_DATABASE", "postgres") != "sqlite"
 
 # (service, seconds to start, how it was provided), printed in the terminal summary
 STARTUP_TIMES: list[tuple[str, float, str]] = []
@@ -86,7 +88,7 @@ def django_db_modify_db_settings(request, django_db_modify_db_settings_parallel_
     if default["ENGINE"] == "django.db.backends.postgresql":
         STARTUP_TIMES.append(("postgresql", 0.0, "from DATABASE_URL"))
         return
-    if os.environ.get("TEST_DATABASE", "postgres") == "sqlite":
+    if not ON_POSTGRES:
         return
     service = request.getfixturevalue("postgres_service")
     port = int(service.url.rsplit(":", 1)[1].split("/")[0])
@@ -234,15 +236,14 @@ FIXTURE_MARKERS = {
 }
 
 
-# Fixtures of pytest-django that open the test database: PostgreSQL unless TEST_DATABASE=sqlite.
+# Fixtures of pytest-django that open the test database.
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_setup", "live_server"}
 
 
 def pytest_collection_modifyitems(items) -> None:
-    on_postgres = os.environ.get("TEST_DATABASE", "postgres") != "sqlite"
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
         for fixture in fixtures & FIXTURE_MARKERS.keys():
             item.add_marker(FIXTURE_MARKERS[fixture])
-        if on_postgres and (item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES):
+        if ON_POSTGRES and (item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES):
             item.add_marker("postgres")
