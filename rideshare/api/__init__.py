@@ -133,9 +133,10 @@ def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 
 def _field(loc: tuple) -> str:
-    # ("body", "payload", "pickup", "lat") -> "pickup.lat"; ("path", "trip_id") -> "trip_id"
+    # ("body", "payload", "pickup", "lat") -> "pickup.lat" (the first part after "body" names
+    # the operation's body parameter, not a field); ("path", "trip_id") -> "trip_id"
     parts = [str(part) for part in loc[1:]]
-    if loc and loc[0] == "body" and parts and parts[0] == "payload":
+    if loc and loc[0] == "body" and len(parts) > 1:
         parts = parts[1:]
     return ".".join(parts) or str(loc[0] if loc else "body")
 

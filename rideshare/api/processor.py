@@ -16,7 +16,7 @@ from ninja import Field, Router, Schema, Status
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
-from rideshare.api.schemas import ErrorOut
+from rideshare.api.schemas import ErrorOut, Text
 from rideshare.services.chargebacks import chargeback_file
 
 
@@ -36,9 +36,9 @@ router = Router(tags=["processor"], auth=ProcessorKey())
 
 
 class ChargebackIn(Schema):
-    chargeback_id: str = Field(min_length=1, max_length=64, description="the processor's id")
-    payment_id: str = Field(min_length=1, max_length=64)
-    reason_code: str = Field(min_length=1, max_length=16, description="e.g. 10.4 or 4837")
+    chargeback_id: Text = Field(min_length=1, max_length=64, description="the processor's id")
+    payment_id: Text = Field(min_length=1, max_length=64)
+    reason_code: Text = Field(min_length=1, max_length=16, description="e.g. 10.4 or 4837")
     amount_cents: int = Field(description="disputed amount, at most what was captured")
     filed_at: datetime = Field(description="when the cardholder's bank filed it (ISO 8601)")
 

@@ -2,17 +2,46 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from ninja import Schema
-from pydantic import Field, SecretStr
+from pydantic import AfterValidator, Field, SecretStr
+from pydantic_core import PydanticCustomError
 
 from events.contracts import Lat, Lng
 from rideshare.city import LatLng
 from rideshare.models import Card, Driver, Quote, Trip
 from rideshare.selectors import CancellationPreview
+
+# Control characters (NUL among them) and unpaired surrogates: JSON carries them, but PostgreSQL
+# stores neither in a text column or a JSON document, nor does UTF-8 encode a lone surrogate
+# (a password is hashed as UTF-8). Refused where a request is read, so no such value reaches the
+# database, the outbox or a hasher as a server error.
+_NOT_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+NOT_TEXT_MESSAGE = "Enter plain text, without control characters."
+
+
+def plain_text(value: str) -> bool:
+    """Return whether ``value`` has no control character and no unpaired surrogate."""
+    return _NOT_TEXT.search(value) is None
+
+
+def _text(value: str) -> str:
+    if not plain_text(value):
+        raise PydanticCustomError("plain_text", NOT_TEXT_MESSAGE)
+    return value
+
+
+def _secret_text(value: SecretStr) -> SecretStr:
+    _text(value.get_secret_value())
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+SecretText = Annotated[SecretStr, AfterValidator(_secret_text)]
 
 
 class ErrorOut(Schema):
@@ -38,8 +67,8 @@ class PlaceOut(Schema):
 
 
 class TokenIn(Schema):
-    username: str = Field(min_length=1, max_length=150)
-    password: SecretStr = Field(min_length=1, max_length=4096)
+    username: Text = Field(min_length=1, max_length=150)
+    password: SecretText = Field(min_length=1, max_length=4096)
 
 
 class TokenOut(Schema):
@@ -129,10 +158,10 @@ class CancelIn(Schema):
 
 
 class CardIn(Schema):
-    number: SecretStr = Field(description="the full card number; never stored or shown")
+    number: SecretText = Field(description="the full card number; never stored or shown")
     exp_month: int
     exp_year: int
-    cvc: SecretStr = Field(description="3 or 4 digits; checked and discarded")
+    cvc: SecretText = Field(description="3 or 4 digits; checked and discarded")
     location: PointIn | None = None
 
 

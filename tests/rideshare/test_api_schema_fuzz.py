@@ -5,6 +5,8 @@ the API refuses writes nothing."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import schemathesis
 from django.core.signals import request_finished, request_started
@@ -39,8 +41,20 @@ def rider_headers() -> dict[str, str]:
     return bearer(rider.user)
 
 
+# The suite's run is derandomized: the same 25 requests an operation every time, so a run passes
+# or fails on the build, not on the draw (a random draw once failed CI on a NUL character that
+# earlier draws had missed; tests/rideshare/test_api_plain_text.py now holds that case).
+# API_FUZZ_EXAMPLES=N explores N fresh random requests an operation, to look for new failures.
+EXPLORE = int(os.environ.get("API_FUZZ_EXAMPLES", "0"))
+
+
 @schema.parametrize()
-@examples(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@examples(
+    max_examples=EXPLORE or 25,
+    derandomize=not EXPLORE,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
 def test_the_api_answers_every_generated_request_as_its_schema_says(case, rider_headers, settings):
     # The card processor's endpoints take its key (configured here), every other a rider's.
     settings.PROCESSOR_API_KEY = "fuzz-processor-key"
