@@ -56,6 +56,16 @@ def flags_broadcast(*, score_ids: Sequence[int]) -> None:
         logger.warning("fraud flags: the channel layer did not take the push", exc_info=True)
 
 
+def _run_then_close(loop: asyncio.AbstractEventLoop) -> None:
+    # The loop is closed on its own thread once stopped: the Redis layer flushes its
+    # connections as the loop closes, by running the loop once more, which a caller's thread
+    # may not do while a loop of its own runs there (an async server, Playwright's sync API).
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
 class FlagPusher:
     """The scorer's push of new flags: ``push`` hands the ids over and returns at once.
 
@@ -105,7 +115,7 @@ class FlagPusher:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(
-                target=self._loop.run_forever, name="fraud-flags-push", daemon=True
+                target=_run_then_close, args=(self._loop,), name="fraud-flags-push", daemon=True
             )
             self._thread.start()
         return self._loop
@@ -135,5 +145,3 @@ class FlagPusher:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
-        if not loop.is_running():
-            loop.close()
