@@ -1,12 +1,15 @@
-"""Redis from Debian's redis-server, on a free loopback port, with no persistence."""
+"""Redis from Debian's redis-server, on a free loopback port; no persistence unless asked for
+(an append-only file, so a server stopped and started again on it keeps its data)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from devservices.base import Service, free_port, make_workdir, require_binary, spawn, wait_ready
 
 NAME = "redis"
+PORT_FILE = "port"
 
 
 def _answers(port: int) -> bool:
@@ -19,15 +22,32 @@ def _answers(port: int) -> bool:
         client.close()
 
 
-def start(*, port: int | None = None, timeout: float = 30.0) -> Service:
-    """Start redis-server bound to 127.0.0.1 with RDB and AOF off; wait until PING answers."""
+def start(
+    *,
+    port: int | None = None,
+    timeout: float = 30.0,
+    persist: bool = False,
+    workdir: Path | None = None,
+) -> Service:
+    """Start redis-server bound to 127.0.0.1 and wait until PING answers. RDB is off, and the
+    append-only file too unless ``persist``.
+
+    Given the ``workdir`` of a persistent server stopped with ``keep_data=True``, start it again
+    on the same port and data instead."""
     t0 = time.monotonic()
     binary = require_binary(NAME, "redis-server")
-    port = port or free_port()
-    workdir = make_workdir(NAME)
+    restart = workdir is not None and (workdir / PORT_FILE).exists()
+    if restart:
+        port = int((workdir / PORT_FILE).read_text())
+        persist = True
+    else:
+        port = port or free_port()
+        workdir = make_workdir(NAME)
+        (workdir / PORT_FILE).write_text(str(port))
     service = spawn(
         NAME,
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "yes" if persist else "no", "--appendfsync", "everysec",
          "--dir", str(workdir), "--protected-mode", "yes", "--daemonize", "no"],
         workdir=workdir,
         started_at=t0,

@@ -30,7 +30,7 @@ from events.contracts import Event, PoisonMessage, dead_letter_topic
 from events.deadletters import DeadLetterer
 from events.models import ProcessedEvent
 from events.registry import ConsumerSpec
-from events.streaming import BatchStep, ConsumerOptions, Publisher, consume
+from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
 
 log = logging.getLogger(__name__)
 
@@ -143,8 +143,9 @@ class ConsumerRunner(BatchStep):
         if dead_letters:
             # Not acknowledged: do not commit; the batch is redelivered and tried again.
             self.publisher.publish_acked(dead_letters)
-        if self.consumer is not None:
-            self.consumer.commit(messages)
+        # A commit refused (the broker restarting, the group rebalancing) is logged, not raised:
+        # the batch is delivered again, and apply_once makes that harmless.
+        offsets_commit(self, messages)
         self.stats.batches += 1
 
     def _apply_with_retries(self, event: Event, message: Message) -> Record | None:

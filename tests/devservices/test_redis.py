@@ -24,3 +24,29 @@ def test_pipeline_is_atomic_per_test_prefix(redis_client):
     assert sorted(redis_client.scan_iter(match=f"{redis_client.prefix}*")) == sorted(
         k.encode() for k in keys
     )
+
+
+def test_a_persistent_server_started_again_on_its_data_keeps_it():
+    # The chaos soak restarts Redis this way (benchmarks/soak.py); a server without the
+    # append-only file would come back empty.
+    import redis
+
+    from devservices import redis as redis_service
+
+    first = redis_service.start(persist=True)
+    try:
+        client = redis.Redis.from_url(first.url)
+        client.set("kept", "yes")
+        client.zadd("window", {"payment-1": 1.0})
+        client.close()
+    finally:
+        first.stop(keep_data=True)
+    again = redis_service.start(workdir=first.workdir)
+    try:
+        client = redis.Redis.from_url(again.url)
+        assert again.url == first.url
+        assert client.get("kept") == b"yes"
+        assert client.zrange("window", 0, -1) == [b"payment-1"]
+        client.close()
+    finally:
+        again.stop()

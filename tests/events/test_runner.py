@@ -3,7 +3,7 @@ import random
 import pytest
 from django.db import OperationalError
 
-from events.bus import Record
+from events.bus import BusError, Record
 from events.contracts import PaymentAuthorized, dead_letter_topic
 from events.deadletters import DLQ_HEADERS
 from events.models import LedgerEntry, ProcessedEvent
@@ -83,7 +83,7 @@ def test_crash_before_commit_redelivers_and_nothing_is_applied_twice(bus, new_to
 
     crashing = ConsumerRunner(ledger_spec(group, (topic,)), bus)
 
-    def crash(messages):
+    def crash(messages, *, wait=True):
         raise SystemExit("killed before committing offsets")
 
     crashing.consumer = bus.consumer(group=group, topics=[topic])
@@ -102,6 +102,37 @@ def test_crash_before_commit_redelivers_and_nothing_is_applied_twice(bus, new_to
     assert (stats.applied, stats.duplicates) == (0, 20)
     assert LedgerEntry.objects.count() == 20
     assert bus.committed(group, topic) == {0: 20}
+
+
+def test_a_refused_commit_is_logged_and_the_batch_redelivered_applies_nothing_twice(
+    bus, new_topic, group, caplog
+):
+    # A broker restarting or a group rebalancing refuses a commit (COORDINATOR_LOAD_IN_PROGRESS,
+    # UNKNOWN_MEMBER_ID, found by the chaos soak): the runner goes on rather than exit.
+    topic = new_topic(PaymentAuthorized.topic)
+    events = [payment_authorized() for _ in range(10)]
+    producer = bus.producer()
+    producer.publish([Record(topic, e.encode(), key=e.key()) for e in events])
+    producer.close()
+
+    refused = ConsumerRunner(ledger_spec(group, (topic,)), bus)
+
+    def refuse(messages, *, wait=True):
+        raise BusError("Kafka commit failed: Broker: Coordinator load in progress")
+
+    refused.consumer = bus.consumer(group=group, topics=[topic])
+    refused.consumer.commit = refuse
+    refused.process_batch(drain(refused.consumer, 10))
+    refused.consumer.close()
+    assert refused.stats.batches == 1
+    assert "commit failed" in caplog.text
+    assert bus.committed(group, topic) in ({}, {0: 0})
+
+    stats = ConsumerRunner(ledger_spec(group, (topic,)), bus).run(idle_timeout_s=2)
+
+    assert (stats.applied, stats.duplicates) == (0, 10)
+    assert LedgerEntry.objects.count() == 10
+    assert bus.committed(group, topic) == {0: 10}
 
 
 def test_a_handler_that_keeps_failing_dead_letters_the_event_and_moves_on(
