@@ -58,6 +58,7 @@ from features.processor.online import OnlineWriter
 from features.processor.settings import ProcessorSettings
 from features.state import (
     MARKS_KEPT,
+    UNAVAILABLE,
     EntityRef,
     EntityRows,
     RedisState,
@@ -76,6 +77,10 @@ LATE = "late"
 # Batches whose offline files may wait: the lateness marks of the offset committed before them
 # must still be kept when they replay (``features.state.MARKS_KEPT``, about one a batch).
 OFFLINE_MAX_BATCHES = MARKS_KEPT // 2
+# How long a batch waits for a state or online store that is away (a Redis restarting) before
+# the processor gives up and exits; the waits between tries double up to the last.
+STORE_WAIT_MAX_S = 120.0
+STORE_RETRY_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 
 
 def state_from_config(
@@ -187,7 +192,23 @@ class StreamProcessor(BatchStep):
         )
 
     def submit(self, messages: Sequence[Message]) -> None:
-        self.process_batch(messages)
+        """Process the batch; while the store is away, try it again (a replayed batch changes
+        no value), for up to ``STORE_WAIT_MAX_S``, then raise."""
+        waited = 0.0
+        for attempt in range(1_000_000):
+            try:
+                self.process_batch(messages)
+                return
+            except UNAVAILABLE as exc:
+                pause = STORE_RETRY_S[min(attempt, len(STORE_RETRY_S) - 1)]
+                if waited + pause > STORE_WAIT_MAX_S:
+                    raise
+                log.warning(
+                    "%s: the store is unavailable (%s: %s); the batch is tried again in %.2f s",
+                    CONSUMER, type(exc).__name__, exc, pause,
+                )  # fmt: skip
+                time.sleep(pause)
+                waited += pause
 
     def idle(self) -> None:
         self._offline_flush(force=False)

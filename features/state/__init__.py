@@ -15,11 +15,12 @@ from features.state.base import (
     evaluated_at,
     retention,
 )
-from features.state.redis import RedisState
+from features.state.redis import UNAVAILABLE, RedisState
 from features.state.sqlite import SqliteState
 
 __all__ = [
     "MARKS_KEPT",
+    "UNAVAILABLE",
     "Added",
     "Applied",
     "EntityRef",

@@ -7,6 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from features.definitions import OCCURRED_AT, STREAM_VIEWS, Aggregate, View
 from features.state.base import (
     MARKS_KEPT,
@@ -34,6 +37,10 @@ from features.windows import (
     selections,
     served_latest,
 )
+
+# What Redis raises while it is briefly away (restarting, failing over, loading its data from
+# disk): a caller may wait and try again. Anything else is a fault of the caller or the data.
+UNAVAILABLE: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 
 # Entities whose key names are kept before the names start again.
 NAMES_KEPT = 100_000

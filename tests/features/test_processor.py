@@ -314,6 +314,53 @@ def simulated_messages(hours: float, *, namespace: str) -> list[Message]:
     return messages_for(events, namespace=namespace)
 
 
+@pytest.mark.redis
+def test_a_batch_waits_out_a_redis_restart_and_gives_the_brute_force_values(
+    template, tmp_path, caplog
+):
+    # Found by the chaos soak (benchmarks/soak.py): the processor exited when Redis restarted
+    # under it. Its own Redis, with an append-only file, stopped before a batch and started
+    # again on its data while the batch waits.
+    import threading
+
+    import redis
+
+    from devservices import redis as redis_service
+
+    specs = [
+        ("card_added", 0, 0, 0, 0, 1),
+        ("payment", 0, 0, 0, 0, 2),
+        ("payment", 0, 0, 1, 0, 3),
+        ("payment", 0, 1, 1, 599, 1),
+        ("chargeback", 1, 0, 1, 86400, 2),
+        ("payment", 0, 0, 0, 1, 1),
+    ]
+    messages = messages_for(stream_of(specs, []), namespace="t", partitions=2)
+    expected = reference(messages, lateness_us=LATENESS_US)
+    config = fresh_copy(template, tmp_path / "run")
+    server = redis_service.start(persist=True)
+    client = redis.Redis.from_url(server.url, socket_timeout=2, socket_connect_timeout=2)
+    processor = processor_for(config, RedisState(client, prefix="t:", lateness_us=LATENESS_US))
+    processor.submit(messages[:3])
+    server.stop(keep_data=True)
+    restarted = []
+    back = threading.Timer(
+        1.5, lambda: restarted.append(redis_service.start(workdir=server.workdir))
+    )
+    back.start()
+    try:
+        processor.submit(messages[3:])
+    finally:
+        back.join()
+        client.close()
+        for running in restarted:
+            running.stop()
+
+    assert "the store is unavailable" in caplog.text
+    assert offline_rows(config) == expected.rows
+    assert online_values(config, expected.online) == expected.online
+
+
 def test_embedded_and_redis_engines_compute_the_same_features(template, redis_url, tmp_path):
     messages = simulated_messages(24, namespace="t")
     expected = reference(messages, lateness_us=LATENESS_US)
