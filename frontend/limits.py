@@ -6,10 +6,15 @@ Counted in the ``throttle`` cache: Redis when ``REDIS_URL`` is set, so every web
 together, else this process's memory. A client is its address (``NINJA_NUM_PROXIES``: behind a
 TLS proxy the address that proxy appends to ``X-Forwarded-For``, never one the client wrote) or,
 for a limit per user, the signed-in user.
+
+A count that cannot be kept (Redis away: restarting, failing over) lets the request through,
+logged: a rate limit that answered 500 would take signing in and booking down with its store,
+and django-axes' lockout of repeated failed logins, kept in the database, still holds.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from typing import Any
@@ -18,10 +23,16 @@ from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from ninja.throttling import SimpleRateThrottle
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from frontend.lockout import too_many_page
 
 CACHE = "throttle"
+# What the cache raises when its store is away.
+STORE_AWAY = (RedisConnectionError, RedisTimeoutError, OSError)
+
+log = logging.getLogger(__name__)
 
 
 def _per_thread(name: str) -> property:
@@ -63,7 +74,11 @@ class Limit(SimpleRateThrottle):
         if not rate:
             return True
         self.num_requests, self.duration = self.parse_rate(rate)
-        return super().allow_request(request)
+        try:
+            return super().allow_request(request)
+        except STORE_AWAY as exc:
+            log.warning("%s: the count cannot be kept (%s); request let through", self.scope, exc)
+            return True
 
     def get_cache_key(self, request: HttpRequest) -> str:
         user = getattr(request, "auth", None) if self.per_user else None

@@ -161,3 +161,23 @@ def test_requests_served_at_once_keep_their_own_counts():
     history = caches["throttle"].get(f"limit:rate_limit_token:address:{NEIGHBOUR}")
     assert len(history) == 1
     assert caches["throttle"].get(f"limit:rate_limit_token:address:{SCRIPT}") == limit.history
+
+
+def test_a_limit_whose_store_is_away_lets_requests_through_and_says_so(caplog):
+    # Found by the chaos soak: with Redis restarting, bookings answered 500. The throttle cache
+    # pointed at a port where nothing listens.
+    away = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "throttle": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:9/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        },
+    }
+    rider = rider_make("during-outage")
+    headers = bearer(rider.user)
+    with override_settings(CACHES=away, RATE_LIMIT_BOOKING="1/m"):
+        answers = [quote(headers).status_code for _ in range(3)]
+
+    assert answers == [201, 201, 201]
+    assert "the count cannot be kept" in caplog.text
