@@ -508,8 +508,8 @@ def run(args) -> int:
     rng = random.Random(args.seed)  # noqa: S311 (a reproducible order of kills, not a secret)
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         workdir = Path(tmp)
-        logs = workdir / "logs"
-        logs.mkdir()
+        logs = args.logs or workdir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
         pipeline = None
         try:
             # Redis with an append-only file, so that its restart keeps the state.
@@ -673,6 +673,8 @@ def run(args) -> int:
         print(f"  {component.name:<18} {last:7.1f} MiB  "
               f"{'-' if growth is None else f'{growth:+.1f} %/h'} "
               f"over {component.rss[-1][0]:.0f} s")  # fmt: skip
+    if server_errors := sum(n for status, n in bookings.answered.items() if status >= 500):
+        failures.append(f"{server_errors} bookings answered with a server error")
     if len(known) < len(recoveries):
         failures.append("a process did not catch up after a kill")
     if drained is None:
@@ -705,6 +707,9 @@ def main() -> None:
     parser.add_argument("--restart-services", action="store_true", help="Kafka and Redis once")
     parser.add_argument("--rounds", type=int, default=100, help="trees of the champion")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--logs", type=Path, default=None, help="keep the processes' logs in this directory"
+    )
     sys.exit(run(parser.parse_args()))
 
 
