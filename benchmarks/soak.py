@@ -6,16 +6,18 @@ turn, then every effect accounted for.
 
 PostgreSQL, Redis and Kafka from devservices; migrations, the Feast project and a synthetic
 champion as ``benchmarks.scoring`` deploys it. The application's processes run as in production
-(``Procfile``): the web app (Daphne), the outbox relay and the consumers ``event-ledger``,
-``stream-features``, ``fraud-scorer`` and ``booking-verdicts``. The load, for ``--minutes``:
-``simulate load`` publishing the simulator's world (trips, payments, cards, chargebacks) at
-``--rate`` events/s, riders booking through ``POST /api/trips`` at ``--bookings`` a second, and
-``--poison`` undecodable records put on the payments topic at random moments.
+(``Procfile``): the web app (Daphne), the outbox relay, a Celery worker and the consumers
+``event-ledger``, ``stream-features``, ``fraud-scorer`` and ``booking-verdicts``. The load,
+for ``--minutes``: ``simulate load`` publishing the simulator's world (trips, payments, cards,
+chargebacks) at ``--rate`` events/s, riders booking through ``POST /api/trips`` at
+``--bookings`` a second, and ``--poison`` undecodable records put on the payments topic at
+random moments.
 
 Every ``--kill-every`` seconds one process, chosen in turn from a shuffled list (seeded), is
 killed with SIGKILL and started again; its recovery is the time from the kill until it is back
 at work: a consumer's group lag back under two seconds of traffic, the relay's unpublished
-outbox under the same, the web app answering ``/healthz``. With ``--restart-services``, the
+outbox under the same, the web app answering ``/healthz``, the worker a ping through the
+broker. With ``--restart-services``, the
 Kafka broker is stopped and started once on its own data (a third of the way in), and Redis
 once (two thirds in; its state kept by an append-only file).
 
@@ -50,7 +52,9 @@ from pathlib import Path
 from benchmarks.scoring import REPO, _environment, champion_deploy
 
 CONSUMERS = ("event-ledger", "stream-features", "fraud-scorer", "booking-verdicts")
-KILLABLE = ("web", "relay", *CONSUMERS)
+KILLABLE = ("web", "relay", "worker", *CONSUMERS)
+# Processes whose progress is not a Kafka group's or the relay's: they are back when they answer.
+ANSWERING = ("web", "worker")
 RIDERS = 20
 SAMPLE_S = 5.0
 RECOVERY_TIMEOUT_S = 180.0
@@ -94,6 +98,27 @@ class Pipeline:
                 ],
             ),
             "relay": Component("relay", [*manage, "relay"]),
+            "worker": Component(
+                "worker",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "--app",
+                    "config",
+                    "worker",
+                    "--queues",
+                    "default,training",
+                    "--pool",
+                    "solo",
+                    "--concurrency",
+                    "1",
+                    "--loglevel",
+                    "WARNING",
+                    "--hostname",
+                    "soak-worker@%h",
+                ],
+            ),
             **{name: Component(name, [*manage, "consume", name]) for name in CONSUMERS},
         }
 
@@ -254,16 +279,27 @@ class Gauges:
         """Where ``name`` is now, to tell later whether it has done work since."""
         if name == "relay":
             return self.published()
-        if name == "web":
+        if name in ANSWERING:
             return None
         offsets = self.offsets(name)
         return offsets[0] if offsets else -1
+
+    def worker_up(self) -> bool:
+        """Whether a Celery worker answers a ping through the broker."""
+        from config.celery import app
+
+        try:
+            return bool(app.control.ping(timeout=1.0))
+        except Exception:
+            return False
 
     def caught_up(self, name: str, slack: int, since=None) -> bool:
         """Whether ``name`` has done work since the mark ``since`` (when given) and is behind
         by no more than ``slack`` records."""
         if name == "web":
             return self.web_up()
+        if name == "worker":
+            return self.worker_up()
         if name == "relay":
             return self.outbox_backlog() <= slack and (since is None or self.published() > since)
         offsets = self.offsets(name)
@@ -278,6 +314,8 @@ class Gauges:
         for name in names:
             if name == "web":
                 parts.append(f"web {'up' if self.web_up() else 'down'}")
+            elif name == "worker":
+                parts.append(f"worker {'answers' if self.worker_up() else 'silent'}")
             elif name == "relay":
                 parts.append(
                     f"relay backlog {self.outbox_backlog()}, published {self.published()} "
@@ -505,7 +543,9 @@ def run(args) -> int:
     from devservices.base import free_port
 
     stack: list = []
-    rng = random.Random(args.seed)  # noqa: S311 (a reproducible order of kills, not a secret)
+    # Reproducible orders of kills and moments of poison (not secrets); one generator each,
+    # so that the poison thread's draws do not change the order of the kills.
+    rng = random.Random(args.seed)  # noqa: S311
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         workdir = Path(tmp)
         logs = args.logs or workdir / "logs"
@@ -562,7 +602,15 @@ def run(args) -> int:
             bookings.start()
             poison: list[str] = []
             poisoner = threading.Thread(
-                target=lambda: poison.extend(_poison(bootstrap, args.poison, seconds, stop, rng)),
+                target=lambda: poison.extend(
+                    _poison(
+                        bootstrap,
+                        args.poison,
+                        seconds,
+                        stop,
+                        random.Random(args.seed + 1),  # noqa: S311
+                    )
+                ),
                 daemon=True,
             )
             poisoner.start()
@@ -638,7 +686,7 @@ def run(args) -> int:
 
             drained = _wait(
                 lambda: (
-                    all(gauges.caught_up(n, 0) for n in KILLABLE if n != "web")
+                    all(gauges.caught_up(n, 0) for n in KILLABLE if n not in ANSWERING)
                     and not UnloggedScore.objects.exists()
                 ),
                 DRAIN_TIMEOUT_S,
