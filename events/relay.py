@@ -18,7 +18,6 @@ stays the bound: a notification lost with its connection costs at most ``idle_sl
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Event as StopFlag
@@ -29,25 +28,9 @@ from django.utils import timezone
 from events.bus import Bus, BusError, Producer, Record
 from events.contracts import TOPICS
 from events.models import OutboxEvent
+from events.streaming import Backoff
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n))."""
-
-    base_s: float = 0.2
-    cap_s: float = 30.0
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.cap_s, self.base_s * (2**self.attempt))
-        self.attempt += 1
-        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not secrecy)
-
-    def reset(self) -> None:
-        self.attempt = 0
 
 
 class OutboxWakeup:

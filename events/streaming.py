@@ -29,6 +29,7 @@ Pure Python: no Django.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -222,6 +223,24 @@ class Progress:
         rate = (seen - events) / max(now - since, 1e-9)
         log.info("%s: %.0f events/s, %s", self.step.name, rate, self.step.progress())
         self._logged = (now, seen)
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter: attempt n waits uniform(0, min(cap, base * 2**n)).
+    The relay's wait for the bus, a stream step's for its store."""
+
+    base_s: float = 0.2
+    cap_s: float = 30.0
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2**self.attempt))
+        self.attempt += 1
+        return random.uniform(0, ceiling)  # noqa: S311 (jitter, not secrecy)
+
+    def reset(self) -> None:
+        self.attempt = 0
 
 
 def offsets_commit(step: BatchStep, messages: Sequence[Message], *, wait: bool = True) -> bool:

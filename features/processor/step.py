@@ -50,7 +50,14 @@ from events.batching import BatchStats
 from events.bus import Bus, Consumer, Message, Record
 from events.contracts import dead_letter_topic, topic_name
 from events.deadletters import DeadLetterer
-from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
+from events.streaming import (
+    Backoff,
+    BatchStep,
+    ConsumerOptions,
+    Publisher,
+    consume,
+    offsets_commit,
+)
 from features.definitions import STREAM_VIEWS, View, topics
 from features.processor.marks import Partition, low_watermark, partition_load
 from features.processor.offline import Unwritten, offline_append
@@ -78,9 +85,10 @@ LATE = "late"
 # must still be kept when they replay (``features.state.MARKS_KEPT``, about one a batch).
 OFFLINE_MAX_BATCHES = MARKS_KEPT // 2
 # How long a batch waits for a state or online store that is away (a Redis restarting) before
-# the processor gives up and exits; the waits between tries double up to the last.
+# the processor gives up and exits, and the backoff between its tries.
 STORE_WAIT_MAX_S = 120.0
-STORE_RETRY_S = (0.25, 0.5, 1.0, 2.0, 5.0)
+STORE_RETRY_BASE_S = 0.25
+STORE_RETRY_CAP_S = 5.0
 
 
 def state_from_config(
@@ -194,13 +202,14 @@ class StreamProcessor(BatchStep):
     def submit(self, messages: Sequence[Message]) -> None:
         """Process the batch; while the store is away, try it again (a replayed batch changes
         no value), for up to ``STORE_WAIT_MAX_S``, then raise."""
+        backoff = Backoff(base_s=STORE_RETRY_BASE_S, cap_s=STORE_RETRY_CAP_S)
         waited = 0.0
-        for attempt in range(1_000_000):
+        while True:
             try:
                 self.process_batch(messages)
                 return
             except UNAVAILABLE as exc:
-                pause = STORE_RETRY_S[min(attempt, len(STORE_RETRY_S) - 1)]
+                pause = backoff.next_delay()
                 if waited + pause > STORE_WAIT_MAX_S:
                     raise
                 log.warning(
