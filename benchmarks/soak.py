@@ -59,6 +59,8 @@ RIDERS = 20
 SAMPLE_S = 5.0
 RECOVERY_TIMEOUT_S = 180.0
 DRAIN_TIMEOUT_S = 300.0
+# How long the accounting may take to read the stream back.
+READ_TIMEOUT_S = 300.0
 # The soak's own Kafka clients say nothing of the broker's restart (the pipeline's logs do).
 QUIET = {"log_level": 0}
 PICKUP = {"lat": 52.33, "lng": 4.845}
@@ -424,45 +426,11 @@ def _poison(
 # Accounting.
 
 
-def _read_topic(bootstrap: str, topic: str) -> list:
-    """Every record of ``topic`` from the beginning, read until the end offsets seen first."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"soak-read-{uuid.uuid4().hex[:6]}",
-            "enable.auto.commit": False,
-            **QUIET,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            return []
-        ends = {}
-        for partition in metadata.partitions:
-            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high > 0:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        records = []
-        deadline = time.monotonic() + 300
-        while ends and time.monotonic() < deadline:
-            for message in consumer.consume(1000, timeout=1.0):
-                if message.error():
-                    continue
-                records.append(message)
-                if message.offset() + 1 >= ends.get(message.partition(), 0):
-                    ends.pop(message.partition(), None)
-        return records
-    finally:
-        consumer.close()
-
-
-def account(bootstrap: str, poison: list[str]) -> tuple[dict, list[str]]:
+def account(poison: list[str]) -> tuple[dict, list[str]]:
     """Return the end counts and the accounting's failures (empty when everything holds)."""
+    from events.bus import bus_from_settings, records_read
     from events.contracts import TOPICS, PaymentAuthorized, dead_letter_topic
+    from events.deadletters import dead_letters_read
     from events.models import LedgerEntry, OutboxEvent
     from fraud.models import FraudScore, UnloggedScore
 
@@ -481,17 +449,17 @@ def account(bootstrap: str, poison: list[str]) -> tuple[dict, list[str]]:
     stream_ids: set[str] = set()
     payment_ids: set[str] = set()
     copies = 0
-    for topic in TOPICS:
-        for message in _read_topic(bootstrap, topic):
-            try:
-                event_id = json.loads(message.value())["event_id"]
-            except (ValueError, KeyError, TypeError):
-                continue  # the poison
-            if event_id in stream_ids:
-                copies += 1
-            stream_ids.add(event_id)
-            if topic == PaymentAuthorized.topic:
-                payment_ids.add(event_id)
+    bus = bus_from_settings()
+    for message in records_read(bus, list(TOPICS), reader="soak", timeout_s=READ_TIMEOUT_S):
+        try:
+            event_id = json.loads(message.value)["event_id"]
+        except (ValueError, KeyError, TypeError):
+            continue  # the poison
+        if event_id in stream_ids:
+            copies += 1
+        stream_ids.add(event_id)
+        if message.topic == PaymentAuthorized.topic:
+            payment_ids.add(event_id)
     counts.update(stream_events=len(stream_ids), resent_copies=copies)
     ledger_str = {str(i) for i in ledger_ids}
     if missing := len(stream_ids - ledger_str):
@@ -510,10 +478,8 @@ def account(bootstrap: str, poison: list[str]) -> tuple[dict, list[str]]:
         failures.append(f"{unlogged} served vectors not in the feature log")
 
     for consumer in ("event-ledger", "stream-features", "fraud-scorer"):
-        keys = sorted(
-            (m.key() or b"").decode(errors="replace")
-            for m in _read_topic(bootstrap, dead_letter_topic(consumer))
-        )
+        letters = dead_letters_read(bus, dead_letter_topic(consumer), timeout_s=READ_TIMEOUT_S)
+        keys = sorted(letter.key or "" for letter in letters)
         counts[f"dead letters {consumer}"] = len(keys)
         if sorted(set(keys)) != sorted(poison):
             failures.append(
@@ -693,7 +659,7 @@ def run(args) -> int:
                 step=2.0,
             )
             print(f"drained in {_seconds(drained)}", flush=True)
-            counts, failures = account(bootstrap, poison)
+            counts, failures = account(poison)
             gauges.close()
         finally:
             if pipeline is not None:

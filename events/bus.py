@@ -16,6 +16,8 @@ Semantics every backend keeps (``tests/events/test_bus_contract.py`` runs agains
 from __future__ import annotations
 
 import abc
+import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -179,6 +181,33 @@ class LogEnds(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release the client."""
+
+
+def records_read(
+    bus: Bus, topics: Sequence[str], *, reader: str = "reader", timeout_s: float = 30.0
+) -> list[Message]:
+    """Return every record of ``topics`` as they stand now (up to the end offsets when called),
+    in no particular order. Read by a member of a throwaway group (named after ``reader``) that
+    commits nothing, so it moves no consumer's position; raise ``BusError`` if the ends are not
+    reached within ``timeout_s`` (a Kafka group still joining counts)."""
+    ends = {(t, p): end for t in topics for p, end in bus.end_offsets(t).items() if end > 0}
+    if not ends:
+        return []
+    member = bus.consumer(
+        group=f"{reader}-{uuid.uuid4().hex[:12]}", topics=sorted({t for t, _ in ends})
+    )
+    seen: dict[tuple[str, int, int], Message] = {}
+    deadline = time.monotonic() + timeout_s
+    try:
+        while any((t, p, end - 1) not in seen for (t, p), end in ends.items()):
+            if time.monotonic() >= deadline:
+                raise BusError(f"{', '.join(topics)}: not read to the end within {timeout_s:g} s")
+            for message in member.poll(timeout=0.5, max_records=1000):
+                if message.offset < ends.get((message.topic, message.partition), 0):
+                    seen[(message.topic, message.partition, message.offset)] = message
+    finally:
+        member.close()
+    return list(seen.values())
 
 
 def bus_from_settings() -> Bus:

@@ -11,13 +11,11 @@ consumer (and the tool that lists them) imports it without loading models.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from events.bus import Bus, BusError, Message, Record
+from events.bus import Bus, BusError, Message, Record, records_read
 from events.contracts import dead_letter_topic
 
 log = logging.getLogger(__name__)
@@ -143,22 +141,8 @@ def dead_letters_read(bus: Bus, topic: str, *, timeout_s: float = 30.0) -> list[
     order of their origin positions. Read by a member of a throwaway group that commits nothing, so
     it moves no consumer's position; raise ``BusError`` if the topic's end is not reached within
     ``timeout_s`` (a Kafka group still joining counts)."""
-    ends = {p: end for p, end in bus.end_offsets(topic).items() if end > 0}
-    if not ends:
-        return []
-    reader = bus.consumer(group=f"deadletters-reader-{uuid.uuid4().hex[:12]}", topics=[topic])
-    seen: dict[tuple[int, int], Message] = {}
-    deadline = time.monotonic() + timeout_s
-    try:
-        while any((p, end - 1) not in seen for p, end in ends.items()):
-            if time.monotonic() >= deadline:
-                raise BusError(f"{topic}: not read to its end within {timeout_s:g} s")
-            for message in reader.poll(timeout=0.5, max_records=1000):
-                if message.offset < ends.get(message.partition, 0):
-                    seen[(message.partition, message.offset)] = message
-    finally:
-        reader.close()
-    letters = [dead_letter_read(message) for message in seen.values()]
+    messages = records_read(bus, [topic], reader="deadletters-reader", timeout_s=timeout_s)
+    letters = [dead_letter_read(message) for message in messages]
     # In the order their records had on the origin topics (dead letters of one origin
     # partition may sit on several dead-letter partitions).
     return sorted(

@@ -42,7 +42,7 @@ from rideshare.services.riders import staff_user_ensure
 from simulator.models import SimulationRun
 from tests.fraud.live_factories import score_make
 from tests.rideshare.factories import DEVICE, bearer, card_make, driver_make, rider_make, trip_make
-from tests.rideshare.test_consumers import ORIGIN, fresh_thread
+from tests.rideshare.test_consumers import ORIGIN, fresh_thread, session_cookie
 
 ROLES = ("anonymous", "rider", "other_rider", "driver", "analyst", "ml_engineer", "staff")
 OK, LOG_IN, FORBIDDEN, NOT_FOUND = "ok", "log in", "forbidden", "not found"
@@ -402,12 +402,8 @@ def test_an_admin_route_answers_each_role_as_the_matrix_says(world, route):
     assert observed == ADMIN_EXCEPTIONS.get(route, ADMIN), (url, observed)
 
 
-def _session_cookie(user) -> list[tuple[bytes, bytes]]:
-    if user is None:
-        return []
-    client = _page_client(user)
-    name = settings.SESSION_COOKIE_NAME
-    return [(b"cookie", f"{name}={client.cookies[name].value}".encode())]
+def _cookies(user) -> list[tuple[bytes, bytes]]:
+    return [] if user is None else [session_cookie(user)]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -425,7 +421,5 @@ def test_a_websocket_answers_each_role_as_the_matrix_says(world, route):
         await socket.disconnect()
         return OK if connected else REFUSED
 
-    observed = {
-        role: async_to_sync(handshake)(_session_cookie(world.users[role])) for role in ROLES
-    }
+    observed = {role: async_to_sync(handshake)(_cookies(world.users[role])) for role in ROLES}
     assert observed == row

@@ -11,25 +11,13 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.test import Client
 
 from config.asgi import application
 from fraud import consumers, live
 from fraud.models import FraudScore
-from tests.rideshare.test_consumers import fresh_thread
+from tests.rideshare.test_consumers import ORIGIN, fresh_thread, session_cookie
 
 from .live_factories import score_make
-
-ORIGIN = (b"origin", b"http://127.0.0.1")
-
-
-def _cookie(user) -> tuple[bytes, bytes]:
-    """The cookie header of a browser logged in as ``user``."""
-    client = Client()
-    client.force_login(user)
-    name = settings.SESSION_COOKIE_NAME
-    return (b"cookie", f"{name}={client.cookies[name].value}".encode())
 
 
 def _staff():
@@ -99,7 +87,7 @@ def test_a_channel_layer_that_is_down_does_not_fail_the_scorer(monkeypatch, capl
 @pytest.mark.django_db(transaction=True)
 @fresh_thread
 def test_a_new_page_gets_the_flags_it_lacks_oldest_first_and_no_approvals():
-    cookie = _cookie(_staff())
+    cookie = session_cookie(_staff())
     first = score_make(decision="review")
     score_make(decision="approve")
     second = score_make(decision="decline")
@@ -133,7 +121,7 @@ def test_a_new_page_gets_the_flags_it_lacks_oldest_first_and_no_approvals():
 def test_the_scorers_push_brings_a_new_flag_at_once(monkeypatch):
     # The database is not re-read by the socket during this test: only the push can deliver.
     monkeypatch.setattr(consumers, "TAIL_SECONDS", 3600.0)
-    cookie = _cookie(_staff())
+    cookie = session_cookie(_staff())
 
     def score_and_push():
         flag = score_make(decision="decline")
@@ -158,7 +146,7 @@ def test_the_scorers_push_brings_a_new_flag_at_once(monkeypatch):
 @fresh_thread
 def test_a_flag_nobody_pushed_arrives_from_the_database(monkeypatch):
     monkeypatch.setattr(consumers, "TAIL_SECONDS", 0.1)
-    cookie = _cookie(_staff())
+    cookie = session_cookie(_staff())
 
     async def body():
         socket = _socket(ORIGIN, cookie, after=0)
@@ -176,7 +164,7 @@ def test_a_flag_nobody_pushed_arrives_from_the_database(monkeypatch):
 @fresh_thread
 def test_flags_scored_while_disconnected_arrive_after_reconnect_and_none_twice(monkeypatch):
     monkeypatch.setattr(consumers, "TAIL_SECONDS", 0.1)
-    cookie = _cookie(_staff())
+    cookie = session_cookie(_staff())
     seen = score_make(decision="review")
 
     async def body():
@@ -205,7 +193,7 @@ def test_flags_scored_while_disconnected_arrive_after_reconnect_and_none_twice(m
 @fresh_thread
 def test_a_flag_committed_after_a_newer_one_is_still_sent_once(monkeypatch):
     monkeypatch.setattr(consumers, "TAIL_SECONDS", 0.1)
-    cookie = _cookie(_staff())
+    cookie = session_cookie(_staff())
     # Another scorer's row: its id is taken, but it only becomes a visible flag later.
     slow = score_make(decision="approve")
 
@@ -233,9 +221,11 @@ def test_only_analysts_and_staff_may_listen(who, django_user_model):
     score_make(decision="decline")
     headers = [ORIGIN]
     if who == "a rider":
-        headers.append(_cookie(django_user_model.objects.create_user("rider-x", password="pw")))
+        headers.append(
+            session_cookie(django_user_model.objects.create_user("rider-x", password="pw"))
+        )
     elif who == "an analyst":
-        headers.append(_cookie(analyst_ensure(username="ana", password="pw")))
+        headers.append(session_cookie(analyst_ensure(username="ana", password="pw")))
 
     async def body():
         socket = _socket(*headers, after=0)
@@ -251,7 +241,7 @@ def test_only_analysts_and_staff_may_listen(who, django_user_model):
 @pytest.mark.django_db(transaction=True)
 @fresh_thread
 def test_a_socket_from_another_site_is_refused():
-    cookie = _cookie(_staff())
+    cookie = session_cookie(_staff())
 
     async def body():
         socket = _socket((b"origin", b"https://evil.example"), cookie, after=0)

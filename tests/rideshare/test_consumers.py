@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
-def _session_cookie(user) -> tuple[bytes, bytes]:
+def session_cookie(user) -> tuple[bytes, bytes]:
     """The cookie header of a browser logged in as ``user``."""
     name = settings.SESSION_COOKIE_NAME
     return (b"cookie", f"{name}={web_client(user).cookies[name].value}".encode())
@@ -60,7 +60,7 @@ def test_a_rider_gets_the_current_state_then_every_change():
     rider = web_rider()
     trip = trip_make(rider)
     driver = driver_make()
-    cookie = _session_cookie(rider.user)
+    cookie = session_cookie(rider.user)
 
     async def body():
         socket = _socket(trip, ORIGIN, cookie)
@@ -93,7 +93,7 @@ def test_a_reconnecting_page_catches_up_on_what_it_missed():
     rider = web_rider()
     trip = trip_make(rider)
     driver = driver_make()
-    cookie = _session_cookie(rider.user)
+    cookie = session_cookie(rider.user)
 
     async def body():
         socket = _socket(trip, ORIGIN, cookie)
@@ -118,7 +118,7 @@ def test_a_change_rolled_back_is_never_pushed():
     rider = web_rider()
     trip = trip_make(rider)
     driver = driver_make()
-    cookie = _session_cookie(rider.user)
+    cookie = session_cookie(rider.user)
 
     class RolledBack(Exception):
         pass
@@ -148,9 +148,9 @@ def test_only_the_trips_rider_may_listen(who):
     trip = trip_make(web_rider())
     headers = [ORIGIN]
     if who == "another rider":
-        headers.append(_session_cookie(web_rider().user))
+        headers.append(session_cookie(web_rider().user))
     elif who == "a driver":
-        headers.append(_session_cookie(driver_make().user))
+        headers.append(session_cookie(driver_make().user))
 
     async def body():
         socket = _socket(trip, *headers)
@@ -164,7 +164,7 @@ def test_only_the_trips_rider_may_listen(who):
 def test_a_socket_from_another_site_is_refused():
     rider = web_rider()
     trip = trip_make(rider)
-    cookie = _session_cookie(rider.user)
+    cookie = session_cookie(rider.user)
 
     async def body():
         socket = _socket(trip, (b"origin", b"https://evil.example"), cookie)
@@ -177,7 +177,7 @@ def test_a_socket_from_another_site_is_refused():
 @fresh_thread
 def test_an_unknown_trip_is_refused():
     rider = web_rider()
-    cookie = _session_cookie(rider.user)
+    cookie = session_cookie(rider.user)
 
     class Missing:
         public_id = "00000000-0000-4000-8000-000000000000"
