@@ -28,7 +28,9 @@ class FlagsConsumer(AsyncJsonWebsocketConsumer):
 
     The page connects to ``/ws/fraud/flags/?after=<id>`` with the highest flag id it shows
     (0 for none) and first receives every flag after it (the newest ``live.PAGE_SIZE`` of
-    them), so nothing is missed across a disconnect; then each new flag, once. Every message is
+    them), so nothing is missed across a disconnect; that first message comes even when it
+    lists none, so the page knows when it has caught up (and only then says "Live"). Then each
+    new flag, once. Every message is
     ``{"type": "fraud.flags", "flags": [{"id": ..., "html": "<tr ...>"}, ...]}``, oldest first.
     """
 
@@ -53,7 +55,8 @@ class FlagsConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(live.FLAGS_GROUP, self.channel_name)
         await self.accept()
         async with self.lock:
-            await self._send(await database_sync_to_async(self._catch_up)(after))
+            caught_up = await database_sync_to_async(self._catch_up)(after)
+            await self.send_json({"type": live.FLAGS_NEW, "flags": caught_up})
         self.tail = asyncio.create_task(self._tail())
 
     async def disconnect(self, code: int) -> None:

@@ -74,7 +74,9 @@ def test_the_snapshot_counts_the_last_hour_by_minute_and_the_queue_now():
 
 
 def test_card_precision_at_k_is_the_fraud_share_of_the_days_top_cards_once_decided():
-    now = timezone.now()
+    # Midday: minutes before ``now`` are the same day whenever the suite runs (CI at 00:04 put
+    # them on yesterday's line).
+    now = timezone.now().replace(hour=12, minute=0, second=0, microsecond=0)
     top = _at(now - timedelta(minutes=5), decision="decline", score=0.99, card_id="card-a")
     second = _at(now - timedelta(minutes=4), decision="review", score=0.9, card_id="card-b")
     _at(now - timedelta(minutes=3), decision="review", score=0.8, card_id="card-a")

@@ -110,6 +110,7 @@ def test_a_new_page_gets_the_flags_it_lacks_oldest_first_and_no_approvals():
 
         current = _socket(ORIGIN, cookie, after=third.id)
         assert (await current.connect())[0]
+        assert await _ids(current) == []  # caught up: nothing it lacks
         assert await current.receive_nothing(timeout=0.3)
         await current.disconnect()
 
@@ -131,6 +132,7 @@ def test_the_scorers_push_brings_a_new_flag_at_once(monkeypatch):
     async def body():
         socket = _socket(ORIGIN, cookie, after=0)
         assert (await socket.connect())[0]
+        assert await _ids(socket) == []
         assert await socket.receive_nothing(timeout=0.2)
         flag = await database_sync_to_async(score_and_push)()
         assert await _ids(socket) == [flag.id]
@@ -151,6 +153,7 @@ def test_a_flag_nobody_pushed_arrives_from_the_database(monkeypatch):
     async def body():
         socket = _socket(ORIGIN, cookie, after=0)
         assert (await socket.connect())[0]
+        assert await _ids(socket) == []
         flag = await create(decision="review")
         await create(decision="approve")
         assert await _ids(socket) == [flag.id]
@@ -200,6 +203,7 @@ def test_a_flag_committed_after_a_newer_one_is_still_sent_once(monkeypatch):
     async def body():
         socket = _socket(ORIGIN, cookie, after=0)
         assert (await socket.connect())[0]
+        assert await _ids(socket) == []  # the approval is no flag
         fast = await create(decision="review")
         assert await _ids(socket) == [fast.id]
         await database_sync_to_async(FraudScore.objects.filter(id=slow.id).update)(

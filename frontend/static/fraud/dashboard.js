@@ -123,11 +123,13 @@
       // A reconnect may have missed anything: redraw from the server's figures.
       if (attempt > 0) refresh();
       attempt = 0;
-      show("live", "Live");
     });
     socket.addEventListener("message", function (event) {
       const message = JSON.parse(event.data);
-      if (message.type === "fraud.flags" && message.flags.length) soon();
+      if (message.type !== "fraud.flags") return;
+      if (message.flags.length) soon();
+      // The first message is the server's catch-up (perhaps empty): from here on it pushes.
+      show("live", "Live");
     });
     socket.addEventListener("close", function () {
       const delay = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * Math.pow(2, attempt)) * (0.5 + Math.random() / 2);

@@ -51,11 +51,13 @@
     const socket = new WebSocket(url);
     socket.addEventListener("open", function () {
       attempt = 0;
-      show("live", "Live");
     });
     socket.addEventListener("message", function (event) {
       const message = JSON.parse(event.data);
-      if (message.type === "fraud.flags") apply(message);
+      if (message.type !== "fraud.flags") return;
+      apply(message);
+      // The server's first message is what the page missed (perhaps nothing): caught up now.
+      show("live", "Live");
     });
     socket.addEventListener("close", function () {
       // Exponential backoff with jitter, so reconnecting pages do not all hit a restarted server at once.

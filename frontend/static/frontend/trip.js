@@ -38,11 +38,14 @@
     const socket = new WebSocket(scheme + window.location.host + panel.dataset.socketPath);
     socket.addEventListener("open", function () {
       attempt = 0;
-      show("live", "Live");
     });
     socket.addEventListener("message", function (event) {
       const message = JSON.parse(event.data);
-      if (message.type === "trip.state") apply(message);
+      if (message.type === "trip.state") {
+        apply(message);
+        // The first state comes on connect: the page is current from here on.
+        if (!final) show("live", "Live");
+      }
       if (final) socket.close();
     });
     socket.addEventListener("close", function () {
