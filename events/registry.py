@@ -65,6 +65,12 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             description="acts on fraud verdicts: declines cancel trips, reviews hold captures",
         ),
         ConsumerSpec(
+            name="label-intake",
+            handler="ml.handlers.handle_event",
+            topics=("labels.chargeback_filed.v1", "reviews.decided.v1"),
+            description="one label per payment from chargebacks and analysts' decisions",
+        ),
+        ConsumerSpec(
             name="stream-features",
             step="features.processor.step.consumer_build",
             description="the stream feature views into the online store and offline history",

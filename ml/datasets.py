@@ -1,19 +1,16 @@
 """Training sets: from the simulator's history (bootstrap) and from served-feature logs joined
 with labels (log and wait).
 
-Labels come only from label events, never from the simulator's ground truth:
+Labels come only from label events, never from the simulator's ground truth: chargebacks
+(``labels.chargeback_filed.v1``) and analysts' decisions (``reviews.decided.v1``), resolved per
+payment by ``ml.labels`` (which says what each means and which wins when they disagree). False
+fraud chargebacks exist, as in production: the model lives with that noise.
 
-- ``labels.chargeback_filed.v1``: a chargeback whose reason code is in the card networks'
-  fraud category (Visa 10.x, ``FRAUD_REASON_CATEGORY``) labels its payment 1; another reason
-  ("service not received") labels it 0. False fraud chargebacks exist, as in production: the
-  model lives with that noise.
-- ``reviews.decided.v1``: an analyst's ``confirmed_fraud`` labels the payment 1,
-  ``legitimate`` 0; a review the expiry policy closed (``expired``) labels nothing: nobody
-  looked at it.
-
-A payment with any fraud label is 1; a payment with no label is 0 once it is older than the
-label maturity (the time by which most chargebacks have arrived); younger ones are left out,
-since their label is not known yet.
+Which rows a training set holds (label maturity): a payment with a label known by then is
+labelled by it (``label_source`` says by what: ``chargeback`` or ``review``); a payment without
+one is assumed legitimate (``assumed_negative``) once it is older than the chargeback maturity
+(the time by which most chargebacks have arrived); a younger one is left out, since its label
+is not known yet. Reviews need no maturity: they come for reviewed payments only, within hours.
 
 No Django: each function takes a ``FeatureConfig`` and paths.
 """
@@ -33,12 +30,18 @@ from features.offline import backfill, history_files
 from features.served_log import logged_features
 from features.store import FeatureConfig
 from features.training import training_set
+from ml.labels import (
+    ASSUMED_NEGATIVE,
+    CHARGEBACK,
+    REVIEW,
+    Evidence,
+    chargeback_is_fraud,
+    resolved_frame,
+)
 
-FRAUD_REASON_CATEGORY = "10."
 PAYMENTS = "payments.authorized.v1"
 CHARGEBACKS = "labels.chargeback_filed.v1"
 REVIEWS = "reviews.decided.v1"
-LABEL_COLUMNS = ["payment_id", "label", "label_source", "labelled_at"]
 
 assert {PAYMENTS, CHARGEBACKS, REVIEWS} <= set(TOPICS), "topic names changed"
 
@@ -107,59 +110,69 @@ def payments_spine(history: Path) -> pd.DataFrame:
     return spine.reset_index(drop=True)
 
 
-def labels(history: Path) -> pd.DataFrame:
-    """Return one label per labelled payment under ``history``: ``payment_id``, ``label``
-    (1 fraud, 0 not), ``label_source`` (``chargeback`` or ``review``: what decided it) and
-    ``labelled_at`` (when the deciding label arrived: the first fraud label, else the first)."""
-    parts = []
+def labels(history: Path, *, as_of: datetime | None = None) -> pd.DataFrame:
+    """Return one label per labelled payment under ``history`` (``ml.labels.LABEL_COLUMNS``),
+    resolved by ``ml.labels`` from the label events known at ``as_of`` (default: all)."""
+    evidence: list[tuple[str, Evidence]] = []
     chargebacks = history_events(history, CHARGEBACKS)
-    if len(chargebacks):
-        parts.append(
-            pd.DataFrame(
-                {
-                    "payment_id": chargebacks["payment_id"],
-                    "label": chargebacks["reason_code"]
-                    .astype(str)
-                    .str.startswith(FRAUD_REASON_CATEGORY)
-                    .astype(int),
-                    "label_source": "chargeback",
-                    "labelled_at": chargebacks["occurred_at"],
-                }
+    for row in chargebacks.itertuples(index=False):
+        evidence.append(
+            (
+                str(row.payment_id),
+                Evidence(
+                    source=CHARGEBACK,
+                    fraud=chargeback_is_fraud(str(row.reason_code)),
+                    detail=str(row.reason_code),
+                    known_at=row.occurred_at.to_pydatetime(),
+                    event_id=str(row.event_id),
+                ),
             )
         )
     reviews = history_events(history, REVIEWS)
     if len(reviews) and "expired" in reviews.columns:
+        # Closed by the expiry policy: nobody looked at it.
         reviews = reviews[~reviews["expired"].fillna(False).astype(bool)]
-    if len(reviews):
-        parts.append(
-            pd.DataFrame(
-                {
-                    "payment_id": reviews["payment_id"],
-                    "label": (reviews["decision"] == "confirmed_fraud").astype(int),
-                    "label_source": "review",
-                    "labelled_at": reviews["occurred_at"],
-                }
+    for row in reviews.itertuples(index=False):
+        evidence.append(
+            (
+                str(row.payment_id),
+                Evidence(
+                    source=REVIEW,
+                    fraud=row.decision == "confirmed_fraud",
+                    detail=str(row.decision),
+                    known_at=row.occurred_at.to_pydatetime(),
+                    event_id=str(row.event_id),
+                ),
             )
         )
-    if not parts:
-        return pd.DataFrame(
-            {
-                "payment_id": pd.Series(dtype=object),
-                "label": pd.Series(dtype=int),
-                "label_source": pd.Series(dtype=object),
-                "labelled_at": pd.Series(dtype="datetime64[us, UTC]"),
-            }
-        )
-    every = pd.concat(parts, ignore_index=True)
-    # Fraud first, then the earliest: the first row per payment is the deciding label.
-    every = every.sort_values(["payment_id", "label", "labelled_at"], ascending=[True, False, True])
-    return every.drop_duplicates("payment_id").reset_index(drop=True)[LABEL_COLUMNS]
+    if as_of is not None:
+        evidence = [pair for pair in evidence if pair[1].known_at <= as_of]
+    evidence.sort(key=lambda pair: pair[0])
+    return resolved_frame(evidence)
 
 
-def _with_labels(frame: pd.DataFrame, found: pd.DataFrame) -> pd.DataFrame:
+def _with_labels(
+    frame: pd.DataFrame,
+    found: pd.DataFrame,
+    *,
+    time_column: str,
+    mature_before: datetime | None,
+) -> pd.DataFrame:
+    """Return ``frame``'s rows with their labels from ``found``: a labelled row keeps its
+    label, a row without one is an assumed negative when its ``time_column`` is at or before
+    ``mature_before`` (``None``: every row) and is left out otherwise. Adds ``label``,
+    ``label_source``, ``labelled_at``, ``label_delay_s`` (labelled_at minus the row's time;
+    null for an assumed negative) and ``contradicted``."""
     merged = frame.merge(found, on="payment_id", how="left", validate="many_to_one")
+    unlabelled = merged["label"].isna()
+    if mature_before is not None:
+        young = merged[time_column] > pd.Timestamp(mature_before)
+        merged = merged[~(unlabelled & young)].reset_index(drop=True)
+        unlabelled = merged["label"].isna()
     merged["label"] = merged["label"].fillna(0).astype(int)
-    merged["label_source"] = merged["label_source"].fillna("none")
+    merged["label_source"] = merged["label_source"].where(~unlabelled, ASSUMED_NEGATIVE)
+    merged["contradicted"] = merged["contradicted"].astype("boolean").fillna(False).astype(bool)
+    merged["label_delay_s"] = (merged["labelled_at"] - merged[time_column]).dt.total_seconds()
     return merged
 
 
@@ -185,21 +198,30 @@ def bootstrap_dataset(
     spine = payments_spine(history)
     end = history_end(history)
     if end is not None:
+        # Every row is as old as the maturity, labelled or not: the set's rows do not depend
+        # on which frauds were caught.
         spine = spine[spine["event_timestamp"] <= end - maturity]
-    spine = _with_labels(spine.reset_index(drop=True), labels(history))
+    spine = _with_labels(
+        spine.reset_index(drop=True),
+        labels(history),
+        time_column="event_timestamp",
+        mature_before=None,
+    )
     return training_set(config, spine, history=history)
 
 
 def logged_dataset(
     config: FeatureConfig,
     *,
+    labels: pd.DataFrame,
     maturity: timedelta = timedelta(0),
     as_of: datetime | None = None,
 ) -> pd.DataFrame:
     """Return the log-and-wait training set: every logged vector (``fraud.feature_log``, the
-    values exactly as served, nothing recomputed) of a payment at least ``maturity`` older
-    than ``as_of`` (default now), joined on ``payment_id`` with its label from the archived
-    label events under ``config``'s offline store.
+    values exactly as served, nothing recomputed) of a payment served by ``as_of`` (default
+    now), joined on ``payment_id`` with its label in ``labels`` (``ml.labels.LABEL_COLUMNS``,
+    the labels known at ``as_of``); an unlabelled payment is an assumed negative once it is
+    ``maturity`` older than ``as_of`` and left out before (the module's docstring).
 
     A logged row without a payment id gets it from the archived ``payments.authorized.v1``
     event of the same ``event_id``; a row whose payment stays unknown is left out. Read only.
@@ -214,6 +236,11 @@ def logged_dataset(
         )
         logged.loc[missing, "payment_id"] = logged.loc[missing, "event_id"].map(by_event)
         logged = logged[logged["payment_id"].notna()]
-    cutoff = (as_of or datetime.now(UTC)) - maturity
-    logged = logged[logged["request_time"] <= pd.Timestamp(cutoff)]
-    return _with_labels(logged.reset_index(drop=True), labels(archive))
+    now = as_of or datetime.now(UTC)
+    logged = logged[logged["request_time"] <= pd.Timestamp(now)]
+    return _with_labels(
+        logged.reset_index(drop=True),
+        labels,
+        time_column="request_time",
+        mature_before=now - maturity,
+    )

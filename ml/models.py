@@ -45,3 +45,44 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return self.version
+
+
+class LabelEvidence(models.Model):
+    """One label event as it arrived (``ml.labels.Evidence``): a chargeback or an analyst's
+    decision on a payment. Kept, never changed, so a payment's label can be resolved again as
+    of any moment (``ml.selectors.labels_as_of``). ``event_id`` is the idempotency key."""
+
+    class Source(models.TextChoices):
+        CHARGEBACK = "chargeback"
+        REVIEW = "review"
+
+    event_id = models.UUIDField(unique=True)
+    payment_id = models.CharField(max_length=64, db_index=True)
+    source = models.CharField(max_length=16, choices=Source.choices)
+    fraud = models.BooleanField()
+    # The chargeback's reason code, or the review's outcome.
+    detail = models.CharField(max_length=32)
+    # The event's occurred_at: when the label became known, the moment it counts from.
+    known_at = models.DateTimeField(db_index=True)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.source} on payment {self.payment_id}: {'fraud' if self.fraud else 'not'}"
+
+
+class Label(models.Model):
+    """A payment's label now: its evidence resolved by ``ml.labels.resolve`` (the rule is
+    there), rewritten whenever new evidence for the payment arrives."""
+
+    payment_id = models.CharField(max_length=64, unique=True)
+    fraud = models.BooleanField()
+    # Which evidence decided it, and when that became known.
+    source = models.CharField(max_length=16, choices=LabelEvidence.Source.choices)
+    known_at = models.DateTimeField(db_index=True)
+    # Some evidence said the opposite (an analyst's "legitimate", then a fraud chargeback).
+    contradicted = models.BooleanField(default=False)
+    evidence = models.PositiveIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"payment {self.payment_id}: {'fraud' if self.fraud else 'legitimate'}"

@@ -1,4 +1,4 @@
-"""Writes of the ml room: train a model from a dataset, register it, deploy it."""
+"""Writes of the ml room: record labels, train a model from a dataset, register it, deploy it."""
 
 from __future__ import annotations
 
@@ -22,12 +22,67 @@ from fraud.artifacts import feature_names_check
 from fraud.models import Deployment
 from fraud.services import deployment_set
 from ml.datasets import bootstrap_dataset, logged_dataset
-from ml.models import ModelVersion
+from ml.labels import Evidence, resolve
+from ml.models import Label, LabelEvidence, ModelVersion
 from ml.registry import code_version, model_load
-from ml.selectors import champion_get
+from ml.selectors import champion_get, labels_as_of
 from ml.train import DEFAULT_THRESHOLDS, TrainParams, model_features, train_model
 
 SERVICE = "fraud_scoring_v1"
+
+
+def label_record(*, payment_id: str, evidence: Evidence) -> Label:
+    """Record one label event for ``payment_id`` and return the payment's label, resolved
+    again from all its evidence (``ml.labels.resolve``). Idempotent on ``evidence.event_id``:
+    an event recorded before changes nothing. Concurrent evidence for one payment is applied
+    one at a time (the payment's label row is locked). Nothing is published."""
+    with transaction.atomic():
+        # The label row exists before it is locked, so two first labels of a payment queue on
+        # the same row instead of both inserting it.
+        Label.objects.bulk_create(
+            [
+                Label(
+                    payment_id=payment_id,
+                    fraud=evidence.fraud,
+                    source=evidence.source,
+                    known_at=evidence.known_at,
+                    evidence=0,
+                )
+            ],
+            ignore_conflicts=True,
+        )
+        label = Label.objects.select_for_update().get(payment_id=payment_id)
+        _, created = LabelEvidence.objects.get_or_create(
+            event_id=evidence.event_id,
+            defaults={
+                "payment_id": payment_id,
+                "source": evidence.source,
+                "fraud": evidence.fraud,
+                "detail": evidence.detail[:32],
+                "known_at": evidence.known_at,
+            },
+        )
+        if not created and label.evidence:
+            return label
+        every = [
+            Evidence(
+                source=row.source,
+                fraud=row.fraud,
+                detail=row.detail,
+                known_at=row.known_at,
+                event_id=str(row.event_id),
+            )
+            for row in LabelEvidence.objects.filter(payment_id=payment_id)
+        ]
+        resolved = resolve(every)
+        assert resolved is not None  # the evidence just recorded, at least
+        label.fraud = resolved.fraud
+        label.source = resolved.source
+        label.known_at = resolved.known_at
+        label.contradicted = resolved.contradicted
+        label.evidence = len(every)
+        label.save()
+        return label
 
 
 def _models_dir() -> Path:
@@ -210,7 +265,7 @@ def model_train_from_logs(
     ``params.num_boost_round`` trees are added to its own. Idempotent like
     ``model_register``: the same logs, labels and parent give the same version.
     """
-    frame = logged_dataset(config, maturity=maturity)
+    frame = logged_dataset(config, labels=labels_as_of(), maturity=maturity)
     parent = parent or champion_get()
     features = model_features(SERVICE)
     init_model = None

@@ -180,5 +180,5 @@ def test_consume_refuses_an_unknown_consumer_naming_the_registered_ones():
 
     assert str(refused.value) == (
         "no consumer named 'nope'; registered: booking-verdicts, event-ledger, fraud-scorer, "
-        "stream-features"
+        "label-intake, stream-features"
     )

@@ -21,12 +21,12 @@ from features.store import FeatureConfig, feature_store
 from features.training import service_features
 from fraud.feature_log import LoggedVector, feature_log_write
 from fraud.models import Deployment
+from ml.handlers import handle_chargeback_filed
 from ml.models import ModelVersion
 from ml.registry import model_load
 from ml.services import model_promote, model_register
 from ml.tasks import train_from_logs
 from ml.train import TrainParams, model_features, train_model
-from tests.ml.archive import archive_events
 
 # Bootstraps training sets and trains: fails alone if it grows (tests/memory_ceiling.py).
 pytestmark = [pytest.mark.django_db, pytest.mark.memory_ceiling(2)]
@@ -166,7 +166,8 @@ def _logs_with_labels(config: FeatureConfig, rows: int = 400) -> None:
             )
     for k in range(0, rows, 100):
         feature_log_write(config, entries[k : k + 100])
-    archive_events(config.offline_dir / "events", chargebacks)
+    for chargeback in chargebacks:
+        handle_chargeback_filed(chargeback)  # as the label-intake consumer does
 
 
 def test_training_set_from_logs_writes_the_logged_features_with_labels(app_store, tmp_path):
@@ -207,7 +208,7 @@ def test_retraining_from_logs_warm_starts_from_the_champion(app_store, bootstrap
     assert child.parent == parent
     assert child.source == "logs+labels"
     assert child.training_rows == 320
-    assert child.metrics["label_sources"] == {"chargeback": 80, "none": 320}
+    assert child.metrics["label_sources"] == {"assumed_negative": 320, "chargeback": 80}
     assert child.metrics["auc_roc"] == 1.0  # velocity separates the synthetic fraud exactly
     assert Deployment.objects.get(role="champion").model_version == parent.version  # not deployed
     assert model_load(version).num_trees() == 30 + 50

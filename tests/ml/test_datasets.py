@@ -201,7 +201,7 @@ def test_the_log_based_training_set_holds_the_served_values_bit_for_bit(store):
         ],
     )
 
-    frame = logged_dataset(store)
+    frame = logged_dataset(store, labels=labels(archive))
 
     assert frame["payment_id"].tolist() == ["p0", "p1", "p2", "p3", "p-new-card"]
     assert frame["label"].tolist() == [1, 0, 1, 0, 1]
@@ -209,17 +209,32 @@ def test_the_log_based_training_set_holds_the_served_values_bit_for_bit(store):
         "chargeback",
         "chargeback",
         "review",
-        "none",
+        "assumed_negative",
         "chargeback",
     ]
+    # How long after the payment each label came (none for the assumed negative).
+    assert frame["label_delay_s"].tolist()[:3] == [
+        86400.0,
+        86400.0 - 60,
+        3600.0 - 120,
+    ]
+    assert pd.isna(frame.at[3, "label_delay_s"])
     for i, vector in enumerate(served):
         assert {n: _bits(frame.at[i, n]) for n in NAMES} == {
             n: _bits(v) for n, v in vector.features.items()
         }, i
     assert frame.at[0, "rider_avg_fare_cents_30d"] == 1234.5678
     assert frame.at[4, "card_payments_1h__status"] == "NOT_FOUND"
-    # Maturity: payments younger than a day before ``as_of`` wait for their labels.
+    # Maturity: an unlabelled payment younger than a day before ``as_of`` waits for its label
+    # (p3); a labelled one is in however young (p-new-card's chargeback is known by then).
+    as_of = AT + timedelta(days=1, minutes=2)
     young = logged_dataset(
-        store, maturity=timedelta(days=1), as_of=AT + timedelta(days=1, minutes=2)
+        store, labels=labels(archive, as_of=as_of), maturity=timedelta(days=1), as_of=as_of
     )
-    assert young["payment_id"].tolist() == ["p0", "p1", "p2"]
+    assert young["payment_id"].tolist() == ["p0", "p1", "p2", "p-new-card"]
+    # Earlier, only the review was known: the rest wait, none is assumed negative yet.
+    as_of = AT + timedelta(hours=2)
+    early = logged_dataset(
+        store, labels=labels(archive, as_of=as_of), maturity=timedelta(days=1), as_of=as_of
+    )
+    assert early[["payment_id", "label_source"]].values.tolist() == [["p2", "review"]]

@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand
 
 from features.store import FeatureConfig
 from ml.datasets import logged_dataset
+from ml.selectors import labels_as_of
 
 
 class Command(BaseCommand):
@@ -21,12 +22,14 @@ class Command(BaseCommand):
             "--maturity-days",
             type=float,
             default=0.0,
-            help="leave out payments younger than this (their labels may still come)",
+            help="leave out unlabelled payments younger than this (their labels may still come)",
         )
 
     def handle(self, *args, out: Path, maturity_days: float, **options):
         frame = logged_dataset(
-            FeatureConfig.from_settings(), maturity=timedelta(days=maturity_days)
+            FeatureConfig.from_settings(),
+            labels=labels_as_of(),
+            maturity=timedelta(days=maturity_days),
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
