@@ -268,6 +268,21 @@ FEATURES_OFFLINE_FLUSH_SECONDS = env.float("FEATURES_OFFLINE_FLUSH_SECONDS", def
 
 # The model registry (ml/): LightGBM text models, one <version>.txt file each.
 ML_MODELS_DIR = Path(env.str("ML_MODELS_DIR", default=str(VAR_DIR / "models")))
+# Training (ml.services.training_run). A full retrain learns from the logged vectors of the
+# last ML_TRAIN_WINDOW_DAYS; a fine-tune adds ML_FINE_TUNE_ROUNDS trees to a replica of the
+# champion from the newest ML_FINE_TUNE_ROWS matured rows, until its chain reaches
+# ML_FINE_TUNE_MAX_TREES trees or its full retrain is ML_FINE_TUNE_MAX_AGE_HOURS old. An
+# unlabelled payment counts as legitimate once ML_CHARGEBACK_MATURITY_DAYS old.
+ML_TRAIN_WINDOW_DAYS = env.float("ML_TRAIN_WINDOW_DAYS", default=28.0)
+ML_FULL_ROUNDS = env.int("ML_FULL_ROUNDS", default=200)
+ML_FINE_TUNE_ROWS = env.int("ML_FINE_TUNE_ROWS", default=1000)
+ML_FINE_TUNE_ROUNDS = env.int("ML_FINE_TUNE_ROUNDS", default=20)
+ML_FINE_TUNE_MAX_TREES = env.int("ML_FINE_TUNE_MAX_TREES", default=400)
+ML_FINE_TUNE_MAX_AGE_HOURS = env.float("ML_FINE_TUNE_MAX_AGE_HOURS", default=168.0)
+ML_CHARGEBACK_MATURITY_DAYS = env.float("ML_CHARGEBACK_MATURITY_DAYS", default=3.0)
+# A queued or running training not heard from for this long is taken for dead (its worker
+# killed and the task not redelivered): another request may start.
+ML_TRAINING_STALE_SECONDS = env.float("ML_TRAINING_STALE_SECONDS", default=900.0)
 
 # The scorer (fraud/, ``manage.py consume fraud-scorer``).
 # LightGBM threads per prediction: explicit, since its default spins a thread per core and its

@@ -38,6 +38,9 @@ class ModelVersion(models.Model):
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
     source = models.CharField(max_length=32, choices=Source.choices)
+    # ``full``: trained from scratch; ``fine_tune``: a replica of ``parent`` trained further
+    # on the newest rows (``ml.training``: a chain of fine-tunes is bounded).
+    kind = models.CharField(max_length=16, default="full")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -86,3 +89,56 @@ class Label(models.Model):
 
     def __str__(self) -> str:
         return f"payment {self.payment_id}: {'fraud' if self.fraud else 'legitimate'}"
+
+
+class TrainingRun(models.Model):
+    """One request to train a model (``ml.services.training_request``), run by the Celery task
+    ``ml.tasks.train`` on the ``training`` queue. ``request_key`` is its idempotency key: the
+    task redelivered after its worker died resumes this row and registers one model version.
+    ``stage`` and ``percent`` are its progress, readable while it runs."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        REGISTERED = "registered"
+        FAILED = "failed"
+
+    class Kind(models.TextChoices):
+        FULL = "full"
+        FINE_TUNE = "fine_tune"
+
+    request_key = models.CharField(max_length=128, unique=True)
+    # What was asked for; ``kind`` is what ran (a fine-tune past its chain's bounds runs full).
+    requested_kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    # Why it runs: ``manual``, or the trigger that fired (``ml.triggers``).
+    reason = models.CharField(max_length=32, default="manual")
+    feature_service = models.CharField(max_length=64)
+    # The event time the training set is cut at (labels known by then, rows served by then).
+    as_of = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=64, default="queued")
+    percent = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # The training set's profile (rows, class balance, label sources, null shares) and why
+    # the kind changed, if it did.
+    dataset = models.JSONField(default=dict)
+    note = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    parent = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    model = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    cpu_seconds = models.FloatField(null=True, blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-requested_at"], name="trainingrun_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} training {self.request_key}: {self.status}"

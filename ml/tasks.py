@@ -7,7 +7,7 @@ from celery import shared_task
 
 from features.store import FeatureConfig
 from ml.models import ModelVersion
-from ml.services import model_train_from_logs
+from ml.services import model_train_from_logs, training_run
 
 
 @shared_task(name="ml.tasks.train_from_logs", ignore_result=True)
@@ -20,3 +20,17 @@ def train_from_logs(parent_version: str | None = None) -> str:
     )
     model = model_train_from_logs(config=FeatureConfig.from_settings(), parent=parent)
     return model.version
+
+
+@shared_task(
+    name="ml.tasks.train_run",
+    ignore_result=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def train_run(request_key: str) -> str | None:
+    """Run the training asked for under ``request_key`` (``ml.services.training_request``);
+    return the registered version. Acknowledged only once done, and handed out again when its
+    worker dies: the run's key makes the second delivery finish the same model version."""
+    run = training_run(request_key=request_key)
+    return run.model.version if run.model is not None else None

@@ -14,9 +14,9 @@ Pure: no Django, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import lightgbm as lgb
@@ -98,6 +98,8 @@ def time_split(
     side, so every training row is strictly earlier than every holdout row."""
     if not 0 < holdout_share < 1:
         raise ValueError(f"holdout_share must be within (0, 1), got {holdout_share}")
+    if frame.empty:
+        raise ValueError("too few rows to split by time: 0")
     ordered = frame.sort_values(time_column, kind="mergesort")
     times = ordered[time_column]
     cut = times.iloc[int(len(ordered) * (1 - holdout_share))]
@@ -125,13 +127,15 @@ def train_model(
     init_model: lgb.Booster | None = None,
     holdout_share: float = 0.2,
     thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
+    progress: Callable[[float], None] | None = None,
 ) -> TrainResult:
     """Train a LightGBM binary classifier of ``label`` on ``frame``'s ``features``, in that
     order, holding out the last ``holdout_share`` of rows by ``time_column``.
 
     With ``init_model`` (a parent booster with the same features), boosting continues from the
-    parent's trees: ``params.num_boost_round`` rounds are added. Return the booster, its
-    parameters and the holdout metrics (``ml.evaluate.evaluation`` at ``thresholds``).
+    parent's trees: ``params.num_boost_round`` rounds are added. ``progress`` is called with
+    the share of rounds done (0 to 1) every tenth of them. Return the booster, its parameters
+    and the holdout metrics (``ml.evaluate.evaluation`` at ``thresholds``).
     """
     params = params or TrainParams()
     features = list(features)
@@ -148,12 +152,24 @@ def train_model(
         free_raw_data=False,
     )
     lgb_params = params.lightgbm_params()
+    callbacks = []
+    if progress is not None:
+        rounds = params.num_boost_round
+        step = max(1, rounds // 10)
+
+        def report(env: Any) -> None:
+            done = env.iteration - env.begin_iteration + 1
+            if done % step == 0 or done == rounds:
+                progress(done / rounds)
+
+        callbacks.append(report)
     booster = lgb.train(
         lgb_params,
         dataset,
         num_boost_round=params.num_boost_round,
         init_model=init_model,
         keep_training_booster=False,
+        callbacks=callbacks,
     )
     scores = booster.predict(feature_matrix(holdout, features), num_threads=params.num_threads)
     metrics = evaluation(holdout[label].astype(int).to_numpy(), scores, thresholds)
@@ -181,8 +197,72 @@ def _instant(value: Any) -> datetime:
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
 
 
-def train_params_from(params: Mapping[str, Any]) -> TrainParams:
-    """Return the ``TrainParams`` recorded in ``params`` (a model version's), defaults for the
-    rest: a child is trained like its parent."""
-    known = {k: params[k] for k in asdict(TrainParams()) if k in params}
-    return TrainParams(**known)
+def dataset_profile(
+    frame: pd.DataFrame, features: Sequence[str], *, time_column: str, label: str = "label"
+) -> dict[str, Any]:
+    """Return what a training set is, to be kept with its model: rows, positives and their
+    share, rows and positives per label source, the event-time span, each feature's share of
+    missing values (those with any) and the features with a single value (constant)."""
+    y = frame[label].astype(int)
+    by_source = frame.groupby("label_source")[label] if "label_source" in frame else None
+    nulls: dict[str, float] = {}
+    constant: list[str] = []
+    for name in features:
+        column = frame[name]
+        missing = float(column.isna().mean()) if len(frame) else 0.0
+        if missing:
+            nulls[name] = round(missing, 4)
+        if column.nunique(dropna=True) <= 1:
+            constant.append(name)
+    return {
+        "rows": len(frame),
+        "positives": int(y.sum()),
+        "positive_rate": float(y.mean()) if len(frame) else 0.0,
+        "label_sources": {str(k): int(v) for k, v in by_source.size().items()}
+        if by_source is not None
+        else {},
+        "positives_by_source": {str(k): int(v) for k, v in by_source.sum().items()}
+        if by_source is not None
+        else {},
+        "start": _instant(frame[time_column].min()).isoformat() if len(frame) else None,
+        "end": _instant(frame[time_column].max()).isoformat() if len(frame) else None,
+        "null_share": nulls,
+        "constant": constant,
+    }
+
+
+def newest_rows(frame: pd.DataFrame, count: int, *, time_column: str) -> pd.DataFrame:
+    """Return the ``count`` rows of ``frame`` latest by ``time_column`` (ties in frame order),
+    in time order: a fine-tune's micro-batch."""
+    ordered = frame.sort_values(time_column, kind="mergesort")
+    return ordered.iloc[max(0, len(ordered) - count) :]
+
+
+@dataclass(frozen=True)
+class ChainBounds:
+    """How far a chain of fine-tunes may go from its last full retrain before the next
+    training is a full one again: at most ``max_trees`` trees in all, and the full retrain's
+    data no older than ``max_age`` (event time) at the fine-tune's cut."""
+
+    max_trees: int = 400
+    max_age: timedelta = timedelta(days=7)
+
+
+def fine_tune_refusal(
+    *,
+    parent_trees: int,
+    added_trees: int,
+    chain_start: datetime,
+    as_of: datetime,
+    bounds: ChainBounds,
+) -> str | None:
+    """Return why a fine-tune of a parent with ``parent_trees`` trees, whose chain's full
+    retrain ends at ``chain_start``, must not run at ``as_of`` (then a full retrain runs),
+    ``None`` when it may."""
+    if parent_trees + added_trees > bounds.max_trees:
+        return (
+            f"the chain would have {parent_trees + added_trees} trees, more than {bounds.max_trees}"
+        )
+    if as_of - chain_start > bounds.max_age:
+        return f"the chain's full retrain is older than {bounds.max_age}"
+    return None

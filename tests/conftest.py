@@ -247,3 +247,19 @@ def pytest_collection_modifyitems(items) -> None:
             item.add_marker(FIXTURE_MARKERS[fixture])
         if ON_POSTGRES and (item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES):
             item.add_marker("postgres")
+
+
+@pytest.fixture
+def app_store(settings, tmp_path):
+    """The app's feature store (``FeatureConfig.from_settings``), fresh for this test."""
+    settings.FEAST_PROJECT = f"t{uuid.uuid4().hex[:12]}"
+    settings.FEAST_REGISTRY = f"sqlite:///{tmp_path}/registry.sqlite3"
+    settings.FEATURES_ONLINE_STORE = "sqlite"
+    settings.FEATURES_DATA_DIR = tmp_path / "features"
+    from features.repo import apply_repo
+    from features.store import FeatureConfig, feature_store
+
+    config = FeatureConfig.from_settings()
+    apply_repo(config)
+    yield config
+    feature_store(config).teardown()

@@ -20,8 +20,9 @@ import pytest
 import redis
 from celery import Celery
 
+from tests.ml.logs import logs_with_labels
 from tests.polling import wait_for
-from tests.processes import ROOT, database_env, kill9, manage_env, manage_stop
+from tests.processes import ROOT, database_env, features_env, kill9, manage_env, manage_stop
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -49,11 +50,14 @@ def _app(broker_url: str) -> Celery:
     return app
 
 
-def _worker(broker_url: str, log: Path, queues: str = "default") -> subprocess.Popen:
+def _worker(
+    broker_url: str, log: Path, queues: str = "default", **variables: str
+) -> subprocess.Popen:
     env = manage_env(
         **database_env(),
         CELERY_BROKER_URL=broker_url,
         CELERY_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY_S),
+        **variables,
     )
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -118,3 +122,57 @@ def test_a_worker_killed_mid_task_has_it_run_again_once(broker, tmp_path):
         manage_stop(second, log)
 
     assert trace.read_text() == "started\nstarted\ndone\n"
+
+
+def test_a_training_whose_worker_is_killed_registers_one_model_after_redelivery(
+    broker, tmp_path, app_store, settings, monkeypatch
+):
+    from ml import services
+    from ml.models import ModelVersion, TrainingRun
+
+    # Random values: every tree keeps splitting, so the training lasts seconds, long enough
+    # to be killed in.
+    logs_with_labels(app_store, 2000, noisy=True)
+    models = tmp_path / "models"
+    settings.ML_MODELS_DIR = models
+    monkeypatch.setattr(services, "current_app", _app(broker))  # training_request's queue
+    run, created = services.training_request(kind="full", request_key="killed-once")
+    assert created
+    assert redis.Redis.from_url(broker).llen("training") == 1
+
+    log = tmp_path / "worker.log"
+    variables = {
+        **features_env(app_store),
+        "ML_MODELS_DIR": str(models),
+        "ML_FULL_ROUNDS": "6000",
+    }
+    first = _worker(broker, log, "training", **variables)
+
+    def training() -> bool:
+        run.refresh_from_db()
+        return run.stage == "training" and run.percent >= 20
+
+    try:
+        assert wait_for(training, 120), log.read_text()[-3000:]
+        kill9(first)
+    finally:
+        manage_stop(first, log)
+    run.refresh_from_db()
+    assert (run.status, run.attempts, run.model) == ("running", 1, None)
+    assert not ModelVersion.objects.exists()
+
+    second = _worker(broker, log, "training", **variables)
+    try:
+        assert wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status == "registered", 180), (
+            log.read_text()[-3000:]
+        )
+        # Acknowledged once done: nothing runs it a third time.
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).attempts > 2, 3 * VISIBILITY_S)
+    finally:
+        manage_stop(second, log)
+
+    run.refresh_from_db()
+    assert (run.attempts, run.percent) == (2, 100)
+    assert ModelVersion.objects.count() == 1
+    assert run.model == ModelVersion.objects.get()
+    assert [p.name for p in models.iterdir()] == [f"{run.model.version}.txt"]

@@ -31,3 +31,10 @@ def bootstrapped(tmp_path_factory) -> Bootstrapped:
     apply_repo(config)
     frame = bootstrap_dataset(config, history, maturity=MATURITY)
     return Bootstrapped(config, history, root / "ground_truth.parquet", frame)
+
+
+@pytest.fixture(autouse=True)
+def models_dir(settings, tmp_path) -> Path:
+    """The model registry's files, this test's own."""
+    settings.ML_MODELS_DIR = tmp_path / "models"
+    return settings.ML_MODELS_DIR

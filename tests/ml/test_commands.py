@@ -4,52 +4,23 @@ the log-based training set, promote a version, retrain from logs warm-started fr
 from __future__ import annotations
 
 import io
-import uuid
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from django.core.management import CommandError, call_command
 
-from events.contracts import ChargebackFiled
-from features.definitions import FRAUD_SCORING_V1
-from features.repo import apply_repo
-from features.serving import ServedVector
-from features.store import FeatureConfig, feature_store
-from features.training import service_features
-from fraud.feature_log import LoggedVector, feature_log_write
 from fraud.models import Deployment
-from ml.handlers import handle_chargeback_filed
 from ml.models import ModelVersion
 from ml.registry import model_load
 from ml.services import model_promote, model_register
 from ml.tasks import train_from_logs
 from ml.train import TrainParams, model_features, train_model
+from tests.ml.logs import logs_with_labels
 
 # Bootstraps training sets and trains: fails alone if it grows (tests/memory_ceiling.py).
 pytestmark = [pytest.mark.django_db, pytest.mark.memory_ceiling(2)]
-STORED = [name for name, _ in service_features(FRAUD_SCORING_V1)]
-
-
-@pytest.fixture(autouse=True)
-def models_dir(settings, tmp_path) -> Path:
-    settings.ML_MODELS_DIR = tmp_path / "models"
-    return settings.ML_MODELS_DIR
-
-
-@pytest.fixture
-def app_store(settings, tmp_path):
-    """The app's feature store (``FeatureConfig.from_settings``), fresh for this test."""
-    settings.FEAST_PROJECT = f"t{uuid.uuid4().hex[:12]}"
-    settings.FEAST_REGISTRY = f"sqlite:///{tmp_path}/registry.sqlite3"
-    settings.FEATURES_ONLINE_STORE = "sqlite"
-    settings.FEATURES_DATA_DIR = tmp_path / "features"
-    config = FeatureConfig.from_settings()
-    apply_repo(config)
-    yield config
-    feature_store(config).teardown()
 
 
 def _bootstrap(*extra: str) -> str:
@@ -122,56 +93,8 @@ def test_promote_command_deploys_and_refuses_unknown_versions(bootstrapped):
         call_command("model_promote", "nope")
 
 
-def _vector(fraud: bool, i: int) -> ServedVector:
-    values = dict.fromkeys(STORED)
-    values.update(
-        card_payments_1h=(12 + i % 7) if fraud else i % 3,
-        card_payments_24h=(20 + i % 5) if fraud else 1 + i % 4,
-        rider_trips_24h=i % 4,
-    )
-    statuses = {n: "PRESENT" if values[n] is not None else "NOT_FOUND" for n in STORED}
-    stamps = {n: None for n in STORED}
-    on_demand = {
-        "amount_to_rider_avg_fare": None,
-        "fare_per_km_to_zone_median": None,
-        "hour_of_day": i % 24,
-        "is_new_card": int(fraud),
-        "minutes_since_signup": None,
-    }
-    return ServedVector(values, statuses, stamps, on_demand)
-
-
-def _logs_with_labels(config: FeatureConfig, rows: int = 400) -> None:
-    """Log ``rows`` scored payments a week ago, every fifth fraud and charged back."""
-    start = datetime.now(UTC) - timedelta(days=7)
-    entries, chargebacks = [], []
-    for i in range(rows):
-        fraud = i % 5 == 0
-        at = start + timedelta(minutes=i)
-        request = {"payment_id": f"p{i}", "card_id": f"c{i}", "rider_id": "r1"}
-        entries.append(
-            LoggedVector(str(uuid.uuid4()), at, "boot", "champion", _vector(fraud, i), request)
-        )
-        if fraud:
-            chargebacks.append(
-                ChargebackFiled(
-                    chargeback_id=f"cb{i}",
-                    payment_id=f"p{i}",
-                    card_id=f"c{i}",
-                    rider_id="r1",
-                    amount_cents=100,
-                    reason_code="10.4",
-                    occurred_at=at + timedelta(days=2),
-                )
-            )
-    for k in range(0, rows, 100):
-        feature_log_write(config, entries[k : k + 100])
-    for chargeback in chargebacks:
-        handle_chargeback_filed(chargeback)  # as the label-intake consumer does
-
-
 def test_training_set_from_logs_writes_the_logged_features_with_labels(app_store, tmp_path):
-    _logs_with_labels(app_store)
+    logs_with_labels(app_store)
     out = tmp_path / "sets" / "logged.parquet"
     stdout = io.StringIO()
 
@@ -200,7 +123,7 @@ def test_retraining_from_logs_warm_starts_from_the_champion(app_store, bootstrap
         source=ModelVersion.Source.BOOTSTRAP,
     )
     model_promote(version=parent.version)
-    _logs_with_labels(app_store)
+    logs_with_labels(app_store)
 
     version = train_from_logs()
 

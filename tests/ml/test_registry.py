@@ -23,12 +23,6 @@ FEATURES = model_features()
 START = datetime(2025, 3, 1, tzinfo=UTC)
 
 
-@pytest.fixture(autouse=True)
-def models_dir(settings, tmp_path) -> Path:
-    settings.ML_MODELS_DIR = tmp_path / "models"
-    return settings.ML_MODELS_DIR
-
-
 def _frame(seed: int, rows: int = 400) -> pd.DataFrame:
     """Payments whose fraud shows in card velocity."""
     rng = np.random.default_rng(seed)

@@ -1,0 +1,82 @@
+"""Served-feature logs with labels for the ml tests: payments logged as the scorer logs them,
+their chargebacks recorded as the label-intake consumer records them."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from events.contracts import ChargebackFiled
+from features.definitions import FRAUD_SCORING_V1
+from features.serving import ServedVector
+from features.store import FeatureConfig
+from features.training import service_features
+from fraud.feature_log import LoggedVector, feature_log_write
+from ml.handlers import handle_chargeback_filed
+
+STORED = [name for name, _ in service_features(FRAUD_SCORING_V1)]
+NOISY = ("card_payments_1h", "card_payments_24h", "rider_trips_24h", "card_amount_cents_24h")
+
+
+def vector(fraud: bool, i: int, noise: random.Random | None = None) -> ServedVector:
+    """A served vector in which velocity separates fraud exactly; with ``noise``, one whose
+    values are drawn at random (nothing to learn, so every tree keeps splitting: slow)."""
+    values = dict.fromkeys(STORED)
+    values.update(
+        card_payments_1h=(12 + i % 7) if fraud else i % 3,
+        card_payments_24h=(20 + i % 5) if fraud else 1 + i % 4,
+        rider_trips_24h=i % 4,
+    )
+    if noise is not None:
+        values.update({name: noise.randrange(50) for name in NOISY})
+    statuses = {n: "PRESENT" if values[n] is not None else "NOT_FOUND" for n in STORED}
+    stamps = {n: None for n in STORED}
+    on_demand = {
+        "amount_to_rider_avg_fare": None,
+        "fare_per_km_to_zone_median": None,
+        "hour_of_day": i % 24,
+        "is_new_card": int(fraud),
+        "minutes_since_signup": None,
+    }
+    return ServedVector(values, statuses, stamps, on_demand)
+
+
+def logs_with_labels(
+    config: FeatureConfig,
+    rows: int = 400,
+    *,
+    start: datetime | None = None,
+    prefix: str = "p",
+    noisy: bool = False,
+) -> None:
+    """Log ``rows`` scored payments a minute apart from ``start`` (default a week ago), every
+    fifth fraud and charged back two days after it; ``noisy``: their values at random."""
+    start = start or datetime.now(UTC) - timedelta(days=7)
+    noise = random.Random(7) if noisy else None
+    entries, chargebacks = [], []
+    for i in range(rows):
+        fraud = i % 5 == 0
+        at = start + timedelta(minutes=i)
+        request = {"payment_id": f"{prefix}{i}", "card_id": f"c{i}", "rider_id": "r1"}
+        entries.append(
+            LoggedVector(
+                str(uuid.uuid4()), at, "boot", "champion", vector(fraud, i, noise), request
+            )
+        )
+        if fraud:
+            chargebacks.append(
+                ChargebackFiled(
+                    chargeback_id=f"cb-{prefix}{i}",
+                    payment_id=f"{prefix}{i}",
+                    card_id=f"c{i}",
+                    rider_id="r1",
+                    amount_cents=100,
+                    reason_code="10.4",
+                    occurred_at=at + timedelta(days=2),
+                )
+            )
+    for k in range(0, rows, 100):
+        feature_log_write(config, entries[k : k + 100])
+    for chargeback in chargebacks:
+        handle_chargeback_filed(chargeback)  # as the label-intake consumer does

@@ -1,0 +1,204 @@
+"""Training runs (``ml.services.training_request`` / ``training_run``): a full retrain on a
+window of logged vectors JOIN labels, a fine-tune of a replica of the champion on the newest
+rows, bounded chains, one run per request key, one training at a time, failures recorded.
+And the pure parts (``ml.train``): the training set's profile, the newest rows, the chain's
+bounds, progress."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from django.utils import timezone
+
+from fraud.models import Deployment
+from ml.models import ModelVersion, TrainingRun
+from ml.registry import model_load
+from ml.services import model_promote, training_request, training_run
+from ml.train import (
+    ChainBounds,
+    TrainParams,
+    dataset_profile,
+    fine_tune_refusal,
+    newest_rows,
+    train_model,
+)
+from tests.ml.logs import logs_with_labels
+
+T = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+# Pure.
+
+
+def test_the_profile_says_what_the_training_set_is():
+    frame = pd.DataFrame(
+        {
+            "request_time": [T + timedelta(minutes=i) for i in range(4)],
+            "label": [1, 0, 0, 1],
+            "label_source": ["chargeback", "assumed_negative", "review", "review"],
+            "a": [1.0, None, 3.0, None],
+            "b": [5, 5, 5, 5],
+        }
+    )
+    profile = dataset_profile(frame, ["a", "b"], time_column="request_time")
+    assert profile == {
+        "rows": 4,
+        "positives": 2,
+        "positive_rate": 0.5,
+        "label_sources": {"assumed_negative": 1, "chargeback": 1, "review": 2},
+        "positives_by_source": {"assumed_negative": 0, "chargeback": 1, "review": 1},
+        "start": T.isoformat(),
+        "end": (T + timedelta(minutes=3)).isoformat(),
+        "null_share": {"a": 0.5},
+        "constant": ["b"],
+    }
+
+
+def test_the_newest_rows_are_the_latest_by_time_in_time_order():
+    frame = pd.DataFrame({"t": [T + timedelta(minutes=m) for m in (5, 1, 9, 3)], "x": [0, 1, 2, 3]})
+    assert newest_rows(frame, 2, time_column="t")["x"].tolist() == [0, 2]
+    assert newest_rows(frame, 10, time_column="t")["x"].tolist() == [1, 3, 0, 2]
+
+
+def test_a_chain_of_fine_tunes_is_bounded_in_trees_and_age():
+    bounds = ChainBounds(max_trees=100, max_age=timedelta(days=7))
+    ok = {"chain_start": T, "as_of": T + timedelta(days=6), "bounds": bounds}
+    assert fine_tune_refusal(parent_trees=80, added_trees=20, **ok) is None
+    assert "101 trees, more than 100" in fine_tune_refusal(parent_trees=81, added_trees=20, **ok)
+    late = {**ok, "as_of": T + timedelta(days=7, seconds=1)}
+    assert "older than 7 days" in fine_tune_refusal(parent_trees=10, added_trees=20, **late)
+
+
+def test_training_reports_its_progress_up_to_done():
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {"t": [T + timedelta(minutes=i) for i in range(200)], "x": rng.normal(size=200)}
+    )
+    frame["label"] = (frame["x"] > 1).astype(int)
+    seen: list[float] = []
+    train_model(
+        frame,
+        features=["x"],
+        time_column="t",
+        params=TrainParams(num_boost_round=30, min_data_in_leaf=5),
+        progress=seen.append,
+    )
+    assert seen == [i / 10 for i in range(1, 11)]
+
+
+# The runs, on the database and the app's feature store.
+
+
+@pytest.fixture
+def logs(app_store, settings):
+    """400 payments logged a week ago (80 charged back as fraud), 200 logged a day ago (their
+    chargebacks not known yet, not mature: left out), chargeback maturity 3 days."""
+    settings.ML_CHARGEBACK_MATURITY_DAYS = 3.0
+    settings.ML_FULL_ROUNDS = 40
+    settings.ML_FINE_TUNE_ROWS = 200
+    settings.ML_FINE_TUNE_ROUNDS = 10
+    now = timezone.now()
+    logs_with_labels(app_store, 400, start=now - timedelta(days=7))
+    logs_with_labels(app_store, 200, start=now - timedelta(days=1), prefix="young")
+    return app_store
+
+
+def _full_champion() -> ModelVersion:
+    run, _ = training_request(kind="full")
+    run = training_run(request_key=run.request_key)
+    model_promote(version=run.model.version)
+    return run.model
+
+
+@pytest.mark.django_db
+def test_a_full_retrain_registers_a_model_with_its_training_set_profile(logs):
+    run, created = training_request(kind="full")
+    assert (created, run.status) == (True, "queued")
+
+    run = training_run(request_key=run.request_key)
+
+    assert (run.status, run.stage, run.percent, run.attempts, run.kind) == (
+        "registered", "registered", 100, 1, "full",
+    )  # fmt: skip
+    model = run.model
+    assert (model.kind, model.parent, model.source) == ("full", None, "logs+labels")
+    assert model_load(model.version).num_trees() == 40
+    # The young unlabelled payments are not in it; every fifth old one is fraud.
+    assert run.dataset["label_sources"] == {"assumed_negative": 320, "chargeback": 80}
+    assert model.metrics["dataset"] == run.dataset
+    assert run.dataset["null_share"]["amount_to_rider_avg_fare"] == 1.0
+    assert run.cpu_seconds > 0
+    assert run.finished_at >= run.started_at
+    assert not Deployment.objects.exists()  # registered, not deployed
+
+    # The same request again: the same run, nothing trained.
+    again = training_run(request_key=run.request_key)
+    assert (again.model_id, again.attempts) == (model.pk, 1)
+
+
+@pytest.mark.django_db
+def test_a_fine_tune_trains_a_replica_of_the_champion_on_the_newest_rows(logs):
+    champion = _full_champion()
+    serving = model_load(champion.version)
+
+    run, _ = training_request(kind="fine_tune")
+    run = training_run(request_key=run.request_key)
+
+    child = run.model
+    assert (run.kind, run.note, child.kind, child.parent, run.parent) == (
+        "fine_tune", "", "fine_tune", champion, champion,
+    )  # fmt: skip
+    assert model_load(child.version).num_trees() == 40 + 10
+    assert run.dataset["rows"] == 200  # the newest matured rows only
+    assert child.training_rows == 160  # less the holdout
+    # The champion's file is untouched: the fine-tune trained a copy.
+    assert model_load(champion.version).model_to_string() == serving.model_to_string()
+    assert Deployment.objects.get(role="champion").model_version == champion.version
+
+
+@pytest.mark.django_db
+def test_a_fine_tune_without_a_champion_or_past_its_chain_runs_full(logs, settings):
+    run, _ = training_request(kind="fine_tune")
+    run = training_run(request_key=run.request_key)
+    assert (run.requested_kind, run.kind, run.model.kind) == ("fine_tune", "full", "full")
+    assert run.note == "no champion to fine-tune: a full retrain instead"
+
+    model_promote(version=run.model.version)
+    settings.ML_FINE_TUNE_MAX_TREES = 45
+    run, _ = training_request(kind="fine_tune")
+    run = training_run(request_key=run.request_key)
+    assert (run.kind, run.parent) == ("full", None)
+    assert run.note == "the chain would have 50 trees, more than 45: a full retrain instead"
+
+
+@pytest.mark.django_db
+def test_one_training_at_a_time_and_one_run_per_request_key(logs, settings):
+    first, created = training_request(kind="full", request_key="nightly-2026-03-01")
+    assert created
+    # Another request while it waits: the waiting one answers, nothing new is queued.
+    other, created = training_request(kind="fine_tune", reason="volume")
+    assert (other.pk, created) == (first.pk, False)
+    assert training_request(request_key="nightly-2026-03-01") == (first, False)
+
+    # A run not heard from for longer than the stale limit is taken for dead.
+    TrainingRun.objects.filter(pk=first.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.ML_TRAINING_STALE_SECONDS + 1)
+    )
+    second, created = training_request(kind="fine_tune", reason="volume")
+    assert created
+    assert second.pk != first.pk
+    assert TrainingRun.objects.count() == 2
+
+
+@pytest.mark.django_db
+def test_a_failed_training_is_recorded_with_its_error(app_store):
+    run, _ = training_request(kind="full")  # nothing logged: no rows to train on
+    with pytest.raises(ValueError, match="too few rows"):
+        training_run(request_key=run.request_key)
+    run.refresh_from_db()
+    assert (run.status, run.stage, run.model) == ("failed", "failed", None)
+    assert run.error.startswith("ValueError: too few rows")
+    assert not ModelVersion.objects.exists()
