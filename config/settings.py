@@ -283,6 +283,22 @@ ML_CHARGEBACK_MATURITY_DAYS = env.float("ML_CHARGEBACK_MATURITY_DAYS", default=3
 # A queued or running training not heard from for this long is taken for dead (its worker
 # killed and the task not redelivered): another request may start.
 ML_TRAINING_STALE_SECONDS = env.float("ML_TRAINING_STALE_SECONDS", default=900.0)
+# The triggers (ml.triggers), checked every ML_TRIGGER_CHECK_SECONDS, in event time: a full
+# retrain every ML_TRIGGER_EVERY_HOURS, a fine-tune every ML_TRIGGER_LABELS new labels or when
+# review precision or chargeback recall over ML_TRIGGER_WINDOW_HOURS falls below its floor (with
+# at least ML_TRIGGER_MIN_SAMPLE labels), a full retrain when the PSI of the score or an input
+# over the newest ML_DRIFT_SAMPLE payments passes ML_TRIGGER_MAX_PSI. A trigger that started a
+# training waits ML_TRIGGER_COOLDOWN_HOURS before it fires again.
+ML_TRIGGER_CHECK_SECONDS = env.float("ML_TRIGGER_CHECK_SECONDS", default=60.0)
+ML_TRIGGER_EVERY_HOURS = env.float("ML_TRIGGER_EVERY_HOURS", default=24.0)
+ML_TRIGGER_LABELS = env.int("ML_TRIGGER_LABELS", default=1000)
+ML_TRIGGER_WINDOW_HOURS = env.float("ML_TRIGGER_WINDOW_HOURS", default=24.0)
+ML_TRIGGER_MIN_PRECISION = env.float("ML_TRIGGER_MIN_PRECISION", default=0.1)
+ML_TRIGGER_MIN_RECALL = env.float("ML_TRIGGER_MIN_RECALL", default=0.5)
+ML_TRIGGER_MIN_SAMPLE = env.int("ML_TRIGGER_MIN_SAMPLE", default=30)
+ML_TRIGGER_MAX_PSI = env.float("ML_TRIGGER_MAX_PSI", default=0.2)
+ML_TRIGGER_COOLDOWN_HOURS = env.float("ML_TRIGGER_COOLDOWN_HOURS", default=6.0)
+ML_DRIFT_SAMPLE = env.int("ML_DRIFT_SAMPLE", default=2000)
 
 # The scorer (fraud/, ``manage.py consume fraud-scorer``).
 # LightGBM threads per prediction: explicit, since its default spins a thread per core and its
@@ -360,6 +376,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "fraud-rescore-degraded": {
         "task": "fraud.rescore_degraded",
         "schedule": FRAUD_RESCORE_EVERY_SECONDS,
+    },
+    "ml-triggers-check": {
+        "task": "ml.triggers_check",
+        "schedule": ML_TRIGGER_CHECK_SECONDS,
     },
     "fraud-reviews-escalate": {
         "task": "fraud.reviews_escalate",

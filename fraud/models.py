@@ -147,6 +147,8 @@ class FraudScore(models.Model):
                 condition=Q(decision__in=[Decision.REVIEW, Decision.DECLINE]),
             ),
             models.Index(fields=["id"], name="fraudscore_degraded", condition=Q(degraded=True)),
+            # A label names its payment: the learning loop's recall reads the decision by it.
+            models.Index(fields=["payment_id"], name="fraudscore_payment"),
         ]
 
     def __str__(self) -> str:

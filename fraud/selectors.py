@@ -65,3 +65,23 @@ def flag_ids_after(*, after_id: int, limit: int) -> list[int]:
 def flags_by_id(*, ids: Iterable[int]) -> list[FraudScore]:
     """Return the flags among ``ids``, oldest first."""
     return list(FraudScore.objects.filter(decision__in=FLAGGED, id__in=list(ids)).order_by("id"))
+
+
+def scored_event_time_latest() -> datetime | None:
+    """Return the event time (``occurred_at``) of the newest score: the stream's clock, for
+    what runs in event time (the learning loop's triggers)."""
+    return FraudScore.objects.order_by("-id").values_list("occurred_at", flat=True).first()
+
+
+def scores_recent(*, since: datetime, limit: int) -> list[tuple[float, dict]]:
+    """Return (score, served vector record) of the newest ``limit`` scores of payments at or
+    after ``since`` (event time), newest first."""
+    rows = FraudScore.objects.order_by("-id").values_list("score", "features", "occurred_at")
+    return [(score, features) for score, features, at in rows[:limit] if at >= since]
+
+
+def decisions_of(*, payment_ids: Iterable[str]) -> dict[str, str]:
+    """Return the decision scored for each of ``payment_ids`` that has a score (a payment
+    authorized twice: its latest)."""
+    rows = FraudScore.objects.filter(payment_id__in=list(payment_ids)).order_by("id")
+    return dict(rows.values_list("payment_id", "decision"))

@@ -142,3 +142,28 @@ class TrainingRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} training {self.request_key}: {self.status}"
+
+
+class TriggerFiring(models.Model):
+    """A trigger that fired (``ml.triggers``): which, at what event time, its figures, why,
+    and the training it started (none when another one was running or started by an earlier
+    trigger of the same check)."""
+
+    trigger = models.CharField(max_length=16)
+    # The stream's clock when it fired: the event time of the newest payment scored.
+    event_time = models.DateTimeField()
+    figures = models.JSONField(default=dict)
+    reason = models.TextField()
+    kind = models.CharField(max_length=16, choices=TrainingRun.Kind.choices)
+    run = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="firings"
+    )
+    # Whether ``run`` was started by this firing (not one already running).
+    started = models.BooleanField(default=False)
+    fired_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["trigger", "-event_time"], name="firing_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} at {self.event_time:%Y-%m-%d %H:%M}: {self.reason}"

@@ -1,5 +1,5 @@
 """Reads of the ml room: labels, model versions and what is deployed (through
-``fraud.selectors``)."""
+``fraud.selectors``), and the figures the learning loop's triggers read."""
 
 from __future__ import annotations
 
@@ -7,9 +7,17 @@ from datetime import datetime
 
 import pandas as pd
 
-from fraud.selectors import deployment_champion, deployment_champion_exists
-from ml.labels import Evidence, labels_table, resolved_frame
-from ml.models import Label, LabelEvidence, ModelVersion
+from fraud.scoring import record_names
+from fraud.selectors import (
+    FLAGGED,
+    decisions_of,
+    deployment_champion,
+    deployment_champion_exists,
+    scores_recent,
+)
+from ml.drift import drift_report
+from ml.labels import CHARGEBACK, REVIEW, Evidence, labels_table, resolved_frame
+from ml.models import Label, LabelEvidence, ModelVersion, TrainingRun, TriggerFiring
 
 
 def champion_get() -> ModelVersion | None:
@@ -56,3 +64,88 @@ def labels_as_of(*, as_of: datetime | None = None) -> pd.DataFrame:
         )
         for payment_id, source, fraud, detail, known_at, event_id in rows.iterator(chunk_size=5000)
     )
+
+
+def training_cut_latest() -> datetime | None:
+    """Return the cut (``as_of``) of the latest training not failed, else the champion's data
+    end; ``None`` when there is neither."""
+    cut = (
+        TrainingRun.objects.exclude(status=TrainingRun.Status.FAILED)
+        .order_by("-as_of")
+        .values_list("as_of", flat=True)
+        .first()
+    )
+    if cut is not None:
+        return cut
+    champion = champion_get()
+    return champion.data_end if champion is not None else None
+
+
+def labels_known_count(*, since: datetime | None, until: datetime) -> int:
+    """Return how many payments' labels became known after ``since`` (None: ever) up to
+    ``until``."""
+    labels = Label.objects.filter(known_at__lte=until)
+    if since is not None:
+        labels = labels.filter(known_at__gt=since)
+    return labels.count()
+
+
+def review_precision(*, since: datetime, until: datetime) -> tuple[float | None, int]:
+    """Return the share of analysts' decisions known in (``since``, ``until``] that confirmed
+    fraud (the precision of the payments sent for review) and how many decisions there were."""
+    decided = LabelEvidence.objects.filter(
+        source=REVIEW, known_at__gt=since, known_at__lte=until
+    ).values_list("fraud", flat=True)
+    found = list(decided)
+    return (sum(found) / len(found) if found else None), len(found)
+
+
+def chargeback_recall(*, since: datetime, until: datetime) -> tuple[float | None, int]:
+    """Return the share of payments a fraud chargeback known in (``since``, ``until``] proved
+    fraud that the scorer had flagged (review or decline), and how many such payments were
+    scored."""
+    payments = LabelEvidence.objects.filter(
+        source=CHARGEBACK, fraud=True, known_at__gt=since, known_at__lte=until
+    ).values_list("payment_id", flat=True)
+    decisions = decisions_of(payment_ids=set(payments))
+    if not decisions:
+        return None, 0
+    flagged = sum(decision in FLAGGED for decision in decisions.values())
+    return flagged / len(decisions), len(decisions)
+
+
+def drift_of(
+    model: ModelVersion, *, since: datetime, limit: int, service: str = "fraud_scoring_v1"
+) -> dict[str, float]:
+    """Return the PSI of the score and of each input of ``model`` over the newest ``limit``
+    payments scored since ``since`` against the model's training reference (``ml.drift``),
+    largest first; empty when the model has no reference."""
+    reference = model.metrics.get("reference")
+    if not reference:
+        return {}
+    stored, on_demand = record_names(service)
+    columns: dict[str, list] = {name: [] for name in (*stored, *on_demand, "score")}
+    for score, record in scores_recent(since=since, limit=limit):
+        columns["score"].append(score)
+        for name, value in zip(stored, record.get("values", ()), strict=False):
+            columns[name].append(_number(value))
+        for name, value in zip(on_demand, record.get("on_demand", ()), strict=False):
+            columns[name].append(_number(value))
+    return drift_report(reference, {n: v for n, v in columns.items() if v})
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def triggers_last_started() -> dict[str, datetime]:
+    """Return, per trigger, the event time at which it last started a training."""
+    rows = (
+        TriggerFiring.objects.filter(started=True)
+        .order_by("trigger", "-event_time")
+        .values_list("trigger", "event_time")
+    )
+    latest: dict[str, datetime] = {}
+    for trigger, at in rows:
+        latest.setdefault(trigger, at)
+    return latest

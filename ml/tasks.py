@@ -7,7 +7,7 @@ from celery import shared_task
 
 from features.store import FeatureConfig
 from ml.models import ModelVersion
-from ml.services import model_train_from_logs, training_run
+from ml.services import model_train_from_logs, training_run, triggers_check
 
 
 @shared_task(name="ml.tasks.train_from_logs", ignore_result=True)
@@ -34,3 +34,9 @@ def train_run(request_key: str) -> str | None:
     worker dies: the run's key makes the second delivery finish the same model version."""
     run = training_run(request_key=request_key)
     return run.model.version if run.model is not None else None
+
+
+@shared_task(name="ml.triggers_check", ignore_result=True)
+def triggers_check_task() -> int:
+    """Evaluate the learning loop's triggers now (Celery beat); return how many fired."""
+    return len(triggers_check())

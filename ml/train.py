@@ -25,6 +25,7 @@ import pandas as pd
 
 from features.definitions import FEATURE_SERVICES
 from features.training import service_features
+from ml.drift import references
 from ml.evaluate import evaluation
 
 # Stored features that are instants (seconds since the epoch): never model inputs, since a tree
@@ -266,3 +267,13 @@ def fine_tune_refusal(
     if as_of - chain_start > bounds.max_age:
         return f"the chain's full retrain is older than {bounds.max_age}"
     return None
+
+
+def training_reference(
+    booster: lgb.Booster, frame: pd.DataFrame, features: Sequence[str]
+) -> dict[str, Any]:
+    """Return the drift reference of a model trained on ``frame`` (``ml.drift``): each input's
+    and the score's bins and shares over the training set."""
+    matrix = feature_matrix(frame, features)
+    scores = booster.predict(matrix, num_threads=1)
+    return references({**{n: matrix[:, i] for i, n in enumerate(features)}, "score": scores})

@@ -129,13 +129,14 @@ def test_a_training_whose_worker_is_killed_registers_one_model_after_redelivery(
 ):
     from ml import services
     from ml.models import ModelVersion, TrainingRun
+    from ml.services import training
 
     # Random values: every tree keeps splitting, so the training lasts seconds, long enough
     # to be killed in.
     logs_with_labels(app_store, 2000, noisy=True)
     models = tmp_path / "models"
     settings.ML_MODELS_DIR = models
-    monkeypatch.setattr(services, "current_app", _app(broker))  # training_request's queue
+    monkeypatch.setattr(training, "current_app", _app(broker))  # training_request's queue
     run, created = services.training_request(kind="full", request_key="killed-once")
     assert created
     assert redis.Redis.from_url(broker).llen("training") == 1

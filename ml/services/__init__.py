@@ -1,0 +1,27 @@
+"""Writes of the ml room: record labels, train and register models, deploy them, fire triggers.
+
+Every service is importable from here (``from ml.services import model_promote``); each lives in
+the module of its subject."""
+
+from ml.services.labels import label_record
+from ml.services.registry import (
+    SERVICE,
+    model_bootstrap,
+    model_promote,
+    model_register,
+    model_train_from_logs,
+)
+from ml.services.training import training_request, training_run
+from ml.services.triggers import triggers_check
+
+__all__ = [
+    "SERVICE",
+    "label_record",
+    "model_bootstrap",
+    "model_promote",
+    "model_register",
+    "model_train_from_logs",
+    "training_request",
+    "training_run",
+    "triggers_check",
+]

@@ -1,0 +1,248 @@
+"""Writes of the model registry: register a model, deploy it, bootstrap the first one, retrain from
+logs by hand."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import pandas as pd
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from features.repo import apply_repo
+from features.store import FeatureConfig, feature_store
+from fraud.artifacts import feature_names_check
+from fraud.models import Deployment
+from fraud.services import deployment_set
+from ml.datasets import bootstrap_dataset, logged_dataset
+from ml.models import ModelVersion, TrainingRun
+from ml.registry import code_version, model_load
+from ml.selectors import champion_get, labels_as_of
+from ml.train import (
+    DEFAULT_THRESHOLDS,
+    TrainParams,
+    model_features,
+    train_model,
+    training_reference,
+)
+
+SERVICE = "fraud_scoring_v1"
+
+
+def _models_dir() -> Path:
+    directory = Path(settings.ML_MODELS_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, synced and
+    renamed: a reader sees the whole file or none."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_register(
+    *,
+    booster: lgb.Booster,
+    feature_service: str,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    data_start: datetime,
+    data_end: datetime,
+    training_rows: int,
+    source: str,
+    parent: ModelVersion | None = None,
+    kind: str = TrainingRun.Kind.FULL,
+) -> ModelVersion:
+    """Store ``booster`` as a text model and record it with its metrics and lineage; return the
+    model version.
+
+    The booster's feature names are its input columns; each must be served by
+    ``feature_service``. Idempotent on the sha256 of the text model's bytes: registering the
+    same model again returns the existing version and writes nothing. Side effect: the file
+    ``ML_MODELS_DIR/<version>.txt``. Nothing is published; nothing is deployed
+    (``model_promote`` does that).
+    """
+    feature_names = booster.feature_name()
+    feature_names_check(feature_names, feature_service)
+    data = booster.model_to_string().encode("utf-8")
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = ModelVersion.objects.filter(sha256=sha256).first()
+    if existing is not None:
+        return existing
+    version = f"fraud-lgbm-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{sha256[:8]}"
+    path = _models_dir() / f"{version}.txt"
+    _write_atomically(path, data)
+    try:
+        with transaction.atomic():
+            return ModelVersion.objects.create(
+                version=version,
+                artifact_path=str(path),
+                sha256=sha256,
+                feature_service=feature_service,
+                feature_names=feature_names,
+                params=params,
+                metrics=metrics,
+                data_start=data_start,
+                data_end=data_end,
+                training_rows=training_rows,
+                code_version=code_version(),
+                parent=parent,
+                source=source,
+                kind=kind,
+            )
+    except IntegrityError:
+        # Registered concurrently by another process: same bytes, same model.
+        return ModelVersion.objects.get(sha256=sha256)
+
+
+def model_promote(
+    *,
+    version: str,
+    role: str = Deployment.Role.CHAMPION,
+    review_threshold: float = DEFAULT_THRESHOLDS["review"],
+    decline_threshold: float = DEFAULT_THRESHOLDS["decline"],
+    canary_share: float = 0.0,
+) -> Deployment:
+    """Deploy model ``version`` as ``role`` (champion, shadow, canary or retired) with its
+    decision thresholds, through ``fraud.services.deployment_set``; return the deployment.
+
+    Verify the artifact first (``model_load``): a file that no longer matches its sha256 is
+    never deployed (``ModelRefused``, nothing written). Idempotent on the version. A running
+    scorer picks the deployment up without restarting; nothing is published.
+    """
+    model = ModelVersion.objects.get(version=version)
+    model_load(version)
+    return deployment_set(
+        model_version=model.version,
+        artifact_path=model.artifact_path,
+        sha256=model.sha256,
+        feature_service=model.feature_service,
+        feature_names=list(model.feature_names),
+        role=role,
+        review_threshold=review_threshold,
+        decline_threshold=decline_threshold,
+        canary_share=canary_share,
+    )
+
+
+def _label_counts(frame: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in frame["label_source"].value_counts().sort_index().items()}
+
+
+def model_bootstrap(
+    *,
+    history: Path,
+    work_dir: Path,
+    maturity: timedelta = timedelta(days=3),
+    snapshot_every: timedelta = timedelta(hours=1),
+    params: TrainParams | None = None,
+    thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
+    promote: bool = True,
+) -> ModelVersion:
+    """Train the first model on the simulator history at ``history`` and register it; deploy
+    it as champion when ``promote``. Return the model version.
+
+    The features come from a scratch feature store under ``work_dir`` (its own Feast project,
+    registry and offline files), so the history, another world than the live one, never mixes
+    with the live store. Idempotent: the same history and parameters train the same bytes,
+    hence the same version. Side effects: the model file, its registry row, the champion
+    deployment; nothing is published.
+    """
+    config = FeatureConfig(
+        project=f"bootstrap{uuid.uuid4().hex[:8]}",
+        registry_url=f"sqlite:///{work_dir / 'feast-registry.sqlite3'}",
+        online="sqlite",
+        data_dir=work_dir / "features",
+    )
+    apply_repo(config)
+    try:
+        frame = bootstrap_dataset(config, history, maturity=maturity, snapshot_every=snapshot_every)
+    finally:
+        feature_store(config).teardown()
+    result = train_model(
+        frame,
+        features=model_features(SERVICE),
+        time_column="event_timestamp",
+        params=params,
+        thresholds=thresholds,
+    )
+    result.metrics["label_sources"] = _label_counts(frame)
+    result.metrics["reference"] = training_reference(result.booster, frame, model_features(SERVICE))
+    model = model_register(
+        booster=result.booster,
+        feature_service=SERVICE,
+        params=result.params,
+        metrics=result.metrics,
+        data_start=result.data_start,
+        data_end=result.data_end,
+        training_rows=result.training_rows,
+        source=ModelVersion.Source.BOOTSTRAP,
+    )
+    if promote:
+        model_promote(
+            version=model.version,
+            review_threshold=thresholds["review"],
+            decline_threshold=thresholds["decline"],
+        )
+    return model
+
+
+def model_train_from_logs(
+    *,
+    config: FeatureConfig,
+    parent: ModelVersion | None = None,
+    maturity: timedelta = timedelta(days=3),
+    params: TrainParams | None = None,
+    thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
+) -> ModelVersion:
+    """Train a model on the log-and-wait training set (``ml.datasets.logged_dataset``: logged
+    features JOIN labels) and register it; return the model version. Not deployed.
+
+    Warm-start from ``parent`` (default: the champion) when it reads the same features:
+    ``params.num_boost_round`` trees are added to its own. Idempotent like
+    ``model_register``: the same logs, labels and parent give the same version.
+    """
+    frame = logged_dataset(config, labels=labels_as_of(), maturity=maturity)
+    parent = parent or champion_get()
+    features = model_features(SERVICE)
+    init_model = None
+    if parent is not None and list(parent.feature_names) == features:
+        init_model = model_load(parent.version)
+    result = train_model(
+        frame,
+        features=features,
+        time_column="request_time",
+        params=params or TrainParams(num_boost_round=50),
+        init_model=init_model,
+        thresholds=thresholds,
+    )
+    result.metrics["label_sources"] = _label_counts(frame)
+    return model_register(
+        booster=result.booster,
+        feature_service=SERVICE,
+        params=result.params,
+        metrics=result.metrics,
+        data_start=result.data_start,
+        data_end=result.data_end,
+        training_rows=result.training_rows,
+        source=ModelVersion.Source.LOGS,
+        parent=parent if init_model is not None else None,
+    )

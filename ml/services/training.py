@@ -1,0 +1,211 @@
+"""Writes of training runs: ask for a training, run it (full or fine-tune), record its progress."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime, timedelta
+
+import pandas as pd
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from features.store import FeatureConfig
+from ml.datasets import logged_dataset
+from ml.models import ModelVersion, TrainingRun
+from ml.registry import model_load
+from ml.selectors import champion_get, labels_as_of
+from ml.services.registry import SERVICE, model_register
+from ml.train import (
+    ChainBounds,
+    TrainParams,
+    dataset_profile,
+    fine_tune_refusal,
+    model_features,
+    newest_rows,
+    train_model,
+    training_reference,
+)
+
+
+def training_request(
+    *,
+    kind: str = TrainingRun.Kind.FULL,
+    reason: str = "manual",
+    as_of: datetime | None = None,
+    request_key: str | None = None,
+) -> tuple[TrainingRun, bool]:
+    """Ask for a training of the scoring model (``kind`` full or fine_tune, on the data as of
+    ``as_of``, default now) and queue it on the ``training`` queue once committed; return the
+    run and whether it was created.
+
+    At most one training runs at a time: while a queued or running one is alive (heard from
+    within ``ML_TRAINING_STALE_SECONDS``), that one is returned and nothing is queued. A
+    ``request_key`` asked for before returns its run and queues nothing (idempotency key;
+    default: a new one)."""
+    if request_key is not None:
+        existing = TrainingRun.objects.filter(request_key=request_key).first()
+        if existing is not None:
+            return existing, False
+    alive = timezone.now() - timedelta(seconds=settings.ML_TRAINING_STALE_SECONDS)
+    with transaction.atomic():
+        active = (
+            TrainingRun.objects.select_for_update()
+            .filter(
+                feature_service=SERVICE,
+                status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING],
+                updated_at__gte=alive,
+            )
+            .first()
+        )
+        if active is not None:
+            return active, False
+        run = TrainingRun.objects.create(
+            request_key=request_key or f"{reason}-{kind}-{uuid.uuid4().hex}",
+            requested_kind=kind,
+            kind=kind,
+            reason=reason,
+            feature_service=SERVICE,
+            as_of=as_of or timezone.now(),
+        )
+        key = run.request_key
+        transaction.on_commit(lambda: current_app.send_task("ml.tasks.train_run", args=[key]))
+    return run, True
+
+
+def _progress(run: TrainingRun, stage: str, percent: int) -> None:
+    TrainingRun.objects.filter(pk=run.pk).update(
+        stage=stage, percent=percent, updated_at=timezone.now()
+    )
+
+
+def training_run(*, request_key: str) -> TrainingRun:
+    """Run the training ``request_key`` asked for (``training_request``) and register its
+    model; return the run. Not deployed (the offline gates come first).
+
+    Idempotent: a run that registered its model returns at once; one whose worker died
+    mid-way runs again from the start on the same data (cut at the run's ``as_of``), and
+    training is deterministic, so it registers the same bytes: one model version per request.
+    A fine-tune trains a replica of the champion (loaded from its file, never the serving
+    booster) on the newest ``ML_FINE_TUNE_ROWS`` matured rows; with no champion, a champion of
+    other features, or a chain past its bounds, a full retrain runs instead and the run's note
+    says why. Failure: the run is marked failed with the error, which is raised."""
+    run = TrainingRun.objects.get(request_key=request_key)
+    if run.model_id is not None:
+        return run
+    started = time.thread_time()
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=TrainingRun.Status.RUNNING,
+        stage="reading the training set",
+        percent=5,
+        attempts=run.attempts + 1,
+        started_at=timezone.now(),
+        error="",
+    )
+    try:
+        model = _train(run)
+    except Exception as exc:
+        TrainingRun.objects.filter(pk=run.pk).update(
+            status=TrainingRun.Status.FAILED,
+            stage="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
+            cpu_seconds=time.thread_time() - started,
+        )
+        raise
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=TrainingRun.Status.REGISTERED,
+        stage="registered",
+        percent=100,
+        model=model,
+        finished_at=timezone.now(),
+        cpu_seconds=time.thread_time() - started,
+    )
+    run.refresh_from_db()
+    return run
+
+
+def _train(run: TrainingRun) -> ModelVersion:
+    features = model_features(SERVICE)
+    frame = logged_dataset(
+        FeatureConfig.from_settings(),
+        labels=labels_as_of(as_of=run.as_of),
+        maturity=timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS),
+        as_of=run.as_of,
+    )
+    parent = champion_get()
+    kind, note = run.requested_kind, ""
+    init_model = None
+    if kind == TrainingRun.Kind.FINE_TUNE:
+        note = _fine_tune_refusal(parent, features, run.as_of) or ""
+        if note:
+            kind = TrainingRun.Kind.FULL
+        else:
+            init_model = model_load(parent.version)
+    if kind == TrainingRun.Kind.FINE_TUNE:
+        frame = newest_rows(frame, settings.ML_FINE_TUNE_ROWS, time_column="request_time")
+        params = TrainParams(num_boost_round=settings.ML_FINE_TUNE_ROUNDS)
+    else:
+        start = pd.Timestamp(run.as_of - timedelta(days=settings.ML_TRAIN_WINDOW_DAYS))
+        frame = frame[frame["request_time"] >= start]
+        params = TrainParams(num_boost_round=settings.ML_FULL_ROUNDS)
+    profile = dataset_profile(frame, features, time_column="request_time")
+    TrainingRun.objects.filter(pk=run.pk).update(
+        kind=kind,
+        note=note,
+        dataset=profile,
+        parent=parent if init_model is not None else None,
+        stage="training",
+        percent=10,
+        updated_at=timezone.now(),
+    )
+    result = train_model(
+        frame,
+        features=features,
+        time_column="request_time",
+        params=params,
+        init_model=init_model,
+        progress=lambda share: _progress(run, "training", 10 + int(share * 80)),
+    )
+    _progress(run, "registering", 95)
+    result.metrics["label_sources"] = profile["label_sources"]
+    result.metrics["dataset"] = profile
+    result.metrics["reference"] = training_reference(result.booster, frame, features)
+    return model_register(
+        booster=result.booster,
+        feature_service=SERVICE,
+        params=result.params,
+        metrics=result.metrics,
+        data_start=result.data_start,
+        data_end=result.data_end,
+        training_rows=result.training_rows,
+        source=ModelVersion.Source.LOGS,
+        parent=parent if init_model is not None else None,
+        kind=kind,
+    )
+
+
+def _fine_tune_refusal(
+    parent: ModelVersion | None, features: list[str], as_of: datetime
+) -> str | None:
+    """Return why the champion cannot be fine-tuned now (a full retrain runs instead)."""
+    if parent is None:
+        return "no champion to fine-tune: a full retrain instead"
+    if list(parent.feature_names) != features:
+        return "the champion reads other features: a full retrain instead"
+    root = parent
+    while root.kind == TrainingRun.Kind.FINE_TUNE and root.parent is not None:
+        root = root.parent
+    refusal = fine_tune_refusal(
+        parent_trees=model_load(parent.version).num_trees(),
+        added_trees=settings.ML_FINE_TUNE_ROUNDS,
+        chain_start=root.data_end,
+        as_of=as_of,
+        bounds=ChainBounds(
+            max_trees=settings.ML_FINE_TUNE_MAX_TREES,
+            max_age=timedelta(hours=settings.ML_FINE_TUNE_MAX_AGE_HOURS),
+        ),
+    )
+    return f"{refusal}: a full retrain instead" if refusal else None

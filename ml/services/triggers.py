@@ -1,0 +1,91 @@
+"""Writes of the learning loop's triggers: measure, decide (``ml.triggers``), start a training,
+record each firing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from fraud.selectors import scored_event_time_latest
+from ml.models import TriggerFiring
+from ml.selectors import (
+    champion_get,
+    chargeback_recall,
+    drift_of,
+    labels_known_count,
+    review_precision,
+    training_cut_latest,
+    triggers_last_started,
+)
+from ml.services.training import training_request
+from ml.triggers import Observed, TriggerSettings, firings
+
+
+def trigger_settings() -> TriggerSettings:
+    """Return the triggers' settings (``ML_TRIGGER_*``)."""
+    return TriggerSettings(
+        every=timedelta(hours=settings.ML_TRIGGER_EVERY_HOURS),
+        labels=settings.ML_TRIGGER_LABELS,
+        window=timedelta(hours=settings.ML_TRIGGER_WINDOW_HOURS),
+        min_precision=settings.ML_TRIGGER_MIN_PRECISION,
+        min_recall=settings.ML_TRIGGER_MIN_RECALL,
+        min_sample=settings.ML_TRIGGER_MIN_SAMPLE,
+        max_psi=settings.ML_TRIGGER_MAX_PSI,
+        cooldown=timedelta(hours=settings.ML_TRIGGER_COOLDOWN_HOURS),
+    )
+
+
+def observed_at(now: datetime, rules: TriggerSettings) -> Observed:
+    """Return what the triggers read at event time ``now`` (``ml.triggers.Observed``)."""
+    since = now - rules.window
+    cut = training_cut_latest()
+    precision, reviews = review_precision(since=since, until=now)
+    recall, chargebacks = chargeback_recall(since=since, until=now)
+    champion = champion_get()
+    psi = (
+        drift_of(champion, since=since, limit=settings.ML_DRIFT_SAMPLE)
+        if champion is not None
+        else {}
+    )
+    return Observed(
+        now=now,
+        last_cut=cut,
+        new_labels=labels_known_count(since=cut, until=now),
+        review_precision=precision,
+        reviews=reviews,
+        chargeback_recall=recall,
+        chargebacks=chargebacks,
+        psi=psi,
+        last_started=triggers_last_started(),
+    )
+
+
+def triggers_check(*, now: datetime | None = None) -> list[TriggerFiring]:
+    """Evaluate the triggers at event time ``now`` (default: the newest payment scored) and
+    return the firings recorded. The first firing asks for its training
+    (``training_request``: queued on the ``training`` queue once committed); it and the later
+    ones of this check name the run that trains, ``started`` only where they started it (not
+    when a training was already running). Nothing fires before a payment was scored."""
+    now = now or scored_event_time_latest()
+    if now is None:
+        return []
+    rules = trigger_settings()
+    recorded: list[TriggerFiring] = []
+    run = None
+    for firing in firings(observed_at(now, rules), rules):
+        started = False
+        if run is None:
+            run, started = training_request(kind=firing.kind, reason=firing.trigger, as_of=now)
+        recorded.append(
+            TriggerFiring.objects.create(
+                trigger=firing.trigger,
+                event_time=now,
+                figures=firing.figures,
+                reason=firing.reason,
+                kind=firing.kind,
+                run=run,
+                started=started,
+            )
+        )
+    return recorded
