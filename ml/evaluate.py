@@ -1,6 +1,7 @@
 """Model evaluation: ranking quality (AUC-ROC, AUC-PR) and what the decision thresholds do.
 
-Pure numpy: no Django, no I/O. Scores are probabilities of fraud in [0, 1]; labels are 0/1.
+Pure numpy and pandas: no Django, no I/O. Scores are probabilities of fraud in [0, 1]; labels
+are 0/1.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 
 def _arrays(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -90,3 +92,19 @@ def evaluation(labels: Any, scores: Any, thresholds: Mapping[str, float]) -> dic
             for name, threshold in thresholds.items()
         },
     }
+
+
+def card_precision_at_k(days: Any, cards: Any, labels: Any, scores: Any, k: int) -> float | None:
+    """Return Card Precision@k: per day, of the ``k`` cards scored highest (a card's highest
+    score that day), the share with a fraudulent payment that day; averaged over the days.
+    What an analyst team that checks ``k`` cards a day finds. ``None`` for no rows."""
+    y, s = _arrays(labels, scores)
+    frame = pd.DataFrame({"day": np.asarray(days), "card": np.asarray(cards), "y": y, "s": s})
+    if frame.empty:
+        return None
+    per_card = frame.groupby(["day", "card"], sort=False).agg(s=("s", "max"), y=("y", "max"))
+    shares = []
+    for _, cards_of_day in per_card.groupby(level="day", sort=True):
+        top = cards_of_day.sort_values("s", ascending=False, kind="mergesort").head(k)
+        shares.append(float(top["y"].mean()))
+    return float(np.mean(shares))

@@ -41,6 +41,14 @@ class ModelVersion(models.Model):
     # ``full``: trained from scratch; ``fine_tune``: a replica of ``parent`` trained further
     # on the newest rows (``ml.training``: a chain of fine-tunes is bounded).
     kind = models.CharField(max_length=16, default="full")
+    # The offline gates (``ml.gates``): a rejected model never serves in any role.
+    status = models.CharField(
+        max_length=16,
+        choices=[("candidate", "candidate"), ("approved", "approved"), ("rejected", "rejected")],
+        default="candidate",
+    )
+    # [{gate, passed, figures, reason}], in the order they ran.
+    gates = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

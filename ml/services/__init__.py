@@ -3,9 +3,11 @@
 Every service is importable from here (``from ml.services import model_promote``); each lives in
 the module of its subject."""
 
+from ml.services.gates import model_gate
 from ml.services.labels import label_record
 from ml.services.registry import (
     SERVICE,
+    ModelRejected,
     model_bootstrap,
     model_promote,
     model_register,
@@ -16,8 +18,10 @@ from ml.services.triggers import triggers_check
 
 __all__ = [
     "SERVICE",
+    "ModelRejected",
     "label_record",
     "model_bootstrap",
+    "model_gate",
     "model_promote",
     "model_register",
     "model_train_from_logs",

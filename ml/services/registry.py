@@ -26,15 +26,28 @@ from ml.datasets import bootstrap_dataset, logged_dataset
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import code_version, model_load
 from ml.selectors import champion_get, labels_as_of
+from ml.services.gates import model_gate
 from ml.train import (
     DEFAULT_THRESHOLDS,
     TrainParams,
+    TrainResult,
+    dataset_profile,
     model_features,
     train_model,
     training_reference,
 )
 
 SERVICE = "fraud_scoring_v1"
+
+
+class ModelRejected(Exception):
+    """A model the offline gates rejected: it never serves in any role."""
+
+    def __init__(self, model: ModelVersion):
+        failed = [g for g in model.gates if not g["passed"]]
+        said = "; ".join(f"{g['gate']}: {g['reason']}" for g in failed)
+        super().__init__(f"model {model.version} was rejected by the offline gates ({said})")
+        self.model = model
 
 
 def _models_dir() -> Path:
@@ -129,6 +142,8 @@ def model_promote(
     scorer picks the deployment up without restarting; nothing is published.
     """
     model = ModelVersion.objects.get(version=version)
+    if model.status == "rejected":
+        raise ModelRejected(model)
     model_load(version)
     return deployment_set(
         model_version=model.version,
@@ -196,6 +211,9 @@ def model_bootstrap(
         training_rows=result.training_rows,
         source=ModelVersion.Source.BOOTSTRAP,
     )
+    model = _gate(model, result, frame, time_column="event_timestamp")
+    if model.status == "rejected":
+        raise ModelRejected(model)
     if promote:
         model_promote(
             version=model.version,
@@ -235,7 +253,7 @@ def model_train_from_logs(
         thresholds=thresholds,
     )
     result.metrics["label_sources"] = _label_counts(frame)
-    return model_register(
+    model = model_register(
         booster=result.booster,
         feature_service=SERVICE,
         params=result.params,
@@ -245,4 +263,18 @@ def model_train_from_logs(
         training_rows=result.training_rows,
         source=ModelVersion.Source.LOGS,
         parent=parent if init_model is not None else None,
+    )
+    return _gate(model, result, frame, time_column="request_time")
+
+
+def _gate(model: ModelVersion, result: TrainResult, frame: pd.DataFrame, *, time_column: str):
+    """Run the offline gates on a model just trained on ``frame``: the backtest on the rows of
+    its holdout (the newest, which it did not train on)."""
+    holdout = frame[frame[time_column] >= pd.Timestamp(result.metrics["holdout_start"])]
+    return model_gate(
+        model=model,
+        booster=result.booster,
+        window=holdout,
+        constant=dataset_profile(frame, result.features, time_column=time_column)["constant"],
+        time_column=time_column,
     )

@@ -17,6 +17,7 @@ from ml.datasets import logged_dataset
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
 from ml.selectors import champion_get, labels_as_of
+from ml.services.gates import model_gate
 from ml.services.registry import SERVICE, model_register
 from ml.train import (
     ChainBounds,
@@ -173,7 +174,7 @@ def _train(run: TrainingRun) -> ModelVersion:
     result.metrics["label_sources"] = profile["label_sources"]
     result.metrics["dataset"] = profile
     result.metrics["reference"] = training_reference(result.booster, frame, features)
-    return model_register(
+    model = model_register(
         booster=result.booster,
         feature_service=SERVICE,
         params=result.params,
@@ -184,6 +185,15 @@ def _train(run: TrainingRun) -> ModelVersion:
         source=ModelVersion.Source.LOGS,
         parent=parent if init_model is not None else None,
         kind=kind,
+    )
+    _progress(run, "offline gates", 97)
+    holdout = frame[frame["request_time"] >= pd.Timestamp(result.metrics["holdout_start"])]
+    return model_gate(
+        model=model,
+        booster=result.booster,
+        window=holdout,
+        constant=profile["constant"],
+        time_column="request_time",
     )
 
 

@@ -23,9 +23,11 @@ def vector(fraud: bool, i: int, noise: random.Random | None = None) -> ServedVec
     """A served vector in which velocity separates fraud exactly; with ``noise``, one whose
     values are drawn at random (nothing to learn, so every tree keeps splitting: slow)."""
     values = dict.fromkeys(STORED)
+    # Within the ranges of the golden set's payments (ml/golden/), so a model trained on
+    # these tells its payments apart and passes the offline gates.
     values.update(
-        card_payments_1h=(12 + i % 7) if fraud else i % 3,
-        card_payments_24h=(20 + i % 5) if fraud else 1 + i % 4,
+        card_payments_1h=(3 + i % 3) if fraud else 1 + i % 2,
+        card_payments_24h=(4 + i % 4) if fraud else 1 + i % 3,
         rider_trips_24h=i % 4,
     )
     if noise is not None:
@@ -36,7 +38,7 @@ def vector(fraud: bool, i: int, noise: random.Random | None = None) -> ServedVec
         "amount_to_rider_avg_fare": None,
         "fare_per_km_to_zone_median": None,
         "hour_of_day": i % 24,
-        "is_new_card": int(fraud),
+        "is_new_card": int(fraud or i % 3 > 0),
         "minutes_since_signup": None,
     }
     return ServedVector(values, statuses, stamps, on_demand)

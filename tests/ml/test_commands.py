@@ -103,7 +103,7 @@ def test_training_set_from_logs_writes_the_logged_features_with_labels(app_store
     frame = pd.read_parquet(out)
     assert len(frame) == 400
     assert int(frame["label"].sum()) == 80
-    assert frame.loc[frame["payment_id"] == "p7", "card_payments_1h"].item() == 1
+    assert frame.loc[frame["payment_id"] == "p7", "card_payments_1h"].item() == 2
     assert stdout.getvalue().strip() == f"wrote 400 rows (80 labelled fraud) to {out}"
     assert pq.read_schema(out).field("card_payments_1h").type == "int64"
 

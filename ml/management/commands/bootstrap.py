@@ -12,10 +12,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from ml.selectors import champion_exists
-from ml.services import model_bootstrap
+from ml.services import ModelRejected, model_bootstrap
 from ml.train import DEFAULT_THRESHOLDS, TrainParams
 
 
@@ -70,22 +70,25 @@ class Command(BaseCommand):
                 out=history,
                 stdout=io.StringIO(),  # bootstrap prints its own summary
             )
-            model = model_bootstrap(
-                history=history,
-                work_dir=Path(tmp),
-                maturity=timedelta(days=options["maturity_days"]),
-                snapshot_every=timedelta(seconds=settings.FEATURES_MATERIALIZE_EVERY_SECONDS),
-                params=TrainParams(
-                    num_boost_round=options["rounds"],
-                    seed=options["seed"],
-                    num_threads=options["num_threads"],
-                ),
-                thresholds={
-                    "review": options["review_threshold"],
-                    "decline": options["decline_threshold"],
-                },
-                promote=not options["no_promote"],
-            )
+            try:
+                model = model_bootstrap(
+                    history=history,
+                    work_dir=Path(tmp),
+                    maturity=timedelta(days=options["maturity_days"]),
+                    snapshot_every=timedelta(seconds=settings.FEATURES_MATERIALIZE_EVERY_SECONDS),
+                    params=TrainParams(
+                        num_boost_round=options["rounds"],
+                        seed=options["seed"],
+                        num_threads=options["num_threads"],
+                    ),
+                    thresholds={
+                        "review": options["review_threshold"],
+                        "decline": options["decline_threshold"],
+                    },
+                    promote=not options["no_promote"],
+                )
+            except ModelRejected as exc:
+                raise CommandError(str(exc)) from exc
         metrics = model.metrics
         self.stdout.write(
             f"bootstrap: model {model.version} "

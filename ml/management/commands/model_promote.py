@@ -8,7 +8,7 @@ from fraud.artifacts import ModelRefused
 from fraud.models import Deployment
 from fraud.services import DeploymentInvalid
 from ml.models import ModelVersion
-from ml.services import model_promote
+from ml.services import ModelRejected, model_promote
 from ml.train import DEFAULT_THRESHOLDS
 
 
@@ -35,6 +35,6 @@ class Command(BaseCommand):
             )
         except ModelVersion.DoesNotExist:
             raise CommandError(f"no model version {options['version']!r}") from None
-        except (ModelRefused, DeploymentInvalid) as exc:
+        except (ModelRefused, DeploymentInvalid, ModelRejected) as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"deployed {deployment}")

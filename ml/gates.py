@@ -1,0 +1,229 @@
+"""Offline gates: what a candidate model must pass before it may serve in any role (shadow,
+canary, champion). Pure: no Django; the caller gives the boosters and the data.
+
+Four gates, each named, each with its figures and, when it fails, the reason in words:
+
+- **training_data**: no model input was constant in the candidate's training set where the
+  champion's training reference saw it vary (a feature zeroed by a broken join trains a model
+  that never looks at it);
+- **smoke**, on the golden set kept with the project (``ml/golden/``): the model's inputs are the
+  feature service's, in its order; every score is a finite probability; the scores are not all
+  one value and flag (at the review threshold) at most ``max_flagged_share`` of the golden
+  payments; one payment scores within ``max_row_us`` microseconds;
+- **behaviour**, on the golden set: a velocity burst (each card velocity count times ten) raises
+  the mean score and lowers at most ``max_exceptions`` of the payments' scores by more than
+  ``tolerance``; an innocuous change (one more cent in the card's 24-hour amount) moves at most
+  ``max_exceptions`` of them by more than ``tolerance`` (trees are step functions: a split can
+  sit exactly there);
+- **backtest**, on the newest matured payments the candidate did not train on (its holdout),
+  against the champion on the same payments: average precision, recall at the review
+  threshold and Card Precision@k per day no worse than the champion's by more than
+  ``tolerance``, flagged share no more than ``max_flagged_ratio`` times the champion's. Without
+  a champion the candidate's average precision must be at least ``min_lift`` times the positive
+  rate. Too few positives to tell: passed, and said so.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from ml.evaluate import auc_pr, card_precision_at_k, precision_recall_at
+from ml.train import feature_matrix
+
+VELOCITY = ("card_payments_10m", "card_payments_1h", "card_payments_24h")
+INNOCUOUS = "card_amount_cents_24h"
+
+
+@dataclass(frozen=True)
+class GateSettings:
+    review_threshold: float = 0.5
+    max_flagged_share: float = 0.5
+    max_row_us: float = 2000.0
+    tolerance: float = 0.05
+    max_flagged_ratio: float = 1.5
+    min_lift: float = 2.0
+    min_positives: int = 5
+    max_exceptions: float = 0.02
+    k: int = 100
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    passed: bool
+    figures: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+
+
+def gates_passed(results: Sequence[GateResult]) -> bool:
+    return all(r.passed for r in results)
+
+
+def as_records(results: Sequence[GateResult]) -> list[dict[str, Any]]:
+    return [asdict(r) for r in results]
+
+
+def _scores(booster: lgb.Booster, frame: pd.DataFrame) -> np.ndarray:
+    return booster.predict(feature_matrix(frame, booster.feature_name()), num_threads=1)
+
+
+def training_data_gate(
+    constant: Sequence[str], champion_reference: Mapping[str, Any] | None
+) -> GateResult:
+    """Fail when an input constant in the candidate's training set (its profile's
+    ``constant``) varied in the champion's (its reference has more than one bin)."""
+    if not champion_reference:
+        return GateResult("training_data", True, {"constant": list(constant)}, "")
+    lost = [
+        name
+        for name in constant
+        if name in champion_reference
+        and sum(share > 0 for share in champion_reference[name]["shares"]) > 1
+    ]
+    figures = {"constant": list(constant), "varied_for_the_champion": lost}
+    if lost:
+        return GateResult(
+            "training_data",
+            False,
+            figures,
+            f"{', '.join(lost)} never varied in the training set but did for the champion "
+            "(a feature lost in the join?)",
+        )
+    return GateResult("training_data", True, figures)
+
+
+def smoke_gate(
+    booster: lgb.Booster, golden: pd.DataFrame, expected: Sequence[str], rules: GateSettings
+) -> GateResult:
+    names = booster.feature_name()
+    if list(names) != list(expected):
+        wrong = next(
+            (i for i, (a, b) in enumerate(zip(names, expected, strict=False)) if a != b),
+            min(len(names), len(expected)),
+        )
+        return GateResult(
+            "smoke",
+            False,
+            {"inputs": len(names), "expected": len(expected), "first_difference": wrong},
+            f"the model's inputs differ from the feature service's from position {wrong}",
+        )
+    scores = _scores(booster, golden)
+    single = feature_matrix(golden.head(50), names)
+    started = time.perf_counter()
+    for row in single:
+        booster.predict(row.reshape(1, -1), num_threads=1)
+    row_us = (time.perf_counter() - started) / max(1, len(single)) * 1e6
+    finite = bool(np.isfinite(scores).all() and ((scores >= 0) & (scores <= 1)).all())
+    flagged = float((scores >= rules.review_threshold).mean()) if len(scores) else 0.0
+    spread = float(np.std(scores)) if len(scores) else 0.0
+    figures = {
+        "rows": len(scores),
+        "finite": finite,
+        "score_std": round(spread, 6),
+        "flagged_share": round(flagged, 4),
+        "row_us": round(row_us, 1),
+    }
+    problems = []
+    if not finite:
+        problems.append("a score is not a probability")
+    if spread < 1e-6:
+        problems.append("every golden payment scores the same")
+    if flagged > rules.max_flagged_share:
+        problems.append(f"it flags {flagged:.0%} of the golden payments")
+    if row_us > rules.max_row_us:
+        problems.append(f"one payment takes {row_us:.0f} µs")
+    return GateResult("smoke", not problems, figures, "; ".join(problems))
+
+
+def behaviour_gate(booster: lgb.Booster, golden: pd.DataFrame, rules: GateSettings) -> GateResult:
+    base = _scores(booster, golden)
+    burst = golden.copy()
+    for name in VELOCITY:
+        if name in burst:
+            burst[name] = pd.array(burst[name], dtype="Float64").fillna(1) * 10
+    burst_scores = _scores(booster, burst)
+    nudged = golden.copy()
+    if INNOCUOUS in nudged:
+        nudged[INNOCUOUS] = pd.array(nudged[INNOCUOUS], dtype="Float64").fillna(0) + 1
+    nudged_scores = _scores(booster, nudged)
+    raised = float(burst_scores.mean() - base.mean())
+    lowered = float(np.mean(base - burst_scores > rules.tolerance)) if len(base) else 0.0
+    moved = float(np.mean(np.abs(nudged_scores - base) > rules.tolerance)) if len(base) else 0.0
+    figures = {
+        "burst_mean_change": round(raised, 4),
+        "burst_lowered_share": round(lowered, 4),
+        "innocuous_moved_share": round(moved, 4),
+    }
+    problems = []
+    if raised <= 0:
+        problems.append("a velocity burst does not raise the mean score")
+    if lowered > rules.max_exceptions:
+        problems.append(f"a velocity burst lowers {lowered:.0%} of the scores")
+    if moved > rules.max_exceptions:
+        problems.append(f"one more cent moves {moved:.0%} of the scores")
+    return GateResult("behaviour", not problems, figures, "; ".join(problems))
+
+
+def _performance(
+    scores: np.ndarray, window: pd.DataFrame, rules: GateSettings, *, day: str, card: str
+) -> dict[str, Any]:
+    y = window["label"].astype(int).to_numpy()
+    at = precision_recall_at(y, scores, rules.review_threshold)
+    days = pd.to_datetime(window[day], utc=True).dt.strftime("%Y-%m-%d").to_numpy()
+    return {
+        "average_precision": auc_pr(y, scores),
+        "recall": at["recall"],
+        "flagged_share": at["flagged_share"],
+        "card_precision_at_k": card_precision_at_k(
+            days, window[card].astype(str).to_numpy(), y, scores, rules.k
+        ),
+    }
+
+
+def backtest_gate(
+    candidate: lgb.Booster,
+    champion: lgb.Booster | None,
+    window: pd.DataFrame,
+    rules: GateSettings,
+    *,
+    day: str = "request_time",
+    card: str = "card_id",
+) -> GateResult:
+    positives = int(window["label"].sum()) if len(window) else 0
+    figures: dict[str, Any] = {"rows": len(window), "positives": positives, "k": rules.k}
+    if positives < rules.min_positives:
+        return GateResult(
+            "backtest", True, figures, f"only {positives} fraud labels in the window: not judged"
+        )
+    mine = _performance(_scores(candidate, window), window, rules, day=day, card=card)
+    figures["candidate"] = mine
+    problems = []
+    if champion is None:
+        base = positives / len(window)
+        if (mine["average_precision"] or 0) < rules.min_lift * base:
+            problems.append(
+                f"average precision {mine['average_precision']:.3f} is less than "
+                f"{rules.min_lift:g}x the fraud rate {base:.3f}"
+            )
+        return GateResult("backtest", not problems, figures, "; ".join(problems))
+    theirs = _performance(_scores(champion, window), window, rules, day=day, card=card)
+    figures["champion"] = theirs
+    for name, label in (
+        ("average_precision", "average precision"),
+        ("recall", "recall at the review threshold"),
+        ("card_precision_at_k", f"Card Precision@{rules.k}"),
+    ):
+        a, b = mine[name], theirs[name]
+        if a is not None and b is not None and a < b - rules.tolerance:
+            problems.append(f"{label} {a:.3f} against the champion's {b:.3f}")
+    a, b = mine["flagged_share"] or 0.0, theirs["flagged_share"] or 0.0
+    if a > max(b * rules.max_flagged_ratio, b + 0.01):
+        problems.append(f"it flags {a:.1%} of payments against the champion's {b:.1%}")
+    return GateResult("backtest", not problems, figures, "; ".join(problems))

@@ -1,0 +1,75 @@
+"""Writes of the offline gates: run them on a registered candidate, record the results, approve
+or reject it (``ml.gates`` says what each gate checks)."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import pandas as pd
+
+from fraud.selectors import deployment_champion
+from ml.gates import (
+    GateResult,
+    GateSettings,
+    as_records,
+    backtest_gate,
+    behaviour_gate,
+    gates_passed,
+    smoke_gate,
+    training_data_gate,
+)
+from ml.golden import golden_read
+from ml.models import ModelVersion
+from ml.registry import model_load
+from ml.selectors import champion_get
+from ml.train import DEFAULT_THRESHOLDS, model_features
+
+
+def model_gate(
+    *,
+    model: ModelVersion,
+    booster: lgb.Booster,
+    window: pd.DataFrame,
+    constant: list[str],
+    time_column: str,
+    service: str = "fraud_scoring_v1",
+) -> ModelVersion:
+    """Run the offline gates on ``model`` (its ``booster``): the training set's ``constant``
+    inputs, the golden set, and ``window`` (labelled rows it did not train on, with
+    ``time_column`` and ``card_id``) against the champion; record each result and set the
+    model ``approved`` or ``rejected``. Return the model. A model gated before is returned as
+    it is (idempotent). Nothing is deployed."""
+    if model.status != "candidate":
+        return model
+    champion = champion_get()
+    if champion is not None and champion.pk == model.pk:
+        champion = None
+    deployment = deployment_champion()
+    rules = GateSettings(
+        review_threshold=(
+            deployment.review_threshold if deployment is not None else DEFAULT_THRESHOLDS["review"]
+        )
+    )
+    expected = model_features(service)
+    golden = golden_read(service)
+    smoke = smoke_gate(booster, golden, expected, rules)
+    results = [
+        training_data_gate(constant, champion.metrics.get("reference") if champion else None),
+        smoke,
+    ]
+    if list(booster.feature_name()) != expected:
+        results += [
+            GateResult(name, False, {}, "not run: the model's inputs are not the service's")
+            for name in ("behaviour", "backtest")
+        ]
+    else:
+        rival = None
+        if champion is not None and list(champion.feature_names) == expected:
+            rival = model_load(champion.version)
+        results += [
+            behaviour_gate(booster, golden, rules),
+            backtest_gate(booster, rival, window, rules, day=time_column),
+        ]
+    status = "approved" if gates_passed(results) else "rejected"
+    ModelVersion.objects.filter(pk=model.pk).update(status=status, gates=as_records(results))
+    model.refresh_from_db()
+    return model
