@@ -113,6 +113,15 @@ def payments_spine(history: Path) -> pd.DataFrame:
 def labels(history: Path, *, as_of: datetime | None = None) -> pd.DataFrame:
     """Return one label per labelled payment under ``history`` (``ml.labels.LABEL_COLUMNS``),
     resolved by ``ml.labels`` from the label events known at ``as_of`` (default: all)."""
+    evidence = label_evidence(history)
+    if as_of is not None:
+        evidence = [pair for pair in evidence if pair[1].known_at <= as_of]
+    return resolved_frame(evidence)
+
+
+def label_evidence(history: Path) -> list[tuple[str, Evidence]]:
+    """Return every label event under ``history`` as ``(payment_id, Evidence)``, grouped by
+    payment id (``ml.labels.resolved_frame``'s input)."""
     evidence: list[tuple[str, Evidence]] = []
     chargebacks = history_events(history, CHARGEBACKS)
     for row in chargebacks.itertuples(index=False):
@@ -145,13 +154,11 @@ def labels(history: Path, *, as_of: datetime | None = None) -> pd.DataFrame:
                 ),
             )
         )
-    if as_of is not None:
-        evidence = [pair for pair in evidence if pair[1].known_at <= as_of]
     evidence.sort(key=lambda pair: pair[0])
-    return resolved_frame(evidence)
+    return evidence
 
 
-def _with_labels(
+def with_labels(
     frame: pd.DataFrame,
     found: pd.DataFrame,
     *,
@@ -201,7 +208,7 @@ def bootstrap_dataset(
         # Every row is as old as the maturity, labelled or not: the set's rows do not depend
         # on which frauds were caught.
         spine = spine[spine["event_timestamp"] <= end - maturity]
-    spine = _with_labels(
+    spine = with_labels(
         spine.reset_index(drop=True),
         labels(history),
         time_column="event_timestamp",
@@ -238,7 +245,7 @@ def logged_dataset(
         logged = logged[logged["payment_id"].notna()]
     now = as_of or datetime.now(UTC)
     logged = logged[logged["request_time"] <= pd.Timestamp(now)]
-    return _with_labels(
+    return with_labels(
         logged.reset_index(drop=True),
         labels,
         time_column="request_time",

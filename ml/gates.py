@@ -81,11 +81,13 @@ def training_data_gate(
     ``constant``) varied in the champion's (its reference has more than one bin)."""
     if not champion_reference:
         return GateResult("training_data", True, {"constant": list(constant)}, "")
+    # Values only: the last share is of missing values, and a feature present or missing
+    # with one value when present is as constant as one always present.
     lost = [
         name
         for name in constant
         if name in champion_reference
-        and sum(share > 0 for share in champion_reference[name]["shares"]) > 1
+        and sum(share > 0 for share in champion_reference[name]["shares"][:-1]) > 1
     ]
     figures = {"constant": list(constant), "varied_for_the_champion": lost}
     if lost:

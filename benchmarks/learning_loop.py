@@ -1,0 +1,477 @@
+"""The value of freshness: how retraining policies keep up with a fraud pattern that appears
+mid-run, in a simulated clock.
+
+    python -m benchmarks.learning_loop [--quick] [--days 14] [--drift-day 7] [--plot FILE]
+
+Once: ``manage.py simulate history`` (``--days``, ``--riders``, seed ``--seed``, chargebacks
+after a median of ``--label-delay-days``) with the ``--drift-scenario`` (card testing by
+default) off until ``--drift-day`` and on at ``--drift-rate`` incidents a day after it; every
+payment's model inputs at its own instant, as the scorer serves them (``features.training``
+over the history: the exactness the sliding-windows work made true), and every label event.
+
+Then, per policy, an hourly simulated clock from ``--warm-days`` to the end, through the code
+the live loop runs: the labels known at each instant (``ml.labels``, by label arrival time), the
+training set as ``ml.datasets.with_labels`` makes it (labelled rows, and unlabelled ones as
+legitimate once ``--maturity-days`` old), ``ml.train.train_model`` (a full retrain of
+``--full-rounds`` trees, or a fine-tune adding ``--fine-tune-rounds`` to a replica of the
+serving model on the newest ``--fine-tune-rows`` matured rows, its chain bounded as in
+``ml.train``), the offline gates (``ml.gates``: a rejected candidate never serves) and, for the
+triggered policy, ``ml.triggers`` on the figures measured at the instant (recall on payments
+whose fraud chargeback is known, PSI of the score and inputs over the last day against the
+serving model's reference, time, labels since the last cut). Each hour's payments are scored by
+the model serving then. Policies: ``frozen`` (the first model), ``daily`` and ``hourly`` full
+retrains, ``fine-tune`` every ``--fine-tune-rows`` newly matured rows, ``triggered``.
+
+Printed per policy: average precision, recall at the review threshold (0.5) and Card
+Precision@100 per simulated day, judged against the simulator's ground truth (the only reader
+of it); the time from the drift until the recall over the last day's fraud is back, for good, to
+90 % of its level over the two days before the drift; the
+trainings, the models rejected by the gates, and the training CPU seconds. ``--plot`` writes a
+PNG of that recall per policy over time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+PRE_DRIFT = timedelta(days=2)
+STEP = timedelta(hours=1)
+THRESHOLD = 0.5
+
+
+def _django() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DJANGO_DEBUG", "true")
+    import django
+
+    django.setup()
+
+
+@dataclass
+class World:
+    start: datetime
+    drift_at: datetime
+    end: datetime
+    frame: pd.DataFrame  # every payment: inputs, event_timestamp, card_id, payment_id, is_fraud
+    evidence: list  # (payment_id, Evidence), grouped by payment id
+    features: list[str]
+
+
+def world_build(args, work: Path) -> World:
+    from django.core.management import call_command
+
+    from features.definitions import BATCH_VIEWS
+    from features.offline import backfill
+    from features.repo import apply_repo
+    from features.store import FeatureConfig, feature_store
+    from features.training import training_set
+    from ml.datasets import label_evidence, payments_spine
+    from ml.train import model_features
+
+    start = datetime(2026, 1, 5, tzinfo=UTC)
+    drift_at = start + timedelta(days=args.drift_day)
+    history = work / "history"
+    call_command(
+        "simulate", "history", f"--days={args.days}", f"--seed={args.seed}",
+        f"--riders={args.riders}", f"--drivers={max(20, args.riders // 10)}",
+        f"--start={start.isoformat()}", f"--scenario={args.drift_scenario}=0",
+        f"--drift={args.drift_scenario}@{drift_at.isoformat()}",
+        f"--label-delay-median-days={args.label_delay_days}", f"--out={history}",
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    truth = pd.read_parquet(history / "ground_truth.parquet")
+    truth = truth[truth["topic"] == "payments.authorized.v1"][["payment_id", "is_fraud"]]
+    (history / "ground_truth.parquet").unlink()  # the app's code reads the events alone
+    config = FeatureConfig(
+        project=f"loop{uuid.uuid4().hex[:8]}",
+        registry_url=f"sqlite:///{work / 'registry.sqlite3'}",
+        online="sqlite",
+        data_dir=work / "features",
+    )
+    apply_repo(config)
+    try:
+        backfill(config, history=history, views=BATCH_VIEWS, snapshot_every=timedelta(hours=1))
+        frame = training_set(config, payments_spine(history), history=history)
+    finally:
+        feature_store(config).teardown()
+    frame = frame.merge(truth.drop_duplicates("payment_id"), on="payment_id", how="left")
+    frame["is_fraud"] = frame["is_fraud"].fillna(False).astype(bool)
+    frame = frame.sort_values("event_timestamp", kind="mergesort").reset_index(drop=True)
+    end = frame["event_timestamp"].max().to_pydatetime()
+    return World(start, drift_at, end, frame, label_evidence(history), model_features())
+
+
+@dataclass
+class Served:
+    booster: lgb.Booster
+    reference: dict
+    kind: str
+    chain_start: datetime
+    trees: int
+
+
+@dataclass
+class Run:
+    policy: str
+    scores: np.ndarray
+    trainings: int = 0
+    rejected: int = 0
+    cpu_s: float = 0.0
+    fired: dict[str, int] = field(default_factory=dict)
+    rejected_by: dict[str, int] = field(default_factory=dict)
+
+
+class Loop:
+    """One policy's pass over the world's clock."""
+
+    def __init__(self, world: World, args):
+        from ml.gates import GateSettings
+        from ml.golden import golden_read
+        from ml.train import ChainBounds
+
+        self.w, self.args = world, args
+        self.times = world.frame["event_timestamp"]
+        self.golden = golden_read()
+        self.rules = GateSettings()
+        self.bounds = ChainBounds()
+
+    def dataset(self, at: datetime) -> pd.DataFrame:
+        """The training set at ``at``: payments by then, labels known by then, matured."""
+        from ml.datasets import with_labels
+        from ml.labels import resolved_frame
+
+        known = resolved_frame(p for p in self.w.evidence if p[1].known_at <= at)
+        rows = self.w.frame[self.times <= pd.Timestamp(at)]
+        return with_labels(
+            rows,
+            known,
+            time_column="event_timestamp",
+            mature_before=at - timedelta(days=self.args.maturity_days),
+        )
+
+    def train(self, at: datetime, kind: str, serving: Served | None, run: Run) -> Served | None:
+        from ml.gates import backtest_gate, behaviour_gate, smoke_gate, training_data_gate
+        from ml.train import (
+            TrainParams,
+            dataset_profile,
+            fine_tune_refusal,
+            newest_rows,
+            train_model,
+            training_reference,
+        )
+
+        data = self.dataset(at)
+        init = None
+        if kind == "fine_tune" and serving is not None:
+            refusal = fine_tune_refusal(
+                parent_trees=serving.trees,
+                added_trees=self.args.fine_tune_rounds,
+                chain_start=serving.chain_start,
+                as_of=at,
+                bounds=self.bounds,
+            )
+            if refusal is None:
+                init = serving.booster
+                data = newest_rows(data, self.args.fine_tune_rows, time_column="event_timestamp")
+        if init is None:
+            kind = "full"
+        rounds = self.args.fine_tune_rounds if init is not None else self.args.full_rounds
+        began = time.process_time()
+        try:
+            result = train_model(
+                data,
+                features=self.w.features,
+                params=TrainParams(num_boost_round=rounds),
+                init_model=init,
+            )
+        except ValueError:
+            return None  # too few rows yet
+        reference = training_reference(result.booster, data, self.w.features)
+        holdout = data[data["event_timestamp"] >= pd.Timestamp(result.metrics["holdout_start"])]
+        constant = dataset_profile(data, self.w.features, time_column="event_timestamp")
+        gates = [
+            training_data_gate(constant["constant"], serving.reference if serving else None),
+            smoke_gate(result.booster, self.golden, self.w.features, self.rules),
+            behaviour_gate(result.booster, self.golden, self.rules),
+            backtest_gate(
+                result.booster,
+                serving.booster if serving else None,
+                holdout,
+                self.rules,
+                day="event_timestamp",
+            ),
+        ]
+        run.cpu_s += time.process_time() - began
+        run.trainings += 1
+        if not all(g.passed for g in gates):
+            run.rejected += 1
+            for g in gates:
+                if not g.passed:
+                    key = f"{g.gate}: {g.reason.split(' ')[0]}"
+                    run.rejected_by[key] = run.rejected_by.get(key, 0) + 1
+            return None
+        return Served(
+            result.booster,
+            reference,
+            kind,
+            chain_start=at if kind == "full" else serving.chain_start,
+            trees=result.booster.num_trees(),
+        )
+
+    def run(self, policy: str, decide: Callable) -> Run:
+        frame, start = self.w.frame, self.w.start + timedelta(days=self.args.warm_days)
+        out = Run(policy, np.full(len(frame), np.nan))
+        serving = self.train(start, "full", None, out)
+        assert serving is not None, "the first model was rejected by the gates"
+        state = {"last_cut": start, "matured_at_cut": self._matured(start)}
+        at = start
+        while at < self.w.end:
+            hour = (self.times > pd.Timestamp(at)) & (self.times <= pd.Timestamp(at + STEP))
+            if hour.any():
+                from ml.train import feature_matrix
+
+                out.scores[hour.to_numpy()] = serving.booster.predict(
+                    feature_matrix(frame[hour], self.w.features), num_threads=1
+                )
+            at += STEP
+            kind = decide(self, at, serving, state, out)
+            if kind is not None:
+                trained = self.train(at, kind, serving, out)
+                state["last_cut"], state["matured_at_cut"] = at, self._matured(at)
+                if trained is not None:
+                    serving = trained
+        return out
+
+    def _matured(self, at: datetime) -> int:
+        return len(self.dataset(at))
+
+
+def frozen(loop, at, serving, state, run):
+    return None
+
+
+def daily(loop, at, serving, state, run):
+    return "full" if at - state["last_cut"] >= timedelta(days=1) else None
+
+
+def hourly(loop, at, serving, state, run):
+    return "full"
+
+
+def fine_tune(loop, at, serving, state, run):
+    return (
+        "fine_tune"
+        if loop._matured(at) - state["matured_at_cut"] >= loop.args.fine_tune_rows
+        else None
+    )
+
+
+def triggered(loop, at, serving, state, run):
+    from ml.drift import drift_report
+    from ml.labels import CHARGEBACK
+    from ml.train import feature_matrix
+    from ml.triggers import Observed, TriggerSettings, firings
+
+    rules = TriggerSettings(min_sample=loop.args.min_sample, cooldown=timedelta(hours=6))
+    window = at - rules.window
+    times = loop.times
+    recent = (times > pd.Timestamp(window)) & (times <= pd.Timestamp(at))
+    # Recall on payments a fraud chargeback known in the window proved fraud, as scored.
+    proved = {
+        pid for pid, e in loop.w.evidence
+        if e.source == CHARGEBACK and e.fraud and window < e.known_at <= at
+    }  # fmt: skip
+    mask = loop.w.frame["payment_id"].isin(proved).to_numpy() & ~np.isnan(run.scores)
+    recall = float((run.scores[mask] >= THRESHOLD).mean()) if mask.any() else None
+    columns = {"score": run.scores[recent.to_numpy() & ~np.isnan(run.scores)]}
+    if recent.any():
+        matrix = feature_matrix(loop.w.frame[recent], loop.w.features)
+        columns.update({n: matrix[:, i] for i, n in enumerate(loop.w.features)})
+    labels_since = sum(1 for _, e in loop.w.evidence if state["last_cut"] < e.known_at <= at)
+    observed = Observed(
+        now=at,
+        last_cut=state["last_cut"],
+        new_labels=labels_since,
+        chargeback_recall=recall,
+        chargebacks=int(mask.sum()),
+        psi=drift_report(serving.reference, columns) if recent.any() else {},
+        last_started=state.setdefault("started", {}),
+    )
+    fired = firings(observed, rules)
+    if not fired:
+        return None
+    first = fired[0]
+    state["started"][first.trigger] = at
+    run.fired[first.trigger] = run.fired.get(first.trigger, 0) + 1
+    return first.kind
+
+
+POLICIES = {
+    "frozen": frozen,
+    "daily": daily,
+    "hourly": hourly,
+    "fine-tune": fine_tune,
+    "triggered": triggered,
+}
+
+
+def per_day(world: World, run: Run) -> pd.DataFrame:
+    from ml.evaluate import auc_pr, card_precision_at_k, precision_recall_at
+
+    frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
+    rows = []
+    for day, part in frame.groupby(frame["event_timestamp"].dt.strftime("%m-%d")):
+        y, s = part["is_fraud"].astype(int).to_numpy(), part["score"].to_numpy()
+        rows.append(
+            {
+                "day": day,
+                "ap": auc_pr(y, s),
+                "recall": precision_recall_at(y, s, THRESHOLD)["recall"],
+                "cp100": card_precision_at_k(
+                    np.zeros(len(part)), part["card_id"].astype(str).to_numpy(), y, s, 100
+                ),
+            }
+        )
+    return pd.DataFrame(rows).set_index("day")
+
+
+def recall_since_drift(world: World, run: Run) -> pd.Series:
+    """Recall at each hour after the drift over the fraud of the last day."""
+    frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
+    fraud = frame[frame["is_fraud"]]
+    out = {}
+    at = world.drift_at + STEP
+    while at <= world.end:
+        part = fraud[
+            (fraud["event_timestamp"] > at - timedelta(days=1)) & (fraud["event_timestamp"] <= at)
+        ]
+        if len(part):
+            out[at] = float((part["score"] >= THRESHOLD).mean())
+        at += STEP
+    return pd.Series(out, dtype=float)
+
+
+def recovery_hours(world: World, run: Run, since: pd.Series) -> tuple[float | None, float | None]:
+    """Return the recall over the two days before the drift, and how many hours after the drift
+    the last day's recall got back to 90 % of it for good (None: it never did)."""
+    frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
+    before = frame[
+        frame["is_fraud"]
+        & (frame["event_timestamp"] > world.drift_at - PRE_DRIFT)
+        & (frame["event_timestamp"] <= world.drift_at)
+    ]
+    if before.empty or since.empty:
+        return None, None
+    level = float((before["score"] >= THRESHOLD).mean())
+    below = since[since < 0.9 * level]
+    if below.empty:
+        return level, 0.0
+    if below.index[-1] == since.index[-1]:
+        return level, None
+    back = since.index[since.index.get_loc(below.index[-1]) + 1]
+    return level, (back - world.drift_at).total_seconds() / 3600
+
+
+def plot(path: Path, world: World, curves: dict[str, pd.Series]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    for policy, series in curves.items():
+        axes.plot([(t - world.drift_at).total_seconds() / 3600 for t in series.index],
+                  series.to_numpy(), label=policy)  # fmt: skip
+    axes.set_xlabel("hours since the new fraud pattern appeared (simulated)")
+    axes.set_ylabel("recall at the review threshold")
+    axes.set_ylim(0, 1.02)
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller world: under 3 minutes")
+    parser.add_argument("--days", type=float, default=14.0)
+    parser.add_argument("--drift-day", type=float, default=7.0)
+    parser.add_argument("--drift-scenario", default="card_testing")
+    parser.add_argument("--riders", type=int, default=600)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--label-delay-days", type=float, default=1.0)
+    parser.add_argument("--maturity-days", type=float, default=3.0)
+    parser.add_argument("--warm-days", type=float, default=4.0)
+    parser.add_argument("--full-rounds", type=int, default=100)
+    parser.add_argument("--fine-tune-rows", type=int, default=1000)
+    parser.add_argument("--fine-tune-rounds", type=int, default=20)
+    parser.add_argument("--min-sample", type=int, default=10)
+    parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--plot", type=Path, default=Path("var/benchmarks/learning_loop.png"))
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.days, args.drift_day, args.riders, args.warm_days = 10.0, 6.0, 300, 3.0
+        args.label_delay_days, args.maturity_days, args.full_rounds = 0.5, 1.5, 60
+        args.fine_tune_rows = 500
+        if "--policies" not in " ".join(argv or sys.argv):
+            args.policies = "frozen,daily,fine-tune,triggered"
+    _django()
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="learning-loop-") as tmp:
+        world = world_build(args, Path(tmp))
+    frauds = int(world.frame["is_fraud"].sum())
+    print(
+        f"world: {len(world.frame)} payments, {frauds} fraud, {len(world.evidence)} label events "
+        f"over {args.days:g} days; {args.drift_scenario} from day {args.drift_day:g}; "
+        f"built in {time.perf_counter() - began:.0f} s",
+        flush=True,
+    )
+    loop = Loop(world, args)
+    curves: dict[str, pd.Series] = {}
+    summary = []
+    for policy in args.policies.split(","):
+        t0 = time.perf_counter()
+        run = loop.run(policy, POLICIES[policy])
+        days = per_day(world, run)
+        since = recall_since_drift(world, run)
+        curves[policy] = since
+        level, hours = recovery_hours(world, run, since)
+        summary.append((policy, run, level, hours, days))
+        print(f"\n{policy} ({time.perf_counter() - t0:.0f} s)")
+        print(days.round(3).T.to_string())
+    print(f"\n{'policy':<10} {'AP after':>8} {'recall after':>12} {'recovered in':>13} "
+          f"{'trainings':>9} {'rejected':>8} {'train CPU s':>11}  fired")  # fmt: skip
+    drift_day = world.drift_at.strftime("%m-%d")
+    for policy, run, _level, hours, days in summary:
+        after = days[days.index > drift_day]
+        recovered = "never" if hours is None else f"{hours:.0f} h"
+        print(
+            f"{policy:<10} {after['ap'].mean():8.3f} {after['recall'].mean():12.3f} "
+            f"{recovered:>13} {run.trainings:9d} {run.rejected:8d} {run.cpu_s:11.1f}  "
+            f"{run.fired or ''}"
+        )
+        if run.rejected_by:
+            print(f"{'':<10} rejected by {run.rejected_by}")
+    levels = ", ".join(f"{p} {lv:.2f}" for p, _, lv, _, _ in summary if lv is not None)
+    print(f"(recall before the drift, per policy: {levels})")
+    plot(args.plot, world, curves)
+    print(f"plot: {args.plot}; {time.perf_counter() - began:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()
