@@ -217,6 +217,7 @@ class Loop:
         ]
         run.cpu_s += time.process_time() - began
         run.trainings += 1
+        self.last_gates = gates
         if not all(g.passed for g in gates):
             run.rejected += 1
             for g in gates:
@@ -236,7 +237,9 @@ class Loop:
         frame, start = self.w.frame, self.w.start + timedelta(days=self.args.warm_days)
         out = Run(policy, np.full(len(frame), np.nan))
         serving = self.train(start, "full", None, out)
-        assert serving is not None, "the first model was rejected by the gates"
+        if serving is None:
+            failed = [f"{g.gate}: {g.reason}" for g in self.last_gates if not g.passed]
+            raise SystemExit(f"the first model was rejected by the gates: {failed}")
         state = {"last_cut": start, "matured_at_cut": self._matured(start)}
         at = start
         while at < self.w.end:

@@ -19,8 +19,9 @@ Four gates, each named, each with its figures and, when it fails, the reason in 
   against the champion on the same payments: average precision, recall at the review
   threshold and Card Precision@k per day no worse than the champion's by more than
   ``tolerance``, flagged share no more than ``max_flagged_ratio`` times the champion's. Without
-  a champion the candidate's average precision must be at least ``min_lift`` times the positive
-  rate. Too few positives to tell: passed, and said so.
+  a champion the candidate's average precision must close at least ``min_gain`` of the gap
+  between chance (the fraud rate: what random scores get) and a perfect ranking. Too few
+  positives to tell: passed, and said so.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class GateSettings:
     max_row_us: float = 2000.0
     tolerance: float = 0.05
     max_flagged_ratio: float = 1.5
-    min_lift: float = 2.0
+    min_gain: float = 0.25
     min_positives: int = 5
     max_exceptions: float = 0.02
     k: int = 100
@@ -209,10 +210,12 @@ def backtest_gate(
     problems = []
     if champion is None:
         base = positives / len(window)
-        if (mine["average_precision"] or 0) < rules.min_lift * base:
+        precision = mine["average_precision"] or 0.0
+        needed = base + rules.min_gain * (1 - base)
+        if precision < needed:
             problems.append(
-                f"average precision {mine['average_precision']:.3f} is less than "
-                f"{rules.min_lift:g}x the fraud rate {base:.3f}"
+                f"average precision {precision:.3f} is too close to chance (the fraud rate "
+                f"{base:.3f}; at least {needed:.3f} needed)"
             )
         return GateResult("backtest", not problems, figures, "; ".join(problems))
     theirs = _performance(_scores(champion, window), window, rules, day=day, card=card)

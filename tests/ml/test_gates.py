@@ -168,7 +168,7 @@ def test_a_model_with_its_inputs_in_the_wrong_order_is_rejected_by_the_smoke_tes
     assert Deployment.objects.count() == 1
 
 
-def test_without_a_champion_the_backtest_asks_for_lift_over_the_fraud_rate(data):
+def test_without_a_champion_the_backtest_asks_for_better_than_chance(data):
     frame, later = data
     shuffled = frame.copy()
     shuffled["label"] = np.random.default_rng(5).permutation(shuffled["label"].to_numpy())
@@ -177,7 +177,7 @@ def test_without_a_champion_the_backtest_asks_for_lift_over_the_fraud_rate(data)
 
     backtest = _gate(candidate, "backtest")
     assert backtest["passed"] is False
-    assert "less than 2x the fraud rate 0.200" in backtest["reason"]
+    assert "too close to chance (the fraud rate 0.200; at least 0.400 needed)" in backtest["reason"]
     assert "champion" not in backtest["figures"]
 
 
