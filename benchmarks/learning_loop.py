@@ -4,8 +4,8 @@ mid-run, in a simulated clock.
     python -m benchmarks.learning_loop [--quick] [--days 14] [--drift-day 7] [--plot FILE]
 
 Once: ``manage.py simulate history`` (``--days``, ``--riders``, seed ``--seed``, chargebacks
-after a median of ``--label-delay-days``) with the ``--drift-scenario`` (card testing by
-default) off until ``--drift-day`` and on at ``--drift-rate`` incidents a day after it; every
+after a median of ``--label-delay-days``) with the ``--drift-scenario`` (account takeover by
+default) off until ``--drift-day`` and on at its usual rate after it; every
 payment's model inputs at its own instant, as the scorer serves them (``features.training``
 over the history: the exactness the sliding-windows work made true), and every label event.
 
@@ -48,6 +48,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from simulator.config import SCENARIOS
+
 PRE_DRIFT = timedelta(days=2)
 STEP = timedelta(hours=1)
 THRESHOLD = 0.5
@@ -88,8 +90,8 @@ def world_build(args, work: Path) -> World:
     call_command(
         "simulate", "history", f"--days={args.days}", f"--seed={args.seed}",
         f"--riders={args.riders}", f"--drivers={max(20, args.riders // 10)}",
-        f"--start={start.isoformat()}", f"--scenario={args.drift_scenario}=0",
-        f"--drift={args.drift_scenario}@{drift_at.isoformat()}",
+        f"--start={start.isoformat()}", f"--drift={args.drift_scenario}@{drift_at.isoformat()}",
+        *([f"--scenario={args.drift_scenario}=0"] if args.drift_scenario in SCENARIOS else []),
         f"--label-delay-median-days={args.label_delay_days}", f"--out={history}",
         stdout=io.StringIO(),
     )  # fmt: skip
@@ -414,7 +416,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="a smaller world: under 3 minutes")
     parser.add_argument("--days", type=float, default=14.0)
     parser.add_argument("--drift-day", type=float, default=7.0)
-    parser.add_argument("--drift-scenario", default="card_testing")
+    parser.add_argument(
+        "--drift-scenario",
+        default="account_takeover",
+        help="a scenario off until the drift, or a named drift (black_friday, fraud_ring)",
+    )
     parser.add_argument("--riders", type=int, default=600)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--label-delay-days", type=float, default=1.0)
@@ -428,7 +434,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--plot", type=Path, default=Path("var/benchmarks/learning_loop.png"))
     args = parser.parse_args(argv)
     if args.quick:
-        args.days, args.drift_day, args.riders, args.warm_days = 10.0, 6.0, 300, 3.0
+        args.days, args.drift_day, args.riders, args.warm_days = 11.0, 7.0, 450, 4.0
         args.label_delay_days, args.maturity_days, args.full_rounds = 0.5, 1.5, 60
         args.fine_tune_rows = 500
         if "--policies" not in " ".join(argv or sys.argv):
