@@ -49,6 +49,7 @@ def _column(field: pa.Field, rows: int, offset: int, rng, golden: pd.DataFrame) 
         MODEL_VERSION_FIELD,
         PAYMENT_ID,
         ROLE_FIELD,
+        STATUS_NUMBERS,
     )
     from fraud.feature_log import REQUEST_ID_FIELD
 
@@ -68,9 +69,13 @@ def _column(field: pa.Field, rows: int, offset: int, rng, golden: pd.DataFrame) 
         return pa.array(["exact"] * rows)
     if pa.types.is_string(kind):
         return pa.array([f"k{i % 5000}" for i in index])
-    feature = name.split("__")[-2] if "__" in name else name
-    feature = feature.removeprefix("on_demand__")
-    if feature in golden and not name.endswith("__status"):
+    if pa.types.is_date(kind):
+        return pa.array(stamps.date, type=kind)
+    if name.endswith("__status"):
+        return pa.array(np.full(rows, STATUS_NUMBERS["PRESENT"]), type=kind)
+    # <view>__<feature> and on_demand__<feature>
+    feature = name.split("__")[1] if "__" in name else name
+    if feature in golden:
         values = golden[feature].dropna().to_numpy(dtype=float)
         drawn = rng.choice(values, size=rows) if len(values) else np.zeros(rows)
         return pa.array(drawn.astype(kind.to_pandas_dtype()), type=kind)
@@ -140,7 +145,7 @@ def main() -> None:
             frame = _timed(
                 f"training set from {args.logged:,} logged rows",
                 lambda: logged_dataset(
-                    config, labels=labels, maturity=timedelta(days=3), as_of=as_of
+                    config, labels=labels, maturity=timedelta(days=3), as_of=as_of, detail=False
                 ),
             )
             print(f"  {len(frame):,} rows, {int(frame['label'].sum()):,} fraud")

@@ -31,6 +31,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from feast.feature_logging import (
     LOG_TIMESTAMP_FIELD,
@@ -128,7 +129,9 @@ def _column(table: pa.Table, name: str, type_: pa.DataType) -> pa.ChunkedArray:
     return pa.chunked_array([pa.nulls(table.num_rows, type_)])
 
 
-def logged_features(config: FeatureConfig, service: str = SERVICE) -> pd.DataFrame:
+def logged_features(
+    config: FeatureConfig, service: str = SERVICE, *, detail: bool = True
+) -> pd.DataFrame:
     """Return the logged vectors of ``service``: one row per event (the latest log of an event
     logged more than once), ordered by request time then event id. Read only.
 
@@ -139,16 +142,23 @@ def logged_features(config: FeatureConfig, service: str = SERVICE) -> pd.DataFra
     stored feature then every on-demand feature by name (nullable ``Int64`` / ``Float64``, as
     ``features.training.training_set``), then ``<feature>__status`` (the status name, e.g.
     ``PRESENT``, ``NOT_FOUND``) and ``<feature>__timestamp`` (the served row's event time,
-    UTC) of each stored feature.
+    UTC) of each stored feature. Without ``detail``, not those two (what training reads: the
+    values; a third of the columns, and the statuses are the slow part).
     """
     layout = log_layout(config, service)
     files = sorted(p for p in log_dir(config, service).glob("*.parquet") if _readable(p))
     if files:
+        wanted = "*"
+        if not detail:
+            names = [
+                f.name for f in layout.schema if not f.name.endswith(("__status", "__timestamp"))
+            ]
+            wanted = ", ".join(f'"{name}"' for name in names)
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
         table = con.sql(
             # Constant column names only; the file list is a bound parameter.
-            "SELECT * FROM read_parquet($files, union_by_name = true) "  # noqa: S608
+            f"SELECT {wanted} FROM read_parquet($files, union_by_name = true) "  # noqa: S608
             f"QUALIFY row_number() OVER (PARTITION BY {REQUEST_ID_FIELD} "
             f"ORDER BY {LOG_TIMESTAMP_FIELD} DESC) = 1 "
             f"ORDER BY {REQUEST_TIME_FIELD}, {REQUEST_ID_FIELD}",
@@ -175,9 +185,12 @@ def logged_features(config: FeatureConfig, service: str = SERVICE) -> pd.DataFra
     for name in layout.on_demand:
         columns[name] = table[ON_DEMAND_PREFIX + name].cast(ARROW_TYPES[DTYPES[name]])
     frame = pa.table(columns).to_pandas(types_mapper=_PANDAS.get)
+    if not detail:
+        return frame
     extra = {}
+    # A status number is an index into this: one take per column, no Python object per value.
+    names = pa.array([_STATUS_NAMES.get(n) for n in range(max(_STATUS_NAMES) + 1)])
     for name, column in layout.columns.items():
-        numbers = table[f"{column}__status"].to_pylist()
-        extra[f"{name}__status"] = [_STATUS_NAMES.get(n) for n in numbers]
+        extra[f"{name}__status"] = pc.take(names, table[f"{column}__status"]).to_pandas()
         extra[f"{name}__timestamp"] = table[f"{column}__timestamp"].cast(MICROS_UTC).to_pandas()
     return pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)

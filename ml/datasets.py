@@ -223,6 +223,7 @@ def logged_dataset(
     labels: pd.DataFrame,
     maturity: timedelta = timedelta(0),
     as_of: datetime | None = None,
+    detail: bool = True,
 ) -> pd.DataFrame:
     """Return the log-and-wait training set: every logged vector (``fraud.feature_log``, the
     values exactly as served, nothing recomputed) of a payment served by ``as_of`` (default
@@ -231,9 +232,11 @@ def logged_dataset(
     ``maturity`` older than ``as_of`` and left out before (the module's docstring).
 
     A logged row without a payment id gets it from the archived ``payments.authorized.v1``
-    event of the same ``event_id``; a row whose payment stays unknown is left out. Read only.
+    event of the same ``event_id``; a row whose payment stays unknown is left out. Without
+    ``detail``, no served statuses and event times (``features.served_log.logged_features``).
+    Read only.
     """
-    logged = logged_features(config)
+    logged = logged_features(config, detail=detail)
     archive = config.data_dir
     missing = logged["payment_id"].isna()
     if missing.any():

@@ -135,6 +135,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         labels=labels_as_of(as_of=run.as_of),
         maturity=timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS),
         as_of=run.as_of,
+        detail=False,
     )
     parent = champion_get()
     kind, note = run.requested_kind, ""
