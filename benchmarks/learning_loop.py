@@ -314,6 +314,7 @@ def triggered(loop, at, serving, state, run):
         chargeback_recall=recall,
         chargebacks=int(mask.sum()),
         psi=drift_report(serving.reference, columns) if recent.any() else {},
+        drift_sample=len(columns["score"]),
         last_started=state.setdefault("started", {}),
     )
     fired = firings(observed, rules)

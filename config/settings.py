@@ -299,6 +299,8 @@ ML_TRIGGER_MIN_SAMPLE = env.int("ML_TRIGGER_MIN_SAMPLE", default=30)
 ML_TRIGGER_MAX_PSI = env.float("ML_TRIGGER_MAX_PSI", default=0.2)
 ML_TRIGGER_COOLDOWN_HOURS = env.float("ML_TRIGGER_COOLDOWN_HOURS", default=6.0)
 ML_DRIFT_SAMPLE = env.int("ML_DRIFT_SAMPLE", default=2000)
+# Fewer payments in the window than this: no drift figure (sampling noise alone passes 0.2).
+ML_DRIFT_MIN_SAMPLE = env.int("ML_DRIFT_MIN_SAMPLE", default=500)
 
 # The scorer (fraud/, ``manage.py consume fraud-scorer``).
 # LightGBM threads per prediction: explicit, since its default spins a thread per core and its

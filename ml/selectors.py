@@ -116,13 +116,13 @@ def chargeback_recall(*, since: datetime, until: datetime) -> tuple[float | None
 
 def drift_of(
     model: ModelVersion, *, since: datetime, limit: int, service: str = "fraud_scoring_v1"
-) -> dict[str, float]:
+) -> tuple[dict[str, float], int]:
     """Return the PSI of the score and of each input of ``model`` over the newest ``limit``
     payments scored since ``since`` against the model's training reference (``ml.drift``),
-    largest first; empty when the model has no reference."""
+    largest first, and how many payments that was; nothing when the model has no reference."""
     reference = model.metrics.get("reference")
     if not reference:
-        return {}
+        return {}, 0
     stored, on_demand = record_names(service)
     columns: dict[str, list] = {name: [] for name in (*stored, *on_demand, "score")}
     for score, record in scores_recent(since=since, limit=limit):
@@ -131,7 +131,8 @@ def drift_of(
             columns[name].append(_number(value))
         for name, value in zip(on_demand, record.get("on_demand", ()), strict=False):
             columns[name].append(_number(value))
-    return drift_report(reference, {n: v for n, v in columns.items() if v})
+    found = drift_report(reference, {n: v for n, v in columns.items() if v})
+    return found, len(columns["score"])
 
 
 def _number(value) -> float:

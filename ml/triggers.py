@@ -9,7 +9,8 @@ caller measured (``Observed``) and, when it fires, says which training it asks f
   (by when the label became known), below its floor with at least ``min_sample`` labels;
 - **drift** (full retrain): the population stability index of the score, or of any model input,
   over the last ``window`` of served payments against the champion's training reference, above
-  ``max_psi``;
+  ``max_psi``, over at least ``min_drift_sample`` payments (the index of a few hundred draws
+  from an unchanged distribution crosses 0.2 by chance);
 - **time** (full retrain): ``every`` since the last training's cut;
 - **volume** (fine-tune): ``labels`` labels known since the last training's cut.
 
@@ -41,6 +42,7 @@ class TriggerSettings:
     min_recall: float = 0.5
     min_sample: int = 30
     max_psi: float = 0.2
+    min_drift_sample: int = 500
     cooldown: timedelta = timedelta(hours=6)
 
 
@@ -49,7 +51,8 @@ class Observed:
     """What the caller measured at event time ``now``: ``last_cut`` (the latest training's
     cut, else the champion's data end; None: nothing yet), labels known since it, the window's
     review precision and chargeback recall with their sample sizes, the PSI of the score and of
-    each input (``psi``), and when each trigger last started a training."""
+    each input (``psi``) over ``drift_sample`` payments, and when each trigger last started a
+    training."""
 
     now: datetime
     last_cut: datetime | None
@@ -59,6 +62,7 @@ class Observed:
     chargeback_recall: float | None = None
     chargebacks: int = 0
     psi: Mapping[str, float] = field(default_factory=dict)
+    drift_sample: int = 0
     last_started: Mapping[str, datetime] = field(default_factory=dict)
 
 
@@ -109,6 +113,8 @@ def _performance(o: Observed, s: TriggerSettings) -> Firing | None:
 
 
 def _drift(o: Observed, s: TriggerSettings) -> Firing | None:
+    if o.drift_sample < s.min_drift_sample:
+        return None
     over = {name: value for name, value in o.psi.items() if value > s.max_psi}
     if not over:
         return None
@@ -116,7 +122,7 @@ def _drift(o: Observed, s: TriggerSettings) -> Firing | None:
     return Firing(
         DRIFT,
         FULL,
-        {"psi": dict(o.psi), "max_psi": s.max_psi},
+        {"psi": dict(o.psi), "max_psi": s.max_psi, "payments": o.drift_sample},
         f"PSI of {worst} {over[worst]:.2f} > {s.max_psi:.2f}"
         + (f" (and {len(over) - 1} more)" if len(over) > 1 else ""),
     )

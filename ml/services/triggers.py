@@ -32,6 +32,7 @@ def trigger_settings() -> TriggerSettings:
         min_recall=settings.ML_TRIGGER_MIN_RECALL,
         min_sample=settings.ML_TRIGGER_MIN_SAMPLE,
         max_psi=settings.ML_TRIGGER_MAX_PSI,
+        min_drift_sample=settings.ML_DRIFT_MIN_SAMPLE,
         cooldown=timedelta(hours=settings.ML_TRIGGER_COOLDOWN_HOURS),
     )
 
@@ -43,10 +44,10 @@ def observed_at(now: datetime, rules: TriggerSettings) -> Observed:
     precision, reviews = review_precision(since=since, until=now)
     recall, chargebacks = chargeback_recall(since=since, until=now)
     champion = champion_get()
-    psi = (
+    psi, sample = (
         drift_of(champion, since=since, limit=settings.ML_DRIFT_SAMPLE)
         if champion is not None
-        else {}
+        else ({}, 0)
     )
     return Observed(
         now=now,
@@ -57,6 +58,7 @@ def observed_at(now: datetime, rules: TriggerSettings) -> Observed:
         chargeback_recall=recall,
         chargebacks=chargebacks,
         psi=psi,
+        drift_sample=sample,
         last_started=triggers_last_started(),
     )
 

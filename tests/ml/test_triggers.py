@@ -29,6 +29,7 @@ RULES = TriggerSettings(
     min_recall=0.5,
     min_sample=10,
     max_psi=0.2,
+    min_drift_sample=100,
     cooldown=timedelta(hours=6),
 )
 
@@ -67,10 +68,18 @@ def test_performance_needs_its_floor_crossed_on_a_minimum_sample():
 
 def test_drift_asks_for_a_full_retrain_naming_the_worst_input():
     (firing,) = firings(
-        Observed(now=T, last_cut=T, psi={"score": 0.25, "card_payments_1h": 0.9, "x": 0.1}), RULES
+        Observed(
+            now=T,
+            last_cut=T,
+            psi={"score": 0.25, "card_payments_1h": 0.9, "x": 0.1},
+            drift_sample=100,
+        ),
+        RULES,
     )
     assert (firing.trigger, firing.kind) == (DRIFT, "full")
     assert firing.reason == "PSI of card_payments_1h 0.90 > 0.20 (and 1 more)"
+    # Over too few payments, the index says nothing.
+    assert _fired(last_cut=T, psi={"score": 0.9}, drift_sample=99) == []
 
 
 def test_what_hurts_comes_first_and_a_trigger_that_started_waits_its_cooldown():
@@ -80,6 +89,7 @@ def test_what_hurts_comes_first_and_a_trigger_that_started_waits_its_cooldown():
         "review_precision": 0.05,
         "reviews": 40,
         "psi": {"score": 0.5},
+        "drift_sample": 1000,
     }
     assert _fired(**busy) == [
         (PERFORMANCE, "fine_tune"), (DRIFT, "full"), (TIME, "full"), (VOLUME, "fine_tune"),
@@ -184,6 +194,7 @@ def test_a_check_records_each_firing_and_starts_one_training(champion, settings)
 @pytest.mark.django_db
 def test_a_shifted_score_distribution_fires_the_drift_trigger(champion, settings):
     settings.ML_TRIGGER_MAX_PSI = 0.2
+    settings.ML_DRIFT_MIN_SAMPLE = 200
     settings.ML_TRIGGER_EVERY_HOURS = 1000.0
     now = datetime.now(UTC)
     _scores(now, 200, decision="decline", score=0.99)
@@ -192,6 +203,7 @@ def test_a_shifted_score_distribution_fires_the_drift_trigger(champion, settings
 
     assert (fired.trigger, fired.kind, fired.started) == (DRIFT, "full", True)
     assert fired.figures["psi"]["score"] > 1
+    assert fired.figures["payments"] == 200
     assert fired.reason.startswith("PSI of score ")
     assert FraudScore.objects.count() == 200
 
