@@ -37,6 +37,7 @@ def training_request(
     reason: str = "manual",
     as_of: datetime | None = None,
     request_key: str | None = None,
+    queue: bool = True,
 ) -> tuple[TrainingRun, bool]:
     """Ask for a training of the scoring model (``kind`` full or fine_tune, on the data as of
     ``as_of``, default now) and queue it on the ``training`` queue once committed; return the
@@ -45,7 +46,8 @@ def training_request(
     At most one training runs at a time: while a queued or running one is alive (heard from
     within ``ML_TRAINING_STALE_SECONDS``), that one is returned and nothing is queued. A
     ``request_key`` asked for before returns its run and queues nothing (idempotency key;
-    default: a new one)."""
+    default: a new one). Without ``queue`` nothing is queued: the caller runs it
+    (``training_run``)."""
     if request_key is not None:
         existing = TrainingRun.objects.filter(request_key=request_key).first()
         if existing is not None:
@@ -72,7 +74,8 @@ def training_request(
             as_of=as_of or timezone.now(),
         )
         key = run.request_key
-        transaction.on_commit(lambda: current_app.send_task("ml.tasks.train_run", args=[key]))
+        if queue:
+            transaction.on_commit(lambda: current_app.send_task("ml.tasks.train_run", args=[key]))
     return run, True
 
 

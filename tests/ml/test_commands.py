@@ -12,7 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from fraud.models import Deployment
-from ml.models import ModelVersion
+from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
 from ml.services import model_promote, model_register
 from ml.tasks import train_from_logs
@@ -137,3 +137,36 @@ def test_retraining_from_logs_warm_starts_from_the_champion(app_store, bootstrap
     assert model_load(version).num_trees() == 30 + 50
     # The same logs and labels train the same model: the same version.
     assert train_from_logs() == version
+
+
+def test_the_train_command_trains_gates_and_says_so(app_store, settings):
+    settings.ML_FULL_ROUNDS = 30
+    logs_with_labels(app_store)
+    out = io.StringIO()
+
+    call_command("train", "--kind=fine_tune", "--key=by-hand-1", stdout=out)
+
+    run = TrainingRun.objects.get(request_key="by-hand-1")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == (
+        f"full training by-hand-1: {run.model.version} registered, approved "
+        f"(400 rows, 80 fraud; {run.cpu_seconds:.1f} s CPU)"
+    )
+    assert lines[1] == "  no champion to fine-tune: a full retrain instead"
+    assert lines[2:] == [
+        "  training_data: passed",
+        "  smoke: passed",
+        "  behaviour: passed",
+        "  backtest: passed",
+    ]
+    # The same key again: nothing new is trained.
+    call_command("train", "--key=by-hand-1", stdout=io.StringIO())
+    assert ModelVersion.objects.count() == 1
+
+
+def test_the_train_command_refuses_while_a_training_runs(app_store):
+    from ml.services import training_request
+
+    training_request(kind="full", queue=False)
+    with pytest.raises(CommandError, match=r"a training is queued already .*: one at a time"):
+        call_command("train", stdout=io.StringIO())
