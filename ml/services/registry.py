@@ -201,17 +201,12 @@ def model_bootstrap(
     )
     result.metrics["label_sources"] = _label_counts(frame)
     result.metrics["reference"] = training_reference(result.booster, frame, model_features(SERVICE))
-    model = model_register(
-        booster=result.booster,
-        feature_service=SERVICE,
-        params=result.params,
-        metrics=result.metrics,
-        data_start=result.data_start,
-        data_end=result.data_end,
-        training_rows=result.training_rows,
+    model = candidate_register(
+        result=result,
+        frame=frame,
+        time_column="event_timestamp",
         source=ModelVersion.Source.BOOTSTRAP,
     )
-    model = _gate(model, result, frame, time_column="event_timestamp")
     if model.status == "rejected":
         raise ModelRejected(model)
     if promote:
@@ -253,6 +248,27 @@ def model_train_from_logs(
         thresholds=thresholds,
     )
     result.metrics["label_sources"] = _label_counts(frame)
+    return candidate_register(
+        result=result,
+        frame=frame,
+        time_column="request_time",
+        source=ModelVersion.Source.LOGS,
+        parent=parent if init_model is not None else None,
+    )
+
+
+def candidate_register(
+    *,
+    result: TrainResult,
+    frame: pd.DataFrame,
+    time_column: str,
+    source: str,
+    parent: ModelVersion | None = None,
+    kind: str = TrainingRun.Kind.FULL,
+) -> ModelVersion:
+    """Register a model just trained on ``frame`` (``model_register``) and run the offline
+    gates on it (``model_gate``: the backtest on the rows of its holdout, the newest, which it
+    did not train on); return it, approved or rejected. Nothing is deployed."""
     model = model_register(
         booster=result.booster,
         feature_service=SERVICE,
@@ -261,15 +277,10 @@ def model_train_from_logs(
         data_start=result.data_start,
         data_end=result.data_end,
         training_rows=result.training_rows,
-        source=ModelVersion.Source.LOGS,
-        parent=parent if init_model is not None else None,
+        source=source,
+        parent=parent,
+        kind=kind,
     )
-    return _gate(model, result, frame, time_column="request_time")
-
-
-def _gate(model: ModelVersion, result: TrainResult, frame: pd.DataFrame, *, time_column: str):
-    """Run the offline gates on a model just trained on ``frame``: the backtest on the rows of
-    its holdout (the newest, which it did not train on)."""
     holdout = frame[frame[time_column] >= pd.Timestamp(result.metrics["holdout_start"])]
     return model_gate(
         model=model,

@@ -17,8 +17,7 @@ from ml.datasets import logged_dataset
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
 from ml.selectors import champion_get, labels_as_of
-from ml.services.gates import model_gate
-from ml.services.registry import SERVICE, model_register
+from ml.services.registry import SERVICE, candidate_register
 from ml.train import (
     ChainBounds,
     TrainParams,
@@ -174,30 +173,17 @@ def _train(run: TrainingRun) -> ModelVersion:
         init_model=init_model,
         progress=lambda share: _progress(run, "training", 10 + int(share * 80)),
     )
-    _progress(run, "registering", 95)
     result.metrics["label_sources"] = profile["label_sources"]
     result.metrics["dataset"] = profile
     result.metrics["reference"] = training_reference(result.booster, frame, features)
-    model = model_register(
-        booster=result.booster,
-        feature_service=SERVICE,
-        params=result.params,
-        metrics=result.metrics,
-        data_start=result.data_start,
-        data_end=result.data_end,
-        training_rows=result.training_rows,
+    _progress(run, "registering and gating", 95)
+    return candidate_register(
+        result=result,
+        frame=frame,
+        time_column="request_time",
         source=ModelVersion.Source.LOGS,
         parent=parent if init_model is not None else None,
         kind=kind,
-    )
-    _progress(run, "offline gates", 97)
-    holdout = frame[frame["request_time"] >= pd.Timestamp(result.metrics["holdout_start"])]
-    return model_gate(
-        model=model,
-        booster=result.booster,
-        window=holdout,
-        constant=profile["constant"],
-        time_column="request_time",
     )
 
 
