@@ -165,8 +165,13 @@ def test_the_idle_relay_is_woken_by_a_commit_not_by_the_rollback_before_it():
         notified = list(listener.notifies(timeout=30, stop_after=1))
         assert [n.channel for n in notified] == [OutboxWakeup.CHANNEL]
 
-        book(3)  # three commits, one wake-up: wait drains what is queued
+        book(3)  # three commits
         wakeup.wait(30, StopFlag())
-        assert list(listener.notifies(timeout=0)) == []
+        # The wake-up took the burst's first notification and drained what had arrived with
+        # it. The others may still be on their way (the server sends each commit's on its own:
+        # CI once saw one arrive after the drain); the relay reads the whole outbox at each
+        # wake-up, so a late one costs one empty read, never an event.
+        late = list(listener.notifies(timeout=1))
+        assert len(late) < 3
     finally:
         wakeup.close()
