@@ -166,7 +166,7 @@ class Loop:
         )
 
     def train(self, at: datetime, kind: str, serving: Served | None, run: Run) -> Served | None:
-        from ml.gates import backtest_gate, behaviour_gate, smoke_gate, training_data_gate
+        from ml.gates import gates_run
         from ml.train import (
             TrainParams,
             dataset_profile,
@@ -204,19 +204,18 @@ class Loop:
             return None  # too few rows yet
         reference = training_reference(result.booster, data, self.w.features)
         holdout = data[data["event_timestamp"] >= pd.Timestamp(result.metrics["holdout_start"])]
-        constant = dataset_profile(data, self.w.features, time_column="event_timestamp")
-        gates = [
-            training_data_gate(constant["constant"], serving.reference if serving else None),
-            smoke_gate(result.booster, self.golden, self.w.features, self.rules),
-            behaviour_gate(result.booster, self.golden, self.rules),
-            backtest_gate(
-                result.booster,
-                serving.booster if serving else None,
-                holdout,
-                self.rules,
-                day="event_timestamp",
-            ),
-        ]
+        profile = dataset_profile(data, self.w.features, time_column="event_timestamp")
+        gates = gates_run(
+            result.booster,
+            expected=self.w.features,
+            golden=self.golden,
+            window=holdout,
+            constant=profile["constant"],
+            champion=serving.booster if serving else None,
+            champion_reference=serving.reference if serving else None,
+            rules=self.rules,
+            day="event_timestamp",
+        )
         run.cpu_s += time.process_time() - began
         run.trainings += 1
         self.last_gates = gates

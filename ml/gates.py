@@ -232,3 +232,33 @@ def backtest_gate(
     if a > max(b * rules.max_flagged_ratio, b + 0.01):
         problems.append(f"it flags {a:.1%} of payments against the champion's {b:.1%}")
     return GateResult("backtest", not problems, figures, "; ".join(problems))
+
+
+def gates_run(
+    booster: lgb.Booster,
+    *,
+    expected: Sequence[str],
+    golden: pd.DataFrame,
+    window: pd.DataFrame,
+    constant: Sequence[str],
+    champion: lgb.Booster | None,
+    champion_reference: Mapping[str, Any] | None,
+    rules: GateSettings,
+    day: str = "request_time",
+) -> list[GateResult]:
+    """Return every gate's result for ``booster``, in order: training_data, smoke, behaviour,
+    backtest. The last two are not run (and fail) when its inputs are not ``expected``: the
+    golden set and the window cannot be read in its order."""
+    results = [
+        training_data_gate(constant, champion_reference),
+        smoke_gate(booster, golden, expected, rules),
+    ]
+    if list(booster.feature_name()) != list(expected):
+        results += [
+            GateResult(name, False, {}, "not run: the model's inputs are not the service's")
+            for name in ("behaviour", "backtest")
+        ]
+        return results
+    results.append(behaviour_gate(booster, golden, rules))
+    results.append(backtest_gate(booster, champion, window, rules, day=day))
+    return results

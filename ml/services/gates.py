@@ -7,16 +7,7 @@ import lightgbm as lgb
 import pandas as pd
 
 from fraud.selectors import deployment_champion
-from ml.gates import (
-    GateResult,
-    GateSettings,
-    as_records,
-    backtest_gate,
-    behaviour_gate,
-    gates_passed,
-    smoke_gate,
-    training_data_gate,
-)
+from ml.gates import GateSettings, as_records, gates_passed, gates_run
 from ml.golden import golden_read
 from ml.models import ModelVersion
 from ml.registry import model_load
@@ -49,26 +40,20 @@ def model_gate(
             deployment.review_threshold if deployment is not None else DEFAULT_THRESHOLDS["review"]
         )
     )
-    expected = model_features(service)
-    golden = golden_read(service)
-    smoke = smoke_gate(booster, golden, expected, rules)
-    results = [
-        training_data_gate(constant, champion.metrics.get("reference") if champion else None),
-        smoke,
-    ]
-    if list(booster.feature_name()) != expected:
-        results += [
-            GateResult(name, False, {}, "not run: the model's inputs are not the service's")
-            for name in ("behaviour", "backtest")
-        ]
-    else:
-        rival = None
-        if champion is not None and list(champion.feature_names) == expected:
-            rival = model_load(champion.version)
-        results += [
-            behaviour_gate(booster, golden, rules),
-            backtest_gate(booster, rival, window, rules, day=time_column),
-        ]
+    rival = None
+    if champion is not None and list(champion.feature_names) == model_features(service):
+        rival = model_load(champion.version)
+    results = gates_run(
+        booster,
+        expected=model_features(service),
+        golden=golden_read(service),
+        window=window,
+        constant=constant,
+        champion=rival,
+        champion_reference=champion.metrics.get("reference") if champion else None,
+        rules=rules,
+        day=time_column,
+    )
     status = "approved" if gates_passed(results) else "rejected"
     ModelVersion.objects.filter(pk=model.pk).update(status=status, gates=as_records(results))
     model.refresh_from_db()

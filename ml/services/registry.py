@@ -158,10 +158,6 @@ def model_promote(
     )
 
 
-def _label_counts(frame: pd.DataFrame) -> dict[str, int]:
-    return {str(k): int(v) for k, v in frame["label_source"].value_counts().sort_index().items()}
-
-
 def model_bootstrap(
     *,
     history: Path,
@@ -199,8 +195,6 @@ def model_bootstrap(
         params=params,
         thresholds=thresholds,
     )
-    result.metrics["label_sources"] = _label_counts(frame)
-    result.metrics["reference"] = training_reference(result.booster, frame, model_features(SERVICE))
     model = candidate_register(
         result=result,
         frame=frame,
@@ -247,7 +241,6 @@ def model_train_from_logs(
         init_model=init_model,
         thresholds=thresholds,
     )
-    result.metrics["label_sources"] = _label_counts(frame)
     return candidate_register(
         result=result,
         frame=frame,
@@ -265,10 +258,17 @@ def candidate_register(
     source: str,
     parent: ModelVersion | None = None,
     kind: str = TrainingRun.Kind.FULL,
+    profile: dict[str, Any] | None = None,
 ) -> ModelVersion:
-    """Register a model just trained on ``frame`` (``model_register``) and run the offline
-    gates on it (``model_gate``: the backtest on the rows of its holdout, the newest, which it
-    did not train on); return it, approved or rejected. Nothing is deployed."""
+    """Register a model just trained on ``frame`` (``model_register``), with the training
+    set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
+    reference in its metrics, and run the offline gates on it (``model_gate``: the backtest on
+    the rows of its holdout, the newest, which it did not train on); return it, approved or
+    rejected. Nothing is deployed."""
+    profile = profile or dataset_profile(frame, result.features, time_column=time_column)
+    result.metrics["label_sources"] = profile["label_sources"]
+    result.metrics["dataset"] = profile
+    result.metrics["reference"] = training_reference(result.booster, frame, result.features)
     model = model_register(
         booster=result.booster,
         feature_service=SERVICE,
@@ -286,6 +286,6 @@ def candidate_register(
         model=model,
         booster=result.booster,
         window=holdout,
-        constant=dataset_profile(frame, result.features, time_column=time_column)["constant"],
+        constant=profile["constant"],
         time_column=time_column,
     )

@@ -6,6 +6,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
+import lightgbm as lgb
 import pandas as pd
 from celery import current_app
 from django.conf import settings
@@ -26,7 +27,6 @@ from ml.train import (
     model_features,
     newest_rows,
     train_model,
-    training_reference,
 )
 
 
@@ -143,11 +143,14 @@ def _train(run: TrainingRun) -> ModelVersion:
     kind, note = run.requested_kind, ""
     init_model = None
     if kind == TrainingRun.Kind.FINE_TUNE:
-        note = _fine_tune_refusal(parent, features, run.as_of) or ""
+        replica = None
+        if parent is not None and list(parent.feature_names) == features:
+            replica = model_load(parent.version)
+        note = _fine_tune_refusal(parent, replica, run.as_of) or ""
         if note:
             kind = TrainingRun.Kind.FULL
         else:
-            init_model = model_load(parent.version)
+            init_model = replica
     if kind == TrainingRun.Kind.FINE_TUNE:
         frame = newest_rows(frame, settings.ML_FINE_TUNE_ROWS, time_column="request_time")
         params = TrainParams(num_boost_round=settings.ML_FINE_TUNE_ROUNDS)
@@ -173,9 +176,6 @@ def _train(run: TrainingRun) -> ModelVersion:
         init_model=init_model,
         progress=lambda share: _progress(run, "training", 10 + int(share * 80)),
     )
-    result.metrics["label_sources"] = profile["label_sources"]
-    result.metrics["dataset"] = profile
-    result.metrics["reference"] = training_reference(result.booster, frame, features)
     _progress(run, "registering and gating", 95)
     return candidate_register(
         result=result,
@@ -184,22 +184,24 @@ def _train(run: TrainingRun) -> ModelVersion:
         source=ModelVersion.Source.LOGS,
         parent=parent if init_model is not None else None,
         kind=kind,
+        profile=profile,
     )
 
 
 def _fine_tune_refusal(
-    parent: ModelVersion | None, features: list[str], as_of: datetime
+    parent: ModelVersion | None, replica: lgb.Booster | None, as_of: datetime
 ) -> str | None:
-    """Return why the champion cannot be fine-tuned now (a full retrain runs instead)."""
+    """Return why the champion (``parent``, its booster loaded as ``replica`` when it reads
+    the service's features) cannot be fine-tuned now (a full retrain runs instead)."""
     if parent is None:
         return "no champion to fine-tune: a full retrain instead"
-    if list(parent.feature_names) != features:
+    if replica is None:
         return "the champion reads other features: a full retrain instead"
     root = parent
     while root.kind == TrainingRun.Kind.FINE_TUNE and root.parent is not None:
         root = root.parent
     refusal = fine_tune_refusal(
-        parent_trees=model_load(parent.version).num_trees(),
+        parent_trees=replica.num_trees(),
         added_trees=settings.ML_FINE_TUNE_ROUNDS,
         chain_start=root.data_end,
         as_of=as_of,
