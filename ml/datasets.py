@@ -32,11 +32,10 @@ from features.store import FeatureConfig
 from features.training import training_set
 from ml.labels import (
     ASSUMED_NEGATIVE,
-    CHARGEBACK,
-    REVIEW,
     Evidence,
-    chargeback_is_fraud,
+    chargeback_evidence,
     resolved_frame,
+    review_evidence,
 )
 
 PAYMENTS = "payments.authorized.v1"
@@ -125,35 +124,25 @@ def label_evidence(history: Path) -> list[tuple[str, Evidence]]:
     evidence: list[tuple[str, Evidence]] = []
     chargebacks = history_events(history, CHARGEBACKS)
     for row in chargebacks.itertuples(index=False):
-        evidence.append(
-            (
-                str(row.payment_id),
-                Evidence(
-                    source=CHARGEBACK,
-                    fraud=chargeback_is_fraud(str(row.reason_code)),
-                    detail=str(row.reason_code),
-                    known_at=row.occurred_at.to_pydatetime(),
-                    event_id=str(row.event_id),
-                ),
-            )
+        found = chargeback_evidence(
+            reason_code=str(row.reason_code),
+            known_at=row.occurred_at.to_pydatetime(),
+            event_id=str(row.event_id),
         )
+        evidence.append((str(row.payment_id), found))
     reviews = history_events(history, REVIEWS)
     if len(reviews) and "expired" in reviews.columns:
         # Closed by the expiry policy: nobody looked at it.
         reviews = reviews[~reviews["expired"].fillna(False).astype(bool)]
     for row in reviews.itertuples(index=False):
-        evidence.append(
-            (
-                str(row.payment_id),
-                Evidence(
-                    source=REVIEW,
-                    fraud=row.decision == "confirmed_fraud",
-                    detail=str(row.decision),
-                    known_at=row.occurred_at.to_pydatetime(),
-                    event_id=str(row.event_id),
-                ),
-            )
+        reason = getattr(row, "reason", None)
+        found = review_evidence(
+            decision=str(row.decision),
+            reason=reason if isinstance(reason, str) else None,
+            known_at=row.occurred_at.to_pydatetime(),
+            event_id=str(row.event_id),
         )
+        evidence.append((str(row.payment_id), found))
     evidence.sort(key=lambda pair: pair[0])
     return evidence
 

@@ -9,7 +9,7 @@ labels).
 from __future__ import annotations
 
 from events.contracts import ChargebackFiled, Event, PoisonMessage, ReviewDecided
-from ml.labels import CHARGEBACK, REVIEW, Evidence, chargeback_is_fraud
+from ml.labels import chargeback_evidence, review_evidence
 from ml.services import label_record
 
 
@@ -26,12 +26,8 @@ def handle_event(event: Event) -> None:
 def handle_chargeback_filed(event: ChargebackFiled) -> None:
     label_record(
         payment_id=event.payment_id,
-        evidence=Evidence(
-            source=CHARGEBACK,
-            fraud=chargeback_is_fraud(event.reason_code),
-            detail=event.reason_code,
-            known_at=event.occurred_at,
-            event_id=str(event.event_id),
+        evidence=chargeback_evidence(
+            reason_code=event.reason_code, known_at=event.occurred_at, event_id=str(event.event_id)
         ),
     )
 
@@ -41,10 +37,9 @@ def handle_review_decided(event: ReviewDecided) -> None:
         return  # closed by the expiry policy: nobody looked, so no label
     label_record(
         payment_id=event.payment_id,
-        evidence=Evidence(
-            source=REVIEW,
-            fraud=event.decision == "confirmed_fraud",
-            detail=event.reason or event.decision,
+        evidence=review_evidence(
+            decision=event.decision,
+            reason=event.reason,
             known_at=event.occurred_at,
             event_id=str(event.event_id),
         ),

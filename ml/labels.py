@@ -69,6 +69,31 @@ def chargeback_is_fraud(reason_code: str) -> bool:
     return reason_code.startswith(FRAUD_REASON_CATEGORY)
 
 
+def chargeback_evidence(*, reason_code: str, known_at: datetime, event_id: str) -> Evidence:
+    """Return a chargeback event's evidence (fraud when its reason is in the fraud category)."""
+    return Evidence(
+        source=CHARGEBACK,
+        fraud=chargeback_is_fraud(reason_code),
+        detail=reason_code,
+        known_at=known_at,
+        event_id=event_id,
+    )
+
+
+def review_evidence(
+    *, decision: str, reason: str | None, known_at: datetime, event_id: str
+) -> Evidence:
+    """Return an analyst decision's evidence (fraud for ``confirmed_fraud``); its detail is how
+    the review was closed, else the decision (older producers send no reason)."""
+    return Evidence(
+        source=REVIEW,
+        fraud=decision == "confirmed_fraud",
+        detail=reason or decision,
+        known_at=known_at,
+        event_id=event_id,
+    )
+
+
 def resolve(evidence: Iterable[Evidence]) -> Resolved | None:
     """Return the label the evidence gives its payment (the rule in this module's docstring),
     ``None`` for no evidence."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from ml.labels import Evidence
+
 
 class ModelVersion(models.Model):
     """A trained model: where its text file is, what it reads, how good it was, where it came
@@ -79,6 +81,16 @@ class LabelEvidence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source} on payment {self.payment_id}: {'fraud' if self.fraud else 'not'}"
+
+    def as_evidence(self) -> Evidence:
+        """Return this row as the label rule reads it (``ml.labels.resolve``)."""
+        return Evidence(
+            source=self.source,
+            fraud=self.fraud,
+            detail=self.detail,
+            known_at=self.known_at,
+            event_id=str(self.event_id),
+        )
 
 
 class Label(models.Model):

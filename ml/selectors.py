@@ -16,7 +16,7 @@ from fraud.selectors import (
     scores_recent,
 )
 from ml.drift import drift_report
-from ml.labels import CHARGEBACK, REVIEW, Evidence, labels_table, resolved_frame
+from ml.labels import CHARGEBACK, REVIEW, labels_table, resolved_frame
 from ml.models import Label, LabelEvidence, ModelVersion, TrainingRun, TriggerFiring
 
 
@@ -46,24 +46,8 @@ def labels_as_of(*, as_of: datetime | None = None) -> pd.DataFrame:
             (payment_id, int(fraud), source, known_at, contradicted)
             for payment_id, fraud, source, known_at, contradicted in rows.iterator(chunk_size=5000)
         )
-    rows = (
-        LabelEvidence.objects.filter(known_at__lte=as_of)
-        .order_by("payment_id")
-        .values_list("payment_id", "source", "fraud", "detail", "known_at", "event_id")
-    )
-    return resolved_frame(
-        (
-            payment_id,
-            Evidence(
-                source=source,
-                fraud=fraud,
-                detail=detail,
-                known_at=known_at,
-                event_id=str(event_id),
-            ),
-        )
-        for payment_id, source, fraud, detail, known_at, event_id in rows.iterator(chunk_size=5000)
-    )
+    rows = LabelEvidence.objects.filter(known_at__lte=as_of).order_by("payment_id")
+    return resolved_frame((row.payment_id, row.as_evidence()) for row in rows.iterator(5000))
 
 
 def training_cut_latest() -> datetime | None:

@@ -41,16 +41,7 @@ def label_record(*, payment_id: str, evidence: Evidence) -> Label:
         )
         if not created and label.evidence:
             return label
-        every = [
-            Evidence(
-                source=row.source,
-                fraud=row.fraud,
-                detail=row.detail,
-                known_at=row.known_at,
-                event_id=str(row.event_id),
-            )
-            for row in LabelEvidence.objects.filter(payment_id=payment_id)
-        ]
+        every = [row.as_evidence() for row in LabelEvidence.objects.filter(payment_id=payment_id)]
         resolved = resolve(every)
         assert resolved is not None  # the evidence just recorded, at least
         label.fraud = resolved.fraud
