@@ -120,8 +120,28 @@ def parse_time(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def parse_drift(text: str) -> Drift:
-    """Parse ``NAME@TIME``: a named drift (``black_friday``, ``fraud_ring``) or a scenario."""
+OFFSET_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_offset(text: str) -> timedelta:
+    """Parse a duration such as ``90s``, ``10m``, ``2h`` or ``1.5d``."""
+    text = text.strip()
+    unit = OFFSET_UNITS.get(text[-1:])
+    try:
+        value = float(text[:-1]) if unit else float("nan")
+    except ValueError:
+        value = float("nan")
+    if unit is None or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{text!r} is not a duration like 90s, 10m, 2h or 1d")
+    return timedelta(seconds=value * unit)
+
+
+def parse_drift(text: str, *, start: datetime | None = None, scale: float = 1.0) -> Drift:
+    """Parse ``NAME@TIME``: a named drift (``black_friday``, ``fraud_ring``) or a scenario.
+
+    ``TIME`` is a simulated time, or ``+DURATION`` after ``start`` (``card_testing@+10m``) in
+    the run's event time, which is ``scale`` times slower than the simulated clock (a live
+    run's speedup: ten minutes of its event time are ``10 * scale`` simulated minutes)."""
     name, sep, at = text.partition("@")
     name = name.strip()
     if not sep or not name:
@@ -130,7 +150,12 @@ def parse_drift(text: str) -> Drift:
         known = sorted(DRIFTS) + sorted(SCENARIOS)
         raise ValueError(f"drift {text!r}: unknown name {name!r}; known: {', '.join(known)}")
     try:
-        when = parse_time(at)
+        if at.strip().startswith("+"):
+            if start is None:
+                raise ValueError("a time after the start needs a start")
+            when = start + parse_offset(at.strip()[1:]) * scale
+        else:
+            when = parse_time(at)
     except ValueError as exc:
         raise ValueError(f"drift {text!r}: {exc}") from exc
     return Drift(name=name, at=when)

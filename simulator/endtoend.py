@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from simulator.city import City
@@ -82,6 +83,8 @@ class Http:
         self.host, self.port = loopback_address(base_url)
         self.timeout = timeout
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        self.jar = SimpleCookie()  # the session of ``log_in``
+        self.set_cookies: list[str] = []
 
     def call(
         self, method: str, path: str, *, body: bytes | None = None, headers: dict | None = None
@@ -90,6 +93,8 @@ class Http:
             try:
                 self.conn.request(method, path, body=body, headers=headers or {})
                 response = self.conn.getresponse()
+                # Several Set-Cookie headers fold into one dict key: keep each for the jar.
+                self.set_cookies = response.msg.get_all("Set-Cookie") or []
                 return response.status, dict(response.getheaders()), response.read()
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 # The server closed the idle keep-alive connection: open a new one once.
@@ -121,34 +126,62 @@ class Http:
             raise ApiError(method, path, status, data if isinstance(data, dict) else {})
         return status, data
 
+    def _form_post(self, path: str, fields: dict, jar: SimpleCookie) -> int:
+        """GET ``path`` for its CSRF cookie, then POST the form as a browser does; the cookies
+        the server sets (the session) land in ``jar``. Return the POST's status."""
+        self.call("GET", path, headers=self._cookie_header(jar))
+        for cookie in self.set_cookies:
+            jar.load(cookie)
+        token = jar["csrftoken"].value if "csrftoken" in jar else ""
+        form = urlencode({**fields, "csrfmiddlewaretoken": token}).encode()
+        status, _, _ = self.call(
+            "POST",
+            path,
+            body=form,
+            headers={
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Referer": f"http://{self.host}:{self.port}{path}",
+                **self._cookie_header(jar),
+            },
+        )
+        for cookie in self.set_cookies:
+            jar.load(cookie)
+        return status
+
+    @staticmethod
+    def _cookie_header(jar: SimpleCookie) -> dict[str, str]:
+        cookie = "; ".join(f"{k}={m.value}" for k, m in jar.items())
+        return {"Cookie": cookie} if cookie else {}
+
     def sign_up(self, username: str, password: str, device: str) -> None:
         """Sign up through the web form (GET for the CSRF cookie, then POST)."""
         jar = SimpleCookie()
         jar["device_id"] = device
-        status, headers, _ = self.call("GET", "/signup/")
-        jar.load(headers.get("Set-Cookie", ""))
-        token = jar["csrftoken"].value if "csrftoken" in jar else ""
-        form = urlencode(
-            {
-                "username": username,
-                "password": password,
-                "password_confirm": password,
-                "csrfmiddlewaretoken": token,
-            }
-        ).encode()
-        cookie = "; ".join(f"{k}={m.value}" for k, m in jar.items())
-        status, _, _ = self.call(
-            "POST",
-            "/signup/",
-            body=form,
-            headers={
-                "Content-Type": "application/x-www-form-urlencoded",
-                "Cookie": cookie,
-                "Referer": f"http://{self.host}:{self.port}/signup/",
-            },
-        )
+        fields = {"username": username, "password": password, "password_confirm": password}
+        status = self._form_post("/signup/", fields, jar)
         if status != 302:
             raise ApiError("POST", "/signup/", status, {"code": "sign_up_failed"})
+
+    def log_in(self, username: str, password: str) -> None:
+        """Log in through the web form; later ``session_json`` calls carry the session."""
+        self.jar = SimpleCookie()
+        status = self._form_post("/login/", {"username": username, "password": password}, self.jar)
+        if status != 302 or "sessionid" not in self.jar:
+            raise ApiError("POST", "/login/", status, {"code": "log_in_failed"})
+
+    def session_json(
+        self, method: str, path: str, *, payload=None, expect: tuple[int, ...] = (200,)
+    ) -> tuple[int, Any]:
+        """Call a JSON endpoint as the user ``log_in`` logged in (CSRF header on writes)."""
+        headers = {"Content-Type": "application/json", **self._cookie_header(self.jar)}
+        if "csrftoken" in self.jar:
+            headers["X-CSRFToken"] = self.jar["csrftoken"].value
+        body = json.dumps(payload).encode() if payload is not None else None
+        status, _, raw = self.call(method, path, body=body, headers=headers)
+        data = json.loads(raw) if raw else {}
+        if status not in expect:
+            raise ApiError(method, path, status, data if isinstance(data, dict) else {})
+        return status, data
 
     def close(self) -> None:
         self.conn.close()

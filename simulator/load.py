@@ -67,28 +67,10 @@ def load_publish(
                 continue
             batch = [next(emitted) for _ in range(min(due, max_batch))]
             stats.lag(now - (start + sent / rate))
-            stamped = [
-                item.event.model_copy(
-                    update={"occurred_at": wall + timedelta(seconds=(sent + i) / rate)}
-                )
-                for i, item in enumerate(batch)
-            ]
-            records = [
-                Record(topic_name(topic_prefix, e.topic), value=e.encode(), key=e.key())
-                for e in stamped
-            ]
-            results = producer.publish(records)
-            truth = []
-            for item, event, error in zip(batch, stamped, results, strict=True):
-                done = Emitted(event, item.truth)
-                if error is not None:
-                    stats.error(f"{event.topic} {event.event_id}: {error}")
-                    continue
-                stats.record(done)
-                if item.truth is not None:
-                    truth.append(truth_row(done))
-            if truth and on_truth is not None:
-                on_truth(truth)
+            stamps = [wall + timedelta(seconds=(sent + i) / rate) for i in range(len(batch))]
+            publish_stamped(
+                producer, batch, stamps, topic_prefix=topic_prefix, stats=stats, on_truth=on_truth
+            )
             sent += len(batch)
             if on_progress is not None:
                 on_progress()
@@ -96,3 +78,35 @@ def load_publish(
         producer.close()
         stats.finish()
     return stats
+
+
+def publish_stamped(
+    producer,
+    batch: list[Emitted],
+    stamps: list[datetime],
+    *,
+    topic_prefix: str,
+    stats: Stats,
+    on_truth: Callable[[list[dict]], None] | None,
+) -> None:
+    """Publish ``batch`` in one call, each event's ``occurred_at`` replaced by its stamp; count
+    what went out and what failed, and hand the ground truth of what went out to ``on_truth``."""
+    stamped = [
+        item.event.model_copy(update={"occurred_at": at})
+        for item, at in zip(batch, stamps, strict=True)
+    ]
+    records = [
+        Record(topic_name(topic_prefix, e.topic), value=e.encode(), key=e.key()) for e in stamped
+    ]
+    results = producer.publish(records)
+    truth = []
+    for item, event, error in zip(batch, stamped, results, strict=True):
+        done = Emitted(event, item.truth)
+        if error is not None:
+            stats.error(f"{event.topic} {event.event_id}: {error}")
+            continue
+        stats.record(done)
+        if item.truth is not None:
+            truth.append(truth_row(done))
+    if truth and on_truth is not None:
+        on_truth(truth)

@@ -16,6 +16,7 @@ class SimulationRun(models.Model):
         LOAD = "load"
         END_TO_END = "end-to-end"
         REPLAY = "replay"
+        LIVE = "live"
 
     class Status(models.TextChoices):
         QUEUED = "queued"

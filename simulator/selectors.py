@@ -19,3 +19,13 @@ def simulation_stop_requested(*, run_id: int) -> bool:
 
 def ground_truth_of_run(*, run_id: int) -> QuerySet[GroundTruth]:
     return GroundTruth.objects.filter(run_id=run_id).order_by("occurred_at", "id")
+
+
+PAYMENT_TOPICS = ("payments.authorized.v1", "payments.declined.v1")
+
+
+def payments_truth(*, payment_ids: list[str]) -> dict[str, bool]:
+    """Return ``{payment_id: is_fraud}`` for the payments among ``payment_ids`` the simulator
+    sent (its other payments and everyone else's are absent)."""
+    rows = GroundTruth.objects.filter(payment_id__in=payment_ids, topic__in=PAYMENT_TOPICS)
+    return dict(rows.values_list("payment_id", "is_fraud"))

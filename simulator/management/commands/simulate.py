@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -12,9 +12,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from events.bus import bus_from_settings
 from events.stopping import stop_on_signals
-from simulator import services
+from simulator import selectors, services
 from simulator.city import city_from_file, city_from_url
 from simulator.config import (
+    DEFAULT_START,
     SCENARIOS,
     LabelConfig,
     SimConfig,
@@ -22,9 +23,10 @@ from simulator.config import (
     parse_scenario_rate,
     parse_time,
 )
-from simulator.endtoend import DEMO_DRIVERS, EndToEnd, loopback_address
+from simulator.endtoend import DEMO_DRIVERS, EndToEnd, Http, loopback_address
 from simulator.engine import Simulation
 from simulator.history import history_write
+from simulator.live import Analyst, live_publish
 from simulator.load import load_publish, topics_ensure
 from simulator.replay import RowEvents, file_salt, read_rows, replay_publish
 from simulator.report import Display, Stats, print_summary
@@ -41,10 +43,10 @@ def _world_options(parser) -> None:
     parser.add_argument(
         "--drift",
         action="append",
-        type=parse_drift,
         default=[],
         metavar="NAME@TIME",
-        help="black_friday, fraud_ring, or a scenario switched on, at a simulated time",
+        help="black_friday, fraud_ring, or a scenario switched on, at a simulated time or "
+        "+DURATION after the start (+10m; in live mode, of the app's time)",
     )
 
 
@@ -118,6 +120,41 @@ class Command(BaseCommand):
         history.add_argument("--out", type=Path, default=None)
         _run_options(history)
 
+        live = modes.add_parser(
+            "live", help="play the city against the running app, sped up, with an analyst"
+        )
+        _world_options(live)
+        live.add_argument(
+            "--speedup", type=float, default=60.0, help="simulated seconds a second (1: real pace)"
+        )
+        live.add_argument("--duration", type=float, required=True, help="seconds")
+        live.add_argument("--label-fraction", type=float, default=0.8)
+        live.add_argument(
+            "--label-delay-minutes",
+            type=float,
+            default=3.0,
+            help="median chargeback delay, in the app's minutes",
+        )
+        live.add_argument("--label-delay-sigma", type=float, default=0.6)
+        live.add_argument("--false-chargeback-rate", type=float, default=0.002)
+        live.add_argument("--base-url", default="http://127.0.0.1:8000", help="loopback only")
+        live.add_argument(
+            "--analyst",
+            default="analyst:analyst",
+            metavar="USER:PASSWORD",
+            help="who decides the simulator's reviews through the fraud desk API",
+        )
+        live.add_argument("--no-analyst", action="store_true", help="leave every review to people")
+        live.add_argument("--analyst-accuracy", type=float, default=0.95)
+        live.add_argument(
+            "--review-seconds",
+            default="30:120",
+            metavar="MIN:MAX",
+            help="the analyst's think time per review",
+        )
+        live.add_argument("--topic-prefix", default="", help="publish to <prefix>.<topic>")
+        _run_options(live)
+
         replay = modes.add_parser("replay", help="stream an external CSV or Parquet file")
         replay.add_argument("file", type=Path)
         replay.add_argument("--seed", type=int, default=1, help="seeds the label delays")
@@ -128,6 +165,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, mode: str, **options):
         tty = self.stdout.isatty()
+        options["mode"] = mode
         try:
             with stop_on_signals() as stop:
                 stats = getattr(self, "_" + mode.replace("-", "_"))(options, stop, tty)
@@ -146,20 +184,25 @@ class Command(BaseCommand):
             rates = dict.fromkeys(SCENARIOS, 0.0)
         rates.update(dict(options["scenario"]))
         values = {"seed": options["seed"], "scenarios": rates}
+        # A live run's event time is its simulated time slowed down ``speedup`` times.
+        scale = options.get("speedup", 1.0) if options.get("mode") == "live" else 1.0
         if "riders" in options and "drift" in options:
+            start = options["start"] or DEFAULT_START
             values.update(
                 riders=options["riders"],
                 drivers=options["drivers"],
                 trips_per_rider_per_week=options["trips_per_week"],
                 new_riders_per_day=options["new_riders_per_day"],
-                drifts=tuple(options["drift"]),
+                drifts=tuple(parse_drift(d, start=start, scale=scale) for d in options["drift"]),
+                start=start,
             )
-            if options["start"] is not None:
-                values["start"] = options["start"]
         if "label_fraction" in options:
+            median_days = options.get("label_delay_median_days")
+            if median_days is None:  # live: minutes of the app's time
+                median_days = options["label_delay_minutes"] * scale / (24 * 60)
             values["labels"] = LabelConfig(
                 fraction=options["label_fraction"],
-                delay_median_days=options["label_delay_median_days"],
+                delay_median_days=median_days,
                 delay_sigma=options["label_delay_sigma"],
                 false_rate=options["false_chargeback_rate"],
             )
@@ -199,6 +242,70 @@ class Command(BaseCommand):
                     on_progress=lambda: (hooks.on_progress(), display.update(stats.published)),
                 )
                 display.update(stats.published, force=True)
+            stats.pending_labels = simulation.labels_scheduled - simulation.labels_emitted
+        return stats
+
+    def _live(self, options: dict, stop, tty: bool) -> Stats:
+        base_url = options["base_url"]
+        loopback_address(base_url)
+        if options["start"] is not None:
+            raise CommandError("a live run starts now: --start is for load and history")
+        options["start"] = datetime.now(UTC).replace(microsecond=0)
+        config = self._config(options)
+        think = options["review_seconds"].split(":")
+        try:
+            think_s = (float(think[0]), float(think[-1]))
+        except ValueError as exc:
+            raise CommandError("--review-seconds takes MIN:MAX seconds, e.g. 30:120") from exc
+        simulation = Simulation(config, city_from_url(base_url))
+        stats = Stats(mode="live")
+        params = {
+            "speedup": options["speedup"],
+            "duration_s": options["duration"],
+            "topic_prefix": options["topic_prefix"],
+            "analyst": None if options["no_analyst"] else options["analyst"].split(":")[0],
+            "config": config.to_json(),
+        }
+        display = Display(
+            stats, stream=self.stdout, tty=tty, total=options["duration"], unit="seconds"
+        )
+        bus = bus_from_settings()
+        topics_ensure(
+            bus, prefix=options["topic_prefix"], partitions=settings.EVENT_TOPIC_PARTITIONS
+        )
+        with services.simulation_record(mode="live", params=params, stats=stats) as hooks:
+            analyst = None
+            if not options["no_analyst"]:
+                username, _, password = options["analyst"].partition(":")
+                analyst = Analyst(
+                    http=Http(base_url),
+                    username=username,
+                    password=password,
+                    truth_of=lambda ids: selectors.payments_truth(payment_ids=ids),
+                    stats=stats,
+                    seed=config.seed,
+                    accuracy=options["analyst_accuracy"],
+                    think_s=think_s,
+                )
+            began = time.monotonic()
+            with display:
+                live_publish(
+                    simulation.events(),
+                    bus=bus,
+                    start=config.start,
+                    speedup=options["speedup"],
+                    duration_s=options["duration"],
+                    topic_prefix=options["topic_prefix"],
+                    stats=stats,
+                    on_truth=hooks.on_truth,
+                    should_stop=lambda: stop.is_set() or hooks.should_stop(),
+                    on_tick=(lambda _: analyst.tick(time.monotonic())) if analyst else None,
+                    on_progress=lambda: (
+                        hooks.on_progress(),
+                        display.update(time.monotonic() - began),
+                    ),
+                )
+                display.update(min(time.monotonic() - began, options["duration"]), force=True)
             stats.pending_labels = simulation.labels_scheduled - simulation.labels_emitted
         return stats
 
