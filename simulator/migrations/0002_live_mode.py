@@ -4,15 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('simulator', '0001_initial'),
+        ("simulator", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='simulationrun',
-            name='mode',
-            field=models.CharField(choices=[('load', 'Load'), ('end-to-end', 'End To End'), ('replay', 'Replay'), ('live', 'Live')], max_length=16),
+            model_name="simulationrun",
+            name="mode",
+            field=models.CharField(
+                choices=[
+                    ("load", "Load"),
+                    ("end-to-end", "End To End"),
+                    ("replay", "Replay"),
+                    ("live", "Live"),
+                ],
+                max_length=16,
+            ),
         ),
     ]
