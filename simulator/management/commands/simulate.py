@@ -153,6 +153,13 @@ class Command(BaseCommand):
             help="the analyst's think time per review",
         )
         live.add_argument("--topic-prefix", default="", help="publish to <prefix>.<topic>")
+        live.add_argument(
+            "--wait-for-app",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="wait this long for the app to answer (started beside it)",
+        )
         _run_options(live)
 
         replay = modes.add_parser("replay", help="stream an external CSV or Parquet file")
@@ -257,7 +264,7 @@ class Command(BaseCommand):
             think_s = (float(think[0]), float(think[-1]))
         except ValueError as exc:
             raise CommandError("--review-seconds takes MIN:MAX seconds, e.g. 30:120") from exc
-        simulation = Simulation(config, city_from_url(base_url))
+        simulation = Simulation(config, self._city_when_up(base_url, options["wait_for_app"]))
         stats = Stats(mode="live")
         params = {
             "speedup": options["speedup"],
@@ -308,6 +315,17 @@ class Command(BaseCommand):
                 display.update(min(time.monotonic() - began, options["duration"]), force=True)
             stats.pending_labels = simulation.labels_scheduled - simulation.labels_emitted
         return stats
+
+    def _city_when_up(self, base_url: str, wait_s: float):
+        """Read the app's city, retrying while it starts (``wait_s`` at most)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return city_from_url(base_url)
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise CommandError(f"the app at {base_url} does not answer: {exc}") from exc
+                time.sleep(1.0)
 
     def _history(self, options: dict, stop, tty: bool) -> Stats:
         config = self._config(options)
