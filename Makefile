@@ -25,23 +25,16 @@ demo: demo-setup
 	@echo "Serving http://127.0.0.1:$${WEB_PORT:-8000} (Ctrl-C stops every process)"
 	$(BIN)/honcho start
 
-# The learning loop within minutes (docs/learning-loop.md): checks every 20 s, a full retrain
-# every half hour of the app's time or on drift, a fine-tune every 100 new labels, unlabelled
-# payments legitimate after 10 minutes. Each is an ordinary setting; any set outside wins.
-LOOP_SETTINGS := ML_TRIGGER_CHECK_SECONDS=20 ML_TRIGGER_EVERY_HOURS=0.5 ML_TRIGGER_LABELS=100 \
-	ML_TRIGGER_WINDOW_HOURS=0.25 ML_TRIGGER_MIN_SAMPLE=20 ML_TRIGGER_COOLDOWN_HOURS=0.1 \
-	ML_DRIFT_SAMPLE=400 ML_DRIFT_MIN_SAMPLE=200 ML_CHARGEBACK_MATURITY_DAYS=0.007 \
-	ML_TRAIN_WINDOW_DAYS=1 ML_FINE_TUNE_ROWS=500
 LIVE_ARGS ?= --duration 28800
-$(foreach setting,$(LOOP_SETTINGS),$(eval demo-loop: export $(subst =, ?= ,$(setting))))
 
-## demo-loop: the demo with the city, its fraud, fast labels and an analyst playing against it
+## demo-loop: the demo with the city, its fraud, fast labels and an analyst playing against it,
+## and the learning loop's settings at minutes (config/loop.env)
 demo-loop: export DJANGO_DEBUG ?= true
 demo-loop: demo-setup
 	@mkdir -p var
 	@{ cat Procfile; echo "city: python manage.py simulate live --wait-for-app 120 $(LIVE_ARGS)"; } > var/Procfile.loop
 	@echo "Serving http://127.0.0.1:$${WEB_PORT:-8000} with the city playing (Ctrl-C stops every process)"
-	$(BIN)/honcho --procfile var/Procfile.loop start
+	$(BIN)/honcho --env .env,config/loop.env --procfile var/Procfile.loop start
 
 demo-setup: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input

@@ -11,7 +11,9 @@ caller measured (``Observed``) and, when it fires, says which training it asks f
   over the last ``window`` of served payments against the champion's training reference, above
   ``max_psi``, over at least ``min_drift_sample`` payments (the index of a few hundred draws
   from an unchanged distribution crosses 0.2 by chance);
-- **time** (full retrain): ``every`` since the last training's cut;
+- **time** (full retrain): ``every`` since the last training's cut, once ``min_sample`` labels
+  arrived since it (with nothing new to learn from, a retrain would only repeat the last one;
+  at a demo's start, the bootstrap champion's history is months old and the stream empty);
 - **volume** (fine-tune): ``labels`` labels known since the last training's cut.
 
 A trigger that started a training does not fire again for ``cooldown`` (a performance or drift
@@ -129,7 +131,7 @@ def _drift(o: Observed, s: TriggerSettings) -> Firing | None:
 
 
 def _time(o: Observed, s: TriggerSettings) -> Firing | None:
-    if o.last_cut is None or o.now - o.last_cut < s.every:
+    if o.last_cut is None or o.now - o.last_cut < s.every or o.new_labels < s.min_sample:
         return None
     return Firing(
         TIME,
@@ -137,6 +139,7 @@ def _time(o: Observed, s: TriggerSettings) -> Firing | None:
         {
             "since_last_cut_s": (o.now - o.last_cut).total_seconds(),
             "every_s": s.every.total_seconds(),
+            "new_labels": o.new_labels,
         },
         f"{o.now - o.last_cut} since the last training's data",
     )

@@ -1,13 +1,14 @@
 """Live mode: the simulated city played against the running app in (sped-up) real time, with an
 analyst who decides reviews, so the whole loop turns within minutes of ``make demo``.
 
-Pacing. The simulated clock starts at the run's start and runs ``speedup`` times the wall clock:
-an event of simulated time ``t`` is published when the wall clock reaches
-``start + (t - start) / speedup`` and carries that instant as its ``occurred_at``. Everything the
-app sees is therefore in its own time (windows, review ages, label delays, triggers), and the
-world is ``speedup`` times as busy: at 60, an hour of the city a minute. That busier world is not
-the one the bootstrap champion learnt (its windows hold 60 times the activity), which the drift
-trigger sees; it is what the loop is for.
+Pacing. The simulated clock starts at ``start`` (by default 07:00 today, when the city wakes
+up) as the wall clock reads ``wall_start`` (now), and runs ``speedup`` times faster: an event of
+simulated time ``t`` is published when the wall clock reaches
+``wall_start + (t - start) / speedup`` and carries that instant as its ``occurred_at``.
+Everything the app sees is therefore in its own time (windows, review ages, label delays,
+triggers), and the world is ``speedup`` times as busy: at 60, an hour of the city a minute.
+That busier world is not the one the bootstrap champion learnt (its windows hold 60 times the
+activity), which the drift trigger sees; it is what the loop is for.
 
 The analyst. A review of one of the simulator's own payments is decided through the fraud
 desk's API (``/fraud/api/``, logged in as an analyst) after a think time, by the ground truth
@@ -38,6 +39,7 @@ def live_publish(
     *,
     bus: Bus,
     start: datetime,
+    wall_start: datetime,
     speedup: float,
     duration_s: float,
     stats: Stats,
@@ -51,7 +53,8 @@ def live_publish(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Stats:
     """Publish the events of ``emitted`` (a simulation started at ``start``) paced by their
-    simulated time divided by ``speedup``, stamped with the instant each is due, for
+    simulated time divided by ``speedup`` from ``wall_start``, stamped with the instant each is
+    due, for
     ``duration_s`` seconds of wall clock or until ``should_stop()``; ``on_tick(now)`` runs
     between batches (the analyst's turn). Return ``stats``."""
     if speedup <= 0:
@@ -63,7 +66,7 @@ def live_publish(
     pending: Emitted | None = None
 
     def wall(simulated: datetime) -> datetime:
-        return start + (simulated - start) / speedup
+        return wall_start + (simulated - start) / speedup
 
     try:
         while True:
@@ -94,7 +97,7 @@ def live_publish(
                 if on_progress is not None:
                     on_progress()
             if on_tick is not None:
-                on_tick(start + timedelta(seconds=elapsed))
+                on_tick(wall_start + timedelta(seconds=elapsed))
             if len(batch) < max_batch and pending is not None:
                 ahead = (pending.event.occurred_at - start).total_seconds() / speedup - elapsed
                 sleep(min(max(ahead, 0.0), 0.25))

@@ -29,6 +29,10 @@ from ml.train import (
     train_model,
 )
 
+# Below these, a model learns nothing worth gating: the run fails saying so.
+MIN_ROWS = 100
+MIN_POSITIVES = 5
+
 
 def training_request(
     *,
@@ -159,6 +163,11 @@ def _train(run: TrainingRun) -> ModelVersion:
         frame = frame[frame["request_time"] >= start]
         params = TrainParams(num_boost_round=settings.ML_FULL_ROUNDS)
     profile = dataset_profile(frame, features, time_column="request_time")
+    if profile["rows"] < MIN_ROWS or profile["positives"] < MIN_POSITIVES:
+        raise ValueError(
+            f"the training set has {profile['rows']} rows, {profile['positives']} of them fraud: "
+            f"too few to train on (at least {MIN_ROWS} rows and {MIN_POSITIVES} fraud)"
+        )
     TrainingRun.objects.filter(pk=run.pk).update(
         kind=kind,
         note=note,

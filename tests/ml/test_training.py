@@ -196,9 +196,9 @@ def test_one_training_at_a_time_and_one_run_per_request_key(logs, settings):
 @pytest.mark.django_db
 def test_a_failed_training_is_recorded_with_its_error(app_store):
     run, _ = training_request(kind="full")  # nothing logged: no rows to train on
-    with pytest.raises(ValueError, match="too few rows"):
+    with pytest.raises(ValueError, match="has 0 rows, 0 of them fraud: too few to train"):
         training_run(request_key=run.request_key)
     run.refresh_from_db()
     assert (run.status, run.stage, run.model) == ("failed", "failed", None)
-    assert run.error.startswith("ValueError: too few rows")
+    assert run.error.startswith("ValueError: the training set has 0 rows")
     assert not ModelVersion.objects.exists()

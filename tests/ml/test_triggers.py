@@ -46,9 +46,11 @@ def test_nothing_fires_on_a_quiet_stream():
     assert _fired(last_cut=None) == []
 
 
-def test_time_asks_for_a_full_retrain_once_the_last_cut_is_old():
-    assert _fired(last_cut=T - timedelta(hours=23, minutes=59)) == []
-    assert _fired(last_cut=T - timedelta(hours=24)) == [(TIME, "full")]
+def test_time_asks_for_a_full_retrain_once_the_last_cut_is_old_and_labels_came_since():
+    assert _fired(last_cut=T - timedelta(hours=23, minutes=59), new_labels=10) == []
+    assert _fired(last_cut=T - timedelta(hours=24), new_labels=10) == [(TIME, "full")]
+    # Nothing new to learn from (fewer than the minimum sample of labels): no retrain.
+    assert _fired(last_cut=T - timedelta(days=300), new_labels=9) == []
 
 
 def test_volume_asks_for_a_fine_tune_every_k_labels():

@@ -22,7 +22,8 @@ from simulator.report import Stats
 from simulator.selectors import payments_truth
 from tests.events.bus_helpers import drain
 
-START = datetime(2026, 3, 2, 8, tzinfo=UTC)
+START = datetime(2026, 3, 2, 8, tzinfo=UTC)  # the simulated clock's start
+WALL = datetime(2026, 12, 7, 15, 30, tzinfo=UTC)  # the app's time at the run's start
 
 
 class FakeClock:
@@ -48,7 +49,7 @@ def test_events_go_out_when_the_sped_up_clock_reaches_them_stamped_in_the_apps_t
     speedup, duration = 600.0, 30.0
 
     live_publish(
-        Simulation(config, city).events(), bus=bus, start=START, speedup=speedup,
+        Simulation(config, city).events(), bus=bus, start=START, wall_start=WALL, speedup=speedup,
         duration_s=duration, stats=stats, on_tick=ticks.append,
         clock=clock.monotonic, sleep=clock.sleep,
     )  # fmt: skip
@@ -64,15 +65,17 @@ def test_events_go_out_when_the_sped_up_clock_reaches_them_stamped_in_the_apps_t
     by_id = {e.event_id: e for e in got}
     for item in expected:
         sent = by_id[item.event.event_id]
-        # Stamped with the instant it was due in the app's time: 600 times closer to START.
-        assert sent.occurred_at == START + (item.event.occurred_at - START) / speedup
+        # Stamped with the instant it was due in the app's time: 600 times closer to its start.
+        assert sent.occurred_at == WALL + (item.event.occurred_at - START) / speedup
     stamps = sorted(e.occurred_at for e in got)
-    assert stamps[-1] <= START + timedelta(seconds=duration)
+    assert stamps[0] >= WALL
+    assert stamps[-1] <= WALL + timedelta(seconds=duration)
     assert all(b >= a for a, b in itertools.pairwise(stamps))
     # The loop slept between due times (it did not spin) and gave the analyst its turns.
     assert clock.slept >= duration / 0.25
     assert len(ticks) >= clock.slept
     assert ticks == sorted(ticks)
+    assert ticks[0] >= WALL
     assert stats.stopped is False
 
 
@@ -80,9 +83,15 @@ def test_a_live_run_is_bounded_and_moves_forward(tmp_path, city):
     events = Simulation(SimConfig(start=START), city).events()
     bus = EmbeddedBus(tmp_path / "l")
     with pytest.raises(ValueError, match="bounded"):
-        live_publish(events, bus=bus, start=START, speedup=60, duration_s=0, stats=Stats("live"))
+        live_publish(
+            events, bus=bus, start=START, wall_start=WALL, speedup=60, duration_s=0,
+            stats=Stats("live"),
+        )  # fmt: skip
     with pytest.raises(ValueError, match="speedup"):
-        live_publish(events, bus=bus, start=START, speedup=0, duration_s=5, stats=Stats("live"))
+        live_publish(
+            events, bus=bus, start=START, wall_start=WALL, speedup=0, duration_s=5,
+            stats=Stats("live"),
+        )  # fmt: skip
 
 
 def test_a_drift_after_the_start_is_in_the_apps_time_scaled_to_the_simulated_clock():
@@ -168,6 +177,8 @@ def test_the_live_command_plays_the_city_and_records_the_run(live_server, tmp_pa
 
     run = SimulationRun.objects.get()
     assert (run.mode, run.status, run.errors) == ("live", "finished", 0)
+    # The city starts at 07:00 (simulated) whenever the run starts.
+    assert run.params["config"]["start"].endswith("T07:00:00+00:00")
     assert run.params["config"]["drifts"][0].startswith("card_testing@")
     bus = EmbeddedBus(tmp_path / "log.sqlite3")
     published = sum(sum(bus.end_offsets(t).values()) for t in TOPICS)
@@ -178,8 +189,6 @@ def test_the_live_command_plays_the_city_and_records_the_run(live_server, tmp_pa
     assert run.params["config"]["labels"]["delay_median_days"] == pytest.approx(15.0)
 
 
-def test_the_live_command_refuses_a_start_and_a_remote_app():
+def test_the_live_command_refuses_a_remote_app():
     with pytest.raises(CommandError, match="loopback"):
         call_command("simulate", "live", "--duration", "1", "--base-url", "http://10.0.0.5")
-    with pytest.raises(CommandError, match="starts now"):
-        call_command("simulate", "live", "--duration", "1", "--start", "2026-01-01T00:00")

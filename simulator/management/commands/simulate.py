@@ -255,9 +255,9 @@ class Command(BaseCommand):
     def _live(self, options: dict, stop, tty: bool) -> Stats:
         base_url = options["base_url"]
         loopback_address(base_url)
-        if options["start"] is not None:
-            raise CommandError("a live run starts now: --start is for load and history")
-        options["start"] = datetime.now(UTC).replace(microsecond=0)
+        wall_start = datetime.now(UTC).replace(microsecond=0)
+        if options["start"] is None:  # the city at 07:00 today, waking up
+            options["start"] = wall_start.replace(hour=7, minute=0, second=0)
         config = self._config(options)
         think = options["review_seconds"].split(":")
         try:
@@ -268,6 +268,7 @@ class Command(BaseCommand):
         stats = Stats(mode="live")
         params = {
             "speedup": options["speedup"],
+            "started_at": wall_start.isoformat(),
             "duration_s": options["duration"],
             "topic_prefix": options["topic_prefix"],
             "analyst": None if options["no_analyst"] else options["analyst"].split(":")[0],
@@ -300,6 +301,7 @@ class Command(BaseCommand):
                     simulation.events(),
                     bus=bus,
                     start=config.start,
+                    wall_start=wall_start,
                     speedup=options["speedup"],
                     duration_s=options["duration"],
                     topic_prefix=options["topic_prefix"],
