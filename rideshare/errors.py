@@ -103,3 +103,9 @@ class UnknownPayment(DomainError):
     """A verdict names a payment the booking never made (``rideshare.services.verdicts``)."""
 
     code = "unknown_payment"
+
+
+class NotBookedHere(UnknownPayment):
+    """A well-formed payment id with no payment here: another producer's payment on the stream
+    (the simulator's load and live modes, a replay), whose verdict the booking has nothing to
+    act on. Not an error of the verdict: its consumer passes it over."""

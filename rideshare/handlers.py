@@ -2,20 +2,26 @@
 booking-verdicts``; ``rideshare.services.verdicts`` says what each does).
 
 Applied once per event id by ``events.runner`` (its ``ProcessedEvent`` claim in the same
-transaction as the effect). A verdict for a payment the booking never made cannot succeed on a
-retry: it goes to the dead-letter topic at once.
+transaction as the effect). The stream also carries payments the booking never made (the
+simulator's load and live modes, replays): the verdict of a well-formed payment id with no
+payment here is passed over (logged at debug level). One naming no payment id at all cannot
+succeed on a retry: it goes to the dead-letter topic at once.
 """
 
 from __future__ import annotations
 
+import logging
+
 from events.contracts import Event, FraudScored, PoisonMessage, ReviewDecided
-from rideshare.errors import UnknownPayment
+from rideshare.errors import NotBookedHere, UnknownPayment
 from rideshare.services.verdicts import payment_review_settle, payment_verdict_apply
+
+log = logging.getLogger(__name__)
 
 
 def handle_event(event: Event) -> None:
-    """Apply one event of the consumer's topics; raise ``PoisonMessage`` for an unknown
-    payment or a topic it does not handle."""
+    """Apply one event of the consumer's topics; pass over a payment not booked here; raise
+    ``PoisonMessage`` for a malformed payment id or a topic it does not handle."""
     try:
         if isinstance(event, FraudScored):
             handle_fraud_scored(event)
@@ -23,6 +29,8 @@ def handle_event(event: Event) -> None:
             handle_review_decided(event)
         else:
             raise PoisonMessage("schema", f"not a verdict: {event.topic}")
+    except NotBookedHere as exc:
+        log.debug("%s %s: %s", event.topic, event.event_id, exc.message)
     except UnknownPayment as exc:
         raise PoisonMessage(UnknownPayment.code, exc.message) from exc
 

@@ -26,7 +26,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from rideshare.errors import UnknownPayment
+from rideshare.errors import NotBookedHere, UnknownPayment
 from rideshare.models import Payment, Trip
 from rideshare.services.payments import REFUSED, payment_capture, payment_refuse
 from rideshare.services.payments import _locked as _payment_lock
@@ -45,7 +45,7 @@ def _locked(payment_id: str) -> tuple[Trip, Payment]:
         raise UnknownPayment(f"No payment {payment_id}: not a payment id.") from None
     found = Payment.objects.filter(public_id=public_id).values_list("pk", "trip_id").first()
     if found is None:
-        raise UnknownPayment(f"No payment {payment_id}.")
+        raise NotBookedHere(f"No payment {payment_id}.")
     payment_pk, trip_pk = found
     trip = _trip_lock(Trip(pk=trip_pk))
     return trip, _payment_lock(Payment(pk=payment_pk))

@@ -53,7 +53,7 @@ def _decided(payment: Payment, reason: str) -> ReviewDecided:
     )
 
 
-def test_verdicts_from_the_stream_act_once_and_an_unknown_payment_is_dead_lettered(bus):
+def test_verdicts_act_once_another_producers_payment_is_passed_over_a_bad_id_dead_lettered(bus):
     registered = CONSUMERS["booking-verdicts"]
     namespace = f"test-{uuid.uuid4().hex[:8]}"
     topics = tuple(f"{namespace}.{t}" for t in registered.topics)
@@ -61,13 +61,16 @@ def test_verdicts_from_the_stream_act_once_and_an_unknown_payment_is_dead_letter
     declined = Payment.objects.get(trip=trip_make())
     reviewed_trip = trip_make()
     reviewed = Payment.objects.get(trip=reviewed_trip)
+    # The simulator's payment (a payment id the booking never made) and a malformed id.
     stranger = _scored(declined, "decline").model_copy(update={"payment_id": str(uuid.uuid4())})
+    garbled = _scored(declined, "decline").model_copy(update={"payment_id": "not-a-payment"})
     decline = _scored(declined, "decline")
     events = [
         decline,
         decline,  # redelivered
         _scored(reviewed, "review"),
         stranger,
+        garbled,
         _decided(reviewed, "refunded_as_fraud"),
     ]
     producer = bus.producer()
@@ -79,8 +82,8 @@ def test_verdicts_from_the_stream_act_once_and_an_unknown_payment_is_dead_letter
         for e in events
     ]
     # One topic at a time, in order: the review's decision after its score.
-    assert all(error is None for error in producer.publish(records[:4]))
-    assert all(error is None for error in producer.publish(records[4:]))
+    assert all(error is None for error in producer.publish(records[:5]))
+    assert all(error is None for error in producer.publish(records[5:]))
     producer.close()
 
     spec = ConsumerSpec(name=registered.name, handler=registered.handler, topics=topics)
@@ -88,7 +91,7 @@ def test_verdicts_from_the_stream_act_once_and_an_unknown_payment_is_dead_letter
     runner.group = f"{namespace}-verdicts"
     stats = runner.run(idle_timeout_s=3)
 
-    assert (stats.applied, stats.duplicates, stats.dead_lettered) == (3, 1, 1)
+    assert (stats.applied, stats.duplicates, stats.dead_lettered) == (4, 1, 1)
     trip = Trip.objects.get(pk=declined.trip_id)
     assert (trip.status, trip.cancelled_by, trip.cancel_reason) == (
         "cancelled", "platform", "payment_risk",
@@ -106,8 +109,10 @@ def test_verdicts_from_the_stream_act_once_and_an_unknown_payment_is_dead_letter
         for letter in dead_letters_read(bus, "deadletter.booking-verdicts")
         if letter.origin_topic == scored_topic
     ]
-    assert [(letter.origin_offset, letter.kind) for letter in letters] == [(3, "unknown_payment")]
-    assert stranger.payment_id in letters[0].detail
+    assert [(letter.origin_offset, letter.kind) for letter in letters] == [(4, "unknown_payment")]
+    assert "not a payment id" in letters[0].detail
+    # Passed over: nothing of the booking's changed for the stranger's verdict.
+    assert Payment.objects.filter(status="voided").count() == 2
 
 
 def test_the_driver_of_a_declined_trip_is_free_again(bus):
