@@ -4,6 +4,8 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from fraud.api import api as fraud_api
+
 urlpatterns = [
     # The booking domain: rider web UI, driver console, REST API, health and metrics.
     path("", include("rideshare.urls")),
@@ -11,6 +13,8 @@ urlpatterns = [
     path("simulator/", include("simulator.urls")),
     # The feature platform's gauges.
     path("metrics/features", include("features.urls")),
+    # The fraud desk's JSON API (its own namespace, so ninja's schema view can reverse it).
+    path("fraud/api/", fraud_api.urls),
     # The analyst's flagged payments (staff only).
     path("fraud/", include("fraud.urls")),
     # Staff only, wherever it is mounted (DJANGO_ADMIN_PATH).

@@ -1,13 +1,11 @@
 from django.urls import path
 
-from fraud.api import api
 from fraud.web import dashboard, flags, policy, reviews
 
 app_name = "fraud"
 
 urlpatterns = [
     path("", flags.flags, name="flags"),
-    path("api/", api.urls),
     path("reviews/", reviews.queue, name="queue"),
     path("reviews/bulk", reviews.bulk, name="bulk"),
     path("reviews/<int:review_id>/", reviews.case, name="case"),

@@ -112,6 +112,14 @@ PAGES: dict[str, list[tuple[str, str, dict]]] = {
         ("POST", "/fraud/reviews/{review}/release", ANALYSTS)
     ],
     "fraud/reviews/<int:review_id>/notes": [("POST", "/fraud/reviews/{review}/notes", ANALYSTS)],
+    # The fraud desk's JSON API: the same rule as its pages, 401 (not a redirect) when signed
+    # out; its schema is open like the booking API's; its root is ninja's, a 404 for all.
+    "fraud/api/": [("GET", "/fraud/api/", outcomes((), refused=NOT_FOUND, anonymous=NOT_FOUND))],
+    "fraud/api/openapi.json": [("GET", "/fraud/api/openapi.json", EVERYONE)],
+    "fraud/api/reviews": [("GET", "/fraud/api/reviews", ANALYSTS)],
+    "fraud/api/reviews/<review_id>/decide": [
+        ("POST", "/fraud/api/reviews/{review}/decide", ANALYSTS)
+    ],
     "fraud/dashboard/": [("GET", "/fraud/dashboard/", ANALYSTS)],
     "fraud/dashboard/data": [("GET", "/fraud/dashboard/data", ANALYSTS)],
     "fraud/lists/": [("GET", "/fraud/lists/", ANALYSTS), ("POST", "/fraud/lists/", ANALYSTS)],
@@ -183,6 +191,12 @@ ADMIN_EXCEPTIONS: dict[str, dict] = {
         for action in ("add/", "<path:object_id>/delete/")
     },
     "rideshare/apitoken/add/": _STAFF_REFUSED,
+    # The learning loop's records are read-only in the admin: staff read, never add or delete.
+    **{
+        f"ml/{model}/{action}": _STAFF_REFUSED
+        for model in ("label", "modelversion", "trainingrun", "triggerfiring")
+        for action in ("add/", "<path:object_id>/delete/")
+    },
     **{
         f"axes/{model}/add/": _STAFF_REFUSED
         for model in ("accessattempt", "accessfailurelog", "accesslog")
