@@ -166,8 +166,14 @@ DATABASES = {
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the web process read while the relay or a worker writes.
-    DATABASES["default"].setdefault("OPTIONS", {})["init_command"] = "PRAGMA journal_mode=WAL;"
+    # WAL lets the web process read while the relay or a worker writes. Every transaction
+    # takes the write lock when it begins (IMMEDIATE) and waits up to 20 s for it: a deferred
+    # one that read first and then writes fails at once with "database is locked" when another
+    # process writes meanwhile (SQLite cannot wait there), which the demo's ten processes did.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["init_command"] = "PRAGMA journal_mode=WAL;"
+    options.setdefault("transaction_mode", "IMMEDIATE")
+    options.setdefault("timeout", 20)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

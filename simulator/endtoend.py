@@ -178,7 +178,10 @@ class Http:
             headers["X-CSRFToken"] = self.jar["csrftoken"].value
         body = json.dumps(payload).encode() if payload is not None else None
         status, _, raw = self.call(method, path, body=body, headers=headers)
-        data = json.loads(raw) if raw else {}
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:  # an error page, not JSON (a 500 from a server in trouble)
+            data = {"code": "not_json"}
         if status not in expect:
             raise ApiError(method, path, status, data if isinstance(data, dict) else {})
         return status, data

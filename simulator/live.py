@@ -127,7 +127,7 @@ class Analyst:
     poll_s: float = 5.0
     rng: random.Random = field(init=False)
     _due: dict[int, tuple[float, str]] = field(default_factory=dict, init=False)
-    _skipped: set[int] = field(default_factory=set, init=False)
+    _skipped: set[int] = field(default_factory=set, init=False)  # not ours, or done
     _polled: float = field(default=float("-inf"), init=False)
     _logged_in: bool = field(default=False, init=False)
 
@@ -170,13 +170,15 @@ class Analyst:
             self._due[row["id"]] = (now + self.rng.uniform(*self.think_s), outcome)
 
     def _decide(self, review_id: int, outcome: str) -> None:
-        del self._due[review_id]
+        # A failed call raises before the review leaves ``_due``: it is tried again next turn.
         status, _ = self.http.session_json(
             "POST",
             f"/fraud/api/reviews/{review_id}/decide",
             payload={"outcome": outcome, "note": "simulated analyst"},
             expect=(200, 404, 409),
         )
+        del self._due[review_id]
+        self._skipped.add(review_id)  # decided (or someone else's): never read again
         if status == 200:
             self.stats.count(f"review_{outcome}")
         else:

@@ -14,7 +14,7 @@ from events.contracts import TOPICS, decode
 from fraud.models import FraudScore, ReviewItem
 from fraud.services.reviews import analyst_ensure
 from simulator.config import SimConfig, parse_drift
-from simulator.endtoend import Http
+from simulator.endtoend import ApiError, Http
 from simulator.engine import Simulation
 from simulator.live import Analyst, live_publish
 from simulator.models import GroundTruth, SimulationRun
@@ -192,3 +192,40 @@ def test_the_live_command_plays_the_city_and_records_the_run(live_server, tmp_pa
 def test_the_live_command_refuses_a_remote_app():
     with pytest.raises(CommandError, match="loopback"):
         call_command("simulate", "live", "--duration", "1", "--base-url", "http://10.0.0.5")
+
+
+class FlakyDesk:
+    """The fraud desk API as the analyst sees it, answering one decision with a server error
+    page (not JSON) before it works: a unit-test double of ``Http``."""
+
+    def __init__(self) -> None:
+        self.posts: list[str] = []
+        self.failed = False
+
+    def log_in(self, username: str, password: str) -> None:
+        pass
+
+    def session_json(self, method, path, *, payload=None, expect=(200,)):
+        if method == "GET":
+            return 200, [{"id": 7, "payment_id": "pay-7"}]
+        self.posts.append(path)
+        if not self.failed:
+            self.failed = True
+            raise ApiError(method, path, 500, {"code": "not_json"})
+        return 200, {}
+
+
+def test_a_decision_the_server_failed_is_tried_again_on_the_next_turn():
+    desk, stats = FlakyDesk(), Stats(mode="live")
+    analyst = Analyst(
+        http=desk, username="a", password="p", truth_of=lambda ids: {"pay-7": True},
+        stats=stats, accuracy=1.0, think_s=(0.0, 0.0),
+    )  # fmt: skip
+    analyst.tick(1.0)
+    assert stats.errors == 1
+    assert "HTTP 500" in stats.error_samples[0]
+    analyst.tick(2.0)
+    assert desk.posts == ["/fraud/api/reviews/7/decide"] * 2
+    assert stats.events["review_confirmed_fraud"] == 1
+    analyst.tick(10.0)  # decided once: never again
+    assert len(desk.posts) == 2
