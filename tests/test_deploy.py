@@ -90,6 +90,14 @@ def test_every_variable_is_documented_in_the_readme():
     assert not undocumented, f"docs/operations.md's configuration table lacks {undocumented}"
 
 
+def test_the_demo_loop_sets_only_variables_the_settings_read():
+    # A misspelt name in config/loop.env would be ignored without a word.
+    lines = (ROOT / "config" / "loop.env").read_text().splitlines()
+    names = {line.split("=", 1)[0] for line in lines if line.strip() and not line.startswith("#")}
+    assert names - {"PYTHONUNBUFFERED"} <= set(settings_variables())
+    assert "ML_TRIGGER_CHECK_SECONDS" in names
+
+
 def test_app_containers_point_at_the_compose_services():
     env = SERVICES["web"]["environment"]
     assert urlparse(env["DATABASE_URL"]).hostname == "postgres"
