@@ -24,6 +24,7 @@ from fraud.access import DENIED, is_analyst
 from fraud.cases import QueueFilter, reviews_queue
 from fraud.models import ReviewItem
 from fraud.services.reviews import ReviewError, review_decide
+from frontend.api_errors import field_name
 
 MAX_LIMIT = 500
 
@@ -160,16 +161,8 @@ def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return api.create_response(request, {"code": "not_found", "detail": "Not found."}, status=404)
 
 
-def _field(loc: tuple) -> str:
-    # ("body", "decision", "outcome") -> "outcome": the body parameter's name is not a field.
-    parts = [str(part) for part in loc[1:]]
-    if loc and loc[0] == "body" and len(parts) > 1:
-        parts = parts[1:]
-    return ".".join(parts) or str(loc[0] if loc else "body")
-
-
 @api.exception_handler(ValidationError)
 def invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    errors = {_field(tuple(e["loc"])): e["msg"] for e in exc.errors}
+    errors = {field_name(tuple(e["loc"])): e["msg"] for e in exc.errors}
     body = {"code": "invalid", "detail": "The request is not valid.", "errors": errors}
     return api.create_response(request, body, status=422)

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from events.bus import Bus
 from simulator.endtoend import ApiError, Http
 from simulator.engine import Emitted
-from simulator.load import MAX_BATCH, publish_stamped
+from simulator.load import MAX_BATCH, publish_batch
 from simulator.report import Stats
 
 FRAUD, LEGITIMATE = "confirmed_fraud", "approved"
@@ -86,10 +86,10 @@ def live_publish(
             if batch:
                 due = (batch[0].event.occurred_at - start).total_seconds() / speedup
                 stats.lag(max(elapsed - due, 0.0))
-                publish_stamped(
+                publish_batch(
                     producer,
                     batch,
-                    [wall(item.event.occurred_at) for item in batch],
+                    stamps=[wall(item.event.occurred_at) for item in batch],
                     topic_prefix=topic_prefix,
                     stats=stats,
                     on_truth=on_truth,

@@ -68,8 +68,13 @@ def load_publish(
             batch = [next(emitted) for _ in range(min(due, max_batch))]
             stats.lag(now - (start + sent / rate))
             stamps = [wall + timedelta(seconds=(sent + i) / rate) for i in range(len(batch))]
-            publish_stamped(
-                producer, batch, stamps, topic_prefix=topic_prefix, stats=stats, on_truth=on_truth
+            publish_batch(
+                producer,
+                batch,
+                stamps=stamps,
+                topic_prefix=topic_prefix,
+                stats=stats,
+                on_truth=on_truth,
             )
             sent += len(batch)
             if on_progress is not None:
@@ -80,31 +85,34 @@ def load_publish(
     return stats
 
 
-def publish_stamped(
+def publish_batch(
     producer,
     batch: list[Emitted],
-    stamps: list[datetime],
     *,
+    stamps: list[datetime] | None = None,
     topic_prefix: str,
     stats: Stats,
     on_truth: Callable[[list[dict]], None] | None,
 ) -> None:
-    """Publish ``batch`` in one call, each event's ``occurred_at`` replaced by its stamp; count
-    what went out and what failed, and hand the ground truth of what went out to ``on_truth``."""
-    stamped = [
-        item.event.model_copy(update={"occurred_at": at})
-        for item, at in zip(batch, stamps, strict=True)
-    ]
+    """Publish ``batch`` in one call (each event's ``occurred_at`` replaced by its stamp when
+    ``stamps`` are given); count what went out and what failed, and hand the ground truth of
+    what went out to ``on_truth``."""
+    events = [item.event for item in batch]
+    if stamps is not None:
+        events = [
+            event.model_copy(update={"occurred_at": at})
+            for event, at in zip(events, stamps, strict=True)
+        ]
     records = [
-        Record(topic_name(topic_prefix, e.topic), value=e.encode(), key=e.key()) for e in stamped
+        Record(topic_name(topic_prefix, e.topic), value=e.encode(), key=e.key()) for e in events
     ]
     results = producer.publish(records)
     truth = []
-    for item, event, error in zip(batch, stamped, results, strict=True):
-        done = Emitted(event, item.truth)
+    for item, event, error in zip(batch, events, results, strict=True):
         if error is not None:
             stats.error(f"{event.topic} {event.event_id}: {error}")
             continue
+        done = item if event is item.event else Emitted(event, item.truth)
         stats.record(done)
         if item.truth is not None:
             truth.append(truth_row(done))

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from events.bus import Bus, Record
+from events.bus import Bus
 from events.contracts import (
     ChargebackFiled,
     Event,
@@ -55,12 +55,12 @@ from events.contracts import (
     TripCompleted,
     TripRequested,
     TripStarted,
-    topic_name,
 )
 from simulator.city import City
 from simulator.config import LabelConfig, parse_time
-from simulator.engine import Emitted, Truth, fare, truth_row
+from simulator.engine import Emitted, Truth, fare
 from simulator.labels import REASON_FRAUD, chargeback_delay
+from simulator.load import publish_batch
 from simulator.report import Stats
 
 REQUIRED = ("timestamp", "rider", "card", "amount")
@@ -346,20 +346,7 @@ def replay_publish(
     def flush() -> None:
         if not buffer:
             return
-        records = [
-            Record(topic_name(topic_prefix, e.event.topic), e.event.encode(), key=e.event.key())
-            for e in buffer
-        ]
-        truth = []
-        for item, error in zip(buffer, producer.publish(records), strict=True):
-            if error is not None:
-                stats.error(f"{item.event.topic} {item.event.event_id}: {error}")
-                continue
-            stats.record(item)
-            if item.truth is not None:
-                truth.append(truth_row(item))
-        if truth and on_truth is not None:
-            on_truth(truth)
+        publish_batch(producer, buffer, topic_prefix=topic_prefix, stats=stats, on_truth=on_truth)
         buffer.clear()
 
     try:

@@ -14,6 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI, Swagger
 from ninja.errors import HttpError, ValidationError
 
+from frontend.api_errors import field_name
 from rideshare.api import drivers, processor, riders, trips
 from rideshare.api.auth import BearerToken, BrowserSession
 from rideshare.api.context import DeviceIdRequired
@@ -132,20 +133,11 @@ def not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
     return api.create_response(request, {"code": "not_found", "detail": "Not found."}, status=404)
 
 
-def _field(loc: tuple) -> str:
-    # ("body", "payload", "pickup", "lat") -> "pickup.lat" (the first part after "body" names
-    # the operation's body parameter, not a field); ("path", "trip_id") -> "trip_id"
-    parts = [str(part) for part in loc[1:]]
-    if loc and loc[0] == "body" and len(parts) > 1:
-        parts = parts[1:]
-    return ".".join(parts) or str(loc[0] if loc else "body")
-
-
 @api.exception_handler(ValidationError)
 def validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     errors: dict[str, str] = {}
     for error in exc.errors:
-        field = _field(tuple(error.get("loc", ())))
+        field = field_name(tuple(error.get("loc", ())))
         errors[field] = f"{errors[field]}; {error['msg']}" if field in errors else error["msg"]
     body = {"code": "invalid", "detail": INVALID, "errors": errors}
     return api.create_response(request, body, status=422)
