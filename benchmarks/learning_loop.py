@@ -24,7 +24,8 @@ retrains, ``fine-tune`` every ``--fine-tune-rows`` newly matured rows, ``trigger
 
 Printed per policy: average precision, recall at the review threshold (0.5) and Card
 Precision@100 per simulated day, judged against the simulator's ground truth (the only reader
-of it); the time from the drift until the recall over the last day's fraud is back, for good, to
+of it); the time from the drift until the recall over the last day's fraud (the last
+``--recall-window-hours``) is back, for good, to
 90 % of its level over the two days before the drift; the trainings, the models rejected by the
 gates, and the CPU seconds of training (LightGBM alone) and of gating the candidates.
 ``--plot`` writes a PNG of that recall per policy over time.
@@ -357,16 +358,14 @@ def per_day(world: World, run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("day")
 
 
-def recall_since_drift(world: World, run: Run) -> pd.Series:
-    """Recall at each hour after the drift over the fraud of the last day."""
+def recall_since_drift(world: World, run: Run, window: timedelta = timedelta(days=1)) -> pd.Series:
+    """Recall at each hour after the drift over the fraud of the last ``window``."""
     frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
     fraud = frame[frame["is_fraud"]]
     out = {}
     at = world.drift_at + STEP
     while at <= world.end:
-        part = fraud[
-            (fraud["event_timestamp"] > at - timedelta(days=1)) & (fraud["event_timestamp"] <= at)
-        ]
+        part = fraud[(fraud["event_timestamp"] > at - window) & (fraud["event_timestamp"] <= at)]
         if len(part):
             out[at] = float((part["score"] >= THRESHOLD).mean())
         at += STEP
@@ -433,6 +432,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fine-tune-rows", type=int, default=1000)
     parser.add_argument("--fine-tune-rounds", type=int, default=20)
     parser.add_argument("--min-sample", type=int, default=10)
+    parser.add_argument(
+        "--recall-window-hours",
+        type=float,
+        default=24.0,
+        help="the recall whose recovery is timed: over the fraud of the last N hours",
+    )
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--plot", type=Path, default=Path("var/benchmarks/learning_loop.png"))
     args = parser.parse_args(argv)
@@ -460,7 +465,7 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         run = loop.run(policy, POLICIES[policy])
         days = per_day(world, run)
-        since = recall_since_drift(world, run)
+        since = recall_since_drift(world, run, timedelta(hours=args.recall_window_hours))
         curves[policy] = since
         level, hours = recovery_hours(world, run, since)
         summary.append((policy, run, level, hours, days))
