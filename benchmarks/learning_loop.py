@@ -5,7 +5,8 @@ mid-run, in a simulated clock.
 
 Once: ``manage.py simulate history`` (``--days``, ``--riders``, seed ``--seed``, chargebacks
 after a median of ``--label-delay-days``) with the ``--drift-scenario`` (account takeover by
-default) off until ``--drift-day`` and on at its usual rate after it; every
+default) off until ``--drift-day`` and on after it at ``--drift-rate`` (its usual rate by
+default); every
 payment's model inputs at its own instant, as the scorer serves them (``features.training``
 over the history: the exactness the sliding-windows work made true), and every label event.
 
@@ -25,7 +26,7 @@ retrains, ``fine-tune`` every ``--fine-tune-rows`` newly matured rows, ``trigger
 Printed per policy: average precision, recall at the review threshold (0.5) and Card
 Precision@100 per simulated day, judged against the simulator's ground truth (the only reader
 of it); the time from the drift until the recall over the last day's fraud (the last
-``--recall-window-hours``) is back, for good, to
+``--recall-window-hours``), and that of the new pattern's fraud alone, is back, for good, to
 90 % of its level over the two days before the drift; the trainings, the models rejected by the
 gates, and the CPU seconds of training (LightGBM alone) and of gating the candidates.
 ``--plot`` writes a PNG of that recall per policy over time.
@@ -92,12 +93,18 @@ def world_build(args, work: Path) -> World:
         "simulate", "history", f"--days={args.days}", f"--seed={args.seed}",
         f"--riders={args.riders}", f"--drivers={max(20, args.riders // 10)}",
         f"--start={start.isoformat()}", f"--drift={args.drift_scenario}@{drift_at.isoformat()}",
-        *([f"--scenario={args.drift_scenario}=0"] if args.drift_scenario in SCENARIOS else []),
+        *(
+            [f"--scenario={args.drift_scenario}={args.drift_rate or 0}"]
+            if args.drift_scenario in SCENARIOS
+            else []
+        ),
         f"--label-delay-median-days={args.label_delay_days}", f"--out={history}",
         stdout=io.StringIO(),
     )  # fmt: skip
     truth = pd.read_parquet(history / "ground_truth.parquet")
-    truth = truth[truth["topic"] == "payments.authorized.v1"][["payment_id", "is_fraud"]]
+    truth = truth[truth["topic"] == "payments.authorized.v1"][
+        ["payment_id", "is_fraud", "scenario"]
+    ]
     (history / "ground_truth.parquet").unlink()  # the app's code reads the events alone
     config = FeatureConfig(
         project=f"loop{uuid.uuid4().hex[:8]}",
@@ -113,6 +120,7 @@ def world_build(args, work: Path) -> World:
         feature_store(config).teardown()
     frame = frame.merge(truth.drop_duplicates("payment_id"), on="payment_id", how="left")
     frame["is_fraud"] = frame["is_fraud"].fillna(False).astype(bool)
+    frame["scenario"] = frame["scenario"].fillna("").astype(str)
     frame = frame.sort_values("event_timestamp", kind="mergesort").reset_index(drop=True)
     end = frame["event_timestamp"].max().to_pydatetime()
     return World(start, drift_at, end, frame, label_evidence(history), model_features())
@@ -358,10 +366,15 @@ def per_day(world: World, run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("day")
 
 
-def recall_since_drift(world: World, run: Run, window: timedelta = timedelta(days=1)) -> pd.Series:
-    """Recall at each hour after the drift over the fraud of the last ``window``."""
+def recall_since_drift(
+    world: World, run: Run, window: timedelta = timedelta(days=1), scenario: str | None = None
+) -> pd.Series:
+    """Recall at each hour after the drift over the fraud of the last ``window`` (of
+    ``scenario`` alone when given: the new pattern's own recall)."""
     frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
     fraud = frame[frame["is_fraud"]]
+    if scenario is not None:
+        fraud = fraud[fraud["scenario"] == scenario]
     out = {}
     at = world.drift_at + STEP
     while at <= world.end:
@@ -423,6 +436,12 @@ def main(argv: list[str] | None = None) -> None:
         default="account_takeover",
         help="a scenario off until the drift, or a named drift (black_friday, fraud_ring)",
     )
+    parser.add_argument(
+        "--drift-rate",
+        type=float,
+        default=None,
+        help="incidents a simulated day of the drift scenario once on (default: its usual rate)",
+    )
     parser.add_argument("--riders", type=int, default=600)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--label-delay-days", type=float, default=1.0)
@@ -465,28 +484,41 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         run = loop.run(policy, POLICIES[policy])
         days = per_day(world, run)
-        since = recall_since_drift(world, run, timedelta(hours=args.recall_window_hours))
+        window = timedelta(hours=args.recall_window_hours)
+        since = recall_since_drift(world, run, window)
         curves[policy] = since
         level, hours = recovery_hours(world, run, since)
-        summary.append((policy, run, level, hours, days))
+        pattern = None
+        if args.drift_scenario in SCENARIOS:
+            own = recall_since_drift(world, run, window, scenario=args.drift_scenario)
+            pattern = (float(own.mean()) if len(own) else None, recovery_hours(world, run, own)[1])
+        summary.append((policy, run, level, hours, days, pattern))
         print(f"\n{policy} ({time.perf_counter() - t0:.0f} s)")
         print(days.round(3).T.to_string())
     print(f"\n{'policy':<10} {'AP after':>8} {'recall after':>12} {'recovered in':>13} "
+          f"{'pattern recall':>14} {'pattern back in':>15} "
           f"{'trainings':>9} {'rejected':>8} {'train CPU s':>11} {'gates CPU s':>11}  "
           "fired")  # fmt: skip
     drift_day = world.drift_at.strftime("%m-%d")
-    for policy, run, _level, hours, days in summary:
+
+    def hours_text(value: float | None) -> str:
+        return "never" if value is None else f"{value:.0f} h"
+
+    for policy, run, _level, hours, days, pattern in summary:
         after = days[days.index > drift_day]
-        recovered = "never" if hours is None else f"{hours:.0f} h"
+        own_recall, own_hours = pattern or (None, None)
+        own = "-" if own_recall is None else f"{own_recall:.3f}"
         print(
             f"{policy:<10} {after['ap'].mean():8.3f} {after['recall'].mean():12.3f} "
-            f"{recovered:>13} {run.trainings:9d} {run.rejected:8d} {run.cpu_s:11.2f} "
+            f"{hours_text(hours):>13} {own:>14} "
+            f"{hours_text(own_hours) if pattern else '-':>15} "
+            f"{run.trainings:9d} {run.rejected:8d} {run.cpu_s:11.2f} "
             f"{run.gate_cpu_s:11.1f}  "
             f"{run.fired or ''}"
         )
         if run.rejected_by:
             print(f"{'':<10} rejected by {run.rejected_by}")
-    levels = ", ".join(f"{p} {lv:.2f}" for p, _, lv, _, _ in summary if lv is not None)
+    levels = ", ".join(f"{p} {lv:.2f}" for p, _, lv, *_ in summary if lv is not None)
     print(f"(recall before the drift, per policy: {levels})")
     plot(args.plot, world, curves)
     print(f"plot: {args.plot}; {time.perf_counter() - began:.0f} s in all")
