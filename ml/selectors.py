@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pandas as pd
+from django.db.models import Max
 
 from fraud.scoring import record_names
 from fraud.selectors import (
@@ -127,10 +128,8 @@ def triggers_last_started() -> dict[str, datetime]:
     """Return, per trigger, the event time at which it last started a training."""
     rows = (
         TriggerFiring.objects.filter(started=True)
-        .order_by("trigger", "-event_time")
-        .values_list("trigger", "event_time")
+        .values("trigger")
+        .annotate(latest=Max("event_time"))
+        .values_list("trigger", "latest")
     )
-    latest: dict[str, datetime] = {}
-    for trigger, at in rows:
-        latest.setdefault(trigger, at)
-    return latest
+    return dict(rows)
