@@ -40,7 +40,7 @@ from feast.feature_logging import (
 )
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
-from features.definitions import FEATURE_SERVICES, FeatureService
+from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1, FeatureService
 from features.feature_repo.services import feature_services
 from features.ondemand import DTYPES
 from features.store import FeatureConfig, feature_store
@@ -48,7 +48,7 @@ from features.training import service_join_keys
 
 log = logging.getLogger(__name__)
 
-SERVICE = "fraud_scoring_v1"
+SERVICE = FRAUD_SCORING_V1.name
 ON_DEMAND_PREFIX = "on_demand__"
 PAYMENT_ID = "payment_id"
 REQUEST_TIME_FIELD = "__request_time"

@@ -20,7 +20,13 @@ from feast.type_map import feast_value_type_to_python_type
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from events.bus import EndsRequest
-from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, VIEWS, FeatureService
+from features.definitions import (
+    FEATURE_SERVICES,
+    FRAUD_SCORING_V1,
+    PLATFORM_KEY,
+    VIEWS,
+    FeatureService,
+)
 from features.ondemand import on_demand, request_seconds
 from features.publication import (
     Publication,
@@ -98,7 +104,7 @@ def entity_row(request: Mapping[str, Any], join_keys: Sequence[str]) -> dict[str
 def online_vector(
     config: FeatureConfig,
     requests: Sequence[Mapping[str, Any]],
-    service: str = "fraud_scoring_v1",
+    service: str = FRAUD_SCORING_V1.name,
     *,
     stream: StreamServing | None = None,
     served: Sequence[Served] = (),

@@ -30,7 +30,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.definitions import FEATURE_SERVICES, PLATFORM_KEY, FeatureService, View
+from features.definitions import (
+    FEATURE_SERVICES,
+    FRAUD_SCORING_V1,
+    PLATFORM_KEY,
+    FeatureService,
+    View,
+)
 from features.offline.history import history_load, rows_load
 from features.offline.instants import entity_requests, instant_snapshots, instant_values
 from features.ondemand import DTYPES, INPUTS, REQUEST_FIELDS, on_demand
@@ -94,7 +100,7 @@ def _entities(spine: pd.DataFrame, keys: list[str]) -> pa.Table:
 def training_set(
     config: FeatureConfig,
     spine: pd.DataFrame,
-    service: str = "fraud_scoring_v1",
+    service: str = FRAUD_SCORING_V1.name,
     *,
     history: Path | str | None = None,
 ) -> pd.DataFrame:

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.definitions import FRAUD_SCORING_V1
+
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 
 
-def golden_path(service: str = "fraud_scoring_v1") -> Path:
+def golden_path(service: str = FRAUD_SCORING_V1.name) -> Path:
     return GOLDEN_DIR / f"{service}.csv"
 
 
@@ -36,7 +38,7 @@ def golden_write(frame: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, float_format="%.10g")
 
 
-def golden_read(service: str = "fraud_scoring_v1") -> pd.DataFrame:
+def golden_read(service: str = FRAUD_SCORING_V1.name) -> pd.DataFrame:
     """Return the golden set of ``service``: its columns as nullable floats, ``label`` as int."""
     frame = pd.read_csv(golden_path(service))
     features = [c for c in frame.columns if c != "label"]

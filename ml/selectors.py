@@ -8,6 +8,7 @@ from datetime import datetime
 import pandas as pd
 from django.db.models import Max
 
+from features.definitions import FRAUD_SCORING_V1
 from fraud.scoring import record_names
 from fraud.selectors import (
     FLAGGED,
@@ -100,7 +101,7 @@ def chargeback_recall(*, since: datetime, until: datetime) -> tuple[float | None
 
 
 def drift_of(
-    model: ModelVersion, *, since: datetime, limit: int, service: str = "fraud_scoring_v1"
+    model: ModelVersion, *, since: datetime, limit: int, service: str = FRAUD_SCORING_V1.name
 ) -> tuple[dict[str, float], int]:
     """Return the PSI of the score and of each input of ``model`` over the newest ``limit``
     payments scored since ``since`` against the model's training reference (``ml.drift``),

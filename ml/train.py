@@ -23,7 +23,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.definitions import FEATURE_SERVICES
+from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
 from features.training import service_features
 from ml.drift import references
 from ml.evaluate import evaluation
@@ -37,7 +37,7 @@ RAW_TIMESTAMPS = frozenset({"card_added_at", "rider_signed_up_at"})
 DEFAULT_THRESHOLDS: Mapping[str, float] = {"review": 0.5, "decline": 0.9}
 
 
-def model_features(service: str = "fraud_scoring_v1") -> list[str]:
+def model_features(service: str = FRAUD_SCORING_V1.name) -> list[str]:
     """Return the model's input columns for ``service``, in order: its stored features, then
     its on-demand features, without the raw timestamps."""
     declared = FEATURE_SERVICES[service]

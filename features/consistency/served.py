@@ -27,6 +27,7 @@ from features.consistency.reports import (
     same,
     share,
 )
+from features.definitions import FRAUD_SCORING_V1
 from features.store import FeatureConfig
 from features.stream_serving import EXACT, STALE
 
@@ -218,7 +219,7 @@ def served_consistency_run(
     since: datetime | None = None,
     limit: int | None = None,
     seed: int = 0,
-    service: str = "fraud_scoring_v1",
+    service: str = FRAUD_SCORING_V1.name,
 ) -> ServedReport:
     """Compare the vectors ``service`` logged (those requested at or after ``since``; a
     reproducible sample of ``limit`` of them when given) with the training set of the same

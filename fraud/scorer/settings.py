@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from events.batching import BatchStats
+from features.definitions import FRAUD_SCORING_V1
 
 CONSUMER = "fraud-scorer"
 DEFAULT_GROUP = CONSUMER
@@ -58,7 +59,7 @@ class ScorerSettings:
     log_process: bool = False
     # Partitions of the topics the scorer creates: its verdicts and its dead letters.
     topic_partitions: int = 3
-    service: str = "fraud_scoring_v1"
+    service: str = FRAUD_SCORING_V1.name
     # How long a batch may wait for the stream processor to apply the events before its
     # payments (``features.stream_serving``); past it the batch is served as the state is,
     # marked stale.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import lightgbm as lgb
 import pandas as pd
 
+from features.definitions import FRAUD_SCORING_V1
 from fraud.selectors import deployment_champion
 from ml.gates import GateSettings, as_records, gates_passed, gates_run
 from ml.golden import golden_read
@@ -22,7 +23,7 @@ def model_gate(
     window: pd.DataFrame,
     constant: list[str],
     time_column: str,
-    service: str = "fraud_scoring_v1",
+    service: str = FRAUD_SCORING_V1.name,
 ) -> ModelVersion:
     """Run the offline gates on ``model`` (its ``booster``): the training set's ``constant``
     inputs, the golden set, and ``window`` (labelled rows it did not train on, with

@@ -17,6 +17,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from features.definitions import FRAUD_SCORING_V1
 from features.repo import apply_repo
 from features.store import FeatureConfig, feature_store
 from fraud.artifacts import feature_names_check
@@ -37,7 +38,7 @@ from ml.train import (
     training_reference,
 )
 
-SERVICE = "fraud_scoring_v1"
+SERVICE = FRAUD_SCORING_V1.name
 
 
 class ModelRejected(Exception):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 from django.core.management.base import BaseCommand, CommandError
 
-from features.definitions import FEATURE_SERVICES
+from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
 from features.store import FeatureConfig
 from features.training import training_set
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--out", type=Path, required=True, help="Parquet file to write")
         parser.add_argument(
-            "--service", default="fraud_scoring_v1", choices=sorted(FEATURE_SERVICES)
+            "--service", default=FRAUD_SCORING_V1.name, choices=sorted(FEATURE_SERVICES)
         )
         parser.add_argument(
             "--history",
