@@ -135,7 +135,9 @@ def _publish_under_chaos(
     started = time.monotonic()
     paused_at = resumed = killed = scorer_killed = None
     i = 0
-    while (elapsed := time.monotonic() - started) < SECONDS:
+    # Until every fault has been injected too: a restart that blocks a while on a busy machine
+    # (the whole suite) must not end the run before the scorer's kill.
+    while (elapsed := time.monotonic() - started) < SECONDS or scorer_killed is None:
         # The events due by now, published in one call as the outbox relay publishes a batch.
         due: list[Event] = []
         while started + i / RATE <= time.monotonic():
