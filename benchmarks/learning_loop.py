@@ -6,9 +6,9 @@ mid-run, in a simulated clock.
 Once: ``manage.py simulate history`` (``--days``, ``--riders``, seed ``--seed``, chargebacks
 after a median of ``--label-delay-days``) with the ``--drift-scenario`` (account takeover by
 default) off until ``--drift-day`` and on after it at ``--drift-rate`` (its usual rate by
-default); every
-payment's model inputs at its own instant, as the scorer serves them (``features.training``
-over the history: the exactness the sliding-windows work made true), and every label event.
+default); every payment's model inputs at its own instant, as the scorer serves them
+(``features.training`` over the history: the exactness the sliding-windows work made true), and
+every label event.
 
 Then, per policy, an hourly simulated clock from ``--warm-days`` to the end, through the code
 the live loop runs: the labels known at each instant (``ml.labels``, by label arrival time), the
@@ -385,25 +385,29 @@ def recall_since_drift(
     return pd.Series(out, dtype=float)
 
 
-def recovery_hours(world: World, run: Run, since: pd.Series) -> tuple[float | None, float | None]:
-    """Return the recall over the two days before the drift, and how many hours after the drift
-    the last day's recall got back to 90 % of it for good (None: it never did)."""
+def level_before(world: World, run: Run) -> float | None:
+    """Return the recall over the two days before the drift (None: no fraud scored then)."""
     frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
     before = frame[
         frame["is_fraud"]
         & (frame["event_timestamp"] > world.drift_at - PRE_DRIFT)
         & (frame["event_timestamp"] <= world.drift_at)
     ]
-    if before.empty or since.empty:
-        return None, None
-    level = float((before["score"] >= THRESHOLD).mean())
+    return float((before["score"] >= THRESHOLD).mean()) if len(before) else None
+
+
+def recovery_hours(world: World, since: pd.Series, level: float | None) -> float | None:
+    """Return how many hours after the drift the recall ``since`` got back to 90 % of
+    ``level`` for good (None: it never did, or there is nothing to compare)."""
+    if level is None or since.empty:
+        return None
     below = since[since < 0.9 * level]
     if below.empty:
-        return level, 0.0
+        return 0.0
     if below.index[-1] == since.index[-1]:
-        return level, None
+        return None
     back = since.index[since.index.get_loc(below.index[-1]) + 1]
-    return level, (back - world.drift_at).total_seconds() / 3600
+    return (back - world.drift_at).total_seconds() / 3600
 
 
 def plot(path: Path, world: World, curves: dict[str, pd.Series]) -> None:
@@ -487,11 +491,12 @@ def main(argv: list[str] | None = None) -> None:
         window = timedelta(hours=args.recall_window_hours)
         since = recall_since_drift(world, run, window)
         curves[policy] = since
-        level, hours = recovery_hours(world, run, since)
+        level = level_before(world, run)
+        hours = recovery_hours(world, since, level)
         pattern = None
         if args.drift_scenario in SCENARIOS:
             own = recall_since_drift(world, run, window, scenario=args.drift_scenario)
-            pattern = (float(own.mean()) if len(own) else None, recovery_hours(world, run, own)[1])
+            pattern = (float(own.mean()) if len(own) else None, recovery_hours(world, own, level))
         summary.append((policy, run, level, hours, days, pattern))
         print(f"\n{policy} ({time.perf_counter() - t0:.0f} s)")
         print(days.round(3).T.to_string())

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,13 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from devservices.base import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _django(var_dir: Path) -> None:
@@ -130,7 +125,7 @@ def main() -> None:
         return
 
     var_dir = Path(tempfile.mkdtemp(prefix="loop-turn-"))
-    port = _free_port()
+    port = free_port()
     live = (
         f"--duration {args.minutes * 60:.0f} --speedup {args.speedup} "
         f"--base-url http://127.0.0.1:{port} --drift {args.drift}@+{args.drift_at}m "

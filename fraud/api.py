@@ -135,9 +135,7 @@ def decide(request: HttpRequest, review_id: int, decision: DecisionIn):
     except ReviewError as exc:
         code = "invalid" if exc.status == 422 else "conflict"
         return Status(exc.status, {"code": code, "detail": exc.message})
-    review = ReviewItem.objects.select_related("score", "claimed_by", "decided_by").get(
-        pk=review.pk
-    )
+    # The service's row: its score and claim read with it, ``decided_by`` the caller.
     return Status(200, _out(review))
 
 

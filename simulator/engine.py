@@ -51,6 +51,9 @@ AVERAGE_SPEED_KMH = 24.0
 CANCELLATION_GRACE = timedelta(minutes=2)
 CANCELLATION_FEE_CENTS = 500
 
+# The topics whose events are payments (a ground-truth row each).
+PAYMENT_TOPICS = (PaymentAuthorized.topic, PaymentDeclined.topic)
+
 Process = Generator[timedelta, None, "Payment | None"]
 
 

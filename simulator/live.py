@@ -54,9 +54,8 @@ def live_publish(
 ) -> Stats:
     """Publish the events of ``emitted`` (a simulation started at ``start``) paced by their
     simulated time divided by ``speedup`` from ``wall_start``, stamped with the instant each is
-    due, for
-    ``duration_s`` seconds of wall clock or until ``should_stop()``; ``on_tick(now)`` runs
-    between batches (the analyst's turn). Return ``stats``."""
+    due, for ``duration_s`` seconds of wall clock or until ``should_stop()``; ``on_tick(now)``
+    runs between batches (the analyst's turn). Return ``stats``."""
     if speedup <= 0:
         raise ValueError("the speedup must be positive (1 = the city's own pace)")
     if duration_s <= 0:

@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from simulator.engine import Emitted
+from simulator.engine import PAYMENT_TOPICS, Emitted
 
 MAX_ERROR_SAMPLES = 20
 
@@ -54,7 +54,7 @@ class Stats:
             self.chargebacks["fraud" if truth and truth.is_fraud else "false"] += 1
         elif truth is not None and truth.is_fraud:
             self.fraud_events[truth.scenario] += 1
-            if topic in ("payments.authorized.v1", "payments.declined.v1"):
+            if topic in PAYMENT_TOPICS:
                 self.fraud_payments[truth.scenario] += 1
 
     def count(self, what: str, truth=None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from simulator.engine import PAYMENT_TOPICS
 from simulator.models import GroundTruth, SimulationRun
 
 
@@ -19,9 +20,6 @@ def simulation_stop_requested(*, run_id: int) -> bool:
 
 def ground_truth_of_run(*, run_id: int) -> QuerySet[GroundTruth]:
     return GroundTruth.objects.filter(run_id=run_id).order_by("occurred_at", "id")
-
-
-PAYMENT_TOPICS = ("payments.authorized.v1", "payments.declined.v1")
 
 
 def payments_truth(*, payment_ids: list[str]) -> dict[str, bool]:

@@ -62,9 +62,21 @@ def _scenario_options(parser) -> None:
     parser.add_argument("--no-fraud", action="store_true", help="switch every scenario off")
 
 
-def _label_options(parser, *, fraction: float, false_rate: float) -> None:
+def _label_options(
+    parser, *, fraction: float, false_rate: float, delay_minutes: float | None = None
+) -> None:
+    """The chargeback options; a live run (``delay_minutes``) takes the median delay in the
+    app's minutes, the others in simulated days."""
     parser.add_argument("--label-fraction", type=float, default=fraction)
-    parser.add_argument("--label-delay-median-days", type=float, default=10.0)
+    if delay_minutes is None:
+        parser.add_argument("--label-delay-median-days", type=float, default=10.0)
+    else:
+        parser.add_argument(
+            "--label-delay-minutes",
+            type=float,
+            default=delay_minutes,
+            help="median chargeback delay, in the app's minutes",
+        )
     parser.add_argument("--label-delay-sigma", type=float, default=0.6)
     parser.add_argument("--false-chargeback-rate", type=float, default=false_rate)
 
@@ -128,15 +140,7 @@ class Command(BaseCommand):
             "--speedup", type=float, default=60.0, help="simulated seconds a second (1: real pace)"
         )
         live.add_argument("--duration", type=float, required=True, help="seconds")
-        live.add_argument("--label-fraction", type=float, default=0.8)
-        live.add_argument(
-            "--label-delay-minutes",
-            type=float,
-            default=3.0,
-            help="median chargeback delay, in the app's minutes",
-        )
-        live.add_argument("--label-delay-sigma", type=float, default=0.6)
-        live.add_argument("--false-chargeback-rate", type=float, default=0.002)
+        _label_options(live, fraction=0.8, false_rate=0.002, delay_minutes=3.0)
         live.add_argument("--base-url", default="http://127.0.0.1:8000", help="loopback only")
         live.add_argument(
             "--analyst",
