@@ -133,6 +133,7 @@ class Served:
     kind: str
     chain_start: datetime
     trees: int
+    data_end: datetime  # its newest training row: the backtest judges a rival after it
 
 
 @dataclass
@@ -227,6 +228,8 @@ class Loop:
             champion_reference=serving.reference if serving else None,
             rules=self.rules,
             day="event_timestamp",
+            twin=result.twin,
+            champion_seen_until=serving.data_end if serving else None,
         )
         run.gate_cpu_s += time.process_time() - began
         run.trainings += 1
@@ -244,6 +247,7 @@ class Loop:
             kind,
             chain_start=at if kind == "full" else serving.chain_start,
             trees=result.booster.num_trees(),
+            data_end=result.data_end,
         )
 
     def run(self, policy: str, decide: Callable) -> Run:

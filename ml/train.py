@@ -6,6 +6,14 @@ A training set is a DataFrame with one row per payment: the model's input column
 rows by event time (no row of the training part is later than any holdout row), so the metrics
 say how the model does on payments after the ones it learned from, as in production.
 
+The holdout judges the recipe, then the recipe is refit on every row: a *twin* trained on the
+rows before the holdout gives the metrics (and the gates' backtest), and the model that serves
+is trained the same way on all of them. Why: labels arrive late, so the newest rows of a
+training set are the newest labelled fraud, the very rows a new pattern is in. A model that
+never trains on its holdout never sees them: measured in ``benchmarks.learning_loop``, a daily
+retrain caught none of an account-takeover wave four days and a hundred labels into it, where
+the refit catches most of it the next day (docs/performance.md). It costs a second training.
+
 Training is deterministic: the same rows and parameters give the same model, byte for byte
 (``deterministic``, row-wise histograms, fixed seeds, an explicit thread count).
 
@@ -89,6 +97,10 @@ class TrainResult:
     data_end: datetime
     training_rows: int
     holdout_rows: int = field(default=0)
+    # The twin trained on the rows before the holdout, which the metrics are of: the gates'
+    # backtest judges it on the holdout (``booster`` trained on those rows too). ``booster``
+    # itself when the model was not refit.
+    twin: lgb.Booster | None = None
 
 
 def time_split(
@@ -127,16 +139,20 @@ def train_model(
     params: TrainParams | None = None,
     init_model: lgb.Booster | None = None,
     holdout_share: float = 0.2,
+    refit: bool = True,
     thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
     progress: Callable[[float], None] | None = None,
 ) -> TrainResult:
     """Train a LightGBM binary classifier of ``label`` on ``frame``'s ``features``, in that
-    order, holding out the last ``holdout_share`` of rows by ``time_column``.
+    order: a twin on the rows before the last ``holdout_share`` of them by ``time_column``,
+    evaluated on that holdout, then (``refit``) the model itself on every row with the same
+    parameters and parent. Without ``refit`` the twin is the model.
 
     With ``init_model`` (a parent booster with the same features), boosting continues from the
     parent's trees: ``params.num_boost_round`` rounds are added. ``progress`` is called with
-    the share of rounds done (0 to 1) every tenth of them. Return the booster, its parameters
-    and the holdout metrics (``ml.evaluate.evaluation`` at ``thresholds``).
+    the share of rounds done (0 to 1, both trainings) every tenth of them. Return the model,
+    its twin, its parameters and the holdout metrics (``ml.evaluate.evaluation`` at
+    ``thresholds``).
     """
     params = params or TrainParams()
     features = list(features)
@@ -145,14 +161,60 @@ def train_model(
     train, holdout = time_split(frame, time_column=time_column, holdout_share=holdout_share)
     if train.empty or holdout.empty:
         raise ValueError(f"too few rows to split by time: {len(frame)}")
+    parts = 2 if refit else 1
+    twin = _boost(train, features, label, params, init_model, _progress_part(progress, 0, parts))
+    scores = twin.predict(feature_matrix(holdout, features), num_threads=params.num_threads)
+    metrics = evaluation(holdout[label].astype(int).to_numpy(), scores, thresholds)
     y_train = train[label].astype(int).to_numpy()
+    metrics["train"] = {
+        "rows": len(train),
+        "positives": int(y_train.sum()),
+        "positive_rate": float(y_train.mean()),
+    }
+    metrics["holdout_start"] = _instant(holdout[time_column].min()).isoformat()
+    metrics["refit"] = refit
+    booster = twin
+    if refit:
+        booster = _boost(
+            frame, features, label, params, init_model, _progress_part(progress, 1, parts)
+        )
+    times = frame[time_column]
+    return TrainResult(
+        booster=booster,
+        features=features,
+        params={**params.lightgbm_params(), **{"num_boost_round": params.num_boost_round}},
+        metrics=metrics,
+        data_start=_instant(times.min()),
+        data_end=_instant(times.max()),
+        training_rows=len(frame) if refit else len(train),
+        holdout_rows=len(holdout),
+        twin=twin,
+    )
+
+
+def _progress_part(
+    progress: Callable[[float], None] | None, part: int, parts: int
+) -> Callable[[float], None] | None:
+    """Return ``progress`` for the ``part``-th of ``parts`` equal trainings."""
+    if progress is None:
+        return None
+    return lambda share: progress((part + share) / parts)
+
+
+def _boost(
+    rows: pd.DataFrame,
+    features: list[str],
+    label: str,
+    params: TrainParams,
+    init_model: lgb.Booster | None,
+    progress: Callable[[float], None] | None,
+) -> lgb.Booster:
     dataset = lgb.Dataset(
-        feature_matrix(train, features),
-        label=y_train,
+        feature_matrix(rows, features),
+        label=rows[label].astype(int).to_numpy(),
         feature_name=features,
         free_raw_data=False,
     )
-    lgb_params = params.lightgbm_params()
     callbacks = []
     if progress is not None:
         rounds = params.num_boost_round
@@ -164,32 +226,13 @@ def train_model(
                 progress(done / rounds)
 
         callbacks.append(report)
-    booster = lgb.train(
-        lgb_params,
+    return lgb.train(
+        params.lightgbm_params(),
         dataset,
         num_boost_round=params.num_boost_round,
         init_model=init_model,
         keep_training_booster=False,
         callbacks=callbacks,
-    )
-    scores = booster.predict(feature_matrix(holdout, features), num_threads=params.num_threads)
-    metrics = evaluation(holdout[label].astype(int).to_numpy(), scores, thresholds)
-    metrics["train"] = {
-        "rows": len(train),
-        "positives": int(y_train.sum()),
-        "positive_rate": float(y_train.mean()),
-    }
-    metrics["holdout_start"] = _instant(holdout[time_column].min()).isoformat()
-    times = frame[time_column]
-    return TrainResult(
-        booster=booster,
-        features=features,
-        params={**lgb_params, **{"num_boost_round": params.num_boost_round}},
-        metrics=metrics,
-        data_start=_instant(times.min()),
-        data_end=_instant(times.max()),
-        training_rows=len(train),
-        holdout_rows=len(holdout),
     )
 
 

@@ -23,11 +23,13 @@ def model_gate(
     window: pd.DataFrame,
     constant: list[str],
     time_column: str,
+    twin: lgb.Booster | None = None,
     service: str = FRAUD_SCORING_V1.name,
 ) -> ModelVersion:
     """Run the offline gates on ``model`` (its ``booster``): the training set's ``constant``
-    inputs, the golden set, and ``window`` (labelled rows it did not train on, with
-    ``time_column`` and ``card_id``) against the champion; record each result and set the
+    inputs, the golden set, and ``window`` (labelled rows its ``twin`` did not train on, with
+    ``time_column`` and ``card_id``; ``booster`` is the twin when not given) against the
+    champion, on the rows after the champion's data end; record each result and set the
     model ``approved`` or ``rejected``. Return the model. A model gated before is returned as
     it is (idempotent). Nothing is deployed."""
     if model.status != "candidate":
@@ -54,6 +56,8 @@ def model_gate(
         champion_reference=champion.metrics.get("reference") if champion else None,
         rules=rules,
         day=time_column,
+        twin=twin,
+        champion_seen_until=champion.data_end if rival is not None else None,
     )
     status = "approved" if gates_passed(results) else "rejected"
     ModelVersion.objects.filter(pk=model.pk).update(status=status, gates=as_records(results))

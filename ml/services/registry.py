@@ -263,9 +263,9 @@ def candidate_register(
 ) -> ModelVersion:
     """Register a model just trained on ``frame`` (``model_register``), with the training
     set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
-    reference in its metrics, and run the offline gates on it (``model_gate``: the backtest on
-    the rows of its holdout, the newest, which it did not train on); return it, approved or
-    rejected. Nothing is deployed."""
+    reference in its metrics, and run the offline gates on it (``model_gate``: the backtest of
+    its twin on the rows of its holdout, the newest, which the twin did not train on); return
+    it, approved or rejected. Nothing is deployed."""
     profile = profile or dataset_profile(frame, result.features, time_column=time_column)
     result.metrics["label_sources"] = profile["label_sources"]
     result.metrics["dataset"] = profile
@@ -289,4 +289,5 @@ def candidate_register(
         window=holdout,
         constant=profile["constant"],
         time_column=time_column,
+        twin=result.twin,
     )

@@ -55,7 +55,10 @@ def test_bootstrap_trains_registers_and_deploys_a_champion_once():
     assert model.data_start < model.data_end
     # 4 simulated days, the last one left out to let labels come in.
     assert timedelta(days=2) < model.data_end - model.data_start <= timedelta(days=3)
-    assert model.training_rows == model.metrics["train"]["rows"] > 0
+    # Refit on every row after its twin was judged on the holdout.
+    assert model.metrics["refit"] is True
+    assert model.training_rows == model.metrics["train"]["rows"] + model.metrics["rows"]
+    assert model.metrics["train"]["rows"] > 0
     assert model.metrics["label_sources"]["chargeback"] > 0
     assert model.params["num_boost_round"] == 100
     assert f"bootstrap: model {model.version} (champion)" in output
@@ -130,7 +133,7 @@ def test_retraining_from_logs_warm_starts_from_the_champion(app_store, bootstrap
     child = ModelVersion.objects.get(version=version)
     assert child.parent == parent
     assert child.source == "logs+labels"
-    assert child.training_rows == 320
+    assert child.training_rows == 400  # every row (its twin trained on the 320 before the holdout)
     assert child.metrics["label_sources"] == {"assumed_negative": 320, "chargeback": 80}
     assert child.metrics["auc_roc"] == 1.0  # velocity separates the synthetic fraud exactly
     assert Deployment.objects.get(role="champion").model_version == parent.version  # not deployed

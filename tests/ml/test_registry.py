@@ -68,7 +68,7 @@ def test_a_registered_model_is_a_text_file_with_its_sha256_metrics_and_lineage(m
     assert model.source == "bootstrap: simulator history"
     assert model.parent is None
     assert model.code_version == code_version() != ""
-    assert model.training_rows == 320
+    assert model.training_rows == 400  # refit on every row after its twin's holdout
     assert (model.data_start, model.data_end) == (START, START + timedelta(minutes=399))
     assert model.params["num_boost_round"] == 20
     assert model.params["num_threads"] == 1

@@ -23,6 +23,7 @@ from ml.train import (
 )
 
 FEATURES = model_features()
+START = datetime(2026, 1, 5, tzinfo=UTC)
 VELOCITY = [
     "card_payments_10m",
     "card_payments_1h",
@@ -93,9 +94,10 @@ def test_the_model_ranks_fraud_above_legitimate_payments_on_the_later_holdout(
     assert metrics["auc_pr"] >= 0.6
     assert metrics["rows"] == len(holdout) == trained.holdout_rows
     assert metrics["positives"] == int(holdout["label"].sum())
-    assert (
-        metrics["train"]["rows"] == trained.training_rows == len(bootstrapped.frame) - len(holdout)
-    )
+    # The metrics are the twin's, trained before the holdout; the model is refit on every row.
+    assert metrics["train"]["rows"] == len(bootstrapped.frame) - len(holdout)
+    assert trained.training_rows == len(bootstrapped.frame)
+    assert metrics["refit"] is True
     assert set(metrics["at_thresholds"]) == {"review", "decline"}
     assert metrics["holdout_start"] == holdout["event_timestamp"].min().isoformat()
     assert trained.data_start == bootstrapped.frame["event_timestamp"].min()
@@ -122,6 +124,33 @@ def test_a_warm_start_adds_trees_to_the_parents(bootstrapped, trained):
     assert child.booster.num_trees() == trained.booster.num_trees() + 10
     with pytest.raises(ValueError, match="features differ"):
         train_model(bootstrapped.frame, features=FEATURES[:-1], init_model=trained.booster)
+
+
+def test_the_model_is_refit_on_the_holdout_its_twin_was_judged_on():
+    # A pattern only the newest rows show (the holdout): from row 800 on, a third of the rows
+    # are fraud with an x never seen before (about 6). The twin, trained before them, cannot
+    # know it; the refit model, trained on every row, does.
+    rng = np.random.default_rng(5)
+    n = 1000
+    x = rng.normal(size=n)
+    new = (np.arange(n) >= 800) & (rng.random(n) < 1 / 3)
+    x[new] = 6 + rng.normal(scale=0.2, size=new.sum())
+    frame = pd.DataFrame({"t": [START + timedelta(minutes=i) for i in range(n)], "x": x})
+    frame["label"] = new.astype(int)
+    params = TrainParams(num_boost_round=60, learning_rate=0.2, min_data_in_leaf=5)
+
+    result = train_model(frame, features=["x"], time_column="t", params=params)
+    held = train_model(frame, features=["x"], time_column="t", params=params, refit=False)
+
+    probe = np.array([[6.0], [0.0]])
+    assert result.twin.predict(probe)[0] < 0.1  # never saw a fraud
+    assert result.booster.predict(probe)[0] > 0.5 > result.booster.predict(probe)[1]
+    assert result.training_rows == n
+    assert result.metrics["train"]["rows"] == 800
+    assert held.twin is held.booster
+    assert held.training_rows == 800
+    assert held.booster.model_to_string() == result.twin.model_to_string()
+    assert held.metrics == {**result.metrics, "refit": False}
 
 
 def _legit_rows(frame: pd.DataFrame) -> pd.DataFrame:

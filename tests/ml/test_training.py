@@ -86,7 +86,8 @@ def test_training_reports_its_progress_up_to_done():
         params=TrainParams(num_boost_round=30, min_data_in_leaf=5),
         progress=seen.append,
     )
-    assert seen == [i / 10 for i in range(1, 11)]
+    # Two trainings (the twin, then the refit on every row), each a half of the way.
+    assert seen == pytest.approx([i / 20 for i in range(1, 21)])
 
 
 # The runs, on the database and the app's feature store.
@@ -153,7 +154,8 @@ def test_a_fine_tune_trains_a_replica_of_the_champion_on_the_newest_rows(logs):
     )  # fmt: skip
     assert model_load(child.version).num_trees() == 40 + 10
     assert run.dataset["rows"] == 200  # the newest matured rows only
-    assert child.training_rows == 160  # less the holdout
+    assert child.training_rows == 200  # refit on every row; its twin on the 160 before the holdout
+    assert child.metrics["train"]["rows"] == 160
     # The champion's file is untouched: the fine-tune trained a copy.
     assert model_load(champion.version).model_to_string() == serving.model_to_string()
     assert Deployment.objects.get(role="champion").model_version == champion.version
