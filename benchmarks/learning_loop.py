@@ -210,6 +210,7 @@ class Loop:
                 features=self.w.features,
                 params=TrainParams(num_boost_round=rounds),
                 init_model=init,
+                holdout_after=serving.data_end if serving else None,
             )
         except ValueError:
             return None  # too few rows yet

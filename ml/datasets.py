@@ -158,7 +158,11 @@ def with_labels(
     label, a row without one is an assumed negative when its ``time_column`` is at or before
     ``mature_before`` (``None``: every row) and is left out otherwise. Adds ``label``,
     ``label_source``, ``labelled_at``, ``label_delay_s`` (labelled_at minus the row's time;
-    null for an assumed negative) and ``contradicted``."""
+    null for an assumed negative) and ``contradicted``.
+
+    The assumed negatives are not weighed up to stand for the young payments left out: fraud
+    that is never charged back is among them, and weighing them up taught every retraining
+    policy less (docs/performance.md, learning loop)."""
     merged = frame.merge(found, on="payment_id", how="left", validate="many_to_one")
     unlabelled = merged["label"].isna()
     if mature_before is not None:

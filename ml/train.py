@@ -104,11 +104,16 @@ class TrainResult:
 
 
 def time_split(
-    frame: pd.DataFrame, *, time_column: str, holdout_share: float = 0.2
+    frame: pd.DataFrame,
+    *,
+    time_column: str,
+    holdout_share: float = 0.2,
+    after: datetime | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split ``frame`` by event time: the holdout is the rows at or after the instant where the
-    last ``holdout_share`` of rows begins; the rest trains. Rows sharing an instant stay on one
-    side, so every training row is strictly earlier than every holdout row."""
+    last ``holdout_share`` of rows begins, and only those later than ``after`` when some are;
+    the rest trains. Rows sharing an instant stay on one side, so every training row is
+    strictly earlier than every holdout row."""
     if not 0 < holdout_share < 1:
         raise ValueError(f"holdout_share must be within (0, 1), got {holdout_share}")
     if frame.empty:
@@ -116,6 +121,10 @@ def time_split(
     ordered = frame.sort_values(time_column, kind="mergesort")
     times = ordered[time_column]
     cut = times.iloc[int(len(ordered) * (1 - holdout_share))]
+    if after is not None:
+        later = times[times > pd.Timestamp(after)]
+        if len(later) and later.iloc[0] > cut:
+            cut = later.iloc[0]
     return ordered[times < cut], ordered[times >= cut]
 
 
@@ -139,6 +148,7 @@ def train_model(
     params: TrainParams | None = None,
     init_model: lgb.Booster | None = None,
     holdout_share: float = 0.2,
+    holdout_after: datetime | None = None,
     refit: bool = True,
     thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
     progress: Callable[[float], None] | None = None,
@@ -146,7 +156,12 @@ def train_model(
     """Train a LightGBM binary classifier of ``label`` on ``frame``'s ``features``, in that
     order: a twin on the rows before the last ``holdout_share`` of them by ``time_column``,
     evaluated on that holdout, then (``refit``) the model itself on every row with the same
-    parameters and parent. Without ``refit`` the twin is the model.
+    parameters and parent. Without ``refit`` the twin is the model. ``holdout_after`` (the
+    champion's data end) narrows the holdout to the rows after it: the twin then learns from
+    every row the champion could have, so the backtest compares the two on equal terms (a
+    twin a fifth of the rows behind a champion trained yesterday loses to it for being older,
+    not for being worse). A ``weight`` column, when
+    there is one, weighs the rows (``ml.datasets.with_labels``).
 
     With ``init_model`` (a parent booster with the same features), boosting continues from the
     parent's trees: ``params.num_boost_round`` rounds are added. ``progress`` is called with
@@ -158,7 +173,9 @@ def train_model(
     features = list(features)
     if init_model is not None and init_model.feature_name() != features:
         raise ValueError("the parent model's features differ from this training set's")
-    train, holdout = time_split(frame, time_column=time_column, holdout_share=holdout_share)
+    train, holdout = time_split(
+        frame, time_column=time_column, holdout_share=holdout_share, after=holdout_after
+    )
     if train.empty or holdout.empty:
         raise ValueError(f"too few rows to split by time: {len(frame)}")
     parts = 2 if refit else 1

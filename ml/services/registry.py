@@ -229,7 +229,8 @@ def model_train_from_logs(
     ``model_register``: the same logs, labels and parent give the same version.
     """
     frame = logged_dataset(config, labels=labels_as_of(), maturity=maturity)
-    parent = parent or champion_get()
+    champion = champion_get()
+    parent = parent or champion
     features = model_features(SERVICE)
     init_model = None
     if parent is not None and list(parent.feature_names) == features:
@@ -240,6 +241,7 @@ def model_train_from_logs(
         time_column="request_time",
         params=params or TrainParams(num_boost_round=50),
         init_model=init_model,
+        holdout_after=champion.data_end if champion is not None else None,
         thresholds=thresholds,
     )
     return candidate_register(

@@ -183,6 +183,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         time_column="request_time",
         params=params,
         init_model=init_model,
+        holdout_after=parent.data_end if parent is not None else None,
         progress=lambda share: _progress(run, "training", 10 + int(share * 80)),
     )
     _progress(run, "registering and gating", 95)

@@ -228,3 +228,76 @@ def test_the_backtest_judges_the_twin_the_candidate_was_refit_from(champion, dat
     assert gated.status == "rejected"
     assert _gate(gated, "backtest")["reason"].startswith("average precision ")
     assert _gate(gated, "smoke")["passed"] is True
+
+
+class _Fixed:
+    """A booster double: the given scores, in the window's order."""
+
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, dtype=float)
+
+    def feature_name(self):
+        return FEATURES
+
+    def predict(self, matrix, num_threads=1):
+        assert len(matrix) == len(self.scores)
+        return self.scores
+
+
+def _window(frauds: int, legit: int) -> pd.DataFrame:
+    rows = frauds + legit
+    frame = pd.DataFrame({name: pd.array([0.0] * rows, dtype="Float64") for name in FEATURES})
+    frame["label"] = [1] * frauds + [0] * legit
+    frame["request_time"] = [T + timedelta(minutes=i) for i in range(rows)]
+    frame["card_id"] = [f"c{i}" for i in range(rows)]
+    return frame
+
+
+def _caught(frauds: int, caught: int, legit: int, flagged_legit: int = 0) -> list[float]:
+    """Scores: ``caught`` of the frauds and ``flagged_legit`` of the legitimate payments above
+    the review threshold."""
+    return (
+        [0.9] * caught + [0.4] * (frauds - caught)
+        + [0.6] * flagged_legit + [0.1] * (legit - flagged_legit)
+    )  # fmt: skip
+
+
+def test_a_backtest_gap_within_chance_passes_and_the_same_gap_on_many_frauds_fails():
+    from ml.gates import GateSettings, backtest_gate
+
+    rules = GateSettings()
+    # Recall 0.5 against 0.6: beyond the 0.05 tolerance, but on 10 frauds one of many draws.
+    few = backtest_gate(
+        _Fixed(_caught(10, 5, 30)), _Fixed(_caught(10, 6, 30)), _window(10, 30), rules
+    )
+    assert few.passed, few.reason
+    assert 0 < few.figures["worse_in_resamples"]["recall"] < rules.confidence
+
+    many = backtest_gate(
+        _Fixed(_caught(1000, 500, 3000)), _Fixed(_caught(1000, 600, 3000)), _window(1000, 3000),
+        rules,
+    )  # fmt: skip
+    assert not many.passed
+    assert many.reason == (
+        "recall at the review threshold 0.500 against the champion's 0.600 "
+        "(worse in 100% of 200 resamples)"
+    )
+
+
+def test_flagging_more_fails_the_backtest_only_at_a_lower_precision():
+    from ml.gates import GateSettings, backtest_gate
+
+    rules = GateSettings()
+    window = _window(100, 900)
+    champion = _Fixed(_caught(100, 40, 900, flagged_legit=10))  # 5 % flagged, precision 0.8
+    # Twice the flags, every extra one a fraud it caught: precision 0.9.
+    sharper = backtest_gate(_Fixed(_caught(100, 90, 900, 10)), champion, window, rules)
+    assert sharper.passed, sharper.reason
+    assert sharper.figures["candidate"]["flagged_share"] == 0.1
+
+    # Twice the flags, the extra ones legitimate payments: precision 0.4.
+    noisier = backtest_gate(_Fixed(_caught(100, 40, 900, 60)), champion, window, rules)
+    assert not noisier.passed
+    assert noisier.reason.endswith(
+        "; it flags 10.0% of payments against the champion's 5.0%, precision 0.400 against 0.800"
+    )

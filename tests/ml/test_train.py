@@ -64,6 +64,17 @@ def test_the_holdout_is_the_latest_fifth_by_time_and_ties_stay_together():
     assert train["event_timestamp"].max() < holdout["event_timestamp"].min()
 
 
+def test_the_holdout_starts_after_the_champions_data_when_that_is_later():
+    frame = pd.DataFrame({"t": [START + timedelta(minutes=i) for i in range(10)]})
+
+    _, holdout = time_split(frame, time_column="t", after=START + timedelta(minutes=8, seconds=1))
+    assert list(holdout["t"].dt.minute) == [9]
+    # Earlier than the share's cut, or after every row: the newest fifth as without it.
+    for after in (START, START + timedelta(hours=1)):
+        _, holdout = time_split(frame, time_column="t", after=after)
+        assert list(holdout["t"].dt.minute) == [8, 9]
+
+
 def test_metrics_are_exact_on_a_small_example():
     labels = [0, 0, 1, 1, 0, 1]
     scores = [0.1, 0.4, 0.35, 0.8, 0.8, 0.9]

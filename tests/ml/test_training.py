@@ -141,6 +141,24 @@ def test_a_full_retrain_registers_a_model_with_its_training_set_profile(logs):
 
 
 @pytest.mark.django_db
+def test_a_retrain_is_judged_on_the_payments_after_the_champions_data(logs):
+    champion = _full_champion()
+    later = timezone.now() - timedelta(days=5)  # matured: charged back 2 days after
+    logs_with_labels(logs, 50, start=later, prefix="later")
+
+    run, _ = training_request(kind="full")
+    model = training_run(request_key=run.request_key).model
+
+    # Not the newest fifth (90 rows, 40 of them the champion's): the 50 it never saw.
+    assert model.metrics["rows"] == 50
+    assert model.metrics["positives"] == 10
+    assert datetime.fromisoformat(model.metrics["holdout_start"]) > champion.data_end
+    assert model.training_rows == 450
+    backtest = next(g for g in model.gates if g["gate"] == "backtest")
+    assert backtest["figures"]["rows"] == 50
+
+
+@pytest.mark.django_db
 def test_a_fine_tune_trains_a_replica_of_the_champion_on_the_newest_rows(logs):
     champion = _full_champion()
     serving = model_load(champion.version)
