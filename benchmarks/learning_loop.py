@@ -133,7 +133,7 @@ class Served:
     kind: str
     chain_start: datetime
     trees: int
-    data_end: datetime  # its newest training row: the backtest judges a rival after it
+    cut: datetime  # when it was trained: the rows it learned from are known by it
 
 
 @dataclass
@@ -182,6 +182,7 @@ class Loop:
             TrainParams,
             dataset_profile,
             fine_tune_refusal,
+            learned_from,
             newest_rows,
             train_model,
             training_reference,
@@ -210,27 +211,32 @@ class Loop:
                 features=self.w.features,
                 params=TrainParams(num_boost_round=rounds),
                 init_model=init,
-                holdout_after=serving.data_end if serving else None,
+                unseen=None
+                if serving is None
+                else ~learned_from(
+                    data,
+                    cut=serving.cut,
+                    maturity=timedelta(days=self.args.maturity_days),
+                    time_column="event_timestamp",
+                ),
             )
         except ValueError:
             return None  # too few rows yet
         run.cpu_s += time.process_time() - began
         began = time.process_time()
         reference = training_reference(result.booster, data, self.w.features)
-        holdout = data[data["event_timestamp"] >= pd.Timestamp(result.metrics["holdout_start"])]
         profile = dataset_profile(data, self.w.features, time_column="event_timestamp")
         gates = gates_run(
             result.booster,
             expected=self.w.features,
             golden=self.golden,
-            window=holdout,
+            window=result.window,
             constant=profile["constant"],
             champion=serving.booster if serving else None,
             champion_reference=serving.reference if serving else None,
             rules=self.rules,
             day="event_timestamp",
             twin=result.twin,
-            champion_seen_until=serving.data_end if serving else None,
         )
         run.gate_cpu_s += time.process_time() - began
         run.trainings += 1
@@ -248,7 +254,7 @@ class Loop:
             kind,
             chain_start=at if kind == "full" else serving.chain_start,
             trees=result.booster.num_trees(),
-            data_end=result.data_end,
+            cut=at,
         )
 
     def run(self, policy: str, decide: Callable) -> Run:

@@ -17,8 +17,9 @@ Four gates, each named, each with its figures and, when it fails, the reason in 
   sit exactly there);
 - **backtest**, on the newest matured payments the candidate's twin did not train on (its
   holdout; the candidate is the twin's recipe refit on them too, ``ml.train``), against the
-  champion on the same payments, those the champion trained on left out (a model scored on its
-  own training rows looks better than it is, and would keep every fresher rival out): average
+  champion on the same payments, none of which the champion learned from either (the caller's
+  window: ``TrainResult.window``; a model scored on its own training rows looks better than it
+  is, and would keep every fresher rival out): average
   precision, recall at the review threshold and Card Precision@k per day no worse than the
   champion's by more than ``tolerance`` (and, for the first two, beyond chance: worse in 95 %
   of bootstrap resamples of the window), flagged share no more than ``max_flagged_ratio``
@@ -33,7 +34,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 import lightgbm as lgb
@@ -229,21 +229,12 @@ def backtest_gate(
     *,
     day: str = "request_time",
     card: str = "card_id",
-    champion_seen_until: datetime | None = None,
 ) -> GateResult:
-    figures: dict[str, Any] = {"k": rules.k}
-    where = "in the window"
-    if champion is not None and champion_seen_until is not None:
-        seen = pd.to_datetime(window[day], utc=True) <= pd.Timestamp(champion_seen_until)
-        if seen.any():
-            window = window[~seen.to_numpy()]
-            figures["after"] = champion_seen_until.isoformat()
-            where = "in the window after the champion's training data"
     positives = int(window["label"].sum()) if len(window) else 0
-    figures.update(rows=len(window), positives=positives)
+    figures: dict[str, Any] = {"rows": len(window), "positives": positives, "k": rules.k}
     if positives < rules.min_positives:
         return GateResult(
-            "backtest", True, figures, f"only {positives} fraud labels {where}: not judged"
+            "backtest", True, figures, f"only {positives} fraud labels in the window: not judged"
         )
     cand_scores = _scores(candidate, window)
     mine = _performance(cand_scores, window, rules, day=day, card=card)
@@ -308,7 +299,6 @@ def gates_run(
     rules: GateSettings,
     day: str = "request_time",
     twin: lgb.Booster | None = None,
-    champion_seen_until: datetime | None = None,
 ) -> list[GateResult]:
     """Return every gate's result for ``booster``, in order: training_data, smoke, behaviour,
     backtest (of its ``twin``, trained without ``window``, when it was refit on it; of
@@ -332,7 +322,6 @@ def gates_run(
             window,
             rules,
             day=day,
-            champion_seen_until=champion_seen_until,
         )
     )
     return results

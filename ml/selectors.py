@@ -31,6 +31,21 @@ def champion_get() -> ModelVersion | None:
     return ModelVersion.objects.filter(version=deployment.model_version).first()
 
 
+def logs_cut(model: ModelVersion | None) -> datetime | None:
+    """Return the instant ``model`` was trained at on the logged vectors (its training run's
+    cut, else its data end); ``None`` when it learned from none of them (no model, or one
+    trained on a simulator history: another world)."""
+    if model is None or model.source != ModelVersion.Source.LOGS:
+        return None
+    cut = (
+        TrainingRun.objects.filter(model=model)
+        .order_by("as_of")
+        .values_list("as_of", flat=True)
+        .first()
+    )
+    return cut or model.data_end
+
+
 def champion_exists() -> bool:
     """Return whether any model is deployed as champion."""
     return deployment_champion_exists()

@@ -101,6 +101,8 @@ class TrainResult:
     # backtest judges it on the holdout (``booster`` trained on those rows too). ``booster``
     # itself when the model was not refit.
     twin: lgb.Booster | None = None
+    # The holdout's rows the champion did not learn from (every holdout row without ``unseen``).
+    window: pd.DataFrame | None = None
 
 
 def time_split(
@@ -108,24 +110,56 @@ def time_split(
     *,
     time_column: str,
     holdout_share: float = 0.2,
-    after: datetime | None = None,
+    unseen: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split ``frame`` by event time: the holdout is the rows at or after the instant where the
-    last ``holdout_share`` of rows begins, and only those later than ``after`` when some are;
-    the rest trains. Rows sharing an instant stay on one side, so every training row is
-    strictly earlier than every holdout row."""
+    last ``holdout_share`` of rows begins; the rest trains. Rows sharing an instant stay on one
+    side, so every training row is strictly earlier than every holdout row.
+
+    With ``unseen`` (per row of ``frame``: the champion did not learn from it,
+    ``learned_from``), the holdout is the unseen rows among those, else every unseen row, and
+    the rest trains: the twin then learns from every row the champion did (and from older
+    rows it did not), so the two are judged on equal terms. Without unseen rows, the plain
+    split."""
+    train, holdout, _ = _split(frame, time_column, holdout_share, unseen)
+    return train, holdout
+
+
+def _split(
+    frame: pd.DataFrame, time_column: str, holdout_share: float, unseen: np.ndarray | None
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """``time_split``, and per holdout row whether it is unseen (all True without
+    ``unseen``)."""
     if not 0 < holdout_share < 1:
         raise ValueError(f"holdout_share must be within (0, 1), got {holdout_share}")
     if frame.empty:
         raise ValueError("too few rows to split by time: 0")
-    ordered = frame.sort_values(time_column, kind="mergesort")
-    times = ordered[time_column]
-    cut = times.iloc[int(len(ordered) * (1 - holdout_share))]
-    if after is not None:
-        later = times[times > pd.Timestamp(after)]
-        if len(later) and later.iloc[0] > cut:
-            cut = later.iloc[0]
-    return ordered[times < cut], ordered[times >= cut]
+    times = pd.to_datetime(frame[time_column], utc=True).to_numpy(dtype="datetime64[ns]")
+    order = np.argsort(times, kind="stable")
+    ordered, times = frame.iloc[order], times[order]
+    holdout = times >= times[int(len(ordered) * (1 - holdout_share))]
+    mine = np.ones(len(ordered), dtype=bool)
+    if unseen is not None:
+        mine = np.asarray(unseen, dtype=bool)[order]
+        chosen = mine & holdout
+        if not chosen.any():
+            chosen = mine
+        if chosen.any() and not chosen.all():
+            holdout = chosen
+    return ordered[~holdout], ordered[holdout], mine[holdout]
+
+
+def learned_from(
+    frame: pd.DataFrame, *, cut: datetime, maturity: timedelta, time_column: str
+) -> np.ndarray:
+    """Return, per row of the training set ``frame`` (``ml.datasets.with_labels``: with
+    ``labelled_at``), whether a model trained at ``cut`` on a set made the same way learned
+    from it: a payment matured by then, or a younger one labelled by then. It never saw the
+    others: later, or young and unlabelled then (left out)."""
+    times = pd.to_datetime(frame[time_column], utc=True)
+    at = pd.Timestamp(cut)
+    labelled = pd.to_datetime(frame["labelled_at"], utc=True) <= at  # NaT: False
+    return ((times <= at - maturity) | (labelled & (times <= at))).to_numpy()
 
 
 def feature_matrix(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
@@ -148,7 +182,7 @@ def train_model(
     params: TrainParams | None = None,
     init_model: lgb.Booster | None = None,
     holdout_share: float = 0.2,
-    holdout_after: datetime | None = None,
+    unseen: np.ndarray | None = None,
     refit: bool = True,
     thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
     progress: Callable[[float], None] | None = None,
@@ -156,11 +190,12 @@ def train_model(
     """Train a LightGBM binary classifier of ``label`` on ``frame``'s ``features``, in that
     order: a twin on the rows before the last ``holdout_share`` of them by ``time_column``,
     evaluated on that holdout, then (``refit``) the model itself on every row with the same
-    parameters and parent. Without ``refit`` the twin is the model. ``holdout_after`` (the
-    champion's data end) narrows the holdout to the rows after it: the twin then learns from
-    every row the champion could have, so the backtest compares the two on equal terms (a
-    twin a fifth of the rows behind a champion trained yesterday loses to it for being older,
-    not for being worse). A ``weight`` column, when
+    parameters and parent. Without ``refit`` the twin is the model. ``unseen`` (per row: the
+    champion never learned from it, ``learned_from``) makes the holdout rows the champion
+    never saw and the twin's training every row it did (``time_split``): a twin a fifth of the
+    rows behind a champion trained yesterday lost to it for being older, not for being worse.
+    ``TrainResult.window`` is the holdout less the rows the champion learned from: what the
+    backtest may judge the two on. A ``weight`` column, when
     there is one, weighs the rows (``ml.datasets.with_labels``).
 
     With ``init_model`` (a parent booster with the same features), boosting continues from the
@@ -173,9 +208,7 @@ def train_model(
     features = list(features)
     if init_model is not None and init_model.feature_name() != features:
         raise ValueError("the parent model's features differ from this training set's")
-    train, holdout = time_split(
-        frame, time_column=time_column, holdout_share=holdout_share, after=holdout_after
-    )
+    train, holdout, unseen_holdout = _split(frame, time_column, holdout_share, unseen)
     if train.empty or holdout.empty:
         raise ValueError(f"too few rows to split by time: {len(frame)}")
     parts = 2 if refit else 1
@@ -206,6 +239,7 @@ def train_model(
         training_rows=len(frame) if refit else len(train),
         holdout_rows=len(holdout),
         twin=twin,
+        window=holdout[unseen_holdout],
     )
 
 

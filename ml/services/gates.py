@@ -28,8 +28,8 @@ def model_gate(
 ) -> ModelVersion:
     """Run the offline gates on ``model`` (its ``booster``): the training set's ``constant``
     inputs, the golden set, and ``window`` (labelled rows its ``twin`` did not train on, with
-    ``time_column`` and ``card_id``; ``booster`` is the twin when not given) against the
-    champion, on the rows after the champion's data end; record each result and set the
+    ``time_column`` and ``card_id``, none the champion learned from: ``TrainResult.window``;
+    ``booster`` is the twin when not given) against the champion; record each result and set the
     model ``approved`` or ``rejected``. Return the model. A model gated before is returned as
     it is (idempotent). Nothing is deployed."""
     if model.status != "candidate":
@@ -57,7 +57,6 @@ def model_gate(
         rules=rules,
         day=time_column,
         twin=twin,
-        champion_seen_until=champion.data_end if rival is not None else None,
     )
     status = "approved" if gates_passed(results) else "rejected"
     ModelVersion.objects.filter(pk=model.pk).update(status=status, gates=as_records(results))

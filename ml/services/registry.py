@@ -26,13 +26,14 @@ from fraud.services import deployment_set
 from ml.datasets import bootstrap_dataset, logged_dataset
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import code_version, model_load
-from ml.selectors import champion_get, labels_as_of
+from ml.selectors import champion_get, labels_as_of, logs_cut
 from ml.services.gates import model_gate
 from ml.train import (
     DEFAULT_THRESHOLDS,
     TrainParams,
     TrainResult,
     dataset_profile,
+    learned_from,
     model_features,
     train_model,
     training_reference,
@@ -231,6 +232,7 @@ def model_train_from_logs(
     frame = logged_dataset(config, labels=labels_as_of(), maturity=maturity)
     champion = champion_get()
     parent = parent or champion
+    cut = logs_cut(champion)
     features = model_features(SERVICE)
     init_model = None
     if parent is not None and list(parent.feature_names) == features:
@@ -241,7 +243,9 @@ def model_train_from_logs(
         time_column="request_time",
         params=params or TrainParams(num_boost_round=50),
         init_model=init_model,
-        holdout_after=champion.data_end if champion is not None else None,
+        unseen=None
+        if cut is None
+        else ~learned_from(frame, cut=cut, maturity=maturity, time_column="request_time"),
         thresholds=thresholds,
     )
     return candidate_register(
@@ -284,11 +288,10 @@ def candidate_register(
         parent=parent,
         kind=kind,
     )
-    holdout = frame[frame[time_column] >= pd.Timestamp(result.metrics["holdout_start"])]
     return model_gate(
         model=model,
         booster=result.booster,
-        window=holdout,
+        window=result.window,
         constant=profile["constant"],
         time_column=time_column,
         twin=result.twin,

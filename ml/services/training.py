@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import lightgbm as lgb
+import numpy as np
 import pandas as pd
 from celery import current_app
 from django.conf import settings
@@ -17,13 +18,14 @@ from features.store import FeatureConfig
 from ml.datasets import logged_dataset
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
-from ml.selectors import champion_get, labels_as_of
+from ml.selectors import champion_get, labels_as_of, logs_cut
 from ml.services.registry import SERVICE, candidate_register
 from ml.train import (
     ChainBounds,
     TrainParams,
     dataset_profile,
     fine_tune_refusal,
+    learned_from,
     model_features,
     newest_rows,
     train_model,
@@ -183,7 +185,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         time_column="request_time",
         params=params,
         init_model=init_model,
-        holdout_after=parent.data_end if parent is not None else None,
+        unseen=_unseen(frame, parent),
         progress=lambda share: _progress(run, "training", 10 + int(share * 80)),
     )
     _progress(run, "registering and gating", 95)
@@ -196,6 +198,16 @@ def _train(run: TrainingRun) -> ModelVersion:
         kind=kind,
         profile=profile,
     )
+
+
+def _unseen(frame: pd.DataFrame, champion: ModelVersion | None) -> np.ndarray | None:
+    """Return, per row of the training set ``frame``, whether ``champion`` never learned from
+    it (``ml.train.learned_from``); ``None`` when it learned from none of the logs."""
+    cut = logs_cut(champion)
+    if cut is None:
+        return None
+    maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
+    return ~learned_from(frame, cut=cut, maturity=maturity, time_column="request_time")
 
 
 def _fine_tune_refusal(

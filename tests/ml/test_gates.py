@@ -188,25 +188,6 @@ def test_a_gated_model_is_not_gated_again(champion, data):
     assert (again.status, again.gates) == ("approved", champion.gates)
 
 
-def test_the_backtest_leaves_out_the_payments_the_champion_trained_on(champion, data):
-    frame, later = data
-    # Its window: the champion's own newest training rows, then 600 it never saw.
-    seen = frame.tail(300)
-    candidate = _gated(frame, pd.concat([seen, later], ignore_index=True), seed=8)
-
-    backtest = _gate(candidate, "backtest")
-    assert backtest["figures"]["rows"] == len(later)
-    assert backtest["figures"]["after"] == champion.data_end.isoformat()
-    assert backtest["passed"] is True
-
-    only_seen = _gated(frame, seen, seed=9)
-    backtest = _gate(only_seen, "backtest")
-    assert backtest["figures"]["rows"] == 0
-    assert backtest["reason"] == (
-        "only 0 fraud labels in the window after the champion's training data: not judged"
-    )
-
-
 def test_the_backtest_judges_the_twin_the_candidate_was_refit_from(champion, data):
     # A candidate refit from a twin trained on shuffled labels: the recipe failed on the
     # holdout, whatever the refit model scores there (it trained on it).

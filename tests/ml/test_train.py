@@ -17,6 +17,7 @@ from ml.evaluate import auc_pr, auc_roc, evaluation, precision_recall_at
 from ml.train import (
     TrainParams,
     feature_matrix,
+    learned_from,
     model_features,
     time_split,
     train_model,
@@ -64,15 +65,29 @@ def test_the_holdout_is_the_latest_fifth_by_time_and_ties_stay_together():
     assert train["event_timestamp"].max() < holdout["event_timestamp"].min()
 
 
-def test_the_holdout_starts_after_the_champions_data_when_that_is_later():
+def test_with_a_champion_the_holdout_is_what_it_never_learned_from():
+    # Ten payments a minute apart; a champion trained at minute 6 with a maturity of 3
+    # minutes learned from minutes 0-3 (matured) and 5 (labelled at minute 6); not 4 (labelled
+    # at 7), nor anything later.
     frame = pd.DataFrame({"t": [START + timedelta(minutes=i) for i in range(10)]})
+    labelled = {4: START + timedelta(minutes=7), 5: START + timedelta(minutes=6)}
+    frame["labelled_at"] = pd.to_datetime([labelled.get(i) for i in range(10)], utc=True)
+    learned = learned_from(
+        frame, cut=START + timedelta(minutes=6), maturity=timedelta(minutes=3), time_column="t"
+    )
+    assert list(np.flatnonzero(learned)) == [0, 1, 2, 3, 5]
 
-    _, holdout = time_split(frame, time_column="t", after=START + timedelta(minutes=8, seconds=1))
-    assert list(holdout["t"].dt.minute) == [9]
-    # Earlier than the share's cut, or after every row: the newest fifth as without it.
-    for after in (START, START + timedelta(hours=1)):
-        _, holdout = time_split(frame, time_column="t", after=after)
-        assert list(holdout["t"].dt.minute) == [8, 9]
+    # The unseen among the newest fifth (minutes 8, 9): the twin learns from the other eight.
+    train, holdout = time_split(frame, time_column="t", unseen=~learned)
+    assert list(holdout["t"].dt.minute) == [8, 9]
+    # When the newest fifth was all seen, every unseen row; when nothing was, the newest fifth.
+    late = learned.copy()
+    late[[8, 9]] = True
+    train, holdout = time_split(frame, time_column="t", unseen=~late)
+    assert list(holdout["t"].dt.minute) == [4, 6, 7]
+    assert list(train["t"].dt.minute) == [0, 1, 2, 3, 5, 8, 9]
+    _, holdout = time_split(frame, time_column="t", unseen=np.zeros(10, dtype=bool))
+    assert list(holdout["t"].dt.minute) == [8, 9]
 
 
 def test_metrics_are_exact_on_a_small_example():

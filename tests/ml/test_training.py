@@ -141,18 +141,24 @@ def test_a_full_retrain_registers_a_model_with_its_training_set_profile(logs):
 
 
 @pytest.mark.django_db
-def test_a_retrain_is_judged_on_the_payments_after_the_champions_data(logs):
-    champion = _full_champion()
-    later = timezone.now() - timedelta(days=5)  # matured: charged back 2 days after
-    logs_with_labels(logs, 50, start=later, prefix="later")
+def test_a_retrain_is_judged_on_the_payments_its_champion_never_learned_from(logs, settings):
+    settings.ML_CHARGEBACK_MATURITY_DAYS = 1.5  # the fixture's young payments stay out
+    now = timezone.now()
+    first, _ = training_request(kind="full", as_of=now - timedelta(days=2.5))
+    champion = training_run(request_key=first.request_key).model
+    model_promote(version=champion.version)
+    # 50 payments logged after the champion was trained, matured and charged back since.
+    logs_with_labels(logs, 50, start=now - timedelta(days=2.2), prefix="later")
 
     run, _ = training_request(kind="full")
     model = training_run(request_key=run.request_key).model
 
-    # Not the newest fifth (90 rows, 40 of them the champion's): the 50 it never saw.
+    # Not the newest fifth of 450 rows (90, 40 of them the champion's): the 50 it never saw.
+    assert champion.training_rows == 400
     assert model.metrics["rows"] == 50
     assert model.metrics["positives"] == 10
-    assert datetime.fromisoformat(model.metrics["holdout_start"]) > champion.data_end
+    assert datetime.fromisoformat(model.metrics["holdout_start"]) > first.as_of
+    assert model.metrics["train"]["rows"] == 400
     assert model.training_rows == 450
     backtest = next(g for g in model.gates if g["gate"] == "backtest")
     assert backtest["figures"]["rows"] == 50
