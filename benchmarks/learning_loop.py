@@ -143,7 +143,7 @@ class Run:
     trainings: int = 0
     rejected: int = 0
     cpu_s: float = 0.0  # training alone (LightGBM)
-    gate_cpu_s: float = 0.0  # the reference, the profile and the gates of each candidate
+    gate_cpu_s: float = 0.0  # the reference, the constant inputs and the gates of each candidate
     fired: dict[str, int] = field(default_factory=dict)
     rejected_by: dict[str, int] = field(default_factory=dict)
 
@@ -180,7 +180,7 @@ class Loop:
         from ml.gates import gates_run
         from ml.train import (
             TrainParams,
-            dataset_profile,
+            constant_inputs,
             fine_tune_refusal,
             learned_from,
             newest_rows,
@@ -189,6 +189,7 @@ class Loop:
         )
 
         data = self.dataset(at)
+        constant = constant_inputs(data, self.w.features)  # of the data, not a micro-batch
         init = None
         if kind == "fine_tune" and serving is not None:
             refusal = fine_tune_refusal(
@@ -204,12 +205,13 @@ class Loop:
         if init is None:
             kind = "full"
         rounds = self.args.fine_tune_rounds if init is not None else self.args.full_rounds
+        rate = self.args.fine_tune_learning_rate if init is not None else TrainParams.learning_rate
         began = time.process_time()
         try:
             result = train_model(
                 data,
                 features=self.w.features,
-                params=TrainParams(num_boost_round=rounds),
+                params=TrainParams(num_boost_round=rounds, learning_rate=rate),
                 init_model=init,
                 unseen=None
                 if serving is None
@@ -225,13 +227,12 @@ class Loop:
         run.cpu_s += time.process_time() - began
         began = time.process_time()
         reference = training_reference(result.booster, data, self.w.features)
-        profile = dataset_profile(data, self.w.features, time_column="event_timestamp")
         gates = gates_run(
             result.booster,
             expected=self.w.features,
             golden=self.golden,
             window=result.window,
-            constant=profile["constant"],
+            constant=constant,
             champion=serving.booster if serving else None,
             champion_reference=serving.reference if serving else None,
             rules=self.rules,
@@ -465,6 +466,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--full-rounds", type=int, default=100)
     parser.add_argument("--fine-tune-rows", type=int, default=1000)
     parser.add_argument("--fine-tune-rounds", type=int, default=20)
+    parser.add_argument("--fine-tune-learning-rate", type=float, default=0.05)
     parser.add_argument("--min-sample", type=int, default=10)
     parser.add_argument(
         "--recall-window-hours",

@@ -292,6 +292,11 @@ def _instant(value: Any) -> datetime:
     return (stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp).to_pydatetime()
 
 
+def constant_inputs(frame: pd.DataFrame, features: Sequence[str]) -> list[str]:
+    """Return the ``features`` with a single value (or none) in ``frame``."""
+    return [name for name in features if frame[name].nunique(dropna=True) <= 1]
+
+
 def dataset_profile(
     frame: pd.DataFrame, features: Sequence[str], *, time_column: str, label: str = "label"
 ) -> dict[str, Any]:
@@ -301,14 +306,11 @@ def dataset_profile(
     y = frame[label].astype(int)
     by_source = frame.groupby("label_source")[label] if "label_source" in frame else None
     nulls: dict[str, float] = {}
-    constant: list[str] = []
     for name in features:
-        column = frame[name]
-        missing = float(column.isna().mean()) if len(frame) else 0.0
+        missing = float(frame[name].isna().mean()) if len(frame) else 0.0
         if missing:
             nulls[name] = round(missing, 4)
-        if column.nunique(dropna=True) <= 1:
-            constant.append(name)
+    constant = constant_inputs(frame, features)
     return {
         "rows": len(frame),
         "positives": int(y.sum()),

@@ -266,6 +266,7 @@ def candidate_register(
     parent: ModelVersion | None = None,
     kind: str = TrainingRun.Kind.FULL,
     profile: dict[str, Any] | None = None,
+    constant: list[str] | None = None,
 ) -> ModelVersion:
     """Register a model just trained on ``frame`` (``model_register``), with the training
     set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
@@ -292,7 +293,7 @@ def candidate_register(
         model=model,
         booster=result.booster,
         window=result.window,
-        constant=profile["constant"],
+        constant=profile["constant"] if constant is None else constant,
         time_column=time_column,
         twin=result.twin,
     )

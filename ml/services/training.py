@@ -23,6 +23,7 @@ from ml.services.registry import SERVICE, candidate_register
 from ml.train import (
     ChainBounds,
     TrainParams,
+    constant_inputs,
     dataset_profile,
     fine_tune_refusal,
     learned_from,
@@ -157,12 +158,15 @@ def _train(run: TrainingRun) -> ModelVersion:
             kind = TrainingRun.Kind.FULL
         else:
             init_model = replica
+    start = pd.Timestamp(run.as_of - timedelta(days=settings.ML_TRAIN_WINDOW_DAYS))
+    frame = frame[frame["request_time"] >= start]
+    # The training-data gate asks whether an input stopped varying in the data (a broken
+    # join), not in a fine-tune's micro-batch, where a rare one (declines) often does not.
+    constant = constant_inputs(frame, features)
     if kind == TrainingRun.Kind.FINE_TUNE:
         frame = newest_rows(frame, settings.ML_FINE_TUNE_ROWS, time_column="request_time")
         params = TrainParams(num_boost_round=settings.ML_FINE_TUNE_ROUNDS)
     else:
-        start = pd.Timestamp(run.as_of - timedelta(days=settings.ML_TRAIN_WINDOW_DAYS))
-        frame = frame[frame["request_time"] >= start]
         params = TrainParams(num_boost_round=settings.ML_FULL_ROUNDS)
     profile = dataset_profile(frame, features, time_column="request_time")
     if profile["rows"] < MIN_ROWS or profile["positives"] < MIN_POSITIVES:
@@ -197,6 +201,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         parent=parent if init_model is not None else None,
         kind=kind,
         profile=profile,
+        constant=constant,
     )
 
 
