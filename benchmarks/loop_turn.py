@@ -82,6 +82,8 @@ def report(out=sys.stdout) -> dict[str, list[float]]:
                 steps["gated"] = _seconds(run.finished_at, firing.fired_at)
                 failed = [g["gate"] for g in run.model.gates if not g.get("passed")]
                 outcome = f"{run.model.status}" + (f" by {', '.join(failed)}" if failed else "")
+                if "promoted to champion" in run.note:
+                    outcome += ", promoted to champion"
             for step, value in steps.items():
                 if value is not None:
                     delays[step].append(value)

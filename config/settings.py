@@ -286,6 +286,9 @@ ML_FINE_TUNE_ROUNDS = env.int("ML_FINE_TUNE_ROUNDS", default=20)
 ML_FINE_TUNE_MAX_TREES = env.int("ML_FINE_TUNE_MAX_TREES", default=400)
 ML_FINE_TUNE_MAX_AGE_HOURS = env.float("ML_FINE_TUNE_MAX_AGE_HOURS", default=168.0)
 ML_CHARGEBACK_MATURITY_DAYS = env.float("ML_CHARGEBACK_MATURITY_DAYS", default=3.0)
+# Deploy a model the offline gates approved as champion at once (the demo's loop); off, an
+# approved model waits for a person (`manage.py promote`) or the online evaluation.
+ML_PROMOTE_APPROVED = env.bool("ML_PROMOTE_APPROVED", default=False)
 # A queued or running training not heard from for this long is taken for dead (its worker
 # killed and the task not redelivered): another request may start.
 ML_TRAINING_STALE_SECONDS = env.float("ML_TRAINING_STALE_SECONDS", default=900.0)

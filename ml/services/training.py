@@ -15,12 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from features.store import FeatureConfig
+from fraud.selectors import deployment_champion
 from ml.datasets import logged_dataset
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
 from ml.selectors import champion_get, labels_as_of, logs_cut
-from ml.services.registry import SERVICE, candidate_register
+from ml.services.registry import SERVICE, candidate_register, model_promote
 from ml.train import (
+    DEFAULT_THRESHOLDS,
     ChainBounds,
     TrainParams,
     constant_inputs,
@@ -116,6 +118,7 @@ def training_run(*, request_key: str) -> TrainingRun:
     )
     try:
         model = _train(run)
+        promoted = _promote_if_approved(model)
     except Exception as exc:
         TrainingRun.objects.filter(pk=run.pk).update(
             status=TrainingRun.Status.FAILED,
@@ -134,7 +137,30 @@ def training_run(*, request_key: str) -> TrainingRun:
         cpu_seconds=time.thread_time() - started,
     )
     run.refresh_from_db()
+    if promoted and promoted not in run.note:
+        run.note = "; ".join(filter(None, [run.note, promoted]))
+        TrainingRun.objects.filter(pk=run.pk).update(note=run.note)
     return run
+
+
+def _promote_if_approved(model: ModelVersion) -> str:
+    """With ``ML_PROMOTE_APPROVED``, deploy ``model`` as champion when the offline gates
+    approved it, at the current champion's thresholds; return what was done, in words ("" when
+    nothing was). Idempotent (a redelivered run promotes the same version again: a no-op).
+    Until the online path (shadow, canary) decides promotions, this is how the demo's loop
+    closes."""
+    if not settings.ML_PROMOTE_APPROVED or model.status != "approved":
+        return ""
+    current = deployment_champion()
+    if current is not None and current.model_version == model.version:
+        return "promoted to champion"  # by this run, before its worker died
+    model_promote(
+        version=model.version,
+        review_threshold=current.review_threshold if current else DEFAULT_THRESHOLDS["review"],
+        decline_threshold=current.decline_threshold if current else DEFAULT_THRESHOLDS["decline"],
+    )
+    was = current.model_version if current else "none"
+    return f"promoted to champion (replacing {was})"
 
 
 def _train(run: TrainingRun) -> ModelVersion:

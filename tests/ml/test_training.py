@@ -228,3 +228,36 @@ def test_a_failed_training_is_recorded_with_its_error(app_store):
     assert (run.status, run.stage, run.model) == ("failed", "failed", None)
     assert run.error.startswith("ValueError: the training set has 0 rows")
     assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.django_db
+def test_with_promote_approved_an_approved_candidate_becomes_champion(logs, settings):
+    champion = _full_champion()
+    Deployment.objects.filter(role="champion").update(review_threshold=0.6)
+    logs_with_labels(logs, 50, start=timezone.now() - timedelta(days=4), prefix="later")
+    settings.ML_PROMOTE_APPROVED = True
+
+    run, _ = training_request(kind="full")
+    run = training_run(request_key=run.request_key)
+
+    assert run.model.status == "approved", run.model.gates
+    deployed = Deployment.objects.get(role="champion")
+    assert deployed.model_version == run.model.version != champion.version
+    assert deployed.review_threshold == 0.6  # the champion's thresholds carry over
+    assert run.note.endswith(f"promoted to champion (replacing {champion.version})")
+    # Run again (a redelivery): the same champion, the note said once.
+    again = training_run(request_key=run.request_key)
+    assert again.note == run.note
+    assert Deployment.objects.get(role="champion").model_version == run.model.version
+
+
+@pytest.mark.django_db
+def test_without_promote_approved_nothing_is_deployed(logs):
+    champion = _full_champion()
+    logs_with_labels(logs, 50, start=timezone.now() - timedelta(days=4), prefix="later")
+    run, _ = training_request(kind="full")
+    run = training_run(request_key=run.request_key)
+    assert run.model.status == "approved"
+    assert run.model != champion
+    assert Deployment.objects.get(role="champion").model_version == champion.version
+    assert "promoted" not in run.note
