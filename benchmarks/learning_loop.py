@@ -23,7 +23,9 @@ serving model's reference, time, labels since the last cut). Each hour's payment
 the model serving then. Policies: ``frozen`` (the first model), ``daily`` and ``hourly`` full
 retrains, ``fine-tune`` every ``--fine-tune-rows`` newly matured rows, ``triggered``.
 
-Printed per policy: average precision, recall at the review threshold (0.5) and Card
+Then the bound every policy meets: at 12, 24, ... hours after the drift, the new pattern's
+fraud labels known and what a full retrain then catches of its next 12 hours (``--no-bound``
+skips it). Printed per policy: average precision, recall at the review threshold (0.5) and Card
 Precision@100 per simulated day, judged against the simulator's ground truth (the only reader
 of it); the time from the drift until the recall over the last day's fraud (the last
 ``--recall-window-hours``), and that of the new pattern's fraud alone, is back, for good, to
@@ -422,6 +424,39 @@ def recovery_hours(world: World, since: pd.Series, level: float | None) -> float
     return (back - world.drift_at).total_seconds() / 3600
 
 
+def learning_bound(loop: Loop, scenario: str, hours: list[int]) -> list[tuple[int, int, float]]:
+    """What any retraining could do: at each of ``hours`` after the drift, a full retrain on
+    the training set of that instant (no gates, no policy) and its recall over the new
+    pattern's payments of the next 12 hours; return (hours, the pattern's fraud labels known,
+    recall) for those with any such payment. The labels' delay bounds every policy's recovery
+    from below."""
+    from ml.train import TrainParams, feature_matrix, train_model
+
+    frame, out = loop.w.frame, []
+    for h in hours:
+        at = loop.w.drift_at + timedelta(hours=h)
+        data = loop.dataset(at)
+        known = int(data.loc[data["scenario"] == scenario, "label"].sum())
+        nxt = frame[
+            (frame["event_timestamp"] > pd.Timestamp(at))
+            & (frame["event_timestamp"] <= pd.Timestamp(at + timedelta(hours=12)))
+            & (frame["scenario"] == scenario)
+        ]
+        if nxt.empty:
+            continue
+        try:
+            booster = train_model(
+                data,
+                features=loop.w.features,
+                params=TrainParams(num_boost_round=loop.args.full_rounds),
+            ).booster
+        except ValueError:
+            continue
+        scores = booster.predict(feature_matrix(nxt, loop.w.features), num_threads=1)
+        out.append((h, known, float((scores >= THRESHOLD).mean())))
+    return out
+
+
 def plot(path: Path, world: World, curves: dict[str, pd.Series]) -> None:
     import matplotlib
 
@@ -475,6 +510,12 @@ def main(argv: list[str] | None = None) -> None:
         help="the recall whose recovery is timed: over the fraud of the last N hours",
     )
     parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument(
+        "--no-bound",
+        dest="bound",
+        action="store_false",
+        help="skip the bound: what a full retrain at each instant catches of the new pattern",
+    )
     parser.add_argument("--plot", type=Path, default=Path("var/benchmarks/learning_loop.png"))
     args = parser.parse_args(argv)
     if args.quick:
@@ -538,6 +579,13 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{'':<10} rejected by {run.rejected_by}")
     levels = ", ".join(f"{p} {lv:.2f}" for p, _, lv, *_ in summary if lv is not None)
     print(f"(recall before the drift, per policy: {levels})")
+    if args.drift_scenario in SCENARIOS and args.bound:
+        bound = learning_bound(loop, args.drift_scenario, list(range(12, 97, 12)))
+        print(
+            "\nthe bound (a full retrain at each instant, no gates): hours after the drift, "
+            f"{args.drift_scenario} fraud labels known, its recall over the next 12 hours"
+        )
+        print("  " + "; ".join(f"{h} h: {k} labels, {r:.2f}" for h, k, r in bound))
     plot(args.plot, world, curves)
     print(f"plot: {args.plot}; {time.perf_counter() - began:.0f} s in all")
 
