@@ -15,7 +15,8 @@ the live loop runs: the labels known at each instant (``ml.labels``, by label ar
 training set as ``ml.datasets.with_labels`` makes it (labelled rows, and unlabelled ones as
 legitimate once ``--maturity-days`` old), ``ml.train.train_model`` (a full retrain of
 ``--full-rounds`` trees, or a fine-tune adding ``--fine-tune-rounds`` to a replica of the
-serving model on the newest ``--fine-tune-rows`` matured rows, its chain bounded as in
+serving model on the newest ``--fine-tune-rows`` matured rows and ``--fine-tune-replay-rows``
+older ones drawn at random, its chain bounded as in
 ``ml.train``), the offline gates (``ml.gates``: a rejected candidate never serves) and, for the
 triggered policy, ``ml.triggers`` on the figures measured at the instant (recall on payments
 whose fraud chargeback is known, PSI of the score and inputs over the last day against the
@@ -183,9 +184,9 @@ class Loop:
         from ml.train import (
             TrainParams,
             constant_inputs,
+            fine_tune_batch,
             fine_tune_refusal,
             learned_from,
-            newest_rows,
             train_model,
             training_reference,
         )
@@ -203,7 +204,12 @@ class Loop:
             )
             if refusal is None:
                 init = serving.booster
-                data = newest_rows(data, self.args.fine_tune_rows, time_column="event_timestamp")
+                data = fine_tune_batch(
+                    data,
+                    self.args.fine_tune_rows,
+                    replay=self.args.fine_tune_replay_rows,
+                    time_column="event_timestamp",
+                )
         if init is None:
             kind = "full"
         rounds = self.args.fine_tune_rounds if init is not None else self.args.full_rounds
@@ -502,6 +508,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fine-tune-rows", type=int, default=1000)
     parser.add_argument("--fine-tune-rounds", type=int, default=20)
     parser.add_argument("--fine-tune-learning-rate", type=float, default=0.05)
+    parser.add_argument(
+        "--fine-tune-replay-rows",
+        type=int,
+        default=1000,
+        help="older rows drawn at random beside a fine-tune's newest (ML_FINE_TUNE_REPLAY_ROWS)",
+    )
     parser.add_argument("--min-sample", type=int, default=10)
     parser.add_argument(
         "--recall-window-hours",

@@ -283,6 +283,8 @@ ML_TRAIN_WINDOW_DAYS = env.float("ML_TRAIN_WINDOW_DAYS", default=28.0)
 ML_FULL_ROUNDS = env.int("ML_FULL_ROUNDS", default=200)
 ML_FINE_TUNE_ROWS = env.int("ML_FINE_TUNE_ROWS", default=1000)
 ML_FINE_TUNE_ROUNDS = env.int("ML_FINE_TUNE_ROUNDS", default=20)
+# ...and ML_FINE_TUNE_REPLAY_ROWS older rows of the window drawn at random beside them.
+ML_FINE_TUNE_REPLAY_ROWS = env.int("ML_FINE_TUNE_REPLAY_ROWS", default=1000)
 ML_FINE_TUNE_MAX_TREES = env.int("ML_FINE_TUNE_MAX_TREES", default=400)
 ML_FINE_TUNE_MAX_AGE_HOURS = env.float("ML_FINE_TUNE_MAX_AGE_HOURS", default=168.0)
 ML_CHARGEBACK_MATURITY_DAYS = env.float("ML_CHARGEBACK_MATURITY_DAYS", default=3.0)

@@ -335,6 +335,26 @@ def newest_rows(frame: pd.DataFrame, count: int, *, time_column: str) -> pd.Data
     return ordered.iloc[max(0, len(ordered) - count) :]
 
 
+def fine_tune_batch(
+    frame: pd.DataFrame, count: int, *, replay: int, time_column: str, seed: int = 7
+) -> pd.DataFrame:
+    """Return a fine-tune's micro-batch, in time order: the ``count`` newest rows of ``frame``
+    and ``replay`` of the older ones drawn at random (seeded: the same set gives the same
+    batch, so a redelivered training registers the same model).
+
+    Why the replay: the newest rows alone are mostly the young labelled fraud and the newest
+    assumed negatives, far richer in fraud than the traffic, and a fine-tune on them alone
+    fell well below a daily retrain's average precision however it was tuned; with as many
+    older rows drawn beside them (rehearsal, continual learning's usual cure for a model that
+    follows its last batch) it came near it (docs/performance.md, learning loop)."""
+    batch = newest_rows(frame, count, time_column=time_column)
+    older = frame.drop(batch.index)
+    if replay > 0 and len(older):
+        drawn = older.sample(n=min(replay, len(older)), random_state=seed)
+        batch = pd.concat([drawn, batch]).sort_values(time_column, kind="mergesort")
+    return batch
+
+
 @dataclass(frozen=True)
 class ChainBounds:
     """How far a chain of fine-tunes may go from its last full retrain before the next

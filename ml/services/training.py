@@ -27,10 +27,10 @@ from ml.train import (
     TrainParams,
     constant_inputs,
     dataset_profile,
+    fine_tune_batch,
     fine_tune_refusal,
     learned_from,
     model_features,
-    newest_rows,
     train_model,
 )
 
@@ -190,7 +190,12 @@ def _train(run: TrainingRun) -> ModelVersion:
     # join), not in a fine-tune's micro-batch, where a rare one (declines) often does not.
     constant = constant_inputs(frame, features)
     if kind == TrainingRun.Kind.FINE_TUNE:
-        frame = newest_rows(frame, settings.ML_FINE_TUNE_ROWS, time_column="request_time")
+        frame = fine_tune_batch(
+            frame,
+            settings.ML_FINE_TUNE_ROWS,
+            replay=settings.ML_FINE_TUNE_REPLAY_ROWS,
+            time_column="request_time",
+        )
         params = TrainParams(num_boost_round=settings.ML_FINE_TUNE_ROUNDS)
     else:
         params = TrainParams(num_boost_round=settings.ML_FULL_ROUNDS)

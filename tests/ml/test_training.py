@@ -21,6 +21,7 @@ from ml.train import (
     ChainBounds,
     TrainParams,
     dataset_profile,
+    fine_tune_batch,
     fine_tune_refusal,
     newest_rows,
     train_model,
@@ -55,6 +56,22 @@ def test_the_profile_says_what_the_training_set_is():
         "null_share": {"a": 0.5},
         "constant": ["b"],
     }
+
+
+def test_a_fine_tune_batch_is_the_newest_rows_and_older_ones_drawn_at_random():
+    frame = pd.DataFrame({"t": [T + timedelta(minutes=i) for i in range(100)], "x": range(100)})
+
+    batch = fine_tune_batch(frame, 10, replay=20, time_column="t")
+
+    xs = batch["x"].tolist()
+    assert xs == sorted(xs)  # in time order
+    assert xs[-10:] == list(range(90, 100))
+    assert len(set(xs[:-10])) == 20
+    assert max(xs[:-10]) < 90
+    again = fine_tune_batch(frame, 10, replay=20, time_column="t")
+    assert again["x"].tolist() == xs  # seeded: a redelivered run trains on the same rows
+    assert fine_tune_batch(frame, 10, replay=0, time_column="t")["x"].tolist() == xs[-10:]
+    assert len(fine_tune_batch(frame, 90, replay=50, time_column="t")) == 100
 
 
 def test_the_newest_rows_are_the_latest_by_time_in_time_order():
@@ -101,6 +118,7 @@ def logs(app_store, settings):
     settings.ML_FULL_ROUNDS = 40
     settings.ML_FINE_TUNE_ROWS = 200
     settings.ML_FINE_TUNE_ROUNDS = 10
+    settings.ML_FINE_TUNE_REPLAY_ROWS = 100
     now = timezone.now()
     logs_with_labels(app_store, 400, start=now - timedelta(days=7))
     logs_with_labels(app_store, 200, start=now - timedelta(days=1), prefix="young")
@@ -177,9 +195,9 @@ def test_a_fine_tune_trains_a_replica_of_the_champion_on_the_newest_rows(logs):
         "fine_tune", "", "fine_tune", champion, champion,
     )  # fmt: skip
     assert model_load(child.version).num_trees() == 40 + 10
-    assert run.dataset["rows"] == 200  # the newest matured rows only
-    assert child.training_rows == 200  # refit on every row; its twin on the 160 before the holdout
-    assert child.metrics["train"]["rows"] == 160
+    assert run.dataset["rows"] == 300  # the newest 200 matured rows and 100 older ones
+    assert child.training_rows == 300  # refit on every row; its twin on the 240 before the holdout
+    assert child.metrics["train"]["rows"] == 240
     # The champion's file is untouched: the fine-tune trained a copy.
     assert model_load(champion.version).model_to_string() == serving.model_to_string()
     assert Deployment.objects.get(role="champion").model_version == champion.version
