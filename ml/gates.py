@@ -315,13 +315,5 @@ def gates_run(
         ]
         return results
     results.append(behaviour_gate(booster, golden, rules))
-    results.append(
-        backtest_gate(
-            twin or booster,
-            champion,
-            window,
-            rules,
-            day=day,
-        )
-    )
+    results.append(backtest_gate(twin or booster, champion, window, rules, day=day))
     return results

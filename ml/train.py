@@ -195,8 +195,7 @@ def train_model(
     never saw and the twin's training every row it did (``time_split``): a twin a fifth of the
     rows behind a champion trained yesterday lost to it for being older, not for being worse.
     ``TrainResult.window`` is the holdout less the rows the champion learned from: what the
-    backtest may judge the two on. A ``weight`` column, when
-    there is one, weighs the rows (``ml.datasets.with_labels``).
+    backtest may judge the two on.
 
     With ``init_model`` (a parent booster with the same features), boosting continues from the
     parent's trees: ``params.num_boost_round`` rounds are added. ``progress`` is called with
@@ -347,8 +346,9 @@ def fine_tune_batch(
     fell well below a daily retrain's average precision however it was tuned; with as many
     older rows drawn beside them (rehearsal, continual learning's usual cure for a model that
     follows its last batch) it came near it (docs/performance.md, learning loop)."""
-    batch = newest_rows(frame, count, time_column=time_column)
-    older = frame.drop(batch.index)
+    ordered = frame.sort_values(time_column, kind="mergesort")
+    split = max(0, len(ordered) - count)
+    older, batch = ordered.iloc[:split], ordered.iloc[split:]
     if replay > 0 and len(older):
         drawn = older.sample(n=min(replay, len(older)), random_state=seed)
         batch = pd.concat([drawn, batch]).sort_values(time_column, kind="mergesort")

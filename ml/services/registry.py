@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
+import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -232,7 +233,6 @@ def model_train_from_logs(
     frame = logged_dataset(config, labels=labels_as_of(), maturity=maturity)
     champion = champion_get()
     parent = parent or champion
-    cut = logs_cut(champion)
     features = model_features(SERVICE)
     init_model = None
     if parent is not None and list(parent.feature_names) == features:
@@ -243,9 +243,7 @@ def model_train_from_logs(
         time_column="request_time",
         params=params or TrainParams(num_boost_round=50),
         init_model=init_model,
-        unseen=None
-        if cut is None
-        else ~learned_from(frame, cut=cut, maturity=maturity, time_column="request_time"),
+        unseen=champion_unseen(frame, champion, maturity=maturity),
         thresholds=thresholds,
     )
     return candidate_register(
@@ -255,6 +253,18 @@ def model_train_from_logs(
         source=ModelVersion.Source.LOGS,
         parent=parent if init_model is not None else None,
     )
+
+
+def champion_unseen(
+    frame: pd.DataFrame, champion: ModelVersion | None, *, maturity: timedelta
+) -> np.ndarray | None:
+    """Return, per row of the log-and-wait training set ``frame``, whether ``champion`` never
+    learned from it (``ml.train.learned_from`` at its cut, ``ml.selectors.logs_cut``); ``None``
+    when it learned from none of the logs."""
+    cut = logs_cut(champion)
+    if cut is None:
+        return None
+    return ~learned_from(frame, cut=cut, maturity=maturity, time_column="request_time")
 
 
 def candidate_register(

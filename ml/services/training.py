@@ -7,7 +7,6 @@ import uuid
 from datetime import datetime, timedelta
 
 import lightgbm as lgb
-import numpy as np
 import pandas as pd
 from celery import current_app
 from django.conf import settings
@@ -19,8 +18,8 @@ from fraud.selectors import deployment_champion
 from ml.datasets import logged_dataset
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
-from ml.selectors import champion_get, labels_as_of, logs_cut
-from ml.services.registry import SERVICE, candidate_register, model_promote
+from ml.selectors import champion_get, labels_as_of
+from ml.services.registry import SERVICE, candidate_register, champion_unseen, model_promote
 from ml.train import (
     DEFAULT_THRESHOLDS,
     ChainBounds,
@@ -29,7 +28,6 @@ from ml.train import (
     dataset_profile,
     fine_tune_batch,
     fine_tune_refusal,
-    learned_from,
     model_features,
     train_model,
 )
@@ -186,10 +184,11 @@ def _train(run: TrainingRun) -> ModelVersion:
             init_model = replica
     start = pd.Timestamp(run.as_of - timedelta(days=settings.ML_TRAIN_WINDOW_DAYS))
     frame = frame[frame["request_time"] >= start]
-    # The training-data gate asks whether an input stopped varying in the data (a broken
-    # join), not in a fine-tune's micro-batch, where a rare one (declines) often does not.
-    constant = constant_inputs(frame, features)
+    constant = None  # a full retrain's: its training set's (the profile's)
     if kind == TrainingRun.Kind.FINE_TUNE:
+        # The training-data gate asks whether an input stopped varying in the data (a broken
+        # join), not in a fine-tune's micro-batch, where a rare one (declines) often does not.
+        constant = constant_inputs(frame, features)
         frame = fine_tune_batch(
             frame,
             settings.ML_FINE_TUNE_ROWS,
@@ -220,7 +219,9 @@ def _train(run: TrainingRun) -> ModelVersion:
         time_column="request_time",
         params=params,
         init_model=init_model,
-        unseen=_unseen(frame, parent),
+        unseen=champion_unseen(
+            frame, parent, maturity=timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
+        ),
         progress=lambda share: _progress(run, "training", 10 + int(share * 80)),
     )
     _progress(run, "registering and gating", 95)
@@ -234,16 +235,6 @@ def _train(run: TrainingRun) -> ModelVersion:
         profile=profile,
         constant=constant,
     )
-
-
-def _unseen(frame: pd.DataFrame, champion: ModelVersion | None) -> np.ndarray | None:
-    """Return, per row of the training set ``frame``, whether ``champion`` never learned from
-    it (``ml.train.learned_from``); ``None`` when it learned from none of the logs."""
-    cut = logs_cut(champion)
-    if cut is None:
-        return None
-    maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
-    return ~learned_from(frame, cut=cut, maturity=maturity, time_column="request_time")
 
 
 def _fine_tune_refusal(
