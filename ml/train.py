@@ -343,9 +343,10 @@ def fine_tune_batch(
 
     Why the replay: the newest rows alone are mostly the young labelled fraud and the newest
     assumed negatives, far richer in fraud than the traffic, and a fine-tune on them alone
-    fell well below a daily retrain's average precision however it was tuned; with as many
-    older rows drawn beside them (rehearsal, continual learning's usual cure for a model that
-    follows its last batch) it came near it (docs/performance.md, learning loop)."""
+    fell well below a daily retrain's average precision however it was tuned; older rows drawn
+    beside them (rehearsal, continual learning's usual cure for a model that follows its last
+    batch) brought it near in a busy world, though not in a small one, where they are most of
+    the window (docs/performance.md, learning loop: ``replay`` is a setting to tune)."""
     ordered = frame.sort_values(time_column, kind="mergesort")
     split = max(0, len(ordered) - count)
     older, batch = ordered.iloc[:split], ordered.iloc[split:]
