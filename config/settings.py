@@ -288,6 +288,9 @@ ML_FINE_TUNE_REPLAY_ROWS = env.int("ML_FINE_TUNE_REPLAY_ROWS", default=1000)
 ML_FINE_TUNE_MAX_TREES = env.int("ML_FINE_TUNE_MAX_TREES", default=400)
 ML_FINE_TUNE_MAX_AGE_HOURS = env.float("ML_FINE_TUNE_MAX_AGE_HOURS", default=168.0)
 ML_CHARGEBACK_MATURITY_DAYS = env.float("ML_CHARGEBACK_MATURITY_DAYS", default=3.0)
+# Inputs the training-data gate lets a candidate's training set hold constant (ml.gates): a
+# deployment where they cannot vary, as the demo's loop (config/loop.env).
+ML_GATE_MAY_BE_CONSTANT = env.list("ML_GATE_MAY_BE_CONSTANT", default=[])
 # Deploy a model the offline gates approved as champion at once (the demo's loop); off, an
 # approved model waits for a person (`manage.py promote`) or the online evaluation.
 ML_PROMOTE_APPROVED = env.bool("ML_PROMOTE_APPROVED", default=False)

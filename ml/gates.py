@@ -5,7 +5,8 @@ Four gates, each named, each with its figures and, when it fails, the reason in 
 
 - **training_data**: no model input was constant in the candidate's training set where the
   champion's training reference saw it vary (a feature zeroed by a broken join trains a model
-  that never looks at it);
+  that never looks at it), except those the operator names in ``may_be_constant`` (inputs a
+  deployment cannot vary: the demo's city, an hour old, has no card older than a day);
 - **smoke**, on the golden set kept with the project (``ml/golden/``): the model's inputs are the
   feature service's, in its order; every score is a finite probability; the scores are not all
   one value and flag (at the review threshold) at most ``max_flagged_share`` of the golden
@@ -64,6 +65,7 @@ class GateSettings:
     resamples: int = 200
     confidence: float = 0.95
     seed: int = 7
+    may_be_constant: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,13 @@ def _scores(booster: lgb.Booster, frame: pd.DataFrame) -> np.ndarray:
 
 
 def training_data_gate(
-    constant: Sequence[str], champion_reference: Mapping[str, Any] | None
+    constant: Sequence[str],
+    champion_reference: Mapping[str, Any] | None,
+    may_be_constant: Sequence[str] = (),
 ) -> GateResult:
     """Fail when an input constant in the candidate's training set (its profile's
-    ``constant``) varied in the champion's (its reference has more than one bin)."""
+    ``constant``) varied in the champion's (its reference has more than one bin), unless it is
+    one of ``may_be_constant``."""
     if not champion_reference:
         return GateResult("training_data", True, {"constant": list(constant)}, "")
     # Values only: the last share is of missing values, and a feature present or missing
@@ -99,9 +104,14 @@ def training_data_gate(
         name
         for name in constant
         if name in champion_reference
+        and name not in may_be_constant
         and sum(share > 0 for share in champion_reference[name]["shares"][:-1]) > 1
     ]
-    figures = {"constant": list(constant), "varied_for_the_champion": lost}
+    figures = {
+        "constant": list(constant),
+        "varied_for_the_champion": lost,
+        "allowed": [name for name in constant if name in may_be_constant],
+    }
     if lost:
         return GateResult(
             "training_data",
@@ -305,7 +315,7 @@ def gates_run(
     ``booster`` otherwise). The last two are not run (and fail) when its inputs are not
     ``expected``: the golden set and the window cannot be read in its order."""
     results = [
-        training_data_gate(constant, champion_reference),
+        training_data_gate(constant, champion_reference, rules.may_be_constant),
         smoke_gate(booster, golden, expected, rules),
     ]
     if list(booster.feature_name()) != list(expected):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lightgbm as lgb
 import pandas as pd
+from django.conf import settings
 
 from features.definitions import FRAUD_SCORING_V1
 from fraud.selectors import deployment_champion
@@ -41,7 +42,8 @@ def model_gate(
     rules = GateSettings(
         review_threshold=(
             deployment.review_threshold if deployment is not None else DEFAULT_THRESHOLDS["review"]
-        )
+        ),
+        may_be_constant=tuple(settings.ML_GATE_MAY_BE_CONSTANT),
     )
     rival = None
     if champion is not None and list(champion.feature_names) == model_features(service):

@@ -154,6 +154,22 @@ def test_a_model_whose_input_was_zeroed_is_rejected_by_the_training_data_gate(ch
     assert gate["reason"].startswith("card_payments_1h never varied in the training set")
 
 
+def test_an_input_the_operator_allows_to_be_constant_passes_the_training_data_gate(
+    champion, data, settings
+):
+    frame, later = data
+    zeroed = frame.copy()
+    zeroed["card_payments_1h"] = pd.array([0] * len(zeroed), dtype="Float64")
+    settings.ML_GATE_MAY_BE_CONSTANT = ["card_payments_1h"]
+
+    candidate = _gated(zeroed, later)
+
+    gate = _gate(candidate, "training_data")
+    assert gate["passed"] is True
+    assert gate["figures"]["allowed"] == ["card_payments_1h"]
+    assert gate["figures"]["varied_for_the_champion"] == []
+
+
 def test_a_model_with_its_inputs_in_the_wrong_order_is_rejected_by_the_smoke_test(champion, data):
     frame, later = data
     swapped = [FEATURES[1], FEATURES[0], *FEATURES[2:]]
