@@ -294,6 +294,13 @@ ML_GATE_MAY_BE_CONSTANT = env.list("ML_GATE_MAY_BE_CONSTANT", default=[])
 # Deploy a model the offline gates approved as champion at once (the demo's loop); off, an
 # approved model waits for a person (`manage.py promote`) or the online evaluation.
 ML_PROMOTE_APPROVED = env.bool("ML_PROMOTE_APPROVED", default=False)
+# Online evaluation: a bandit (ml.services.bandit_start) updated every ML_BANDIT_UPDATE_SECONDS
+# gives each arm at least ML_BANDIT_FLOOR of the cards and promotes the arm that is the best
+# with probability ML_BANDIT_CONFIDENCE once every arm has ML_BANDIT_MIN_SAMPLES rewards.
+ML_BANDIT_UPDATE_SECONDS = env.float("ML_BANDIT_UPDATE_SECONDS", default=30.0)
+ML_BANDIT_FLOOR = env.float("ML_BANDIT_FLOOR", default=0.05)
+ML_BANDIT_CONFIDENCE = env.float("ML_BANDIT_CONFIDENCE", default=0.95)
+ML_BANDIT_MIN_SAMPLES = env.int("ML_BANDIT_MIN_SAMPLES", default=100)
 # A queued or running training not heard from for this long is taken for dead (its worker
 # killed and the task not redelivered): another request may start.
 ML_TRAINING_STALE_SECONDS = env.float("ML_TRAINING_STALE_SECONDS", default=900.0)
@@ -396,6 +403,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "ml-triggers-check": {
         "task": "ml.triggers_check",
         "schedule": ML_TRIGGER_CHECK_SECONDS,
+    },
+    "ml-bandit-update": {
+        "task": "ml.bandit_update",
+        "schedule": ML_BANDIT_UPDATE_SECONDS,
     },
     "fraud-reviews-escalate": {
         "task": "fraud.reviews_escalate",

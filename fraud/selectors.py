@@ -85,3 +85,52 @@ def decisions_of(*, payment_ids: Iterable[str]) -> dict[str, str]:
     authorized twice: its latest)."""
     rows = FraudScore.objects.filter(payment_id__in=list(payment_ids)).order_by("id")
     return dict(rows.values_list("payment_id", "decision"))
+
+
+def score_id_latest() -> int:
+    """Return the id of the newest score (0 when there is none): where an experiment starts
+    counting."""
+    return FraudScore.objects.aggregate(latest=Max("id"))["latest"] or 0
+
+
+def decisions_by_model(
+    *, models: Iterable[str], after_id: int, occurred_before: datetime | None = None
+) -> dict[tuple[str, bool], int]:
+    """Return how many payments scored after score ``after_id`` each of ``models`` decided,
+    keyed by (model version, flagged), those that occurred before ``occurred_before`` only
+    when given."""
+    rows = FraudScore.objects.filter(id__gt=after_id, model_version__in=list(models))
+    if occurred_before is not None:
+        rows = rows.filter(occurred_at__lt=occurred_before)
+    counted = rows.values("model_version", "decision").annotate(count=Count("id"))
+    found: dict[tuple[str, bool], int] = {}
+    for row in counted:
+        key = (row["model_version"], row["decision"] in FLAGGED)
+        found[key] = found.get(key, 0) + row["count"]
+    return found
+
+
+def decisions_on(
+    *,
+    models: Iterable[str],
+    after_id: int,
+    payment_ids: Iterable[str] | None = None,
+    flagged: bool | None = None,
+    occurred_before: datetime | None = None,
+) -> list[tuple[str, str, bool]]:
+    """Return (payment id, model version, flagged) of the payments scored after score
+    ``after_id`` that one of ``models`` decided: among ``payment_ids``, flagged or not, and
+    occurred before ``occurred_before``, each when given."""
+    rows = FraudScore.objects.filter(id__gt=after_id, model_version__in=list(models))
+    if payment_ids is not None:
+        rows = rows.filter(payment_id__in=list(payment_ids))
+    if flagged is not None:
+        rows = rows.filter(decision__in=FLAGGED) if flagged else rows.exclude(decision__in=FLAGGED)
+    if occurred_before is not None:
+        rows = rows.filter(occurred_at__lt=occurred_before)
+    return [
+        (payment_id, model, decision in FLAGGED)
+        for payment_id, model, decision in rows.values_list(
+            "payment_id", "model_version", "decision"
+        ).iterator(chunk_size=5000)
+    ]

@@ -187,3 +187,66 @@ class TriggerFiring(models.Model):
 
     def __str__(self) -> str:
         return f"{self.trigger} at {self.event_time:%Y-%m-%d %H:%M}: {self.reason}"
+
+
+class Experiment(models.Model):
+    """An online comparison of deployed models on live traffic: a Thompson-sampling bandit
+    (``ml.bandit``) whose arms are the champion and candidates deployed as canaries, each
+    deciding for its share of cards. ``ml.services.bandit_update`` reads the arms' decisions
+    and rewards from the scores and labels since ``after_score_id``, sets the shares and, once
+    one arm is the best with probability ``confidence``, promotes it. At most one runs."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DECIDED = "decided"
+        STOPPED = "stopped"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    # The champion when it started: the arm whose share is what the others leave.
+    champion = models.CharField(max_length=64)
+    # Scores after this one count (the newest when it started).
+    after_score_id = models.BigIntegerField()
+    floor = models.FloatField()
+    confidence = models.FloatField()
+    min_samples = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    # How many updates ran: with the experiment's id, the seed of each update's draws.
+    updates = models.PositiveIntegerField(default=0)
+    winner = models.CharField(max_length=64, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=models.Q(status="running"), name="one_running"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"bandit {self.pk} ({self.status})"
+
+
+class ExperimentArm(models.Model):
+    """One arm of an experiment: its evidence at the last update (``ml.bandit.Arm``), its
+    chance of being the best and its share of the traffic."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="arms")
+    model_version = models.CharField(max_length=64)
+    flagged = models.PositiveIntegerField(default=0)
+    approved = models.PositiveIntegerField(default=0)
+    flag_right = models.PositiveIntegerField(default=0)
+    flag_wrong = models.PositiveIntegerField(default=0)
+    approval_right = models.PositiveIntegerField(default=0)
+    approval_wrong = models.PositiveIntegerField(default=0)
+    chance_best = models.FloatField(default=0.0)
+    share = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "model_version"], name="arm_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} in {self.experiment}"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 from django.db.models import Max
@@ -12,14 +12,24 @@ from features.definitions import FRAUD_SCORING_V1
 from fraud.scoring import record_names
 from fraud.selectors import (
     FLAGGED,
+    decisions_by_model,
     decisions_of,
+    decisions_on,
     deployment_champion,
     deployment_champion_exists,
     scores_recent,
 )
+from ml.bandit import Arm
 from ml.drift import drift_report
 from ml.labels import CHARGEBACK, REVIEW, labels_table, resolved_frame
-from ml.models import Label, LabelEvidence, ModelVersion, TrainingRun, TriggerFiring
+from ml.models import (
+    Experiment,
+    Label,
+    LabelEvidence,
+    ModelVersion,
+    TrainingRun,
+    TriggerFiring,
+)
 
 
 def champion_get() -> ModelVersion | None:
@@ -149,3 +159,48 @@ def triggers_last_started() -> dict[str, datetime]:
         .values_list("trigger", "latest")
     )
     return dict(rows)
+
+
+def bandit_evidence(experiment: Experiment, *, now: datetime, maturity: timedelta) -> list[Arm]:
+    """Return each arm's evidence (``ml.bandit.Arm``, in the order of the experiment's arms) at
+    event time ``now`` from the payments it decided since the experiment began: its flags and
+    approvals; a flag's reward once the payment has a label (an analyst's decision or a
+    chargeback: ``Label``, contradictions resolved); an approval's once ``maturity`` old, 0 when
+    a fraud chargeback is known by then for it, else 1.
+
+    Only labels written since the experiment began can be of its payments, so only those are
+    read; the flags are few (a few in a hundred payments), the frauds fewer."""
+    versions = list(experiment.arms.order_by("id").values_list("model_version", flat=True))
+    after = experiment.after_score_id
+    labels = Label.objects.filter(updated_at__gte=experiment.started_at)
+    decided = decisions_by_model(models=versions, after_id=after)
+    matured = decisions_by_model(models=versions, after_id=after, occurred_before=now - maturity)
+    flags = decisions_on(models=versions, after_id=after, flagged=True)
+    fraud_of = dict(
+        labels.filter(payment_id__in=[p for p, _, _ in flags]).values_list("payment_id", "fraud")
+    )
+    frauds = labels.filter(fraud=True, known_at__lte=now).values_list("payment_id", flat=True)
+    missed = decisions_on(
+        models=versions,
+        after_id=after,
+        payment_ids=list(frauds),
+        flagged=False,
+        occurred_before=now - maturity,
+    )
+    arms = []
+    for version in versions:
+        right = sum(1 for p, m, _ in flags if m == version and fraud_of.get(p) is True)
+        wrong = sum(1 for p, m, _ in flags if m == version and fraud_of.get(p) is False)
+        missed_here = sum(1 for _, m, _ in missed if m == version)
+        arms.append(
+            Arm(
+                version,
+                flagged=decided.get((version, True), 0),
+                approved=decided.get((version, False), 0),
+                flag_right=right,
+                flag_wrong=wrong,
+                approval_right=matured.get((version, False), 0) - missed_here,
+                approval_wrong=missed_here,
+            )
+        )
+    return arms

@@ -7,7 +7,7 @@ from celery import shared_task
 
 from features.store import FeatureConfig
 from ml.models import ModelVersion
-from ml.services import model_train_from_logs, training_run, triggers_check
+from ml.services import bandit_update, model_train_from_logs, training_run, triggers_check
 
 
 @shared_task(name="ml.tasks.train_from_logs", ignore_result=True)
@@ -40,3 +40,11 @@ def train_run(request_key: str) -> str | None:
 def triggers_check_task() -> int:
     """Evaluate the learning loop's triggers now (Celery beat); return how many fired."""
     return len(triggers_check())
+
+
+@shared_task(name="ml.bandit_update", ignore_result=True)
+def bandit_update_task() -> str | None:
+    """Update the running bandit's shares, or promote its winner (Celery beat); return its
+    status, ``None`` when none runs. Safe to repeat: each update reads the evidence again."""
+    experiment = bandit_update()
+    return experiment.status if experiment is not None else None

@@ -1,8 +1,15 @@
-"""Writes of the ml room: record labels, train and register models, deploy them, fire triggers.
+"""Writes of the ml room: record labels, train and register models, deploy them, fire triggers,
+run bandits.
 
 Every service is importable from here (``from ml.services import model_promote``); each lives in
 the module of its subject."""
 
+from ml.services.experiments import (
+    ExperimentRefused,
+    bandit_start,
+    bandit_stop,
+    bandit_update,
+)
 from ml.services.gates import model_gate
 from ml.services.labels import label_record
 from ml.services.registry import (
@@ -18,7 +25,11 @@ from ml.services.triggers import triggers_check
 
 __all__ = [
     "SERVICE",
+    "ExperimentRefused",
     "ModelRejected",
+    "bandit_start",
+    "bandit_stop",
+    "bandit_update",
     "label_record",
     "model_bootstrap",
     "model_gate",

@@ -44,6 +44,7 @@ def score_make(
     role: str = "champion",
     reasons: list[dict] | None = None,
     scored_at: datetime = SCORED_AT,
+    model_version: str = "fraud-lgbm-20250314-ab12cd",
 ) -> FraudScore:
     """Create and return a score as the scorer writes it (committed by the caller's test)."""
     suffix = uuid.uuid4().hex[:8]
@@ -59,7 +60,7 @@ def score_make(
         scored_at=scored_at,
         score=score,
         decision=decision,
-        model_version="fraud-lgbm-20250314-ab12cd",
+        model_version=model_version,
         role=role,
         reasons=REASONS if reasons is None else reasons,
         degraded=degraded,
