@@ -301,6 +301,19 @@ ML_BANDIT_UPDATE_SECONDS = env.float("ML_BANDIT_UPDATE_SECONDS", default=30.0)
 ML_BANDIT_FLOOR = env.float("ML_BANDIT_FLOOR", default=0.05)
 ML_BANDIT_CONFIDENCE = env.float("ML_BANDIT_CONFIDENCE", default=0.95)
 ML_BANDIT_MIN_SAMPLES = env.int("ML_BANDIT_MIN_SAMPLES", default=100)
+# Canary guardrails (ml.canary), checked every ML_CANARY_CHECK_SECONDS over the newest
+# ML_CANARY_WINDOW_SCORES scores once a canary has ML_CANARY_MIN_SAMPLE of them: a canary whose
+# flagged or declined share is above the champion's times its ratio, or whose degraded share is
+# above the champion's plus the gap (each beyond chance), or whose p99 latency is above the
+# champion's times the ratio plus the slack, is rolled back.
+ML_CANARY_CHECK_SECONDS = env.float("ML_CANARY_CHECK_SECONDS", default=15.0)
+ML_CANARY_WINDOW_SCORES = env.int("ML_CANARY_WINDOW_SCORES", default=20000)
+ML_CANARY_MIN_SAMPLE = env.int("ML_CANARY_MIN_SAMPLE", default=100)
+ML_CANARY_MAX_FLAGGED_RATIO = env.float("ML_CANARY_MAX_FLAGGED_RATIO", default=2.0)
+ML_CANARY_MAX_DECLINED_RATIO = env.float("ML_CANARY_MAX_DECLINED_RATIO", default=2.0)
+ML_CANARY_MAX_DEGRADED_GAP = env.float("ML_CANARY_MAX_DEGRADED_GAP", default=0.05)
+ML_CANARY_MAX_LATENCY_RATIO = env.float("ML_CANARY_MAX_LATENCY_RATIO", default=1.5)
+ML_CANARY_LATENCY_SLACK_MS = env.float("ML_CANARY_LATENCY_SLACK_MS", default=20.0)
 # A queued or running training not heard from for this long is taken for dead (its worker
 # killed and the task not redelivered): another request may start.
 ML_TRAINING_STALE_SECONDS = env.float("ML_TRAINING_STALE_SECONDS", default=900.0)
@@ -403,6 +416,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "ml-triggers-check": {
         "task": "ml.triggers_check",
         "schedule": ML_TRIGGER_CHECK_SECONDS,
+    },
+    "ml-canaries-check": {
+        "task": "ml.canaries_check",
+        "schedule": ML_CANARY_CHECK_SECONDS,
     },
     "ml-bandit-update": {
         "task": "ml.bandit_update",

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 
 from fraud.models import Decision, Deployment, FraudScore
 
@@ -134,3 +134,21 @@ def decisions_on(
             "payment_id", "model_version", "decision"
         ).iterator(chunk_size=5000)
     ]
+
+
+def decision_figures(*, models: Iterable[str], after_id: int) -> dict[str, dict]:
+    """Return, per model of ``models`` that decided any payment scored after score ``after_id``:
+    how many it scored, flagged, declined and scored degraded, and the p99 of their latency
+    (ms)."""
+    rows = FraudScore.objects.filter(id__gt=after_id, model_version__in=list(models))
+    counted = rows.values("model_version").annotate(
+        scored=Count("id"),
+        flagged=Count("id", filter=Q(decision__in=FLAGGED)),
+        declined=Count("id", filter=Q(decision=Decision.DECLINE)),
+        degraded=Count("id", filter=Q(degraded=True)),
+    )
+    found = {row.pop("model_version"): row for row in counted}
+    for version, row in found.items():
+        latencies = sorted(rows.filter(model_version=version).values_list("latency_ms", flat=True))
+        row["latency_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    return found

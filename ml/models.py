@@ -250,3 +250,24 @@ class ExperimentArm(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} in {self.experiment}"
+
+
+class RoleChange(models.Model):
+    """A model version's part in the scorer changed (``ml.services.model_promote``): its role
+    history, with who or what changed it and why (a person, a bandit's pick, a canary's
+    guardrail)."""
+
+    model_version = models.CharField(max_length=64, db_index=True)
+    previous_role = models.CharField(max_length=16, blank=True)
+    role = models.CharField(max_length=16)
+    canary_share = models.FloatField(default=0.0)
+    reason = models.TextField()
+    # The figures the change was decided on (a guardrail's, a bandit's), if any.
+    figures = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-at"], name="rolechange_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.model_version}: {self.previous_role or 'new'} -> {self.role}"

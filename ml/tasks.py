@@ -7,7 +7,13 @@ from celery import shared_task
 
 from features.store import FeatureConfig
 from ml.models import ModelVersion
-from ml.services import bandit_update, model_train_from_logs, training_run, triggers_check
+from ml.services import (
+    bandit_update,
+    canaries_check,
+    model_train_from_logs,
+    training_run,
+    triggers_check,
+)
 
 
 @shared_task(name="ml.tasks.train_from_logs", ignore_result=True)
@@ -48,3 +54,9 @@ def bandit_update_task() -> str | None:
     status, ``None`` when none runs. Safe to repeat: each update reads the evidence again."""
     experiment = bandit_update()
     return experiment.status if experiment is not None else None
+
+
+@shared_task(name="ml.canaries_check", ignore_result=True)
+def canaries_check_task() -> int:
+    """Roll back each canary that breached a guardrail (Celery beat); return how many."""
+    return len(canaries_check())

@@ -4,6 +4,7 @@ run bandits.
 Every service is importable from here (``from ml.services import model_promote``); each lives in
 the module of its subject."""
 
+from ml.services.canary import canaries_check
 from ml.services.experiments import (
     ExperimentRefused,
     bandit_start,
@@ -30,6 +31,7 @@ __all__ = [
     "bandit_start",
     "bandit_stop",
     "bandit_update",
+    "canaries_check",
     "label_record",
     "model_bootstrap",
     "model_gate",

@@ -28,7 +28,7 @@ from fraud.selectors import (
 from ml.bandit import allocation, bandit_pick, best_chances
 from ml.models import Experiment, ExperimentArm, ModelVersion
 from ml.selectors import bandit_evidence
-from ml.services.registry import model_promote
+from ml.services.registry import deployment_retire, model_promote
 
 
 class ExperimentRefused(ValueError):
@@ -81,7 +81,13 @@ def bandit_start(
                     experiment=experiment, model_version=version, share=share
                 )
             for version in names:
-                _deploy(version, champion, Deployment.Role.CANARY, share)
+                _deploy(
+                    version,
+                    champion,
+                    Deployment.Role.CANARY,
+                    share,
+                    f"an arm of bandit {experiment.pk}",
+                )
     except IntegrityError as exc:
         raise ExperimentRefused("a bandit is already running: stop it first") from exc
     return experiment
@@ -92,7 +98,8 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
     scored): read each arm's evidence (``ml.selectors.bandit_evidence``), and either promote
     the arm that is the best with the experiment's confidence (champion at the champion's
     thresholds, the other candidates retired; ``decided``) or set each canary's share by its
-    chance of being the best. Stop it when its champion was replaced meanwhile. Return it."""
+    chance of being the best. Stop it when its champion was replaced meanwhile, or a candidate
+    is no longer a canary (a guardrail rolled it back). Return it."""
     with transaction.atomic():
         experiment = (
             Experiment.objects.select_for_update().filter(status=Experiment.Status.RUNNING).first()
@@ -106,9 +113,17 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
                 Experiment.Status.STOPPED,
                 f"stopped: the champion {experiment.champion} was replaced meanwhile",
             )
+        rows = list(experiment.arms.order_by("id"))
+        roles = {d.model_version: d.role for d in deployments_active()}
+        lost = [r.model_version for r in rows[1:] if roles.get(r.model_version) != "canary"]
+        if lost:
+            return _end(
+                experiment,
+                Experiment.Status.STOPPED,
+                f"stopped: {', '.join(lost)} no longer deployed as a canary (rolled back?)",
+            )
         now = now or scored_event_time_latest() or timezone.now()
         maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
-        rows = list(experiment.arms.order_by("id"))
         arms = bandit_evidence(experiment, now=now, maturity=maturity)
         rng = np.random.default_rng([experiment.pk, experiment.updates])
         chances = best_chances(arms, rng=rng)
@@ -136,8 +151,19 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
             row.save()
         experiment.updates += 1
         if winner is not None:
+            figures = {
+                row.model_version: {"chance_best": row.chance_best, "rewards": int(arm.samples)}
+                for row, arm in zip(rows, arms, strict=True)
+            }
             if winner != experiment.champion:
-                _deploy(winner, champion, Deployment.Role.CHAMPION, 0.0)
+                _deploy(
+                    winner,
+                    champion,
+                    Deployment.Role.CHAMPION,
+                    0.0,
+                    f"won bandit {experiment.pk}",
+                    figures,
+                )
             experiment.winner = winner
             return _end(
                 experiment,
@@ -147,7 +173,13 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
                 + (", promoted to champion" if winner != experiment.champion else ""),
             )
         for row in rows[1:]:
-            _deploy(row.model_version, champion, Deployment.Role.CANARY, row.share)
+            _deploy(
+                row.model_version,
+                champion,
+                Deployment.Role.CANARY,
+                row.share,
+                f"an arm of bandit {experiment.pk}",
+            )
         experiment.save(update_fields=["updates", "updated_at"])
         return experiment
 
@@ -173,14 +205,21 @@ def _end(experiment: Experiment, status: str, note: str) -> Experiment:
     )
     for deployment in deployments_active():
         if deployment.model_version in candidates and deployment.role == Deployment.Role.CANARY:
-            _deploy(deployment.model_version, deployment, Deployment.Role.RETIRED, 0.0)
+            deployment_retire(deployment=deployment, reason=f"bandit {experiment.pk} {status}")
     experiment.status, experiment.note = status, note
     experiment.decided_at = timezone.now()
     experiment.save()
     return experiment
 
 
-def _deploy(version: str, thresholds: Deployment, role: str, share: float) -> None:
+def _deploy(
+    version: str,
+    thresholds: Deployment,
+    role: str,
+    share: float,
+    reason: str,
+    figures: dict | None = None,
+) -> None:
     """Deploy ``version`` as ``role`` at ``thresholds``' review and decline thresholds."""
     model_promote(
         version=version,
@@ -188,4 +227,6 @@ def _deploy(version: str, thresholds: Deployment, role: str, share: float) -> No
         review_threshold=thresholds.review_threshold,
         decline_threshold=thresholds.decline_threshold,
         canary_share=share,
+        reason=reason,
+        figures=figures,
     )

@@ -23,9 +23,10 @@ from features.repo import apply_repo
 from features.store import FeatureConfig, feature_store
 from fraud.artifacts import feature_names_check
 from fraud.models import Deployment
+from fraud.selectors import deployments_active
 from fraud.services import deployment_set
 from ml.datasets import bootstrap_dataset, logged_dataset
-from ml.models import ModelVersion, TrainingRun
+from ml.models import ModelVersion, RoleChange, TrainingRun
 from ml.registry import code_version, model_load
 from ml.selectors import champion_get, labels_as_of, logs_cut
 from ml.services.gates import model_gate
@@ -136,9 +137,13 @@ def model_promote(
     review_threshold: float = DEFAULT_THRESHOLDS["review"],
     decline_threshold: float = DEFAULT_THRESHOLDS["decline"],
     canary_share: float = 0.0,
+    reason: str = "by hand",
+    figures: dict | None = None,
 ) -> Deployment:
     """Deploy model ``version`` as ``role`` (champion, shadow, canary or retired) with its
     decision thresholds, through ``fraud.services.deployment_set``; return the deployment.
+    A change of role is recorded (``RoleChange``: ``reason`` and ``figures``), and so is the
+    champion it retires.
 
     Verify the artifact first (``model_load``): a file that no longer matches its sha256 is
     never deployed (``ModelRefused``, nothing written). Idempotent on the version. A running
@@ -148,17 +153,61 @@ def model_promote(
     if model.status == "rejected":
         raise ModelRejected(model)
     model_load(version)
-    return deployment_set(
-        model_version=model.version,
-        artifact_path=model.artifact_path,
-        sha256=model.sha256,
-        feature_service=model.feature_service,
-        feature_names=list(model.feature_names),
-        role=role,
-        review_threshold=review_threshold,
-        decline_threshold=decline_threshold,
-        canary_share=canary_share,
-    )
+    before = {d.model_version: d.role for d in deployments_active()}
+    with transaction.atomic():
+        deployment = deployment_set(
+            model_version=model.version,
+            artifact_path=model.artifact_path,
+            sha256=model.sha256,
+            feature_service=model.feature_service,
+            feature_names=list(model.feature_names),
+            role=role,
+            review_threshold=review_threshold,
+            decline_threshold=decline_threshold,
+            canary_share=canary_share,
+        )
+        if before.get(model.version) != role:
+            RoleChange.objects.create(
+                model_version=model.version,
+                previous_role=before.get(model.version, ""),
+                role=role,
+                canary_share=canary_share,
+                reason=reason,
+                figures=figures or {},
+            )
+        if role == Deployment.Role.CHAMPION:
+            for previous, was in before.items():
+                if was == Deployment.Role.CHAMPION and previous != model.version:
+                    RoleChange.objects.create(
+                        model_version=previous,
+                        previous_role=was,
+                        role=Deployment.Role.RETIRED,
+                        reason=f"replaced by {model.version}",
+                    )
+    return deployment
+
+
+def deployment_retire(*, deployment: Deployment, reason: str, figures: dict | None = None) -> None:
+    """Retire ``deployment`` (its cards go back to the champion at the scorer's next poll) and
+    record why (``RoleChange``). Nothing is verified: a model is taken out, not put in."""
+    with transaction.atomic():
+        deployment_set(
+            model_version=deployment.model_version,
+            artifact_path=deployment.artifact_path,
+            sha256=deployment.sha256,
+            feature_service=deployment.feature_service,
+            feature_names=list(deployment.feature_names),
+            role=Deployment.Role.RETIRED,
+            review_threshold=deployment.review_threshold,
+            decline_threshold=deployment.decline_threshold,
+        )
+        RoleChange.objects.create(
+            model_version=deployment.model_version,
+            previous_role=deployment.role,
+            role=Deployment.Role.RETIRED,
+            reason=reason,
+            figures=figures or {},
+        )
 
 
 def model_bootstrap(

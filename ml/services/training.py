@@ -156,6 +156,7 @@ def _promote_if_approved(model: ModelVersion) -> str:
         version=model.version,
         review_threshold=current.review_threshold if current else DEFAULT_THRESHOLDS["review"],
         decline_threshold=current.decline_threshold if current else DEFAULT_THRESHOLDS["decline"],
+        reason="approved by the offline gates (ML_PROMOTE_APPROVED)",
     )
     was = current.model_version if current else "none"
     return f"promoted to champion (replacing {was})"

@@ -6,60 +6,31 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-import lightgbm as lgb
-import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from fraud.models import Deployment
 from ml.labels import CHARGEBACK, REVIEW, Evidence
-from ml.models import Experiment, ExperimentArm, ModelVersion
+from ml.models import Experiment, ExperimentArm
 from ml.services import (
     ExperimentRefused,
     bandit_start,
     bandit_update,
     label_record,
     model_promote,
-    model_register,
 )
-from ml.train import model_features
 from tests.fraud.live_factories import score_make
+from tests.ml.registered import NOW, model_registered
 
 pytestmark = pytest.mark.django_db
-NOW = datetime(2026, 3, 10, 12, tzinfo=UTC)
-FEATURES = model_features()
-
-
-def _model(seed: int, *, status: str = "approved") -> str:
-    """Register a small model (its quality is not what these tests are about) as ``status``."""
-    rng = np.random.default_rng(seed)
-    x = rng.random((300, len(FEATURES)))
-    y = (x[:, 0] + rng.random(300) * 0.3 > 0.9).astype(int)
-    booster = lgb.train(
-        {"objective": "binary", "verbosity": -1, "num_threads": 1, "seed": seed},
-        lgb.Dataset(x, label=y, feature_name=FEATURES),
-        num_boost_round=3,
-    )
-    model = model_register(
-        booster=booster,
-        feature_service="fraud_scoring_v1",
-        params={},
-        metrics={},
-        data_start=NOW - timedelta(days=5),
-        data_end=NOW - timedelta(days=1),
-        training_rows=300,
-        source=ModelVersion.Source.LOGS,
-    )
-    ModelVersion.objects.filter(pk=model.pk).update(status=status)
-    return model.version
 
 
 @pytest.fixture
 def models():
-    champion, better, worse = _model(1), _model(2), _model(3)
+    champion, better, worse = model_registered(1), model_registered(2), model_registered(3)
     model_promote(version=champion, review_threshold=0.4, decline_threshold=0.8)
     return champion, better, worse
 
@@ -107,7 +78,10 @@ def test_a_bandit_deploys_each_candidate_as_a_canary_at_an_equal_share(models):
 
 def test_a_bandit_is_refused_without_a_sound_candidate_and_writes_nothing(models):
     champion, better, _ = models
-    rejected, ungated = _model(4, status="rejected"), _model(5, status="candidate")
+    rejected, ungated = (
+        model_registered(4, status="rejected"),
+        model_registered(5, status="candidate"),
+    )
     before = _roles()
 
     for candidates, reason in (
