@@ -1,0 +1,156 @@
+"""The automatic rollback on the real pipeline: payments on Kafka scored by ``manage.py consume
+fraud-scorer`` with a champion and a canary that flags every payment (as a model trained to
+over-flag would), Celery beat and a worker on a real Redis broker running
+``ml.canaries_check``: the canary is retired within a minute of its first decisions, with its
+reasons, and the payments after that are the champion's."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from events.backends.kafka import KafkaBus
+from events.bus import Record
+from events.contracts import PaymentAuthorized, topic_name
+from fraud.models import Deployment, FraudScore
+from ml.models import RoleChange
+from tests.features.streams import applied_config
+from tests.fraud.factories import model_deploy, payment
+from tests.polling import wait_for
+from tests.processes import (
+    ROOT,
+    database_env,
+    features_env,
+    manage_env,
+    manage_start,
+    manage_stop,
+)
+
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.redis,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+BROKER_DB = 8
+# Every other beat task far away: this test is about the canaries' check.
+QUIET = {
+    name: "86400"
+    for name in (
+        "FEATURES_MATERIALIZE_EVERY_SECONDS",
+        "FEATURES_SERVED_CONSISTENCY_EVERY_SECONDS",
+        "ML_TRIGGER_CHECK_SECONDS",
+        "ML_BANDIT_UPDATE_SECONDS",
+        "FRAUD_RESCORE_EVERY_SECONDS",
+    )
+}
+
+
+@pytest.fixture
+def namespace(kafka_bootstrap) -> Iterator[str]:
+    from kafka import KafkaAdminClient
+
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    KafkaBus(bootstrap_servers=kafka_bootstrap).ensure_topics(
+        [f"{name}.{PaymentAuthorized.topic}"], partitions=2
+    )
+    yield name
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests")
+    admin.delete_topics([t for t in admin.list_topics() if t.startswith(f"{name}.")])
+    admin.close()
+
+
+@pytest.fixture
+def broker(redis_url) -> Iterator[str]:
+    url = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+def _publish(bus: KafkaBus, namespace: str, count: int) -> None:
+    events = [payment(card_id=f"card-{uuid.uuid4().hex[:8]}") for _ in range(count)]
+    producer = bus.producer()
+    records = [Record(topic_name(namespace, e.topic), e.encode(), key=e.key()) for e in events]
+    assert producer.publish(records) == [None] * len(records)
+    producer.close()
+
+
+def _beat_and_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "-Q", "default",
+                "--pool", "solo", "--without-heartbeat", "--without-gossip", "--without-mingle",
+                "--loglevel", "INFO",
+            ],
+            cwd=ROOT, env=env, stdout=out, stderr=out,
+        )  # fmt: skip
+
+
+def test_a_canary_that_flags_everything_is_rolled_back_within_a_minute(
+    kafka_bootstrap, redis_url, broker, namespace, tmp_path
+):
+    config = applied_config(tmp_path / "store", online="redis", redis_url=redis_url)
+    model_deploy(tmp_path, version="champ", review=0.5, decline=0.999)
+    model_deploy(
+        tmp_path, version="flagger", role="canary", canary_share=0.3, review=0.0, decline=0.999
+    )
+    env = manage_env(
+        **database_env(),
+        **features_env(config),
+        VAR_DIR=str(tmp_path / "var"),
+        EVENT_BUS="kafka",
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        FRAUD_FEATURE_TIMEOUT_MS="5000",
+        CELERY_BROKER_URL=broker,
+        ML_CANARY_CHECK_SECONDS="2",
+        FRAUD_DEPLOYMENT_POLL_SECONDS="0.5",
+        **QUIET,
+    )
+    bus = KafkaBus(bootstrap_servers=kafka_bootstrap)
+    scorer_log, celery_log = tmp_path / "scorer.log", tmp_path / "celery.log"
+    scorer = manage_start(
+        ["consume", "fraud-scorer", "--topic-namespace", namespace, "--group", f"{namespace}-g"],
+        env,
+        scorer_log,
+    )
+    celery = _beat_and_worker(env, celery_log)
+    try:
+        _publish(bus, namespace, 1500)
+        canary = FraudScore.objects.filter(model_version="flagger")
+        assert wait_for(lambda: canary.count() >= 100, 120, 0.1), scorer_log.read_text()[-3000:]
+        first = canary.order_by("scored_at").first().scored_at
+
+        retired = wait_for(
+            lambda: Deployment.objects.get(model_version="flagger").role == "retired", 60, 0.2
+        )
+        assert retired, celery_log.read_text()[-5000:]
+        change = RoleChange.objects.get(model_version="flagger")
+        assert change.reason.startswith("rolled back: it flags 100.0% of its payments")
+        assert (change.at - first).total_seconds() < 60
+        champion = FraudScore.objects.filter(model_version="champ")
+        assert champion.count() > 0
+        assert change.figures["champion"]["flagged"] < champion.count()
+
+        # Once the scorer has polled the deployments (every half second here), every payment
+        # is the champion's.
+        assert wait_for(lambda: FraudScore.objects.count() >= 1500, 120, 0.1)
+        time.sleep(2)
+        _publish(bus, namespace, 300)
+        assert wait_for(lambda: FraudScore.objects.count() >= 1800, 120, 0.1)
+        later = FraudScore.objects.order_by("-id")[:300]
+        assert {s.model_version for s in later} == {"champ"}
+    finally:
+        manage_stop(scorer, scorer_log)
+        manage_stop(celery, celery_log)
