@@ -40,6 +40,7 @@ demo-setup: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py analyst_add analyst --password analyst
+	$(BIN)/python manage.py ml_engineer_add mlengineer --password mlengineer
 	$(BIN)/python manage.py features_apply
 	$(BIN)/python manage.py bootstrap --if-no-champion
 

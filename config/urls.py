@@ -17,6 +17,8 @@ urlpatterns = [
     path("fraud/api/", fraud_api.urls),
     # The analyst's flagged payments (staff only).
     path("fraud/", include("fraud.urls")),
+    # The ML console: analysts read, ML engineers and staff act.
+    path("ml/", include("ml.urls")),
     # Staff only, wherever it is mounted (DJANGO_ADMIN_PATH).
     path(f"{settings.ADMIN_PATH}/", admin.site.urls),
 ]

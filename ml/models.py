@@ -55,6 +55,7 @@ class ModelVersion(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["-created_at"], name="modelversion_latest")]
+        permissions = [("manage_models", "Deploy, compare and retire models (the ML console)")]
 
     def __str__(self) -> str:
         return self.version

@@ -17,6 +17,7 @@ from fraud.selectors import (
     decisions_on,
     deployment_champion,
     deployment_champion_exists,
+    deployments_active,
     scores_recent,
 )
 from ml.bandit import Arm
@@ -27,6 +28,7 @@ from ml.models import (
     Label,
     LabelEvidence,
     ModelVersion,
+    RoleChange,
     TrainingRun,
     TriggerFiring,
 )
@@ -204,3 +206,25 @@ def bandit_evidence(experiment: Experiment, *, now: datetime, maturity: timedelt
             )
         )
     return arms
+
+
+def console_models(*, limit: int = 200) -> tuple[list[ModelVersion], int]:
+    """Return the newest ``limit`` model versions, each with ``role`` and ``share`` (its
+    deployment's, "" and 0 when not deployed), and how many there are in all."""
+    deployed = {d.model_version: d for d in deployments_active()}
+    models = list(ModelVersion.objects.select_related("parent").order_by("-created_at")[:limit])
+    for model in models:
+        deployment = deployed.get(model.version)
+        model.role = deployment.role if deployment else ""
+        model.share = deployment.canary_share if deployment else 0.0
+    return models, ModelVersion.objects.count()
+
+
+def role_history(*, limit: int = 30) -> list[RoleChange]:
+    """Return the newest ``limit`` changes of a model's role, newest first."""
+    return list(RoleChange.objects.order_by("-id")[:limit])
+
+
+def bandit_latest() -> Experiment | None:
+    """Return the newest bandit (running or not), ``None`` when none ever ran."""
+    return Experiment.objects.order_by("-id").first()

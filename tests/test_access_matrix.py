@@ -10,8 +10,7 @@ rider's trip or card answers as if it did not exist). A 5xx fails whatever the r
 
 The roles: a rider (who owns the trip and the card in the URLs), another rider, the driver
 assigned to that trip, an analyst (the ``analyst`` group), an ML engineer (the ``ml_engineer``
-group, which holds no permission yet: the model console is still to come, so today such a user
-may do what any signed-in user without a rider or driver profile may) and staff (the operators'
+group: the model console, which analysts may read) and staff (the operators'
 account, a superuser, as ``seed_demo`` makes it).
 """
 
@@ -27,8 +26,6 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import transaction
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
@@ -36,6 +33,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from config.asgi import application, websocket_urlpatterns
 from fraud.models import ListEntry, ReviewItem, Rule
 from fraud.services.reviews import analyst_ensure
+from ml.services.people import ml_engineer_ensure
 from rideshare import services
 from rideshare.api import api
 from rideshare.services.riders import staff_user_ensure
@@ -46,7 +44,6 @@ from tests.rideshare.test_consumers import ORIGIN, fresh_thread, session_cookie
 
 ROLES = ("anonymous", "rider", "other_rider", "driver", "analyst", "ml_engineer", "staff")
 OK, LOG_IN, FORBIDDEN, NOT_FOUND = "ok", "log in", "forbidden", "not found"
-ML_ENGINEER_GROUP = "ml_engineer"
 
 
 def outcomes(allowed: Iterable[str], *, refused: str = FORBIDDEN, **exceptions: str) -> dict:
@@ -65,6 +62,8 @@ OWNER = outcomes({"rider"}, other_rider=NOT_FOUND)
 DRIVERS = outcomes({"driver"})
 ANALYSTS = outcomes({"analyst", "staff"})
 STAFF = outcomes({"staff"})
+ML_VIEWERS = outcomes({"analyst", "ml_engineer", "staff"})
+ML_MANAGERS = outcomes({"ml_engineer", "staff"})
 # A Prometheus scrape authenticates with METRICS_TOKEN (set below), never with a login.
 SCRAPERS = outcomes((), refused=LOG_IN)
 # The card processor's endpoints take only its key, whoever is signed in.
@@ -127,6 +126,12 @@ PAGES: dict[str, list[tuple[str, str, dict]]] = {
     "fraud/rules/": [("GET", "/fraud/rules/", ANALYSTS)],
     "fraud/rules/write": [("POST", "/fraud/rules/write", ANALYSTS)],
     "fraud/rules/<int:rule_id>/mode": [("POST", "/fraud/rules/{rule}/mode", ANALYSTS)],
+    "ml/": [("GET", "/ml/", ML_VIEWERS)],
+    "ml/bandit/start": [("POST", "/ml/bandit/start", ML_MANAGERS)],
+    "ml/bandit/stop": [("POST", "/ml/bandit/stop", ML_MANAGERS)],
+    "ml/models/<str:version>/deploy": [
+        ("POST", "/ml/models/fraud-lgbm-matrix/deploy", ML_MANAGERS)
+    ],
 }
 
 # The REST API, as its schema lists it: (method, path) -> (URL, expected row). Callers send a
@@ -286,8 +291,7 @@ def world(settings) -> World:
     trip = trip_make(rider, card=card)
     driver = driver_make("matrix-driver")
     services.trip_assign(trip=trip, driver=driver)
-    ml_engineer = get_user_model().objects.create_user("matrix-ml")
-    ml_engineer.groups.add(Group.objects.get_or_create(name=ML_ENGINEER_GROUP)[0])
+    ml_engineer = ml_engineer_ensure(username="matrix-ml", password="pw")
     users = {
         "anonymous": None,
         "rider": rider.user,

@@ -1,0 +1,12 @@
+from django.urls import path
+
+from ml.web import console
+
+app_name = "ml"
+
+urlpatterns = [
+    path("", console.models_page, name="models"),
+    path("bandit/start", console.bandit_start_view, name="bandit-start"),
+    path("bandit/stop", console.bandit_stop_view, name="bandit-stop"),
+    path("models/<str:version>/deploy", console.model_deploy_view, name="model-deploy"),
+]

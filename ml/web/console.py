@@ -1,0 +1,115 @@
+"""The ML console's models page: the champion, the running bandit, every model version with its
+lineage, holdout figures and gates, and the history of who deployed what. Analysts read it; ML
+engineers and staff also start and stop a bandit, promote and retire. Thin: parse, call a
+service, redirect with what happened in words."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from fraud.artifacts import ModelRefused
+from fraud.models import Deployment
+from fraud.selectors import deployment_champion, deployments_active
+from ml.access import can_manage_models, models_manager_required, models_viewer_required
+from ml.models import ModelVersion
+from ml.selectors import bandit_latest, console_models, role_history
+from ml.services import ExperimentRefused, ModelRejected, bandit_start, bandit_stop, model_promote
+from ml.services.registry import deployment_retire
+from ml.train import DEFAULT_THRESHOLDS
+
+
+@require_GET
+@models_viewer_required
+def models_page(request: HttpRequest) -> HttpResponse:
+    """Show the champion, the latest bandit, the model versions and the role history."""
+    models, total = console_models()
+    bandit = bandit_latest()
+    return render(
+        request,
+        "ml/models.html",
+        {
+            "models": models,
+            "total": total,
+            "champion": next((m for m in models if m.role == "champion"), None),
+            "bandit": bandit,
+            "arms": list(bandit.arms.order_by("id")) if bandit else [],
+            "history": role_history(),
+            "can_manage": can_manage_models(request.user),
+            "now": timezone.now(),
+        },
+    )
+
+
+@require_POST
+@models_manager_required
+def bandit_start_view(request: HttpRequest) -> HttpResponse:
+    """Start a bandit between the champion and the checked candidates."""
+    candidates = request.POST.getlist("candidate")
+    try:
+        experiment = bandit_start(candidates=candidates)
+    except ExperimentRefused as exc:
+        messages.error(request, f"No bandit started: {exc}.")
+    else:
+        messages.success(
+            request,
+            f"Bandit {experiment.pk} started: {len(candidates)} candidate"
+            f"{'s' if len(candidates) > 1 else ''} against the champion, each deciding for an "
+            "equal share of cards to begin with.",
+        )
+    return redirect("ml:models")
+
+
+@require_POST
+@models_manager_required
+def bandit_stop_view(request: HttpRequest) -> HttpResponse:
+    """Stop the running bandit; its candidates are retired, the champion stays."""
+    try:
+        experiment = bandit_stop(note=f"stopped by {request.user.get_username()}")
+    except ExperimentRefused as exc:
+        messages.error(request, f"Nothing stopped: {exc}.")
+    else:
+        messages.success(request, f"Bandit {experiment.pk} stopped; the champion decides alone.")
+    return redirect("ml:models")
+
+
+@require_POST
+@models_manager_required
+def model_deploy_view(request: HttpRequest, version: str) -> HttpResponse:
+    """Promote model ``version`` to champion (at the champion's thresholds) or retire it."""
+    action = request.POST.get("action", "")
+    who = request.user.get_username()
+    deployed = {d.model_version: d for d in deployments_active()}
+    if action == "retire":
+        deployment = deployed.get(version)
+        if deployment is None:
+            messages.error(request, f"{version} is not deployed.")
+        elif deployment.role == Deployment.Role.CHAMPION:
+            messages.error(request, "The champion is not retired: promote another model instead.")
+        else:
+            deployment_retire(deployment=deployment, reason=f"retired by {who}")
+            messages.success(request, f"{version} retired; the champion decides for its cards.")
+        return redirect("ml:models")
+    if action != "promote":
+        messages.error(request, "Say promote or retire.")
+        return redirect("ml:models")
+    current = deployment_champion()
+    try:
+        model_promote(
+            version=version,
+            review_threshold=current.review_threshold if current else DEFAULT_THRESHOLDS["review"],
+            decline_threshold=(
+                current.decline_threshold if current else DEFAULT_THRESHOLDS["decline"]
+            ),
+            reason=f"promoted by {who}",
+        )
+    except ModelVersion.DoesNotExist:
+        messages.error(request, f"No model version {version}.")
+    except (ModelRejected, ModelRefused) as exc:
+        messages.error(request, f"{version} was not promoted: {exc}")
+    else:
+        messages.success(request, f"{version} is the champion; scorers load it within seconds.")
+    return redirect("ml:models")

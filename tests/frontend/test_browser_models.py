@@ -1,0 +1,106 @@
+"""The model console in Chromium: an ML engineer reads the models with their gates, starts a
+bandit between the champion and a candidate (confirmed), sees its arms, stops it, promotes a
+model and finds each change in the history; an analyst reads the same page with nothing to
+press; the page says what to do when there is no model yet."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from fraud.models import Deployment
+from fraud.services.reviews import analyst_ensure
+from ml.models import Experiment, ModelVersion
+from ml.services import model_promote
+from ml.services.people import ml_engineer_ensure
+from tests.frontend.test_browser_rider import _log_in, _screenshot
+from tests.ml.registered import model_registered
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def registered(settings, tmp_path):
+    settings.ML_MODELS_DIR = tmp_path / "models"
+    champion, candidate, other = model_registered(1), model_registered(2), model_registered(3)
+    rejected = model_registered(4, status="rejected")
+    ModelVersion.objects.filter(version=rejected).update(
+        gates=[
+            {"gate": "smoke", "passed": True, "figures": {}, "reason": ""},
+            {
+                "gate": "backtest",
+                "passed": False,
+                "figures": {},
+                "reason": "average precision 0.412 against the champion's 0.700",
+            },
+        ]
+    )
+    model_promote(version=champion)
+    return champion, candidate, other, rejected
+
+
+def test_an_ml_engineer_runs_a_bandit_and_promotes_a_model(
+    asgi_server, page, artifacts_dir, registered
+):
+    champion, candidate, other, rejected = registered
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    page.on("dialog", lambda dialog: dialog.accept())
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.get_by_role("link", name="Models").click()
+
+    expect(page.locator("#champion")).to_contain_text(champion)
+    expect(page.locator(f"#models tr:has-text('{rejected}')")).to_contain_text(
+        "backtest: average precision 0.412 against the champion's 0.700"
+    )
+    expect(page.locator("#bandit")).to_contain_text("No bandit has run")
+    # Only approved models that are not the champion can be compared.
+    expect(page.get_by_label(f"Compare {rejected}")).to_have_count(0)
+    expect(page.get_by_label(f"Compare {champion}")).to_have_count(0)
+    page.get_by_label(f"Compare {candidate}").check()
+    page.get_by_role("button", name="Compare the ticked with the champion").click()
+
+    expect(page.locator(".flash")).to_contain_text("1 candidate against the champion")
+    arms = page.locator("#arms tbody tr")
+    expect(arms).to_have_count(2)
+    expect(arms.nth(1)).to_contain_text(candidate)
+    expect(arms.nth(1)).to_contain_text("50 %")
+    assert Deployment.objects.get(model_version=candidate).role == "canary"
+    _screenshot(page, artifacts_dir, "models-bandit.png")
+
+    page.get_by_role("button", name="Stop the bandit").click()
+    expect(page.locator(".flash")).to_contain_text("stopped; the champion decides alone")
+    assert Experiment.objects.get().status == "stopped"
+    assert Deployment.objects.get(model_version=candidate).role == "retired"
+
+    page.get_by_role("button", name=f"Promote {other}").click()
+    expect(page.locator(".flash")).to_contain_text(f"{other} is the champion")
+    expect(page.locator("#champion")).to_contain_text(other)
+    history = page.locator("#history")
+    expect(history).to_contain_text(f"{other} to champion: promoted by mona")
+    expect(history).to_contain_text(f"{champion} from champion to retired: replaced by {other}")
+    expect(history).to_contain_text(f"{candidate} from canary to retired: bandit")
+    _screenshot(page, artifacts_dir, "models.png")
+
+
+def test_an_analyst_reads_the_console_with_nothing_to_press(asgi_server, page, registered):
+    _, candidate, _, _ = registered
+    analyst_ensure(username="ana", password="ana-pass")
+    _log_in(page, asgi_server, "ana", "ana-pass")
+    page.goto(f"{asgi_server.url}/ml/")
+
+    expect(page.locator("#models")).to_contain_text(candidate)
+    expect(page.get_by_text("You can read this page")).to_be_visible()
+    expect(page.get_by_role("checkbox")).to_have_count(0)
+    expect(page.get_by_role("button", name="Compare the ticked with the champion")).to_have_count(0)
+    expect(page.locator("#deploy")).to_have_count(0)
+
+
+def test_with_no_model_the_page_says_what_to_do(asgi_server, page):
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/")
+
+    expect(page.locator("#champion")).to_contain_text("No model decides yet")
+    expect(page.locator("#models-total")).to_have_text("0 model versions")
+    expect(page.get_by_text("No model is registered yet.")).to_be_visible()
+    expect(page.locator("#history")).to_contain_text("Nothing deployed yet.")
