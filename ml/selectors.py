@@ -94,6 +94,17 @@ def training_cut_latest() -> datetime | None:
     return champion.data_end if champion is not None else None
 
 
+def fine_tune_cut_latest() -> datetime | None:
+    """Return the cut of the latest fine-tune asked for and not failed, ``None`` when none."""
+    return (
+        TrainingRun.objects.filter(requested_kind=TrainingRun.Kind.FINE_TUNE)
+        .exclude(status=TrainingRun.Status.FAILED)
+        .order_by("-as_of")
+        .values_list("as_of", flat=True)
+        .first()
+    )
+
+
 def labels_known_count(*, since: datetime | None, until: datetime) -> int:
     """Return how many payments' labels became known after ``since`` (None: ever) up to
     ``until``."""

@@ -14,7 +14,11 @@ caller measured (``Observed``) and, when it fires, says which training it asks f
 - **time** (full retrain): ``every`` since the last training's cut, once ``min_sample`` labels
   arrived since it (with nothing new to learn from, a retrain would only repeat the last one;
   at a demo's start, the bootstrap champion's history is months old and the stream empty);
-- **volume** (fine-tune): ``labels`` labels known since the last training's cut.
+- **volume** (fine-tune): ``labels`` labels known since the last fine-tune's cut or the
+  champion's, whichever is later (``fine_tune_labels``): what the serving model has not
+  learned from. Not since the last training of any kind: in the demo's loop the drift trigger
+  asked for a full retrain every few minutes, each rejected (a few hundred rows against the
+  bootstrap champion), and each reset the count, so no fine-tune ever ran.
 
 A trigger that started a training does not fire again for ``cooldown`` (a performance or drift
 trigger would otherwise fire at every check until a new model is deployed). At most one
@@ -59,6 +63,8 @@ class Observed:
     now: datetime
     last_cut: datetime | None
     new_labels: int = 0
+    # Labels known since the last fine-tune's cut or the champion's (None: ``new_labels``).
+    fine_tune_labels: int | None = None
     review_precision: float | None = None
     reviews: int = 0
     chargeback_recall: float | None = None
@@ -146,13 +152,14 @@ def _time(o: Observed, s: TriggerSettings) -> Firing | None:
 
 
 def _volume(o: Observed, s: TriggerSettings) -> Firing | None:
-    if o.new_labels < s.labels:
+    new = o.new_labels if o.fine_tune_labels is None else o.fine_tune_labels
+    if new < s.labels:
         return None
     return Firing(
         VOLUME,
         FINE_TUNE,
-        {"new_labels": o.new_labels, "labels": s.labels},
-        f"{o.new_labels} new labels since the last training's data",
+        {"new_labels": new, "labels": s.labels},
+        f"{new} labels the champion has not learned from",
     )
 
 

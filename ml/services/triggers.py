@@ -13,7 +13,9 @@ from ml.selectors import (
     champion_get,
     chargeback_recall,
     drift_of,
+    fine_tune_cut_latest,
     labels_known_count,
+    logs_cut,
     review_precision,
     training_cut_latest,
     triggers_last_started,
@@ -44,6 +46,7 @@ def observed_at(now: datetime, rules: TriggerSettings) -> Observed:
     precision, reviews = review_precision(since=since, until=now)
     recall, chargebacks = chargeback_recall(since=since, until=now)
     champion = champion_get()
+    fine_tuned = [c for c in (fine_tune_cut_latest(), logs_cut(champion)) if c is not None]
     psi, sample = (
         drift_of(champion, since=since, limit=settings.ML_DRIFT_SAMPLE)
         if champion is not None
@@ -53,6 +56,9 @@ def observed_at(now: datetime, rules: TriggerSettings) -> Observed:
         now=now,
         last_cut=cut,
         new_labels=labels_known_count(since=cut, until=now),
+        fine_tune_labels=labels_known_count(
+            since=max(fine_tuned) if fine_tuned else None, until=now
+        ),
         review_precision=precision,
         reviews=reviews,
         chargeback_recall=recall,

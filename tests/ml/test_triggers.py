@@ -55,6 +55,9 @@ def test_time_asks_for_a_full_retrain_once_the_last_cut_is_old_and_labels_came_s
 
 def test_volume_asks_for_a_fine_tune_every_k_labels():
     assert _fired(last_cut=T, new_labels=100) == [(VOLUME, "fine_tune")]
+    # Counted since the last fine-tune or the champion, when the caller says.
+    assert _fired(last_cut=T, new_labels=5, fine_tune_labels=100) == [(VOLUME, "fine_tune")]
+    assert _fired(last_cut=T, new_labels=500, fine_tune_labels=99) == []
 
 
 def test_performance_needs_its_floor_crossed_on_a_minimum_sample():
@@ -225,3 +228,31 @@ def test_review_precision_is_read_from_the_analysts_decisions_in_the_window(sett
         evidence=Evidence(REVIEW, True, "x", now - timedelta(days=2), str(uuid.uuid4())),
     )
     assert review_precision(since=now - timedelta(hours=24), until=now) == (0.25, 4)
+
+
+@pytest.mark.django_db
+def test_a_full_retrain_since_the_champion_leaves_the_fine_tunes_count(champion, settings):
+    settings.ML_TRIGGER_LABELS = 3
+    settings.ML_TRIGGER_MIN_SAMPLE = 1000  # no performance or time firing
+    settings.ML_TRIGGER_MAX_PSI = 100.0
+    now = datetime.now(UTC)
+    TrainingRun.objects.update(as_of=now - timedelta(hours=30))  # the champion's cut
+    for i, score in enumerate(_scores(now - timedelta(hours=40), 3)):
+        label_record(
+            payment_id=score.payment_id,
+            evidence=Evidence(
+                REVIEW, False, "approved", now - timedelta(hours=i + 2), str(uuid.uuid4())
+            ),
+        )
+    # A full retrain (rejected, say) cut after those labels: the champion still never saw them.
+    TrainingRun.objects.create(
+        request_key="drift-later", requested_kind="full", kind="full", reason=DRIFT,
+        feature_service="fraud_scoring_v1", as_of=now - timedelta(hours=1), status="registered",
+    )  # fmt: skip
+    _scores(now, 1)
+
+    fired = triggers_check()
+
+    assert [(f.trigger, f.kind, f.started) for f in fired] == [(VOLUME, "fine_tune", True)]
+    assert fired[0].figures["new_labels"] == 3
+    assert fired[0].reason == "3 labels the champion has not learned from"
