@@ -314,6 +314,14 @@ ML_CANARY_MAX_DECLINED_RATIO = env.float("ML_CANARY_MAX_DECLINED_RATIO", default
 ML_CANARY_MAX_DEGRADED_GAP = env.float("ML_CANARY_MAX_DEGRADED_GAP", default=0.05)
 ML_CANARY_MAX_LATENCY_RATIO = env.float("ML_CANARY_MAX_LATENCY_RATIO", default=1.5)
 ML_CANARY_LATENCY_SLACK_MS = env.float("ML_CANARY_LATENCY_SLACK_MS", default=20.0)
+# Shadows (ml.services.shadows_check, with the canaries' check): with ML_SHADOW_TO_CANARY, a
+# shadow compared with the champion on ML_SHADOW_MIN_SAMPLE payments, within every guardrail and
+# no more than ML_SHADOW_AP_TOLERANCE below its average precision, becomes a canary deciding for
+# ML_SHADOW_CANARY_SHARE of the cards.
+ML_SHADOW_TO_CANARY = env.bool("ML_SHADOW_TO_CANARY", default=False)
+ML_SHADOW_MIN_SAMPLE = env.int("ML_SHADOW_MIN_SAMPLE", default=1000)
+ML_SHADOW_AP_TOLERANCE = env.float("ML_SHADOW_AP_TOLERANCE", default=0.05)
+ML_SHADOW_CANARY_SHARE = env.float("ML_SHADOW_CANARY_SHARE", default=0.1)
 # A queued or running training not heard from for this long is taken for dead (its worker
 # killed and the task not redelivered): another request may start.
 ML_TRAINING_STALE_SECONDS = env.float("ML_TRAINING_STALE_SECONDS", default=900.0)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db.models import Count, Max, Q
 
-from fraud.models import Decision, Deployment, FraudScore
+from fraud.models import Decision, Deployment, FraudScore, ShadowScore
 
 # A flag: a score whose decision (by the champion or a canary: shadow models write
 # ``ShadowScore`` rows and never flag) is review or decline.
@@ -152,3 +152,22 @@ def decision_figures(*, models: Iterable[str], after_id: int) -> dict[str, dict]
         latencies = sorted(rows.filter(model_version=version).values_list("latency_ms", flat=True))
         row["latency_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     return found
+
+
+def shadow_pairs(*, version: str, limit: int) -> list[tuple]:
+    """Return, for the newest ``limit`` payments shadow model ``version`` scored that the
+    champion decided: (payment id, occurred at, the champion's score, its decision, the
+    shadow's score, its decision)."""
+    shadows = {
+        event_id: (score, decision)
+        for event_id, score, decision in ShadowScore.objects.filter(model_version=version)
+        .order_by("-id")
+        .values_list("event_id", "score", "decision")[:limit]
+    }
+    decided = FraudScore.objects.filter(event_id__in=list(shadows), role=Deployment.Role.CHAMPION)
+    return [
+        (payment_id, occurred_at, score, decision, *shadows[event_id])
+        for event_id, payment_id, occurred_at, score, decision in decided.values_list(
+            "event_id", "payment_id", "occurred_at", "score", "decision"
+        ).iterator(chunk_size=5000)
+    ]

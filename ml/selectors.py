@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from django.db.models import Max
 
@@ -19,6 +21,7 @@ from fraud.selectors import (
     deployment_champion_exists,
     deployments_active,
     scores_recent,
+    shadow_pairs,
 )
 from ml.bandit import Arm
 from ml.drift import drift_report
@@ -32,6 +35,7 @@ from ml.models import (
     TrainingRun,
     TriggerFiring,
 )
+from ml.shadow import shadow_report
 
 
 def champion_get() -> ModelVersion | None:
@@ -239,3 +243,29 @@ def role_history(*, limit: int = 30) -> list[RoleChange]:
 def bandit_latest() -> Experiment | None:
     """Return the newest bandit (running or not), ``None`` when none ever ran."""
     return Experiment.objects.order_by("-id").first()
+
+
+def shadow_of(
+    version: str, *, now: datetime, maturity: timedelta, limit: int = 20000
+) -> dict[str, Any]:
+    """Return the shadow report (``ml.shadow.shadow_report``) of shadow model ``version``
+    against the champion over the newest ``limit`` payments both scored: labels as known, and
+    "legitimate" for a payment without one past ``maturity`` at event time ``now``."""
+    pairs = shadow_pairs(version=version, limit=limit)
+    known = dict(
+        Label.objects.filter(payment_id__in=[p[0] for p in pairs]).values_list(
+            "payment_id", "fraud"
+        )
+    )
+    matured = now - maturity
+    labels = [
+        float(known[p[0]]) if p[0] in known else (0.0 if p[1] <= matured else float("nan"))
+        for p in pairs
+    ]
+    return shadow_report(
+        champion_scores=np.array([p[2] for p in pairs], dtype=float),
+        champion_decisions=np.array([p[3] for p in pairs], dtype=object),
+        shadow_scores=np.array([p[4] for p in pairs], dtype=float),
+        shadow_decisions=np.array([p[5] for p in pairs], dtype=object),
+        labels=np.array(labels, dtype=float),
+    )

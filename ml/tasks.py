@@ -11,6 +11,7 @@ from ml.services import (
     bandit_update,
     canaries_check,
     model_train_from_logs,
+    shadows_check,
     training_run,
     triggers_check,
 )
@@ -58,5 +59,6 @@ def bandit_update_task() -> str | None:
 
 @shared_task(name="ml.canaries_check", ignore_result=True)
 def canaries_check_task() -> int:
-    """Roll back each canary that breached a guardrail (Celery beat); return how many."""
-    return len(canaries_check())
+    """Roll back each canary that breached a guardrail, then move each shadow no worse than
+    the champion to canary when that is switched on (Celery beat); return how many changed."""
+    return len(canaries_check()) + len(shadows_check())

@@ -4,7 +4,7 @@ run bandits.
 Every service is importable from here (``from ml.services import model_promote``); each lives in
 the module of its subject."""
 
-from ml.services.canary import canaries_check
+from ml.services.canary import canaries_check, shadows_check
 from ml.services.experiments import (
     ExperimentRefused,
     bandit_start,
@@ -38,6 +38,7 @@ __all__ = [
     "model_promote",
     "model_register",
     "model_train_from_logs",
+    "shadows_check",
     "training_request",
     "training_run",
     "triggers_check",

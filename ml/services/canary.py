@@ -1,9 +1,12 @@
-"""Writes of the canaries' guardrails: compare each canary's decisions with the champion's over
-the newest scores and roll back one that breaches a guardrail (``ml.canary``)."""
+"""Writes of the canaries' guardrails and the shadows' promotion rule: compare each canary's
+decisions with the champion's over the newest scores and roll back one that breaches a
+guardrail (``ml.canary``); move a shadow no worse than the champion on the same payments to
+canary (``ml.shadow``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime, timedelta
 
 from django.conf import settings
 
@@ -13,10 +16,15 @@ from fraud.selectors import (
     deployment_champion,
     deployments_active,
     score_id_latest,
+    scored_event_time_latest,
 )
 from ml.canary import Figures, Guardrails, breaches
 from ml.models import RoleChange
-from ml.services.registry import deployment_retire
+from ml.selectors import shadow_of
+from ml.services.registry import deployment_retire, model_promote
+
+# Fewer labelled frauds than this say nothing about average precision.
+MIN_POSITIVES = 5
 
 
 def guardrails() -> Guardrails:
@@ -66,3 +74,64 @@ def canaries_check() -> list[RoleChange]:
             RoleChange.objects.filter(model_version=canary.model_version).latest("id")
         )
     return rolled_back
+
+
+def shadows_check(*, now: datetime | None = None) -> list[RoleChange]:
+    """With ``ML_SHADOW_TO_CANARY``, move each shadow that is no worse than the champion on the
+    same payments to canary at ``ML_SHADOW_CANARY_SHARE`` of the cards: at least
+    ``ML_SHADOW_MIN_SAMPLE`` payments compared, no guardrail breached (flags and declines,
+    ``ml.canary``), and, with at least ``min_positives`` frauds among the labelled ones, an
+    average precision no lower than the champion's by more than ``ML_SHADOW_AP_TOLERANCE``.
+    Return the moves recorded."""
+    if not settings.ML_SHADOW_TO_CANARY:
+        return []
+    champion = deployment_champion()
+    shadows = [d for d in deployments_active() if d.role == Deployment.Role.SHADOW]
+    if champion is None or not shadows:
+        return []
+    now = now or scored_event_time_latest()
+    if now is None:
+        return []
+    maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
+    rules = guardrails()
+    moved = []
+    for shadow in shadows:
+        report = shadow_of(shadow.model_version, now=now, maturity=maturity)
+        if report["payments"] < settings.ML_SHADOW_MIN_SAMPLE:
+            continue
+        n = report["payments"]
+        mine = Figures(
+            n,
+            round(report["flagged"]["shadow"] * n),
+            round(report["declined"]["shadow"] * n),
+            0,
+            None,
+        )
+        base = Figures(
+            n,
+            round(report["flagged"]["champion"] * n),
+            round(report["declined"]["champion"] * n),
+            0,
+            None,
+        )
+        if breaches(mine, base, rules):
+            continue
+        ap, champion_ap = (
+            report["shadow"]["average_precision"],
+            report["champion"]["average_precision"],
+        )
+        if report["frauds"] >= MIN_POSITIVES and (
+            ap is None or champion_ap is None or ap < champion_ap - settings.ML_SHADOW_AP_TOLERANCE
+        ):
+            continue
+        model_promote(
+            version=shadow.model_version,
+            role=Deployment.Role.CANARY,
+            review_threshold=shadow.review_threshold,
+            decline_threshold=shadow.decline_threshold,
+            canary_share=settings.ML_SHADOW_CANARY_SHARE,
+            reason=f"moved from shadow: no worse than the champion on {n:,} payments",
+            figures=report,
+        )
+        moved.append(RoleChange.objects.filter(model_version=shadow.model_version).latest("id"))
+    return moved

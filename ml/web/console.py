@@ -5,6 +5,9 @@ service, redirect with what happened in words."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -13,10 +16,10 @@ from django.views.decorators.http import require_GET, require_POST
 
 from fraud.artifacts import ModelRefused
 from fraud.models import Deployment
-from fraud.selectors import deployment_champion, deployments_active
+from fraud.selectors import deployment_champion, deployments_active, scored_event_time_latest
 from ml.access import can_manage_models, models_manager_required, models_viewer_required
 from ml.models import ModelVersion
-from ml.selectors import bandit_latest, console_models, role_history
+from ml.selectors import bandit_latest, console_models, role_history, shadow_of
 from ml.services import ExperimentRefused, ModelRejected, bandit_start, bandit_stop, model_promote
 from ml.services.registry import deployment_retire
 from ml.train import DEFAULT_THRESHOLDS
@@ -28,6 +31,13 @@ def models_page(request: HttpRequest) -> HttpResponse:
     """Show the champion, the latest bandit, the model versions and the role history."""
     models, total = console_models()
     bandit = bandit_latest()
+    now = scored_event_time_latest() or timezone.now()
+    maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
+    shadows = [
+        (m.version, shadow_of(m.version, now=now, maturity=maturity))
+        for m in models
+        if m.role == Deployment.Role.SHADOW
+    ]
     return render(
         request,
         "ml/models.html",
@@ -38,6 +48,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
             "bandit": bandit,
             "arms": list(bandit.arms.order_by("id")) if bandit else [],
             "history": role_history(),
+            "shadows": shadows,
             "can_manage": can_manage_models(request.user),
             "now": timezone.now(),
         },

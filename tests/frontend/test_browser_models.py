@@ -8,11 +8,12 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from fraud.models import Deployment
+from fraud.models import Deployment, ShadowScore
 from fraud.services.reviews import analyst_ensure
 from ml.models import Experiment, ModelVersion
 from ml.services import model_promote
 from ml.services.people import ml_engineer_ensure
+from tests.fraud.live_factories import score_make
 from tests.frontend.test_browser_rider import _log_in, _screenshot
 from tests.ml.registered import model_registered
 
@@ -83,12 +84,23 @@ def test_an_ml_engineer_runs_a_bandit_and_promotes_a_model(
 
 
 def test_an_analyst_reads_the_console_with_nothing_to_press(asgi_server, page, registered):
-    _, candidate, _, _ = registered
+    _, candidate, other, _ = registered
+    model_promote(version=other, role="shadow")
+    for i in range(20):
+        scored = score_make(decision="review" if i < 2 else "approve", score=0.9 if i < 2 else 0.1)
+        ShadowScore.objects.create(
+            event_id=scored.event_id, model_version=other, score=0.5, scored_at=scored.scored_at,
+            decision="review" if i < 4 else "approve",
+        )  # fmt: skip
     analyst_ensure(username="ana", password="ana-pass")
     _log_in(page, asgi_server, "ana", "ana-pass")
     page.goto(f"{asgi_server.url}/ml/")
 
     expect(page.locator("#models")).to_contain_text(candidate)
+    shadow = page.locator("#shadows tbody tr")
+    expect(shadow).to_contain_text(other)
+    expect(shadow).to_contain_text("90 %")  # the same decision on 18 of 20 payments
+    expect(shadow).to_contain_text("0.200 (0.100)")  # flags: the shadow's, the champion's
     expect(page.get_by_text("You can read this page")).to_be_visible()
     expect(page.get_by_role("checkbox")).to_have_count(0)
     expect(page.get_by_role("button", name="Compare the ticked with the champion")).to_have_count(0)
