@@ -314,6 +314,11 @@ ML_CANARY_MAX_DECLINED_RATIO = env.float("ML_CANARY_MAX_DECLINED_RATIO", default
 ML_CANARY_MAX_DEGRADED_GAP = env.float("ML_CANARY_MAX_DEGRADED_GAP", default=0.05)
 ML_CANARY_MAX_LATENCY_RATIO = env.float("ML_CANARY_MAX_LATENCY_RATIO", default=1.5)
 ML_CANARY_LATENCY_SLACK_MS = env.float("ML_CANARY_LATENCY_SLACK_MS", default=20.0)
+# With ML_CANARY_DECIDE a canary (not a bandit's arm) that beats the champion on the known
+# outcomes of the payments each decided since it became a canary (a z-test at 0.05, at least
+# ML_CANARY_MIN_REWARDS outcomes each) is promoted; one the champion beats is retired.
+ML_CANARY_DECIDE = env.bool("ML_CANARY_DECIDE", default=True)
+ML_CANARY_MIN_REWARDS = env.int("ML_CANARY_MIN_REWARDS", default=1000)
 # Shadows (ml.services.shadows_check, with the canaries' check): with ML_SHADOW_TO_CANARY, a
 # shadow compared with the champion on ML_SHADOW_MIN_SAMPLE payments, within every guardrail and
 # no more than ML_SHADOW_AP_TOLERANCE below its average precision, becomes a canary deciding for

@@ -266,6 +266,8 @@ class RoleChange(models.Model):
     # The figures the change was decided on (a guardrail's, a bandit's), if any.
     figures = models.JSONField(default=dict, blank=True)
     at = models.DateTimeField(auto_now_add=True)
+    # The newest score when it changed: the model's decisions in its new part come after it.
+    after_score_id = models.BigIntegerField(default=0)
 
     class Meta:
         indexes = [models.Index(fields=["-at"], name="rolechange_latest")]

@@ -28,6 +28,7 @@ from ml.drift import drift_report
 from ml.labels import CHARGEBACK, REVIEW, labels_table, resolved_frame
 from ml.models import (
     Experiment,
+    ExperimentArm,
     Label,
     LabelEvidence,
     ModelVersion,
@@ -179,17 +180,35 @@ def triggers_last_started() -> dict[str, datetime]:
 
 
 def bandit_evidence(experiment: Experiment, *, now: datetime, maturity: timedelta) -> list[Arm]:
-    """Return each arm's evidence (``ml.bandit.Arm``, in the order of the experiment's arms) at
-    event time ``now`` from the payments it decided since the experiment began: its flags and
-    approvals; a flag's reward once the payment has a label (an analyst's decision or a
-    chargeback: ``Label``, contradictions resolved); an approval's once ``maturity`` old, 0 when
-    a fraud chargeback is known by then for it, else 1.
+    """Return each arm's evidence (``arm_evidence``, in the order of the experiment's arms)
+    from the payments decided since the experiment began."""
+    return arm_evidence(
+        list(experiment.arms.order_by("id").values_list("model_version", flat=True)),
+        after_score_id=experiment.after_score_id,
+        since=experiment.started_at,
+        now=now,
+        maturity=maturity,
+    )
 
-    Only labels written since the experiment began can be of its payments, so only those are
-    read; the flags are few (a few in a hundred payments), the frauds fewer."""
-    versions = list(experiment.arms.order_by("id").values_list("model_version", flat=True))
-    after = experiment.after_score_id
-    labels = Label.objects.filter(updated_at__gte=experiment.started_at)
+
+def arm_evidence(
+    versions: list[str],
+    *,
+    after_score_id: int,
+    since: datetime,
+    now: datetime,
+    maturity: timedelta,
+) -> list[Arm]:
+    """Return each of ``versions``' evidence (``ml.bandit.Arm``, in that order) at event time
+    ``now`` from the payments it decided after score ``after_score_id`` (scored at wall time
+    ``since`` or later): its flags and approvals; a flag's reward once the payment has a label
+    (an analyst's decision or a chargeback: ``Label``, contradictions resolved); an approval's
+    once ``maturity`` old, 0 when a fraud chargeback is known by then for it, else 1.
+
+    Only labels written since ``since`` can be of those payments, so only those are read; the
+    flags are few (a few in a hundred payments), the frauds fewer."""
+    after = after_score_id
+    labels = Label.objects.filter(updated_at__gte=since)
     decided = decisions_by_model(models=versions, after_id=after)
     matured = decisions_by_model(models=versions, after_id=after, occurred_before=now - maturity)
     flags = decisions_on(models=versions, after_id=after, flagged=True)
@@ -268,4 +287,18 @@ def shadow_of(
         shadow_scores=np.array([p[4] for p in pairs], dtype=float),
         shadow_decisions=np.array([p[5] for p in pairs], dtype=object),
         labels=np.array(labels, dtype=float),
+    )
+
+
+def canary_since(version: str) -> RoleChange | None:
+    """Return the change that made ``version`` a canary last, ``None`` when none did."""
+    return RoleChange.objects.filter(model_version=version, role="canary").order_by("-id").first()
+
+
+def bandit_arms_running() -> set[str]:
+    """Return the model versions that are arms of the running bandit (none: empty)."""
+    return set(
+        ExperimentArm.objects.filter(experiment__status=Experiment.Status.RUNNING).values_list(
+            "model_version", flat=True
+        )
     )

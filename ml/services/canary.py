@@ -18,9 +18,10 @@ from fraud.selectors import (
     score_id_latest,
     scored_event_time_latest,
 )
+from ml.bandit import ab_pick
 from ml.canary import Figures, Guardrails, breaches
 from ml.models import RoleChange
-from ml.selectors import shadow_of
+from ml.selectors import arm_evidence, bandit_arms_running, canary_since, shadow_of
 from ml.services.registry import deployment_retire, model_promote
 
 # Fewer labelled frauds than this say nothing about average precision.
@@ -42,9 +43,11 @@ def guardrails() -> Guardrails:
 def canaries_check() -> list[RoleChange]:
     """Compare each canary with the champion over the newest ``ML_CANARY_WINDOW_SCORES`` scores
     and retire each canary that breached a guardrail (its cards go back to the champion at the
-    scorer's next poll); return the rollbacks recorded, each with its reasons and figures. A
-    bandit one of whose arms is rolled back stops at its next update. Safe to repeat: a canary
-    rolled back is no longer checked."""
+    scorer's next poll); with ``ML_CANARY_DECIDE``, promote one that beats the champion on the
+    known outcomes since it became a canary, retire one the champion beats (``_canary_decide``;
+    a bandit's arms are its own). Return the changes recorded, each with its reasons and
+    figures. A bandit one of whose arms is rolled back stops at its next update. Safe to
+    repeat: a canary rolled back or promoted is no longer checked."""
     champion = deployment_champion()
     canaries = [d for d in deployments_active() if d.role == Deployment.Role.CANARY]
     if champion is None or not canaries:
@@ -63,17 +66,60 @@ def canaries_check() -> list[RoleChange]:
             continue
         mine = Figures(**found[canary.model_version])
         reasons = breaches(mine, base, rules)
-        if not reasons:
+        if reasons:
+            deployment_retire(
+                deployment=canary,
+                reason="rolled back: " + "; ".join(reasons),
+                figures={"canary": asdict(mine), "champion": asdict(base)},
+            )
+        elif settings.ML_CANARY_DECIDE and canary.model_version not in bandit_arms_running():
+            if not _canary_decide(canary, champion):
+                continue
+        else:
             continue
-        deployment_retire(
-            deployment=canary,
-            reason="rolled back: " + "; ".join(reasons),
-            figures={"canary": asdict(mine), "champion": asdict(base)},
-        )
         rolled_back.append(
             RoleChange.objects.filter(model_version=canary.model_version).latest("id")
         )
     return rolled_back
+
+
+def _canary_decide(canary: Deployment, champion: Deployment) -> bool:
+    """Promote ``canary`` when it beats the champion on the outcomes of the payments each
+    decided since it became a canary (``ml.bandit.ab_pick``, at least
+    ``ML_CANARY_MIN_REWARDS`` each), retire it when the champion beats it; return whether
+    either happened."""
+    change = canary_since(canary.model_version)
+    now = scored_event_time_latest()
+    if change is None or now is None:
+        return False
+    versions = [champion.model_version, canary.model_version]
+    arms = arm_evidence(
+        versions,
+        after_score_id=change.after_score_id,
+        since=change.at,
+        now=now,
+        maturity=timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS),
+    )
+    pick = ab_pick(arms, min_samples=settings.ML_CANARY_MIN_REWARDS)
+    if pick is None:
+        return False
+    figures = {arm.name: asdict(arm) for arm in arms}
+    rewards = sum(int(arm.samples) for arm in arms)
+    if pick == canary.model_version:
+        model_promote(
+            version=canary.model_version,
+            review_threshold=champion.review_threshold,
+            decline_threshold=champion.decline_threshold,
+            reason=f"won against the champion on {rewards:,} known outcomes",
+            figures=figures,
+        )
+    else:
+        deployment_retire(
+            deployment=canary,
+            reason=f"lost to the champion on {rewards:,} known outcomes",
+            figures=figures,
+        )
+    return True
 
 
 def shadows_check(*, now: datetime | None = None) -> list[RoleChange]:

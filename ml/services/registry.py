@@ -23,7 +23,7 @@ from features.repo import apply_repo
 from features.store import FeatureConfig, feature_store
 from fraud.artifacts import feature_names_check
 from fraud.models import Deployment
-from fraud.selectors import deployments_active
+from fraud.selectors import deployments_active, score_id_latest
 from fraud.services import deployment_set
 from ml.datasets import bootstrap_dataset, logged_dataset
 from ml.models import ModelVersion, RoleChange, TrainingRun
@@ -174,6 +174,7 @@ def model_promote(
                 canary_share=canary_share,
                 reason=reason,
                 figures=figures or {},
+                after_score_id=score_id_latest(),
             )
         if role == Deployment.Role.CHAMPION:
             for previous, was in before.items():

@@ -5,12 +5,22 @@ recorded (``RoleChange``)."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 import pytest
 
 from fraud.models import Deployment
 from ml.canary import Figures, Guardrails, breaches, wilson_low
+from ml.labels import REVIEW, Evidence
 from ml.models import RoleChange
-from ml.services import bandit_start, bandit_update, canaries_check, model_promote
+from ml.services import (
+    bandit_start,
+    bandit_update,
+    canaries_check,
+    label_record,
+    model_promote,
+)
 from tests.fraud.live_factories import score_make
 from tests.ml.registered import NOW, model_registered
 
@@ -143,3 +153,66 @@ def test_every_change_of_role_is_recorded_with_its_reason():
         (second, "shadow", "champion", "by hand"),
         (first, "champion", "retired", f"replaced by {second}"),
     ]
+
+
+def _decided(version: str, caught: int, false_flags: int, missed: int, approvals: int) -> None:
+    """``version``'s decisions four days ago, their outcomes known: flags reviewed, approvals
+    matured (``missed`` of them charged back)."""
+    at = NOW - timedelta(days=4)
+    for i in range(caught + false_flags):
+        score = score_make(decision="review", scored_at=at, model_version=version)
+        _label(score, fraud=i < caught)
+    for i in range(approvals):
+        score = score_make(decision="approve", scored_at=at, model_version=version)
+        if i < missed:
+            _label(score, fraud=True)
+
+
+def _label(score, *, fraud: bool) -> None:
+    label_record(
+        payment_id=score.payment_id,
+        evidence=Evidence(
+            REVIEW, fraud, "x", score.occurred_at + timedelta(minutes=5), str(uuid.uuid4())
+        ),
+    )
+
+
+@pytest.mark.django_db
+def test_a_canary_that_beats_the_champion_on_known_outcomes_is_promoted(settings):
+    settings.ML_CANARY_MIN_REWARDS = 100
+    champion, canary = model_registered(1), model_registered(2)
+    model_promote(version=champion)
+    _decided(canary, 40, 0, 0, 400)  # before it was a canary: not counted
+    model_promote(version=canary, role="canary", canary_share=0.5)
+    _decided(champion, 20, 20, 10, 400)
+    _decided(canary, 38, 2, 1, 400)
+    score_make(decision="approve", scored_at=NOW, model_version=champion)  # the stream's clock
+
+    changes = canaries_check()
+
+    assert [(c.model_version, c.role) for c in changes] == [(canary, "champion")]
+    assert changes[0].reason == "won against the champion on 880 known outcomes"
+    assert changes[0].figures[canary]["flag_right"] == 38
+    assert Deployment.objects.get(model_version=champion).role == "retired"
+
+
+@pytest.mark.django_db
+def test_a_canary_the_champion_beats_is_retired_and_one_in_doubt_goes_on(settings):
+    settings.ML_CANARY_MIN_REWARDS = 100
+    champion, canary = model_registered(1), model_registered(2)
+    model_promote(version=champion)
+    model_promote(version=canary, role="canary", canary_share=0.5)
+    _decided(champion, 38, 2, 1, 400)
+    _decided(canary, 37, 3, 2, 400)
+    score_make(decision="approve", scored_at=NOW, model_version=champion)  # the stream's clock
+
+    assert canaries_check() == []  # within chance: the canary goes on
+    assert Deployment.objects.get(model_version=canary).role == "canary"
+
+    _decided(canary, 10, 30, 20, 400)
+    score_make(decision="approve", scored_at=NOW, model_version=champion)
+    changes = canaries_check()
+
+    assert [(c.model_version, c.role) for c in changes] == [(canary, "retired")]
+    assert changes[0].reason.startswith("lost to the champion on ")
+    assert Deployment.objects.get(model_version=champion).role == "champion"
