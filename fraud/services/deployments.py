@@ -31,10 +31,11 @@ def deployment_set(
     """Create or update the deployment of ``model_version`` (the idempotency key) and return it.
 
     Setting ``role="champion"`` retires the previous champion in the same transaction, so at
-    most one champion exists. Validate every field first and raise ``DeploymentInvalid`` naming
-    the problem, writing nothing. The artifact file itself is verified by the scorer when it
-    loads the model (``fraud.artifacts.booster_load``). A running scorer picks the change up
-    within ``FRAUD_DEPLOYMENT_POLL_SECONDS``; nothing is published.
+    most one champion exists, also when two are set at once (the later wins). Validate every
+    field first and raise ``DeploymentInvalid`` naming the problem, writing nothing. The
+    artifact file itself is verified by the scorer when it loads the model
+    (``fraud.artifacts.booster_load``). A running scorer picks the change up within
+    ``FRAUD_DEPLOYMENT_POLL_SECONDS``; nothing is published.
     """
     if not model_version or len(model_version) > 64:
         raise DeploymentInvalid("model_version must be 1-64 characters")
@@ -59,6 +60,10 @@ def deployment_set(
         raise DeploymentInvalid(str(exc)) from exc
     with transaction.atomic():
         if role == Deployment.Role.CHAMPION:
+            # Two champions set at once (a promotion racing a rollback) must not both retire
+            # the same predecessor and both insert: lock every deployment first, so the second
+            # waits and then, in a statement of its own, sees the first's champion to retire.
+            list(Deployment.objects.select_for_update().order_by("pk").values_list("pk"))
             for previous in (
                 Deployment.objects.select_for_update()
                 .filter(role=Deployment.Role.CHAMPION)
