@@ -288,6 +288,13 @@ ML_FINE_TUNE_REPLAY_ROWS = env.int("ML_FINE_TUNE_REPLAY_ROWS", default=1000)
 ML_FINE_TUNE_MAX_TREES = env.int("ML_FINE_TUNE_MAX_TREES", default=400)
 ML_FINE_TUNE_MAX_AGE_HOURS = env.float("ML_FINE_TUNE_MAX_AGE_HOURS", default=168.0)
 ML_CHARGEBACK_MATURITY_DAYS = env.float("ML_CHARGEBACK_MATURITY_DAYS", default=3.0)
+# A champion replaced stays as a shadow (ML_KEEP_PREVIOUS_CHAMPION), scoring the same payments,
+# and the champion is rolled back to it when its recall on the labelled payments of the window
+# (at least ML_CHAMPION_MIN_FRAUDS frauds) falls below ML_CHAMPION_MIN_RECALL where the
+# previous one's is higher and its average precision no lower.
+ML_KEEP_PREVIOUS_CHAMPION = env.bool("ML_KEEP_PREVIOUS_CHAMPION", default=True)
+ML_CHAMPION_MIN_RECALL = env.float("ML_CHAMPION_MIN_RECALL", default=0.5)
+ML_CHAMPION_MIN_FRAUDS = env.int("ML_CHAMPION_MIN_FRAUDS", default=20)
 # Inputs the training-data gate lets a candidate's training set hold constant (ml.gates): a
 # deployment where they cannot vary, as the demo's loop (config/loop.env).
 ML_GATE_MAY_BE_CONSTANT = env.list("ML_GATE_MAY_BE_CONSTANT", default=[])

@@ -10,6 +10,7 @@ from ml.models import ModelVersion
 from ml.services import (
     bandit_update,
     canaries_check,
+    champion_check,
     model_train_from_logs,
     shadows_check,
     training_run,
@@ -59,6 +60,8 @@ def bandit_update_task() -> str | None:
 
 @shared_task(name="ml.canaries_check", ignore_result=True)
 def canaries_check_task() -> int:
-    """Roll back each canary that breached a guardrail, then move each shadow no worse than
-    the champion to canary when that is switched on (Celery beat); return how many changed."""
-    return len(canaries_check()) + len(shadows_check())
+    """Roll back each canary that breached a guardrail (or decide it on outcomes), roll the
+    champion back to its predecessor when it fell below its floor, move each shadow no worse
+    than the champion to canary when that is switched on (Celery beat); return how many
+    changes were recorded."""
+    return len(canaries_check()) + len(champion_check()) + len(shadows_check())

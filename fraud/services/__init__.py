@@ -1,7 +1,7 @@
 """Writes of the fraud room, one module per subject: model deployments, scores (with their
 shadow scores, review items, events and feature log marks) and analysts' reviews."""
 
-from fraud.services.deployments import DeploymentInvalid, deployment_set
+from fraud.services.deployments import DeploymentInvalid, deployment_set, deployments_lock
 from fraud.services.scores import (
     Recorded,
     ScoreDraft,
@@ -19,6 +19,7 @@ __all__ = [
     "Recorded",
     "ScoreDraft",
     "deployment_set",
+    "deployments_lock",
     "log_items",
     "scored_event",
     "scored_event_id",

@@ -16,6 +16,15 @@ class DeploymentInvalid(ValueError):
     """A deployment was refused; the message names the field and the reason."""
 
 
+def deployments_lock() -> list[Deployment]:
+    """Lock every deployment until the caller's transaction ends and return them.
+
+    Two champions set at once (a promotion racing a rollback) must not both retire the same
+    predecessor and both insert: the second waits here, and its next statement sees the
+    first's champion. Call inside ``transaction.atomic``."""
+    return list(Deployment.objects.select_for_update().order_by("pk"))
+
+
 def deployment_set(
     *,
     model_version: str,
@@ -60,10 +69,7 @@ def deployment_set(
         raise DeploymentInvalid(str(exc)) from exc
     with transaction.atomic():
         if role == Deployment.Role.CHAMPION:
-            # Two champions set at once (a promotion racing a rollback) must not both retire
-            # the same predecessor and both insert: lock every deployment first, so the second
-            # waits and then, in a statement of its own, sees the first's champion to retire.
-            list(Deployment.objects.select_for_update().order_by("pk").values_list("pk"))
+            deployments_lock()
             for previous in (
                 Deployment.objects.select_for_update()
                 .filter(role=Deployment.Role.CHAMPION)

@@ -4,7 +4,7 @@ run bandits.
 Every service is importable from here (``from ml.services import model_promote``); each lives in
 the module of its subject."""
 
-from ml.services.canary import canaries_check, shadows_check
+from ml.services.canary import canaries_check, champion_check, shadows_check
 from ml.services.experiments import (
     ExperimentRefused,
     bandit_start,
@@ -32,6 +32,7 @@ __all__ = [
     "bandit_stop",
     "bandit_update",
     "canaries_check",
+    "champion_check",
     "label_record",
     "model_bootstrap",
     "model_gate",

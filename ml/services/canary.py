@@ -22,7 +22,7 @@ from ml.bandit import ab_pick
 from ml.canary import Figures, Guardrails, breaches
 from ml.models import RoleChange
 from ml.selectors import arm_evidence, bandit_arms_running, canary_since, shadow_of
-from ml.services.registry import deployment_retire, model_promote
+from ml.services.registry import deployment_retire, model_promote, previous_champions
 
 # Fewer labelled frauds than this say nothing about average precision.
 MIN_POSITIVES = 5
@@ -132,7 +132,13 @@ def shadows_check(*, now: datetime | None = None) -> list[RoleChange]:
     if not settings.ML_SHADOW_TO_CANARY:
         return []
     champion = deployment_champion()
-    shadows = [d for d in deployments_active() if d.role == Deployment.Role.SHADOW]
+    active = {d.model_version: d for d in deployments_active()}
+    kept = set(previous_champions(active))  # a predecessor kept for a rollback is no candidate
+    shadows = [
+        d
+        for d in active.values()
+        if d.role == Deployment.Role.SHADOW and d.model_version not in kept
+    ]
     if champion is None or not shadows:
         return []
     now = now or scored_event_time_latest()
@@ -181,3 +187,45 @@ def shadows_check(*, now: datetime | None = None) -> list[RoleChange]:
         )
         moved.append(RoleChange.objects.filter(model_version=shadow.model_version).latest("id"))
     return moved
+
+
+def champion_check(*, now: datetime | None = None) -> list[RoleChange]:
+    """Roll the champion back to its predecessor (kept as a shadow, ``model_promote``) when, on
+    the labelled payments both scored (``ml.selectors.shadow_of``, at least
+    ``ML_CHAMPION_MIN_FRAUDS`` frauds), the champion's recall at its decisions is below
+    ``ML_CHAMPION_MIN_RECALL`` while the predecessor's is higher and its average precision no
+    lower. The champion is retired. Return the changes recorded."""
+    champion = deployment_champion()
+    active = {d.model_version: d for d in deployments_active()}
+    kept = previous_champions(active)
+    if champion is None or not kept:
+        return []
+    now = now or scored_event_time_latest()
+    if now is None:
+        return []
+    maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
+    previous = kept[0]
+    report = shadow_of(previous, now=now, maturity=maturity)
+    if report.get("frauds", 0) < settings.ML_CHAMPION_MIN_FRAUDS:
+        return []
+    mine, theirs = report["champion"], report["shadow"]
+    floor = settings.ML_CHAMPION_MIN_RECALL
+    if mine["recall"] is None or mine["recall"] >= floor:
+        return []
+    if theirs["recall"] is None or theirs["recall"] <= mine["recall"]:
+        return []
+    if (theirs["average_precision"] or 0.0) < (mine["average_precision"] or 0.0):
+        return []
+    model_promote(
+        version=previous,
+        review_threshold=champion.review_threshold,
+        decline_threshold=champion.decline_threshold,
+        reason=(
+            f"rolled back to it: the champion's recall {mine['recall']:.2f} was below its floor "
+            f"{floor:.2f} on {report['labelled']:,} labelled payments ({report['frauds']} "
+            f"fraud), the previous champion's {theirs['recall']:.2f}"
+        ),
+        figures=report,
+        keep_previous=False,
+    )
+    return list(RoleChange.objects.order_by("-id")[:2])

@@ -23,8 +23,8 @@ from features.repo import apply_repo
 from features.store import FeatureConfig, feature_store
 from fraud.artifacts import feature_names_check
 from fraud.models import Deployment
-from fraud.selectors import deployments_active, score_id_latest
-from fraud.services import deployment_set
+from fraud.selectors import score_id_latest
+from fraud.services import deployment_set, deployments_lock
 from ml.datasets import bootstrap_dataset, logged_dataset
 from ml.models import ModelVersion, RoleChange, TrainingRun
 from ml.registry import code_version, model_load
@@ -130,6 +130,11 @@ def model_register(
         return ModelVersion.objects.get(sha256=sha256)
 
 
+# The reason kept for a champion's predecessor left as a shadow (``ml.selectors``
+# ``previous_champion`` finds it by this).
+PREVIOUS_CHAMPION = "the previous champion, kept as a shadow for a rollback"
+
+
 def model_promote(
     *,
     version: str,
@@ -139,11 +144,15 @@ def model_promote(
     canary_share: float = 0.0,
     reason: str = "by hand",
     figures: dict | None = None,
+    keep_previous: bool = True,
 ) -> Deployment:
     """Deploy model ``version`` as ``role`` (champion, shadow, canary or retired) with its
     decision thresholds, through ``fraud.services.deployment_set``; return the deployment.
     A change of role is recorded (``RoleChange``: ``reason`` and ``figures``), and so is the
-    champion it retires.
+    champion's it replaces: with ``keep_previous`` and ``ML_KEEP_PREVIOUS_CHAMPION`` that one
+    stays as a shadow (``PREVIOUS_CHAMPION``; the one kept before is retired), scoring the same
+    payments, so the champion can be rolled back to it on evidence (``champion_check``);
+    otherwise it is retired.
 
     Verify the artifact first (``model_load``): a file that no longer matches its sha256 is
     never deployed (``ModelRefused``, nothing written). Idempotent on the version. A running
@@ -153,8 +162,11 @@ def model_promote(
     if model.status == "rejected":
         raise ModelRejected(model)
     model_load(version)
-    before = {d.model_version: d.role for d in deployments_active()}
     with transaction.atomic():
+        before = {
+            d.model_version: d for d in deployments_lock() if d.role != Deployment.Role.RETIRED
+        }
+        was = before[model.version].role if model.version in before else ""
         deployment = deployment_set(
             model_version=model.version,
             artifact_path=model.artifact_path,
@@ -166,26 +178,79 @@ def model_promote(
             decline_threshold=decline_threshold,
             canary_share=canary_share,
         )
-        if before.get(model.version) != role:
-            RoleChange.objects.create(
-                model_version=model.version,
-                previous_role=before.get(model.version, ""),
-                role=role,
-                canary_share=canary_share,
-                reason=reason,
-                figures=figures or {},
-                after_score_id=score_id_latest(),
-            )
+        if was != role:
+            _role_changed(model.version, was, role, reason, figures, canary_share)
         if role == Deployment.Role.CHAMPION:
-            for previous, was in before.items():
-                if was == Deployment.Role.CHAMPION and previous != model.version:
-                    RoleChange.objects.create(
-                        model_version=previous,
-                        previous_role=was,
-                        role=Deployment.Role.RETIRED,
-                        reason=f"replaced by {model.version}",
+            replaced = [
+                d
+                for d in before.values()
+                if d.role == Deployment.Role.CHAMPION and d.model_version != model.version
+            ]
+            for previous in replaced:
+                if keep_previous and settings.ML_KEEP_PREVIOUS_CHAMPION:
+                    _keep_as_shadow(previous, before, successor=model.version)
+                else:
+                    _role_changed(
+                        previous.model_version,
+                        Deployment.Role.CHAMPION,
+                        Deployment.Role.RETIRED,
+                        f"replaced by {model.version}",
                     )
     return deployment
+
+
+def _role_changed(
+    version: str,
+    was: str,
+    role: str,
+    reason: str,
+    figures: dict | None = None,
+    share: float = 0.0,
+) -> None:
+    RoleChange.objects.create(
+        model_version=version,
+        previous_role=was,
+        role=role,
+        canary_share=share,
+        reason=reason,
+        figures=figures or {},
+        after_score_id=score_id_latest(),
+    )
+
+
+def _keep_as_shadow(previous: Deployment, active: dict[str, Deployment], *, successor: str):
+    """Leave the replaced champion ``previous`` as a shadow; retire the one kept before."""
+    for version in previous_champions(active):
+        if version != previous.model_version:
+            deployment_retire(deployment=active[version], reason="replaced as previous champion")
+    deployment_set(
+        model_version=previous.model_version,
+        artifact_path=previous.artifact_path,
+        sha256=previous.sha256,
+        feature_service=previous.feature_service,
+        feature_names=list(previous.feature_names),
+        role=Deployment.Role.SHADOW,
+        review_threshold=previous.review_threshold,
+        decline_threshold=previous.decline_threshold,
+    )
+    _role_changed(
+        previous.model_version,
+        Deployment.Role.CHAMPION,
+        Deployment.Role.SHADOW,
+        f"{PREVIOUS_CHAMPION} (replaced by {successor})",
+    )
+
+
+def previous_champions(active: dict[str, Deployment]) -> list[str]:
+    """Return the shadows of ``active`` (deployments by version) kept as a previous champion:
+    their last role change says so."""
+    shadows = [v for v, d in active.items() if d.role == Deployment.Role.SHADOW]
+    found = []
+    for version in shadows:
+        last = RoleChange.objects.filter(model_version=version).order_by("-id").first()
+        if last is not None and last.reason.startswith(PREVIOUS_CHAMPION):
+            found.append(version)
+    return found
 
 
 def deployment_retire(*, deployment: Deployment, reason: str, figures: dict | None = None) -> None:

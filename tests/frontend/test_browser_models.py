@@ -78,7 +78,10 @@ def test_an_ml_engineer_runs_a_bandit_and_promotes_a_model(
     expect(page.locator("#champion")).to_contain_text(other)
     history = page.locator("#history")
     expect(history).to_contain_text(f"{other} to champion: promoted by mona")
-    expect(history).to_contain_text(f"{champion} from champion to retired: replaced by {other}")
+    expect(history).to_contain_text(
+        f"{champion} from champion to shadow: the previous champion, kept as a shadow for a "
+        f"rollback (replaced by {other})"
+    )
     expect(history).to_contain_text(f"{candidate} from canary to retired: bandit")
     _screenshot(page, artifacts_dir, "models.png")
 

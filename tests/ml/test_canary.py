@@ -151,7 +151,12 @@ def test_every_change_of_role_is_recorded_with_its_reason():
         (first, "", "champion", "by hand"),
         (second, "", "shadow", "a person wants to watch it"),
         (second, "shadow", "champion", "by hand"),
-        (first, "champion", "retired", f"replaced by {second}"),
+        (
+            first,
+            "champion",
+            "shadow",
+            f"the previous champion, kept as a shadow for a rollback (replaced by {second})",
+        ),
     ]
 
 
@@ -193,7 +198,7 @@ def test_a_canary_that_beats_the_champion_on_known_outcomes_is_promoted(settings
     assert [(c.model_version, c.role) for c in changes] == [(canary, "champion")]
     assert changes[0].reason == "won against the champion on 880 known outcomes"
     assert changes[0].figures[canary]["flag_right"] == 38
-    assert Deployment.objects.get(model_version=champion).role == "retired"
+    assert Deployment.objects.get(model_version=champion).role == "shadow"  # kept, for a rollback
 
 
 @pytest.mark.django_db

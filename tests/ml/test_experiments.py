@@ -167,7 +167,8 @@ def test_the_best_arm_is_promoted_and_the_others_retired(models):
     assert experiment.winner == better
     assert "promoted to champion" in experiment.note
     roles = {v: r for v, (r, _) in _roles().items()}
-    assert roles == {champion: "retired", better: "champion", worse: "retired"}
+    # The champion it replaced stays beside it as a shadow, for a rollback.
+    assert roles == {champion: "shadow", better: "champion", worse: "retired"}
     assert bandit_update(now=NOW) is None  # nothing runs any more
 
 
@@ -181,7 +182,7 @@ def test_a_bandit_whose_champion_was_replaced_stops_and_retires_its_candidates(m
     assert experiment.status == "stopped"
     assert champion in experiment.note
     roles = {v: r for v, (r, _) in _roles().items()}
-    assert roles == {champion: "retired", better: "retired", worse: "champion"}
+    assert roles == {champion: "shadow", better: "retired", worse: "champion"}
 
 
 def test_the_command_starts_shows_and_stops_a_bandit(models, capsys):

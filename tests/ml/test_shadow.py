@@ -15,7 +15,7 @@ from fraud.models import Deployment, ShadowScore
 from ml.labels import REVIEW, Evidence
 from ml.models import RoleChange
 from ml.selectors import shadow_of
-from ml.services import label_record, model_promote, shadows_check
+from ml.services import champion_check, label_record, model_promote, shadows_check
 from ml.shadow import shadow_report
 from tests.fraud.live_factories import score_make
 from tests.ml.registered import NOW, model_registered
@@ -132,3 +132,46 @@ def test_a_shadow_that_over_flags_or_is_short_of_payments_stays(shadowed):
     assert shadows_check(now=NOW) == []  # it flags everything the champion approves
     assert Deployment.objects.get(model_version=shadow).role == "shadow"
     assert not RoleChange.objects.filter(role="canary").exists()
+
+
+@pytest.mark.django_db
+def test_a_champion_below_its_floor_is_rolled_back_to_its_predecessor(settings):
+    settings.ML_CHAMPION_MIN_FRAUDS = 20
+    first, second = model_registered(1), model_registered(2)
+    model_promote(version=first)
+    model_promote(version=second)  # the first stays beside it as a shadow
+    assert Deployment.objects.get(model_version=first).role == "shadow"
+    old = timedelta(days=4)
+    # 30 frauds: the champion flags 10, its predecessor 28; 200 legitimate payments.
+    _pairs(first, [("review", 0.8, "review", 0.9, True)] * 10, age=old)
+    _pairs(first, [("approve", 0.1, "review", 0.7, True)] * 18, age=old)
+    _pairs(first, [("approve", 0.1, "approve", 0.2, True)] * 2, age=old)
+    _pairs(first, [("approve", 0.05, "approve", 0.05, None)] * 200, age=old)
+
+    changes = champion_check(now=NOW)
+
+    roles = {d.model_version: d.role for d in Deployment.objects.all()}
+    assert roles == {first: "champion", second: "retired"}
+    restored = RoleChange.objects.filter(model_version=first).latest("id")
+    assert restored.reason == (
+        "rolled back to it: the champion's recall 0.33 was below its floor 0.50 on 230 "
+        "labelled payments (30 fraud), the previous champion's 0.93"
+    )
+    assert {c.model_version for c in changes} == {first, second}
+    assert champion_check(now=NOW) == []  # no predecessor kept now
+
+
+@pytest.mark.django_db
+def test_a_champion_above_its_floor_or_short_of_frauds_stays(settings):
+    settings.ML_CHAMPION_MIN_FRAUDS = 20
+    first, second = model_registered(1), model_registered(2)
+    model_promote(version=first)
+    model_promote(version=second)
+    old = timedelta(days=4)
+    _pairs(first, [("approve", 0.1, "review", 0.7, True)] * 15, age=old)
+
+    assert champion_check(now=NOW) == []  # 15 frauds: too few to judge
+
+    _pairs(first, [("review", 0.8, "review", 0.9, True)] * 20, age=old)
+    assert champion_check(now=NOW) == []  # recall 20 of 35: above its floor
+    assert Deployment.objects.get(model_version=second).role == "champion"
