@@ -302,3 +302,13 @@ def bandit_arms_running() -> set[str]:
             "model_version", flat=True
         )
     )
+
+
+def trainings_recent(*, limit: int) -> list[TrainingRun]:
+    """Return the newest ``limit`` trainings asked for, newest first, with their models."""
+    return list(TrainingRun.objects.select_related("model").order_by("-id")[:limit])
+
+
+def trigger_firings_recent(*, limit: int) -> list[TriggerFiring]:
+    """Return the newest ``limit`` trigger firings, newest first."""
+    return list(TriggerFiring.objects.order_by("-id")[:limit])

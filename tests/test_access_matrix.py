@@ -132,6 +132,10 @@ PAGES: dict[str, list[tuple[str, str, dict]]] = {
     "ml/models/<str:version>/deploy": [
         ("POST", "/ml/models/fraud-lgbm-matrix/deploy", ML_MANAGERS)
     ],
+    "ml/training/": [("GET", "/ml/training/", ML_VIEWERS)],
+    "ml/training/runs": [("GET", "/ml/training/runs", ML_VIEWERS)],
+    # Refused for the input (no kind): the access check is what is tested, nothing is queued.
+    "ml/training/start": [("POST", "/ml/training/start", ML_MANAGERS)],
 }
 
 # The REST API, as its schema lists it: (method, path) -> (URL, expected row). Callers send a
