@@ -171,3 +171,14 @@ def shadow_pairs(*, version: str, limit: int) -> list[tuple]:
             "event_id", "payment_id", "occurred_at", "score", "decision"
         ).iterator(chunk_size=5000)
     ]
+
+
+def scores_newest(*, limit: int) -> list[tuple]:
+    """Return the newest ``limit`` scores as (payment id, model version, occurred at, decision,
+    score, card id, latency ms), newest first."""
+    return list(
+        FraudScore.objects.order_by("-id").values_list(
+            "payment_id", "model_version", "occurred_at", "decision", "score", "card_id",
+            "latency_ms",
+        )[:limit]
+    )  # fmt: skip

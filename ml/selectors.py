@@ -20,6 +20,7 @@ from fraud.selectors import (
     deployment_champion,
     deployment_champion_exists,
     deployments_active,
+    scores_newest,
     scores_recent,
     shadow_pairs,
 )
@@ -312,3 +313,32 @@ def trainings_recent(*, limit: int) -> list[TrainingRun]:
 def trigger_firings_recent(*, limit: int) -> list[TriggerFiring]:
     """Return the newest ``limit`` trigger firings, newest first."""
     return list(TriggerFiring.objects.order_by("-id")[:limit])
+
+
+def performance_of(
+    *, now: datetime, maturity: timedelta, limit: int = 50000
+) -> tuple[pd.DataFrame, str]:
+    """Return the newest ``limit`` scores as the frame ``ml.performance.performance_table``
+    reads (labels as known; "legitimate" past ``maturity`` at event time ``now``; unknown
+    before) and its period: an hour when they span less than three days, else a day."""
+    rows = scores_newest(limit=limit)
+    columns = [
+        "payment_id", "model_version", "occurred_at", "decision", "score", "card_id", "latency_ms",
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty:
+        return frame.assign(label=pd.Series(dtype=float)), "h"
+    ids = frame["payment_id"].tolist()
+    known: dict[str, bool] = {}
+    for start in range(0, len(ids), 5000):
+        known.update(
+            Label.objects.filter(payment_id__in=ids[start : start + 5000]).values_list(
+                "payment_id", "fraud"
+            )
+        )
+    occurred = pd.to_datetime(frame["occurred_at"], utc=True)
+    matured = occurred <= pd.Timestamp(now - maturity)
+    label = frame["payment_id"].map(known).astype("float")
+    frame["label"] = label.where(label.notna() | ~matured, 0.0)
+    span = occurred.max() - occurred.min()
+    return frame, ("h" if span < pd.Timedelta(days=3) else "D")

@@ -132,6 +132,7 @@ PAGES: dict[str, list[tuple[str, str, dict]]] = {
     "ml/models/<str:version>/deploy": [
         ("POST", "/ml/models/fraud-lgbm-matrix/deploy", ML_MANAGERS)
     ],
+    "ml/performance/": [("GET", "/ml/performance/", ML_VIEWERS)],
     "ml/training/": [("GET", "/ml/training/", ML_VIEWERS)],
     "ml/training/runs": [("GET", "/ml/training/runs", ML_VIEWERS)],
     # Refused for the input (no kind): the access check is what is tested, nothing is queued.

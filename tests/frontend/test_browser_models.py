@@ -5,13 +5,18 @@ press; the page says what to do when there is no model yet."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from fraud.models import Deployment, ShadowScore
 from fraud.services.reviews import analyst_ensure
+from ml.labels import REVIEW, Evidence
 from ml.models import Experiment, ModelVersion
-from ml.services import model_promote
+from ml.services import label_record, model_promote
 from ml.services.people import ml_engineer_ensure
 from tests.fraud.live_factories import score_make
 from tests.frontend.test_browser_rider import _log_in, _screenshot
@@ -119,3 +124,46 @@ def test_with_no_model_the_page_says_what_to_do(asgi_server, page):
     expect(page.locator("#models-total")).to_have_text("0 model versions")
     expect(page.get_by_text("No model is registered yet.")).to_be_visible()
     expect(page.locator("#history")).to_contain_text("Nothing deployed yet.")
+
+
+def test_the_performance_page_charts_each_model_per_period(
+    asgi_server, page, artifacts_dir, registered
+):
+    champion, candidate, _, _ = registered
+    now = timezone.now()
+    for hour, version in ((3, champion), (2, champion), (1, candidate)):
+        for i in range(10):
+            scored = score_make(
+                decision="review" if i < 2 else "approve", score=0.9 if i < 2 else 0.1,
+                scored_at=now - timedelta(hours=hour, minutes=i), model_version=version,
+            )  # fmt: skip
+            if i < 3:
+                label_record(
+                    payment_id=scored.payment_id,
+                    evidence=Evidence(REVIEW, i < 2, "x", now, str(uuid.uuid4())),
+                )
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/")
+    page.get_by_role("link", name="Performance").click()
+
+    rows = page.locator("#performance tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text(candidate)  # newest first
+    expect(rows.first).to_contain_text("20 %")
+    expect(rows.first).to_contain_text("3 (2)")  # outcomes known (fraud)
+    drawn = "id => Chart.getChart(document.getElementById(id)).data.datasets.length"
+    assert page.evaluate(drawn, "chart-ap") == 2  # one line per model
+    assert page.evaluate(drawn, "chart-load") == 2
+    # Periods in the viewer's words, not the server's.
+    assert "UTC" not in rows.first.locator("time").inner_text()
+    _screenshot(page, artifacts_dir, "performance.png")
+
+
+def test_the_performance_page_with_no_payment_says_so(asgi_server, page):
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/performance/")
+
+    expect(page.get_by_text("No payment has been scored yet")).to_be_visible()
+    expect(page.locator("canvas")).to_have_count(0)
