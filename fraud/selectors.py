@@ -182,3 +182,10 @@ def scores_newest(*, limit: int) -> list[tuple]:
             "latency_ms",
         )[:limit]
     )  # fmt: skip
+
+
+def served_newest(*, limit: int) -> list[tuple[float, dict, datetime]]:
+    """Return (score, served vector record, occurred at) of the newest ``limit`` scores,
+    newest first."""
+    rows = FraudScore.objects.order_by("-id").values_list("score", "features", "occurred_at")
+    return list(rows[:limit])

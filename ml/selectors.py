@@ -22,6 +22,7 @@ from fraud.selectors import (
     deployments_active,
     scores_newest,
     scores_recent,
+    served_newest,
     shadow_pairs,
 )
 from ml.bandit import Arm
@@ -153,16 +154,52 @@ def drift_of(
     reference = model.metrics.get("reference")
     if not reference:
         return {}, 0
+    columns = _served_columns(scores_recent(since=since, limit=limit), service)
+    found = drift_report(reference, {n: v for n, v in columns.items() if v})
+    return found, len(columns["score"])
+
+
+def _served_columns(rows, service: str) -> dict[str, list]:
+    """Return the score and each input of ``rows`` (score, served vector record) by name."""
     stored, on_demand = record_names(service)
     columns: dict[str, list] = {name: [] for name in (*stored, *on_demand, "score")}
-    for score, record in scores_recent(since=since, limit=limit):
+    for score, record in rows:
         columns["score"].append(score)
         for name, value in zip(stored, record.get("values", ()), strict=False):
             columns[name].append(_number(value))
         for name, value in zip(on_demand, record.get("on_demand", ()), strict=False):
             columns[name].append(_number(value))
-    found = drift_report(reference, {n: v for n, v in columns.items() if v})
-    return found, len(columns["score"])
+    return columns
+
+
+def drift_over_time(
+    model: ModelVersion,
+    *,
+    limit: int,
+    period: str = "h",
+    min_sample: int = 50,
+    service: str = FRAUD_SCORING_V1.name,
+) -> list[tuple[datetime, int, dict[str, float]]]:
+    """Return, per ``period`` of the newest ``limit`` payments scored (oldest first), its start,
+    its payments and the PSI of the score and of each input of ``model`` against its training
+    reference; periods with fewer than ``min_sample`` payments are left out (the index of a
+    few draws is noise). Nothing when the model has no reference."""
+    reference = model.metrics.get("reference")
+    if not reference:
+        return []
+    rows = served_newest(limit=limit)
+    by_period: dict[pd.Timestamp, list] = {}
+    for score, record, at in rows:
+        by_period.setdefault(pd.Timestamp(at).floor(period), []).append((score, record))
+    found = []
+    for start in sorted(by_period):
+        members = by_period[start]
+        if len(members) < min_sample:
+            continue
+        columns = _served_columns(members, service)
+        psi = drift_report(reference, {n: v for n, v in columns.items() if v})
+        found.append((start.to_pydatetime(), len(members), psi))
+    return found
 
 
 def _number(value) -> float:

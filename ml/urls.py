@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ml.web import console, performance, training
+from ml.web import console, drift, performance, training
 
 app_name = "ml"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("bandit/start", console.bandit_start_view, name="bandit-start"),
     path("bandit/stop", console.bandit_stop_view, name="bandit-stop"),
     path("models/<str:version>/deploy", console.model_deploy_view, name="model-deploy"),
+    path("drift/", drift.drift_page, name="drift"),
     path("performance/", performance.performance_page, name="performance"),
     path("training/", training.training_page, name="training"),
     path("training/runs", training.training_runs, name="training-runs"),

@@ -132,6 +132,7 @@ PAGES: dict[str, list[tuple[str, str, dict]]] = {
     "ml/models/<str:version>/deploy": [
         ("POST", "/ml/models/fraud-lgbm-matrix/deploy", ML_MANAGERS)
     ],
+    "ml/drift/": [("GET", "/ml/drift/", ML_VIEWERS)],
     "ml/performance/": [("GET", "/ml/performance/", ML_VIEWERS)],
     "ml/training/": [("GET", "/ml/training/", ML_VIEWERS)],
     "ml/training/runs": [("GET", "/ml/training/runs", ML_VIEWERS)],

@@ -8,12 +8,14 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from fraud.models import Deployment, ShadowScore
 from fraud.services.reviews import analyst_ensure
+from ml.drift import reference
 from ml.labels import REVIEW, Evidence
 from ml.models import Experiment, ModelVersion
 from ml.services import label_record, model_promote
@@ -167,3 +169,45 @@ def test_the_performance_page_with_no_payment_says_so(asgi_server, page):
 
     expect(page.get_by_text("No payment has been scored yet")).to_be_visible()
     expect(page.locator("canvas")).to_have_count(0)
+
+
+def test_the_drift_page_draws_the_psi_per_hour_against_the_threshold(
+    asgi_server, page, artifacts_dir, registered
+):
+    champion, _, _, _ = registered
+    rng = np.random.default_rng(3)
+    ModelVersion.objects.filter(version=champion).update(
+        metrics={"reference": {"score": reference(rng.beta(1, 20, 5000))}}
+    )
+    hour_start = timezone.now().replace(minute=0, second=0, microsecond=0)
+    # Two hours like the training set, then one whose scores moved up.
+    for hour, (a, b) in ((3, (1, 20)), (2, (1, 20)), (1, (5, 5))):
+        for i, score in enumerate(rng.beta(a, b, 80)):
+            score_make(
+                decision="approve", score=float(score), model_version=champion,
+                scored_at=hour_start - timedelta(hours=hour) + timedelta(seconds=20 * i + 1),
+            )  # fmt: skip
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/")
+    page.get_by_role("link", name="Drift").click()
+
+    latest = page.locator("#drift-latest")
+    expect(latest).to_contain_text("The last hour (80 payments)")
+    expect(latest).to_contain_text("above 0.2")
+    page.wait_for_load_state("load")
+    chart = "Chart.getChart(document.getElementById('chart-drift')).data.datasets"
+    datasets = page.evaluate(f"() => {chart}.map(d => [d.label, d.data.length])")
+    assert datasets == [["score", 3], ["trigger threshold", 3]]
+    psi = page.evaluate(f"() => {chart}[0].data")
+    assert psi[0] < 0.2 < psi[2]  # steady, then drifted
+    expect(page.locator("#served")).to_contain_text("has not run yet")
+    _screenshot(page, artifacts_dir, "drift.png")
+
+
+def test_the_drift_page_without_a_champion_says_so(asgi_server, page):
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/drift/")
+
+    expect(page.get_by_text("No champion is deployed")).to_be_visible()
