@@ -19,7 +19,13 @@ from fraud.models import Deployment
 from fraud.selectors import deployment_champion, deployments_active, scored_event_time_latest
 from ml.access import can_manage_models, models_manager_required, models_viewer_required
 from ml.models import ModelVersion
-from ml.selectors import bandit_latest, console_models, role_history, shadow_of
+from ml.selectors import (
+    bandit_latest,
+    champion_get,
+    console_models,
+    role_history,
+    shadow_of,
+)
 from ml.services import ExperimentRefused, ModelRejected, bandit_start, bandit_stop, model_promote
 from ml.services.registry import deployment_retire
 from ml.train import DEFAULT_THRESHOLDS
@@ -44,7 +50,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
         {
             "models": models,
             "total": total,
-            "champion": next((m for m in models if m.role == "champion"), None),
+            "champion": champion_get(),
             "bandit": bandit,
             "arms": list(bandit.arms.order_by("id")) if bandit else [],
             "history": role_history(),

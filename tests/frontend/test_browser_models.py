@@ -211,3 +211,30 @@ def test_the_drift_page_without_a_champion_says_so(asgi_server, page):
     page.goto(f"{asgi_server.url}/ml/drift/")
 
     expect(page.get_by_text("No champion is deployed")).to_be_visible()
+
+
+def test_the_models_page_with_hundreds_of_models_shows_the_newest(asgi_server, page, registered):
+    champion = registered[0]
+    model = ModelVersion.objects.get(version=champion)
+    ModelVersion.objects.bulk_create(
+        [
+            ModelVersion(
+                version=f"fraud-lgbm-bulk-{i:04d}", artifact_path=model.artifact_path,
+                sha256=f"{i:064x}", feature_service=model.feature_service,
+                feature_names=model.feature_names, data_start=model.data_start,
+                data_end=model.data_end, training_rows=100, code_version="x",
+                source=model.source, status="rejected",
+            )
+            for i in range(400)
+        ]
+    )  # fmt: skip
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/")
+
+    expect(page.locator("#models-total")).to_have_text("404 model versions")
+    expect(page.locator("#models tbody tr")).to_have_count(200)
+    expect(page.locator("#models-shown")).to_have_text(
+        "The newest 200 of 404; the others are in the admin."
+    )
+    expect(page.locator("#champion")).to_contain_text(champion)  # not among the newest 200
