@@ -379,3 +379,22 @@ def performance_of(
     frame["label"] = label.where(label.notna() | ~matured, 0.0)
     span = occurred.max() - occurred.min()
     return frame, ("h" if span < pd.Timedelta(days=3) else "D")
+
+
+def model_lineage(model: ModelVersion) -> list[ModelVersion]:
+    """Return ``model`` and its parents, newest first, to the full retrain that began the
+    chain (at most 50: a chain of fine-tunes is bounded far below that)."""
+    chain = [model]
+    while chain[-1].parent_id is not None and len(chain) < 50:
+        chain.append(ModelVersion.objects.get(pk=chain[-1].parent_id))
+    return chain
+
+
+def model_history(version: str) -> list[RoleChange]:
+    """Return every change of ``version``'s role, newest first."""
+    return list(RoleChange.objects.filter(model_version=version).order_by("-id"))
+
+
+def model_training(model: ModelVersion) -> TrainingRun | None:
+    """Return the training that registered ``model`` (the first, when redelivered), if any."""
+    return TrainingRun.objects.filter(model=model).order_by("id").first()

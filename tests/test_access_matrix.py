@@ -129,6 +129,15 @@ PAGES: dict[str, list[tuple[str, str, dict]]] = {
     "ml/": [("GET", "/ml/", ML_VIEWERS)],
     "ml/bandit/start": [("POST", "/ml/bandit/start", ML_MANAGERS)],
     "ml/bandit/stop": [("POST", "/ml/bandit/stop", ML_MANAGERS)],
+    # An unknown version: the access check comes first, then 404 for those let in.
+    "ml/models/<str:version>/": [
+        (
+            "GET",
+            "/ml/models/fraud-lgbm-matrix/",
+            outcomes({"analyst", "ml_engineer", "staff"})
+            | {"analyst": NOT_FOUND, "ml_engineer": NOT_FOUND, "staff": NOT_FOUND},
+        )
+    ],
     "ml/models/<str:version>/deploy": [
         ("POST", "/ml/models/fraud-lgbm-matrix/deploy", ML_MANAGERS)
     ],

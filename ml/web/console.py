@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
@@ -19,10 +19,14 @@ from fraud.models import Deployment
 from fraud.selectors import deployment_champion, deployments_active, scored_event_time_latest
 from ml.access import can_manage_models, models_manager_required, models_viewer_required
 from ml.models import ModelVersion
+from ml.registry import model_load
 from ml.selectors import (
     bandit_latest,
     champion_get,
     console_models,
+    model_history,
+    model_lineage,
+    model_training,
     role_history,
     shadow_of,
 )
@@ -130,3 +134,37 @@ def model_deploy_view(request: HttpRequest, version: str) -> HttpResponse:
     else:
         messages.success(request, f"{version} is the champion; scorers load it within seconds.")
     return redirect("ml:models")
+
+
+@require_GET
+@models_viewer_required
+def model_page(request: HttpRequest, version: str) -> HttpResponse:
+    """Show one model: its lineage, what it learned from and why it was trained, its holdout
+    figures, its gates with their figures, the inputs it leans on and its role history."""
+    model = get_object_or_404(ModelVersion.objects.select_related("parent"), version=version)
+    training = model_training(model)
+    importances = []
+    try:
+        booster = model_load(model.version)
+    except (ModelRefused, OSError) as exc:
+        importances_error = str(exc)
+    else:
+        importances_error = ""
+        gains = booster.feature_importance(importance_type="gain")
+        total = float(gains.sum()) or 1.0
+        ranked = sorted(zip(booster.feature_name(), gains, strict=True), key=lambda p: -p[1])
+        importances = [(name, float(gain) / total) for name, gain in ranked if gain > 0][:20]
+    return render(
+        request,
+        "ml/model.html",
+        {
+            "model": model,
+            "lineage": model_lineage(model),
+            "training": training,
+            "firing": training.firings.filter(started=True).first() if training else None,
+            "importances": importances,
+            "importances_error": importances_error,
+            "history": model_history(model.version),
+            "now": timezone.now(),
+        },
+    )

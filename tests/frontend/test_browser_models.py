@@ -22,7 +22,7 @@ from ml.services import label_record, model_promote
 from ml.services.people import ml_engineer_ensure
 from tests.fraud.live_factories import score_make
 from tests.frontend.test_browser_rider import _log_in, _screenshot
-from tests.ml.registered import model_registered
+from tests.ml.registered import FEATURES, model_registered
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -238,3 +238,31 @@ def test_the_models_page_with_hundreds_of_models_shows_the_newest(asgi_server, p
         "The newest 200 of 404; the others are in the admin."
     )
     expect(page.locator("#champion")).to_contain_text(champion)  # not among the newest 200
+
+
+def test_a_models_page_shows_its_lineage_gates_and_what_it_leans_on(
+    asgi_server, page, artifacts_dir, registered
+):
+    champion, _, _, rejected = registered
+    ModelVersion.objects.filter(version=rejected).update(
+        parent=ModelVersion.objects.get(version=champion), kind="fine_tune"
+    )
+    analyst_ensure(username="ana", password="ana-pass")
+    _log_in(page, asgi_server, "ana", "ana-pass")
+    page.goto(f"{asgi_server.url}/ml/")
+    page.get_by_role("link", name=rejected).click()
+
+    expect(page.locator("h1")).to_have_text(rejected)
+    lineage = page.locator("#lineage li")
+    expect(lineage).to_have_count(2)
+    expect(lineage.nth(0)).to_contain_text("fine-tuned from the next")
+    expect(lineage.nth(1)).to_contain_text(champion)
+    failed = page.locator("#gates details[open]")
+    expect(failed).to_have_count(1)
+    expect(failed).to_contain_text("backtest: average precision 0.412 against the champion's 0.700")
+    # The small test models learn a label made of their first input.
+    expect(page.locator("#importances tbody tr").first).to_contain_text(FEATURES[0])
+    expect(page.locator("#model-history")).to_contain_text("Never deployed.")
+    lineage.nth(1).get_by_role("link").click()
+    expect(page.locator("#model-history")).to_contain_text("to champion: by hand")
+    _screenshot(page, artifacts_dir, "model.png")
