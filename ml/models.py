@@ -274,3 +274,22 @@ class RoleChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version}: {self.previous_role or 'new'} -> {self.role}"
+
+
+class TriggerConfig(models.Model):
+    """The triggers' thresholds as set from the console: the newest row is in force (over the
+    ``ML_TRIGGER_*`` settings), the older ones are its history."""
+
+    every_hours = models.FloatField()
+    labels = models.PositiveIntegerField()
+    window_hours = models.FloatField()
+    min_precision = models.FloatField()
+    min_recall = models.FloatField()
+    min_sample = models.PositiveIntegerField()
+    max_psi = models.FloatField()
+    cooldown_hours = models.FloatField()
+    changed_by = models.CharField(max_length=150)
+    at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"triggers set by {self.changed_by} at {self.at:%Y-%m-%d %H:%M}"

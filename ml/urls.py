@@ -15,4 +15,5 @@ urlpatterns = [
     path("training/", training.training_page, name="training"),
     path("training/runs", training.training_runs, name="training-runs"),
     path("training/start", training.training_start, name="training-start"),
+    path("training/triggers", training.triggers_set, name="triggers-set"),
 ]

@@ -147,6 +147,7 @@ PAGES: dict[str, list[tuple[str, str, dict]]] = {
     "ml/training/runs": [("GET", "/ml/training/runs", ML_VIEWERS)],
     # Refused for the input (no kind): the access check is what is tested, nothing is queued.
     "ml/training/start": [("POST", "/ml/training/start", ML_MANAGERS)],
+    "ml/training/triggers": [("POST", "/ml/training/triggers", ML_MANAGERS)],
 }
 
 # The REST API, as its schema lists it: (method, path) -> (URL, expected row). Callers send a

@@ -15,6 +15,12 @@ from ml.access import can_manage_models, models_manager_required, models_viewer_
 from ml.models import TrainingRun
 from ml.selectors import trainings_recent, trigger_firings_recent
 from ml.services import training_request
+from ml.services.triggers import (
+    EDITABLE,
+    TriggerSettingsInvalid,
+    trigger_settings_set,
+    trigger_values,
+)
 
 
 def _runs_context() -> dict:
@@ -31,10 +37,12 @@ def _runs_context() -> dict:
     return {"runs": runs, "now": now}
 
 
-@require_GET
-@models_viewer_required
-def training_page(request: HttpRequest) -> HttpResponse:
-    """Show the trainings with their progress and the triggers that fired."""
+def _page(request: HttpRequest, *, errors=None, form=None, status: int = 200) -> HttpResponse:
+    values, row = trigger_values()
+    fields = [
+        (name, label, (form or {}).get(name, values[name]), (errors or {}).get(name, ""))
+        for name, (label, _, _, _) in EDITABLE.items()
+    ]
     return render(
         request,
         "ml/training.html",
@@ -42,8 +50,31 @@ def training_page(request: HttpRequest) -> HttpResponse:
             **_runs_context(),
             "firings": trigger_firings_recent(limit=50),
             "can_manage": can_manage_models(request.user),
+            "trigger_fields": fields,
+            "trigger_row": row,
         },
+        status=status,
     )
+
+
+@require_GET
+@models_viewer_required
+def training_page(request: HttpRequest) -> HttpResponse:
+    """Show the trainings with their progress, the triggers' thresholds and the triggers that
+    fired."""
+    return _page(request)
+
+
+@require_POST
+@models_manager_required
+def triggers_set(request: HttpRequest) -> HttpResponse:
+    """Set the triggers' thresholds; refused ones answer 422 with each field's reason."""
+    try:
+        trigger_settings_set(values=request.POST.dict(), by=request.user.get_username())
+    except TriggerSettingsInvalid as exc:
+        return _page(request, errors=exc.errors, form=request.POST.dict(), status=422)
+    messages.success(request, "The triggers' thresholds are set; the next check reads them.")
+    return redirect("ml:training")
 
 
 @require_GET

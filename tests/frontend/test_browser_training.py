@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from ml.models import TrainingRun
+from ml.models import TrainingRun, TriggerConfig
 from ml.services import training_run
 from ml.services.people import ml_engineer_ensure
 from tests.frontend.test_browser_rider import _log_in, _screenshot
@@ -56,3 +56,24 @@ def test_an_ml_engineer_starts_a_retrain_and_watches_it_run(
     expect(row).to_contain_text(finished.model.version)
     expect(row).to_contain_text(finished.model.status)
     _screenshot(page, artifacts_dir, "training.png")
+
+
+def test_an_ml_engineer_sets_the_triggers_thresholds(asgi_server, page):
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/training/")
+    form = page.locator("#triggers-form")
+    expect(page.locator("#triggers")).to_contain_text("From the settings")
+
+    form.get_by_label("A fine-tune every (new labels)").fill("lots")
+    form.get_by_role("button", name="Save the thresholds").click()
+    expect(form).to_contain_text("a whole number, please")
+    assert not TriggerConfig.objects.exists()
+
+    form.get_by_label("A fine-tune every (new labels)").fill("250")
+    form.get_by_label("Drift threshold (PSI)").fill("0.3")
+    form.get_by_role("button", name="Save the thresholds").click()
+    expect(page.locator(".flash")).to_contain_text("The triggers' thresholds are set")
+    expect(page.locator("#triggers")).to_contain_text("Set by mona")
+    row = TriggerConfig.objects.get()
+    assert (row.labels, row.max_psi) == (250, 0.3)

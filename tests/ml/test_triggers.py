@@ -256,3 +256,36 @@ def test_a_full_retrain_since_the_champion_leaves_the_fine_tunes_count(champion,
     assert [(f.trigger, f.kind, f.started) for f in fired] == [(VOLUME, "fine_tune", True)]
     assert fired[0].figures["new_labels"] == 3
     assert fired[0].reason == "3 labels the champion has not learned from"
+
+
+@pytest.mark.django_db
+def test_the_thresholds_set_from_the_console_are_in_force_and_kept(settings):
+    from ml.models import TriggerConfig
+    from ml.services.triggers import (
+        TriggerSettingsInvalid,
+        trigger_settings,
+        trigger_settings_set,
+    )
+
+    settings.ML_TRIGGER_LABELS = 1000
+    assert trigger_settings().labels == 1000  # the settings', until someone sets them
+    values = {
+        "every_hours": "12", "labels": "250", "window_hours": "6", "min_precision": "0.2",
+        "min_recall": "0.6", "min_sample": "40", "max_psi": "0.25", "cooldown_hours": "1.5",
+    }  # fmt: skip
+
+    with pytest.raises(TriggerSettingsInvalid) as refused:
+        trigger_settings_set(values={**values, "labels": "many", "min_recall": "2"}, by="mona")
+    assert refused.value.errors == {
+        "labels": "a fine-tune every (new labels): a whole number, please",
+        "min_recall": "chargeback recall floor: at least 0 and at most 1",
+    }
+    assert not TriggerConfig.objects.exists()
+
+    row = trigger_settings_set(values=values, by="mona")
+    rules = trigger_settings()
+    assert (rules.labels, rules.every, rules.cooldown) == (
+        250, timedelta(hours=12), timedelta(hours=1.5)
+    )  # fmt: skip
+    assert (rules.min_recall, rules.max_psi) == (0.6, 0.25)
+    assert row.changed_by == "mona"
