@@ -3,10 +3,12 @@ consume <name>``), as in production: their environment, start, stop and kill -9.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +79,19 @@ def manage_stop(process: subprocess.Popen, log: Path, timeout: float = 30) -> No
 def kill9(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def redis_database(redis_url: str, db: int) -> Iterator[str]:
+    """Yield the URL of database ``db`` of the test Redis (a Celery broker's, say), emptied
+    before and after."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + f"/{db}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()

@@ -223,21 +223,26 @@ def _keep_as_shadow(previous: Deployment, active: dict[str, Deployment], *, succ
     for version in previous_champions(active):
         if version != previous.model_version:
             deployment_retire(deployment=active[version], reason="replaced as previous champion")
-    deployment_set(
-        model_version=previous.model_version,
-        artifact_path=previous.artifact_path,
-        sha256=previous.sha256,
-        feature_service=previous.feature_service,
-        feature_names=list(previous.feature_names),
-        role=Deployment.Role.SHADOW,
-        review_threshold=previous.review_threshold,
-        decline_threshold=previous.decline_threshold,
-    )
+    _redeploy(previous, Deployment.Role.SHADOW)
     _role_changed(
         previous.model_version,
         Deployment.Role.CHAMPION,
         Deployment.Role.SHADOW,
         f"{PREVIOUS_CHAMPION} (replaced by {successor})",
+    )
+
+
+def _redeploy(deployment: Deployment, role: str) -> None:
+    """Give ``deployment`` another role, everything else as it is."""
+    deployment_set(
+        model_version=deployment.model_version,
+        artifact_path=deployment.artifact_path,
+        sha256=deployment.sha256,
+        feature_service=deployment.feature_service,
+        feature_names=list(deployment.feature_names),
+        role=role,
+        review_threshold=deployment.review_threshold,
+        decline_threshold=deployment.decline_threshold,
     )
 
 
@@ -257,16 +262,7 @@ def deployment_retire(*, deployment: Deployment, reason: str, figures: dict | No
     """Retire ``deployment`` (its cards go back to the champion at the scorer's next poll) and
     record why (``RoleChange``). Nothing is verified: a model is taken out, not put in."""
     with transaction.atomic():
-        deployment_set(
-            model_version=deployment.model_version,
-            artifact_path=deployment.artifact_path,
-            sha256=deployment.sha256,
-            feature_service=deployment.feature_service,
-            feature_names=list(deployment.feature_names),
-            role=Deployment.Role.RETIRED,
-            review_threshold=deployment.review_threshold,
-            decline_threshold=deployment.decline_threshold,
-        )
+        _redeploy(deployment, Deployment.Role.RETIRED)
         RoleChange.objects.create(
             model_version=deployment.model_version,
             previous_role=deployment.role,

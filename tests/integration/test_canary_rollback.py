@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from events.backends.kafka import KafkaBus
 from events.bus import Record
@@ -31,6 +30,7 @@ from tests.processes import (
     manage_env,
     manage_start,
     manage_stop,
+    redis_database,
 )
 
 pytestmark = [
@@ -70,12 +70,8 @@ def namespace(kafka_bootstrap) -> Iterator[str]:
 
 @pytest.fixture
 def broker(redis_url) -> Iterator[str]:
-    url = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    with redis_database(redis_url, BROKER_DB) as url:
+        yield url
 
 
 def _publish(bus: KafkaBus, namespace: str, count: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,15 @@ from celery import Celery
 
 from tests.ml.logs import logs_with_labels
 from tests.polling import wait_for
-from tests.processes import ROOT, database_env, features_env, kill9, manage_env, manage_stop
+from tests.processes import (
+    ROOT,
+    database_env,
+    features_env,
+    kill9,
+    manage_env,
+    manage_stop,
+    redis_database,
+)
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -32,13 +41,9 @@ VISIBILITY_S = 3.0
 
 
 @pytest.fixture
-def broker(redis_url) -> str:
-    url = redis_url.rsplit("/", 1)[0] + f"/{BROKER_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+def broker(redis_url) -> Iterator[str]:
+    with redis_database(redis_url, BROKER_DB) as url:
+        yield url
 
 
 def _app(broker_url: str) -> Celery:
