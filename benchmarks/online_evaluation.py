@@ -17,7 +17,10 @@ decides:
   (``ml.bandit.ab_pick``, alpha 0.05); the fixed horizon a power analysis at 0.8 asks for is printed
   beside it (``ab_sample_size``);
 - **bandit**: shares by each arm's chance of being the best (``ml.bandit.allocation``, a floor
-  of ``--floor`` each) until one is the best with probability 0.95 (``bandit_pick``).
+  of ``--floor`` each) until one is the best with probability 0.95 (``bandit_pick``);
+- **shadow**: every model scores every payment, the champion (the first) decides, and each
+  payment's outcome, at maturity, judges them all on the same payment (McNemar on the payments
+  two disagree on; decisions correlated by ``--correlation``): what ``ml.shadow`` reports.
 
 Printed per method over ``--seeds`` runs: payments routed until the pick (p50, p90) and
 rewards in by then, wrong picks, runs with no pick within ``--max-payments``, and the regret:
@@ -143,6 +146,77 @@ def run(method: str, models: list[Model], args, seed: int) -> Outcome:
     return Outcome(pick, routed, rewarded, regret)
 
 
+def run_shadow(models: list[Model], args, seed: int) -> Outcome:
+    """Every model scores every payment (the first, the champion, decides): each payment's
+    outcome, once known, judges all of them on the same payment. Decisions are correlated
+    across models (``--correlation``): a shared draw per payment, as models trained on the
+    same features share most of their mistakes. The pick: the model with the fewest errors,
+    when a McNemar test on the payments where it and each other model disagree is significant
+    (alpha 0.05, Bonferroni over the others)."""
+    from statistics import NormalDist
+
+    rng = np.random.default_rng(seed)
+    k = len(models)
+    errors = np.array([m.error_rate(args.fraud_rate) for m in models])
+    recall = np.array([m.recall for m in models])
+    fpr = np.array([m.false_positive_rate for m in models])
+    rho = args.correlation
+    critical = NormalDist().inv_cdf(1 - 0.05 / (2 * (k - 1)))
+    look_h = args.look_minutes / 60
+    due_at: list[np.ndarray] = []
+    due_wrong: list[np.ndarray] = []  # per payment, per model: its decision was wrong
+    wrong = np.zeros(k)
+    discordant = np.zeros((k, k))  # [i, j]: payments i got right and j wrong
+    routed = rewarded = 0
+    regret, now = 0.0, 0.0
+    while routed < args.max_payments:
+        now += look_h
+        n = min(int(rng.poisson(args.rate * look_h)), args.max_payments - routed)
+        routed += n
+        regret += n * (errors[0] - errors.min())
+        fraud = rng.random(n) < args.fraud_rate
+        shared = rng.standard_normal(n)[:, None]
+        own = rng.standard_normal((n, k))
+        draw = NormalDist().cdf  # correlated uniforms, one per payment and model
+        u = np.vectorize(draw)(rho * shared + math.sqrt(1 - rho**2) * own)
+        flagged = np.where(fraud[:, None], u < recall, u < fpr)
+        mistaken = flagged != fraud[:, None]
+        sent = now - look_h * rng.random(n)
+        if args.no_delay:
+            delay = np.zeros(n)
+        else:
+            # Every payment counts at maturity, its flags' reviews known or not: counted at
+            # their review, the payments the champion flagged would come first and judge the
+            # models on its flags alone (with that, a pick came after 122 outcomes).
+            delay = np.full(n, args.maturity_hours)
+            late = _delays(rng, n, args.chargeback_hours) > args.maturity_hours
+            # A fraud the champion approved whose chargeback comes after maturity is taken for
+            # legitimate.
+            unseen = fraud & ~flagged[:, 0] & late
+            mistaken = np.where(unseen[:, None], flagged, mistaken)
+        due_at.append(sent + delay)
+        due_wrong.append(mistaken)
+        at, errs = np.concatenate(due_at), np.concatenate(due_wrong)
+        arrived = at <= now
+        known = errs[arrived]
+        wrong += known.sum(axis=0)
+        discordant += (~known).T.astype(float) @ known.astype(float)
+        rewarded += int(arrived.sum())
+        due_at, due_wrong = [at[~arrived]], [errs[~arrived]]
+        if rewarded < args.min_samples:
+            continue
+        best = int(wrong.argmin())
+        b, c = discordant[best], discordant[:, best]
+        if all(
+            (b[j] - c[j]) / math.sqrt(b[j] + c[j]) > critical if b[j] + c[j] else False
+            for j in range(k)
+            if j != best
+        ):
+            regret += (args.max_payments - routed) * (errors[best] - errors.min())
+            return Outcome(models[best].name, routed, rewarded, regret)
+    return Outcome(None, routed, rewarded, regret)
+
+
 def _summary(method: str, outcomes: list[Outcome], best: str) -> str:
     picked = [o for o in outcomes if o.pick is not None]
     wrong = sum(o.pick != best for o in picked)
@@ -176,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-payments", type=int, default=2_000_000)
     parser.add_argument("--seeds", type=int, default=50)
     parser.add_argument("--no-delay", action="store_true")
+    parser.add_argument(
+        "--correlation", type=float, default=0.8, help="of the models' decisions (shadow)"
+    )
     args = parser.parse_args(argv)
     models = args.model or [
         Model("champion", 0.80, 0.010),
@@ -208,12 +285,16 @@ def main(argv: list[str] | None = None) -> None:
     for method in ("ab", "bandit"):
         results[method] = [run(method, models, args, seed) for seed in range(args.seeds)]
         print(_summary(method, results[method], best), flush=True)
+    results["shadow"] = [run_shadow(models, args, seed) for seed in range(args.seeds)]
+    print(_summary("shadow", results["shadow"], best), flush=True)
     ab = np.median([o.routed for o in results["ab"] if o.pick is not None] or [np.nan])
     bandit = np.median([o.routed for o in results["bandit"] if o.pick is not None] or [np.nan])
     horizon = ab_sample_size(rates)
+    shadow = np.median([o.routed for o in results["shadow"] if o.pick is not None] or [np.nan])
     print(
         f"payments to a pick, p50: the A/B test until significance {ab / bandit:.1f}x the "
-        f"bandit's, the A/B test's fixed horizon {horizon / bandit:.1f}x"
+        f"bandit's, the A/B test's fixed horizon {horizon / bandit:.1f}x; the bandit "
+        f"{bandit / shadow:.1f}x the shadow comparison's"
     )
 
 

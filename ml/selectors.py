@@ -306,8 +306,13 @@ def shadow_of(
     version: str, *, now: datetime, maturity: timedelta, limit: int = 20000
 ) -> dict[str, Any]:
     """Return the shadow report (``ml.shadow.shadow_report``) of shadow model ``version``
-    against the champion over the newest ``limit`` payments both scored: labels as known, and
-    "legitimate" for a payment without one past ``maturity`` at event time ``now``."""
+    against the champion over the newest ``limit`` payments both scored, outcomes counted once
+    the payment is past ``maturity`` at event time ``now`` (its label, else "legitimate").
+
+    Not before, even when an analyst decided it: the payments the champion flagged are the
+    ones decided within minutes, and counted then they would judge the shadow on the
+    champion's flags alone, and the champion's flags against a shadow's only at maturity
+    (``benchmarks.online_evaluation``: a pick after 122 outcomes)."""
     pairs = shadow_pairs(version=version, limit=limit)
     known = dict(
         Label.objects.filter(payment_id__in=[p[0] for p in pairs]).values_list(
@@ -315,10 +320,7 @@ def shadow_of(
         )
     )
     matured = now - maturity
-    labels = [
-        float(known[p[0]]) if p[0] in known else (0.0 if p[1] <= matured else float("nan"))
-        for p in pairs
-    ]
+    labels = [(float(known.get(p[0], False)) if p[1] <= matured else float("nan")) for p in pairs]
     return shadow_report(
         champion_scores=np.array([p[2] for p in pairs], dtype=float),
         champion_decisions=np.array([p[3] for p in pairs], dtype=object),

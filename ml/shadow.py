@@ -2,12 +2,10 @@
 payments. Pure: the caller reads the pairs and the labels.
 
 On the same payments, two models are compared without the noise of a split: where they agree
-nothing is learned, and every label counts for both. The labels are those known (an analyst's
-decision, a chargeback) and, for a payment past maturity with none, "legitimate"; payments
-younger than that without a label are left out of the label figures. A payment only the
-shadow would have flagged was approved, so its label comes from a chargeback or from maturity,
-never from an analyst: the shadow's precision is measured later than the champion's, not
-worse."""
+nothing is learned, and every outcome counts for both. The caller gives an outcome only for the
+payments past maturity (their label, else "legitimate"): earlier, the known ones would be those
+the champion flagged (reviewed within minutes), and both models would be judged on its flags
+alone."""
 
 from __future__ import annotations
 

@@ -133,11 +133,13 @@ def test_the_performance_page_charts_each_model_per_period(
 ):
     champion, candidate, _, _ = registered
     now = timezone.now()
+    hour_start = now.replace(minute=0, second=0, microsecond=0)  # ten payments in each hour
     for hour, version in ((3, champion), (2, champion), (1, candidate)):
         for i in range(10):
             scored = score_make(
                 decision="review" if i < 2 else "approve", score=0.9 if i < 2 else 0.1,
-                scored_at=now - timedelta(hours=hour, minutes=i), model_version=version,
+                scored_at=hour_start - timedelta(hours=hour) + timedelta(minutes=i + 1),
+                model_version=version,
             )  # fmt: skip
             if i < 3:
                 label_record(

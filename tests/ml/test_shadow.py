@@ -87,11 +87,13 @@ def shadowed(settings):
 
 
 @pytest.mark.django_db
-def test_the_report_reads_labels_as_known_and_matured(shadowed):
+def test_the_report_counts_outcomes_once_the_payments_matured(shadowed):
     _, shadow = shadowed
-    _pairs(shadow, [("review", 0.7, "review", 0.8, True)], age=timedelta(hours=1))
-    _pairs(shadow, [("approve", 0.1, "review", 0.6, None)], age=timedelta(days=4))  # matured
-    _pairs(shadow, [("approve", 0.1, "approve", 0.1, None)], age=timedelta(hours=1))  # young
+    _pairs(shadow, [("review", 0.7, "review", 0.8, True)], age=timedelta(days=4))
+    _pairs(shadow, [("approve", 0.1, "review", 0.6, None)], age=timedelta(days=4))  # no label
+    # Young: the analyst's decision is in, but only the champion's flags are decided that
+    # soon; counted now, they would judge both models on the champion's flags alone.
+    _pairs(shadow, [("review", 0.9, "approve", 0.1, False)], age=timedelta(hours=1))
 
     report = shadow_of(shadow, now=NOW, maturity=timedelta(days=3))
 
