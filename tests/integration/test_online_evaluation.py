@@ -1,8 +1,12 @@
-"""The automatic rollback on the real pipeline: payments on Kafka scored by ``manage.py consume
-fraud-scorer`` with a champion and a canary that flags every payment (as a model trained to
-over-flag would), Celery beat and a worker on a real Redis broker running
-``ml.canaries_check``: the canary is retired within a minute of its first decisions, with its
-reasons, and the payments after that are the champion's."""
+"""Online evaluation on the real pipeline (payments on Kafka scored by ``manage.py consume
+fraud-scorer``, PostgreSQL, Redis):
+
+- the automatic rollback: with a champion and a canary that flags every payment (as a model
+  trained to over-flag would), Celery beat and a worker on a real Redis broker running
+  ``ml.canaries_check``, the canary is retired within a minute of its first decisions, with
+  its reasons, and the payments after that are the champion's;
+- a bandit's evidence survives the scorer killed with -9 mid-stream and restarted: every
+  payment decided once, by one arm, and counted once in that arm's evidence."""
 
 from __future__ import annotations
 
@@ -20,13 +24,16 @@ from events.bus import Record
 from events.contracts import PaymentAuthorized, topic_name
 from fraud.models import Deployment, FraudScore
 from ml.models import RoleChange
+from ml.services import bandit_start, bandit_update, model_promote
 from tests.features.streams import applied_config
 from tests.fraud.factories import model_deploy, payment
+from tests.ml.registered import model_registered
 from tests.polling import wait_for
 from tests.processes import (
     ROOT,
     database_env,
     features_env,
+    kill9,
     manage_env,
     manage_start,
     manage_stop,
@@ -150,3 +157,43 @@ def test_a_canary_that_flags_everything_is_rolled_back_within_a_minute(
     finally:
         manage_stop(scorer, scorer_log)
         manage_stop(celery, celery_log)
+
+
+def test_a_bandits_evidence_survives_the_scorer_killed_mid_stream(
+    kafka_bootstrap, redis_url, namespace, tmp_path, settings
+):
+    settings.ML_MODELS_DIR = tmp_path / "models"
+    config = applied_config(tmp_path / "store", online="redis", redis_url=redis_url)
+    champion, candidate = model_registered(1), model_registered(2)
+    model_promote(version=champion)
+    bandit_start(candidates=[candidate])
+    env = manage_env(
+        **database_env(),
+        **features_env(config),
+        VAR_DIR=str(tmp_path / "var"),
+        EVENT_BUS="kafka",
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        FRAUD_FEATURE_TIMEOUT_MS="5000",
+    )
+    bus = KafkaBus(bootstrap_servers=kafka_bootstrap)
+    log = tmp_path / "scorer.log"
+    argv = ["consume", "fraud-scorer", "--topic-namespace", namespace, "--group", f"{namespace}-g"]
+    _publish(bus, namespace, 2000)
+
+    scorer = manage_start([*argv, "--max-records", "20"], env, log)
+    assert wait_for(lambda: FraudScore.objects.count() >= 400, 120, 0.01), log.read_text()
+    kill9(scorer)
+    assert FraudScore.objects.count() < 2000
+    scorer = manage_start([*argv, "--until-idle", "5"], env, log)
+    assert scorer.wait(timeout=300) == 0, log.read_text()[-5000:]
+
+    experiment = bandit_update()
+
+    scores = FraudScore.objects.all()
+    assert scores.count() == 2000  # each payment decided once, by one arm
+    arms = {arm.model_version: arm for arm in experiment.arms.all()}
+    for version in (champion, candidate):
+        mine = scores.filter(model_version=version)
+        assert arms[version].flagged + arms[version].approved == mine.count()
+        assert arms[version].flagged == mine.exclude(decision="approve").count()
+    assert 700 < arms[candidate].flagged + arms[candidate].approved < 1300  # half of the cards
