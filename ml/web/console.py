@@ -31,8 +31,11 @@ from ml.selectors import (
     shadow_of,
 )
 from ml.services import ExperimentRefused, ModelRejected, bandit_start, bandit_stop, model_promote
-from ml.services.registry import deployment_retire
+from ml.services.registry import deployment_retire, previous_champions
 from ml.train import DEFAULT_THRESHOLDS
+
+# A canary started by hand decides for at most this share of cards (more is a promotion).
+MAX_CANARY_SHARE = 0.5
 
 
 @require_GET
@@ -59,6 +62,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
             "arms": list(bandit.arms.order_by("id")) if bandit else [],
             "history": role_history(),
             "shadows": shadows,
+            "predecessors": previous_champions({d.model_version: d for d in deployments_active()}),
             "can_manage": can_manage_models(request.user),
             "now": timezone.now(),
         },
@@ -100,7 +104,8 @@ def bandit_stop_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 @models_manager_required
 def model_deploy_view(request: HttpRequest, version: str) -> HttpResponse:
-    """Promote model ``version`` to champion (at the champion's thresholds) or retire it."""
+    """Promote model ``version`` to champion, deploy it as a shadow or a canary beside the
+    champion (at the champion's thresholds), or retire it."""
     action = request.POST.get("action", "")
     who = request.user.get_username()
     deployed = {d.model_version: d for d in deployments_active()}
@@ -114,10 +119,12 @@ def model_deploy_view(request: HttpRequest, version: str) -> HttpResponse:
             deployment_retire(deployment=deployment, reason=f"retired by {who}")
             messages.success(request, f"{version} retired; the champion decides for its cards.")
         return redirect("ml:models")
-    if action != "promote":
-        messages.error(request, "Say promote or retire.")
-        return redirect("ml:models")
     current = deployment_champion()
+    if action in ("shadow", "canary"):
+        return _deploy_beside(request, version, action, current, who)
+    if action != "promote":
+        messages.error(request, "Say promote, shadow, canary or retire.")
+        return redirect("ml:models")
     try:
         model_promote(
             version=version,
@@ -133,6 +140,44 @@ def model_deploy_view(request: HttpRequest, version: str) -> HttpResponse:
         messages.error(request, f"{version} was not promoted: {exc}")
     else:
         messages.success(request, f"{version} is the champion; scorers load it within seconds.")
+    return redirect("ml:models")
+
+
+def _deploy_beside(
+    request: HttpRequest, version: str, role: str, champion: Deployment | None, who: str
+) -> HttpResponse:
+    """Deploy ``version`` as a shadow or a canary (its share from the form) beside the
+    champion, at the champion's thresholds."""
+    if champion is None:
+        messages.error(request, "There is no champion to run a model beside.")
+        return redirect("ml:models")
+    share = 0.0
+    if role == "canary":
+        try:
+            share = float(request.POST.get("share", ""))
+        except ValueError:
+            share = -1.0
+        if not 0 < share <= MAX_CANARY_SHARE:
+            messages.error(
+                request, f"A canary's share is above 0 and at most {MAX_CANARY_SHARE:.0%}."
+            )
+            return redirect("ml:models")
+    try:
+        model_promote(
+            version=version,
+            role=role,
+            review_threshold=champion.review_threshold,
+            decline_threshold=champion.decline_threshold,
+            canary_share=share,
+            reason=f"{role} by {who}",
+        )
+    except ModelVersion.DoesNotExist:
+        messages.error(request, f"No model version {version}.")
+    except (ModelRejected, ModelRefused) as exc:
+        messages.error(request, f"{version} was not deployed: {exc}")
+    else:
+        what = f"a canary deciding for {share:.0%} of cards" if role == "canary" else "a shadow"
+        messages.success(request, f"{version} is {what}; scorers load it within seconds.")
     return redirect("ml:models")
 
 

@@ -268,3 +268,36 @@ def test_a_models_page_shows_its_lineage_gates_and_what_it_leans_on(
     lineage.nth(1).get_by_role("link").click()
     expect(page.locator("#model-history")).to_contain_text("to champion: by hand")
     _screenshot(page, artifacts_dir, "model.png")
+
+
+def test_an_ml_engineer_starts_a_shadow_and_a_canary_then_rolls_a_promotion_back(
+    asgi_server, page, registered
+):
+    champion, candidate, other, _ = registered
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    page.on("dialog", lambda dialog: dialog.accept())
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/")
+
+    page.get_by_role("button", name=f"Shadow {candidate}").click()
+    expect(page.locator(".flash")).to_contain_text(f"{candidate} is a shadow")
+    page.get_by_label(f"Canary share for {other}").select_option("0.25")
+    page.get_by_role("button", name=f"Canary {other}").click()
+    expect(page.locator(".flash")).to_contain_text(f"{other} is a canary deciding for 25% of cards")
+    roles = {d.model_version: (d.role, d.canary_share) for d in Deployment.objects.all()}
+    assert roles == {
+        champion: ("champion", 0.0),
+        candidate: ("shadow", 0.0),
+        other: ("canary", 0.25),
+    }
+    expect(page.locator(f"#models tr:has-text('{other}')")).to_contain_text("canary, 25 % of cards")
+
+    page.get_by_role("button", name=f"Promote {other}").click()
+    expect(page.locator("#champion")).to_contain_text(other)
+    # The champion it replaced stays beside it, and can be brought back in one click.
+    page.get_by_role("button", name=f"Roll back to {champion}").click()
+    expect(page.locator("#champion")).to_contain_text(champion)
+    assert Deployment.objects.get(model_version=champion).role == "champion"
+    expect(page.locator("#history")).to_contain_text(
+        f"{champion} from shadow to champion: promoted by mona"
+    )
