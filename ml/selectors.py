@@ -400,3 +400,29 @@ def model_history(version: str) -> list[RoleChange]:
 def model_training(model: ModelVersion) -> TrainingRun | None:
     """Return the training that registered ``model`` (the first, when redelivered), if any."""
     return TrainingRun.objects.filter(model=model).order_by("id").first()
+
+
+def shadow_over_time(
+    version: str, *, limit: int = 20000, period: str = "h"
+) -> list[dict[str, Any]]:
+    """Return, per ``period`` of the newest ``limit`` payments shadow model ``version`` and
+    the champion both scored (oldest first): its start, the payments, the share with the same
+    decision and each model's flagged share: what is known at once, with no outcome."""
+    pairs = shadow_pairs(version=version, limit=limit)
+    by_period: dict[pd.Timestamp, list] = {}
+    for _, at, _, decision, _, shadow_decision in pairs:
+        by_period.setdefault(pd.Timestamp(at).floor(period), []).append((decision, shadow_decision))
+    found = []
+    for start in sorted(by_period):
+        rows = by_period[start]
+        n = len(rows)
+        found.append(
+            {
+                "period": start.isoformat(),
+                "payments": n,
+                "agreement": sum(a == b for a, b in rows) / n,
+                "flagged_champion": sum(a != "approve" for a, _ in rows) / n,
+                "flagged_shadow": sum(b != "approve" for _, b in rows) / n,
+            }
+        )
+    return found

@@ -29,6 +29,7 @@ from ml.selectors import (
     model_training,
     role_history,
     shadow_of,
+    shadow_over_time,
 )
 from ml.services import ExperimentRefused, ModelRejected, bandit_start, bandit_stop, model_promote
 from ml.services.registry import deployment_retire, previous_champions
@@ -62,6 +63,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
             "arms": list(bandit.arms.order_by("id")) if bandit else [],
             "history": role_history(),
             "shadows": shadows,
+            "shadow_chart": {version: shadow_over_time(version) for version, _ in shadows},
             "predecessors": previous_champions({d.model_version: d for d in deployments_active()}),
             "can_manage": can_manage_models(request.user),
             "now": timezone.now(),

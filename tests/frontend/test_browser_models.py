@@ -111,6 +111,9 @@ def test_an_analyst_reads_the_console_with_nothing_to_press(asgi_server, page, r
     expect(shadow).to_contain_text(other)
     expect(shadow).to_contain_text("90 %")  # the same decision on 18 of 20 payments
     expect(shadow).to_contain_text("0.200 (0.100)")  # flags: the shadow's, the champion's
+    page.wait_for_load_state("load")
+    per_hour = "Chart.getChart(document.getElementById('chart-shadows')).data.datasets"
+    assert page.evaluate(f"() => {per_hour}.map(d => d.data)") == [[0.9]]  # one hour so far
     expect(page.get_by_text("You can read this page")).to_be_visible()
     expect(page.get_by_role("checkbox")).to_have_count(0)
     expect(page.get_by_role("button", name="Compare the ticked with the champion")).to_have_count(0)
