@@ -76,8 +76,7 @@ def scored_event_time_latest() -> datetime | None:
 def scores_recent(*, since: datetime, limit: int) -> list[tuple[float, dict]]:
     """Return (score, served vector record) of the newest ``limit`` scores of payments at or
     after ``since`` (event time), newest first."""
-    rows = FraudScore.objects.order_by("-id").values_list("score", "features", "occurred_at")
-    return [(score, features) for score, features, at in rows[:limit] if at >= since]
+    return [(score, record) for score, record, at in served_newest(limit=limit) if at >= since]
 
 
 def decisions_of(*, payment_ids: Iterable[str]) -> dict[str, str]:

@@ -303,31 +303,72 @@ def bandit_latest() -> Experiment | None:
 
 
 def shadow_of(
-    version: str, *, now: datetime, maturity: timedelta, limit: int = 20000
+    version: str,
+    *,
+    now: datetime,
+    maturity: timedelta,
+    limit: int = 20000,
+    per_hour: bool = False,
 ) -> dict[str, Any]:
     """Return the shadow report (``ml.shadow.shadow_report``) of shadow model ``version``
     against the champion over the newest ``limit`` payments both scored, outcomes counted once
-    the payment is past ``maturity`` at event time ``now`` (its label, else "legitimate").
+    the payment is past ``maturity`` at event time ``now`` (its label, else "legitimate");
+    with ``per_hour``, also ``per_hour``: the same payments by hour (``_shadow_hours``).
 
     Not before, even when an analyst decided it: the payments the champion flagged are the
     ones decided within minutes, and counted then they would judge the shadow on the
     champion's flags alone, and the champion's flags against a shadow's only at maturity
     (``benchmarks.online_evaluation``: a pick after 122 outcomes)."""
     pairs = shadow_pairs(version=version, limit=limit)
-    known = dict(
-        Label.objects.filter(payment_id__in=[p[0] for p in pairs]).values_list(
-            "payment_id", "fraud"
-        )
-    )
+    known = _fraud_labels([p[0] for p in pairs])
     matured = now - maturity
     labels = [(float(known.get(p[0], False)) if p[1] <= matured else float("nan")) for p in pairs]
-    return shadow_report(
+    report = shadow_report(
         champion_scores=np.array([p[2] for p in pairs], dtype=float),
         champion_decisions=np.array([p[3] for p in pairs], dtype=object),
         shadow_scores=np.array([p[4] for p in pairs], dtype=float),
         shadow_decisions=np.array([p[5] for p in pairs], dtype=object),
         labels=np.array(labels, dtype=float),
     )
+    if per_hour:
+        report["per_hour"] = _shadow_hours(pairs)
+    return report
+
+
+def _shadow_hours(pairs: list[tuple]) -> list[dict[str, Any]]:
+    """Return, per hour of ``pairs`` (``fraud.selectors.shadow_pairs``; oldest first): its
+    start, the payments, the share with the same decision and each model's flagged share:
+    what is known at once, with no outcome."""
+    by_hour: dict[pd.Timestamp, list] = {}
+    for _, at, _, decision, _, shadow_decision in pairs:
+        by_hour.setdefault(pd.Timestamp(at).floor("h"), []).append((decision, shadow_decision))
+    found = []
+    for start in sorted(by_hour):
+        rows = by_hour[start]
+        n = len(rows)
+        found.append(
+            {
+                "period": start.isoformat(),
+                "payments": n,
+                "agreement": sum(a == b for a, b in rows) / n,
+                "flagged_champion": sum(a != "approve" for a, _ in rows) / n,
+                "flagged_shadow": sum(b != "approve" for _, b in rows) / n,
+            }
+        )
+    return found
+
+
+def _fraud_labels(payment_ids: list[str], chunk: int = 5000) -> dict[str, bool]:
+    """Return whether each of ``payment_ids`` that has a label proved fraud, read ``chunk`` ids
+    a query (a query's parameters are bounded)."""
+    known: dict[str, bool] = {}
+    for start in range(0, len(payment_ids), chunk):
+        known.update(
+            Label.objects.filter(payment_id__in=payment_ids[start : start + chunk]).values_list(
+                "payment_id", "fraud"
+            )
+        )
+    return known
 
 
 def canary_since(version: str) -> RoleChange | None:
@@ -367,14 +408,7 @@ def performance_of(
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
         return frame.assign(label=pd.Series(dtype=float)), "h"
-    ids = frame["payment_id"].tolist()
-    known: dict[str, bool] = {}
-    for start in range(0, len(ids), 5000):
-        known.update(
-            Label.objects.filter(payment_id__in=ids[start : start + 5000]).values_list(
-                "payment_id", "fraud"
-            )
-        )
+    known = _fraud_labels(frame["payment_id"].tolist())
     occurred = pd.to_datetime(frame["occurred_at"], utc=True)
     matured = occurred <= pd.Timestamp(now - maturity)
     label = frame["payment_id"].map(known).astype("float")
@@ -400,29 +434,3 @@ def model_history(version: str) -> list[RoleChange]:
 def model_training(model: ModelVersion) -> TrainingRun | None:
     """Return the training that registered ``model`` (the first, when redelivered), if any."""
     return TrainingRun.objects.filter(model=model).order_by("id").first()
-
-
-def shadow_over_time(
-    version: str, *, limit: int = 20000, period: str = "h"
-) -> list[dict[str, Any]]:
-    """Return, per ``period`` of the newest ``limit`` payments shadow model ``version`` and
-    the champion both scored (oldest first): its start, the payments, the share with the same
-    decision and each model's flagged share: what is known at once, with no outcome."""
-    pairs = shadow_pairs(version=version, limit=limit)
-    by_period: dict[pd.Timestamp, list] = {}
-    for _, at, _, decision, _, shadow_decision in pairs:
-        by_period.setdefault(pd.Timestamp(at).floor(period), []).append((decision, shadow_decision))
-    found = []
-    for start in sorted(by_period):
-        rows = by_period[start]
-        n = len(rows)
-        found.append(
-            {
-                "period": start.isoformat(),
-                "payments": n,
-                "agreement": sum(a == b for a, b in rows) / n,
-                "flagged_champion": sum(a != "approve" for a, _ in rows) / n,
-                "flagged_shadow": sum(b != "approve" for _, b in rows) / n,
-            }
-        )
-    return found

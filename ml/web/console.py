@@ -29,7 +29,6 @@ from ml.selectors import (
     model_training,
     role_history,
     shadow_of,
-    shadow_over_time,
 )
 from ml.services import ExperimentRefused, ModelRejected, bandit_start, bandit_stop, model_promote
 from ml.services.registry import deployment_retire, previous_champions
@@ -48,7 +47,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
     now = scored_event_time_latest() or timezone.now()
     maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
     shadows = [
-        (m.version, shadow_of(m.version, now=now, maturity=maturity))
+        (m.version, shadow_of(m.version, now=now, maturity=maturity, per_hour=True))
         for m in models
         if m.role == Deployment.Role.SHADOW
     ]
@@ -63,7 +62,7 @@ def models_page(request: HttpRequest) -> HttpResponse:
             "arms": list(bandit.arms.order_by("id")) if bandit else [],
             "history": role_history(),
             "shadows": shadows,
-            "shadow_chart": {version: shadow_over_time(version) for version, _ in shadows},
+            "shadow_chart": {version: report.get("per_hour", []) for version, report in shadows},
             "predecessors": previous_champions({d.model_version: d for d in deployments_active()}),
             "can_manage": can_manage_models(request.user),
             "now": timezone.now(),
