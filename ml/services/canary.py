@@ -60,38 +60,37 @@ def canaries_check() -> list[RoleChange]:
     if champion.model_version not in found:
         return []
     base = Figures(**found[champion.model_version])
-    rolled_back = []
+    arms = bandit_arms_running()
+    changes = []
     for canary in canaries:
         if canary.model_version not in found:
             continue
         mine = Figures(**found[canary.model_version])
         reasons = breaches(mine, base, rules)
         if reasons:
-            deployment_retire(
-                deployment=canary,
-                reason="rolled back: " + "; ".join(reasons),
-                figures={"canary": asdict(mine), "champion": asdict(base)},
+            changes.append(
+                deployment_retire(
+                    deployment=canary,
+                    reason="rolled back: " + "; ".join(reasons),
+                    figures={"canary": asdict(mine), "champion": asdict(base)},
+                )
             )
-        elif settings.ML_CANARY_DECIDE and canary.model_version not in bandit_arms_running():
-            if not _canary_decide(canary, champion):
-                continue
-        else:
-            continue
-        rolled_back.append(
-            RoleChange.objects.filter(model_version=canary.model_version).latest("id")
-        )
-    return rolled_back
+        elif settings.ML_CANARY_DECIDE and canary.model_version not in arms:
+            change = _canary_decide(canary, champion)
+            if change is not None:
+                changes.append(change)
+    return changes
 
 
-def _canary_decide(canary: Deployment, champion: Deployment) -> bool:
+def _canary_decide(canary: Deployment, champion: Deployment) -> RoleChange | None:
     """Promote ``canary`` when it beats the champion on the outcomes of the payments each
     decided since it became a canary (``ml.bandit.ab_pick``, at least
-    ``ML_CANARY_MIN_REWARDS`` each), retire it when the champion beats it; return whether
-    either happened."""
+    ``ML_CANARY_MIN_REWARDS`` each), retire it when the champion beats it; return the
+    canary's change of role, ``None`` when neither happened."""
     change = canary_since(canary.model_version)
     now = scored_event_time_latest()
     if change is None or now is None:
-        return False
+        return None
     versions = [champion.model_version, canary.model_version]
     arms = arm_evidence(
         versions,
@@ -102,24 +101,29 @@ def _canary_decide(canary: Deployment, champion: Deployment) -> bool:
     )
     pick = ab_pick(arms, min_samples=settings.ML_CANARY_MIN_REWARDS)
     if pick is None:
-        return False
+        return None
     figures = {arm.name: asdict(arm) for arm in arms}
     rewards = sum(int(arm.samples) for arm in arms)
-    if pick == canary.model_version:
-        model_promote(
-            version=canary.model_version,
-            review_threshold=champion.review_threshold,
-            decline_threshold=champion.decline_threshold,
-            reason=f"won against the champion on {rewards:,} known outcomes",
-            figures=figures,
-        )
-    else:
-        deployment_retire(
+    if pick != canary.model_version:
+        return deployment_retire(
             deployment=canary,
             reason=f"lost to the champion on {rewards:,} known outcomes",
             figures=figures,
         )
-    return True
+    model_promote(
+        version=canary.model_version,
+        review_threshold=champion.review_threshold,
+        decline_threshold=champion.decline_threshold,
+        reason=f"won against the champion on {rewards:,} known outcomes",
+        figures=figures,
+    )
+    return _latest_change(canary.model_version)
+
+
+def _latest_change(version: str) -> RoleChange:
+    """Return the change of ``version``'s role just recorded (``model_promote`` returns the
+    deployment)."""
+    return RoleChange.objects.filter(model_version=version).latest("id")
 
 
 def shadows_check(*, now: datetime | None = None) -> list[RoleChange]:
@@ -185,7 +189,7 @@ def shadows_check(*, now: datetime | None = None) -> list[RoleChange]:
             reason=f"moved from shadow: no worse than the champion on {n:,} payments",
             figures=report,
         )
-        moved.append(RoleChange.objects.filter(model_version=shadow.model_version).latest("id"))
+        moved.append(_latest_change(shadow.model_version))
     return moved
 
 
@@ -216,6 +220,7 @@ def champion_check(*, now: datetime | None = None) -> list[RoleChange]:
         return []
     if (theirs["average_precision"] or 0.0) < (mine["average_precision"] or 0.0):
         return []
+    before = RoleChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
     model_promote(
         version=previous,
         review_threshold=champion.review_threshold,
@@ -228,4 +233,9 @@ def champion_check(*, now: datetime | None = None) -> list[RoleChange]:
         figures=report,
         keep_previous=False,
     )
-    return list(RoleChange.objects.order_by("-id")[:2])
+    # The predecessor made champion, the champion retired: this promotion's two records.
+    return list(
+        RoleChange.objects.filter(
+            id__gt=before, model_version__in=[previous, champion.model_version]
+        ).order_by("id")
+    )

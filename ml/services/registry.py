@@ -206,8 +206,9 @@ def _role_changed(
     reason: str,
     figures: dict | None = None,
     share: float = 0.0,
-) -> None:
-    RoleChange.objects.create(
+) -> RoleChange:
+    """Record that ``version``'s role went from ``was`` to ``role`` and why."""
+    return RoleChange.objects.create(
         model_version=version,
         previous_role=was,
         role=role,
@@ -258,17 +259,16 @@ def previous_champions(active: dict[str, Deployment]) -> list[str]:
     return found
 
 
-def deployment_retire(*, deployment: Deployment, reason: str, figures: dict | None = None) -> None:
+def deployment_retire(
+    *, deployment: Deployment, reason: str, figures: dict | None = None
+) -> RoleChange:
     """Retire ``deployment`` (its cards go back to the champion at the scorer's next poll) and
-    record why (``RoleChange``). Nothing is verified: a model is taken out, not put in."""
+    record why; return the record (``RoleChange``). Nothing is verified: a model is taken out,
+    not put in."""
     with transaction.atomic():
         _redeploy(deployment, Deployment.Role.RETIRED)
-        RoleChange.objects.create(
-            model_version=deployment.model_version,
-            previous_role=deployment.role,
-            role=Deployment.Role.RETIRED,
-            reason=reason,
-            figures=figures or {},
+        return _role_changed(
+            deployment.model_version, deployment.role, Deployment.Role.RETIRED, reason, figures
         )
 
 
