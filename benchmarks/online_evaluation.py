@@ -16,8 +16,8 @@ decides:
 - **A/B**: equal shares until the best arm is significantly better than each other
   (``ml.bandit.ab_pick``, alpha 0.05); the fixed horizon a power analysis at 0.8 asks for is printed
   beside it (``ab_sample_size``);
-- **bandit**: shares by each arm's chance of being the best (``ml.bandit.allocation``, a floor
-  of ``--floor`` each) until one is the best with probability 0.95 (``bandit_pick``);
+- **bandit**: shares by each arm's chance of being the best (``ml.bandit.thompson``, a floor of
+  ``--floor`` each) until one is the best with probability 0.95, both from the same draws;
 - **shadow**: every model scores every payment, the champion (the first) decides, and each
   payment's outcome, at maturity, judges them all on the same payment (McNemar on the payments
   two disagree on; decisions correlated by ``--correlation``): what ``ml.shadow`` reports.
@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ml.bandit import Arm, ab_pick, ab_sample_size, allocation, bandit_pick
+from ml.bandit import Arm, ab_pick, ab_sample_size, thompson
 
 
 @dataclass(frozen=True)
@@ -129,15 +129,15 @@ def run(method: str, models: list[Model], args, seed: int) -> Outcome:
         if method == "ab":
             pick = ab_pick(arms, min_samples=args.min_samples)
         else:
-            pick = bandit_pick(arms, min_samples=args.min_samples, rng=choose)
-            if pick is None:
-                shares = np.array(
-                    list(
-                        allocation(
-                            arms, floor=args.floor, top_two=args.top_two, rng=choose
-                        ).values()
-                    )
-                )
+            step = thompson(
+                arms,
+                floor=args.floor,
+                top_two=args.top_two,
+                min_samples=args.min_samples,
+                rng=choose,
+            )
+            pick = step.winner
+            shares = np.array(list(step.shares.values()))
         if pick is not None:
             break
     if pick is not None:

@@ -17,8 +17,8 @@ as each arrives (``Arm.rewarded``), kept apart by decision (``Arm``, why).
 
 **Thompson sampling** (randomised probability matching): each model's share of the traffic is
 the probability, under Beta posteriors, that it is the best (``best_chances``, by Monte Carlo
-draws), with a floor per arm so none starves before the evidence is in (``allocation``). It stops
-when one arm is the best with probability ``confidence`` (``bandit_pick``).
+draws), with a floor per arm so none starves before the evidence is in. It stops when one arm
+is the best with probability ``confidence``. ``thompson`` does both from one set of draws.
 
 **The A/B test** splits the traffic equally and stops at the first look where the best arm's
 estimated reward rate is above every other's by a z-test at ``alpha`` (Bonferroni over the
@@ -120,6 +120,53 @@ def best_chances(arms: Sequence[Arm], *, draws: int = 4000, rng: np.random.Gener
     return np.bincount(_ranks(arms, draws, rng)[:, 0], minlength=len(arms)) / draws
 
 
+@dataclass(frozen=True)
+class Thompson:
+    """One Thompson-sampling step over the arms, from one set of joint draws: each arm's
+    chance of being the best, its share of the traffic, and the arm picked, if any."""
+
+    chances: dict[str, float]
+    shares: dict[str, float]
+    winner: str | None
+
+
+def thompson(
+    arms: Sequence[Arm],
+    *,
+    floor: float = 0.05,
+    top_two: float = 0.0,
+    confidence: float = 0.95,
+    min_samples: int = 100,
+    draws: int = 4000,
+    rng: np.random.Generator,
+) -> Thompson:
+    """Return, from ``draws`` joint draws of the posteriors: each arm's chance of being the
+    best; its share of the traffic, that chance lifted so that no arm gets less than ``floor``
+    (the exploration floor; shares sum to 1); and the arm that is the best with probability
+    ``confidence`` once every arm has ``min_samples`` rewards (else ``None``: the experiment
+    goes on). The pick and the shares come from the same draws, so what is recorded of a step
+    is what decided it.
+
+    ``top_two`` (0 to 1) gives that part of the traffic to each draw's runner-up instead of its
+    winner (top-two Thompson sampling): plain Thompson sampling starves the best arm's
+    closest rival, so the evidence that the best is the best comes slowly."""
+    if not 0 <= floor * len(arms) <= 1:
+        raise ValueError(f"a floor of {floor} for {len(arms)} arms leaves nothing to allocate")
+    ranks = _ranks(arms, draws, rng)
+    chances = np.bincount(ranks[:, 0], minlength=len(arms)) / draws
+    allotted = (1 - top_two) * chances
+    if top_two and len(arms) > 1:
+        allotted = allotted + top_two * np.bincount(ranks[:, 1], minlength=len(arms)) / draws
+    shares = floor + (1 - floor * len(arms)) * allotted
+    best = int(chances.argmax())
+    sure = chances[best] >= confidence and all(a.samples >= min_samples for a in arms)
+    return Thompson(
+        chances={arm.name: float(c) for arm, c in zip(arms, chances, strict=True)},
+        shares={arm.name: float(share) for arm, share in zip(arms, shares, strict=True)},
+        winner=arms[best].name if sure else None,
+    )
+
+
 def allocation(
     arms: Sequence[Arm],
     *,
@@ -128,20 +175,8 @@ def allocation(
     draws: int = 4000,
     rng: np.random.Generator,
 ) -> dict[str, float]:
-    """Return each arm's share of the traffic: its chance of being the best, lifted so that no
-    arm gets less than ``floor`` (the exploration floor). Shares sum to 1.
-
-    ``top_two`` (0 to 1) gives that part of the traffic to each draw's runner-up instead of its
-    winner (top-two Thompson sampling): plain Thompson sampling starves the best arm's
-    closest rival, so the evidence that the best is the best comes slowly."""
-    if not 0 <= floor * len(arms) <= 1:
-        raise ValueError(f"a floor of {floor} for {len(arms)} arms leaves nothing to allocate")
-    ranks = _ranks(arms, draws, rng)
-    chances = (1 - top_two) * np.bincount(ranks[:, 0], minlength=len(arms)) / draws
-    if top_two and len(arms) > 1:
-        chances += top_two * np.bincount(ranks[:, 1], minlength=len(arms)) / draws
-    shares = floor + (1 - floor * len(arms)) * chances
-    return {arm.name: float(share) for arm, share in zip(arms, shares, strict=True)}
+    """Return each arm's share of the traffic (``thompson``)."""
+    return thompson(arms, floor=floor, top_two=top_two, draws=draws, rng=rng).shares
 
 
 def bandit_pick(
@@ -153,12 +188,12 @@ def bandit_pick(
     rng: np.random.Generator,
 ) -> str | None:
     """Return the arm that is the best with probability ``confidence`` once every arm has
-    ``min_samples`` rewards, else ``None`` (the experiment goes on)."""
+    ``min_samples`` rewards, else ``None`` (``thompson``)."""
     if any(a.samples < min_samples for a in arms):
         return None
-    chances = best_chances(arms, draws=draws, rng=rng)
-    best = int(chances.argmax())
-    return arms[best].name if chances[best] >= confidence else None
+    return thompson(
+        arms, floor=0.0, confidence=confidence, min_samples=min_samples, draws=draws, rng=rng
+    ).winner
 
 
 def ab_pick(arms: Sequence[Arm], *, alpha: float = 0.05, min_samples: int = 100) -> str | None:

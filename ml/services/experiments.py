@@ -25,7 +25,7 @@ from fraud.selectors import (
     score_id_latest,
     scored_event_time_latest,
 )
-from ml.bandit import allocation, bandit_pick, best_chances
+from ml.bandit import thompson
 from ml.models import Experiment, ExperimentArm, ModelVersion
 from ml.selectors import bandit_evidence
 from ml.services.registry import deployment_retire, model_promote
@@ -125,16 +125,15 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
         now = now or scored_event_time_latest() or timezone.now()
         maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
         arms = bandit_evidence(experiment, now=now, maturity=maturity)
-        rng = np.random.default_rng([experiment.pk, experiment.updates])
-        chances = best_chances(arms, rng=rng)
-        winner = bandit_pick(
+        step = thompson(
             arms,
+            floor=experiment.floor,
             confidence=experiment.confidence,
             min_samples=experiment.min_samples,
-            rng=rng,
+            rng=np.random.default_rng([experiment.pk, experiment.updates]),
         )
-        shares = allocation(arms, floor=experiment.floor, rng=rng)
-        for row, arm, chance in zip(rows, arms, chances, strict=True):
+        winner = step.winner
+        for row, arm in zip(rows, arms, strict=True):
             for field in (
                 "flagged",
                 "approved",
@@ -144,9 +143,11 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
                 "approval_wrong",
             ):
                 setattr(row, field, int(getattr(arm, field)))
-            row.chance_best = float(chance)
+            row.chance_best = step.chances[row.model_version]
             row.share = (
-                shares[row.model_version] if winner is None else float(row.model_version == winner)
+                step.shares[row.model_version]
+                if winner is None
+                else float(row.model_version == winner)
             )
             row.save()
         experiment.updates += 1
@@ -168,7 +169,7 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
             return _end(
                 experiment,
                 Experiment.Status.DECIDED,
-                f"{winner} is the best with probability {max(chances):.3f} after "
+                f"{winner} is the best with probability {step.chances[winner]:.3f} after "
                 f"{sum(int(a.samples) for a in arms):,} rewards"
                 + (", promoted to champion" if winner != experiment.champion else ""),
             )
