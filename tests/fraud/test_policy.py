@@ -90,7 +90,10 @@ def test_the_batch_evaluation_equals_rule_engines_own(expression, rows):
         message = refused.message
         compiled = None
     if compiled is None:
-        assert "arithmetic error" in message
+        # ``//`` and ``%`` of a quotient are refused: binary floats and Decimal round it apart.
+        assert "arithmetic error" in message or (
+            "takes whole numbers" in message and " / " in expression
+        )
         reject()
     columns = {
         name: np.array([r[name] for r in rows], dtype=object if name == "pickup_zone" else float)
@@ -124,6 +127,8 @@ def test_any_text_is_a_rule_or_a_clean_refusal(text):
         ("amount_cents + 1", "A rule must be true or false", None),
         ("card_payments_10m == null", "null is not part of rules", None),
         ("", "Write an expression", 0),
+        ("1 // (card_payments_10m / amount_cents) < 5", "// takes whole numbers", None),
+        ("amount_cents % 2.5 == 1", "% takes whole numbers", None),
     ],
 )
 def test_refusals_say_what_and_where(expression, message, position):
@@ -131,6 +136,15 @@ def test_refusals_say_what_and_where(expression, message, position):
         rule_compile(expression, SYMBOLS)
     assert refused.value.message.startswith(message)
     assert refused.value.position == position
+
+
+def test_floor_division_and_remainder_of_whole_numbers_stay_allowed():
+    compiled = rule_compile("(amount_cents // 100) % 7 == -card_payments_10m + 6", SYMBOLS)
+    columns = {
+        "amount_cents": np.array([1000.0, 1250.0, 0.0]),
+        "card_payments_10m": np.array([3.0, 2.0, 6.0]),
+    }
+    assert compiled.evaluate(columns, 3).tolist() == [True, False, True]
 
 
 def test_a_missing_value_never_matches_even_under_not():
