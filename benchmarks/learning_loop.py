@@ -26,12 +26,14 @@ retrains, ``fine-tune`` every ``--fine-tune-rows`` newly matured rows, ``trigger
 
 Then the bound every policy meets: at 12, 24, ... hours after the drift, the new pattern's
 fraud labels known and what a full retrain then catches of its next 12 hours (``--no-bound``
-skips it). Printed per policy: average precision, recall at the review threshold (0.5) and Card
-Precision@100 per simulated day, judged against the simulator's ground truth (the only reader
-of it); the time from the drift until the recall over the last day's fraud (the last
-``--recall-window-hours``), and that of the new pattern's fraud alone, is back, for good, to
-90 % of its level over the two days before the drift; the trainings, the models rejected by the
-gates, and the CPU seconds of training (LightGBM alone) and of gating the candidates.
+skips it). Printed per policy: average precision, recall at the review threshold (0.5 for the
+first model; each later one's matched by its gates to the alert volume of the model it
+replaced, as in the live loop) and Card Precision@100 per simulated day, judged against the
+simulator's ground truth (the only reader of it); the time from the drift until the recall
+over the last day's fraud (the last ``--recall-window-hours``), and that of the new pattern's
+fraud alone, is back, for good, to 90 % of its level over the two days before the drift; the
+trainings, the models rejected by the gates, and the CPU seconds of training (LightGBM alone)
+and of gating the candidates.
 ``--plot`` writes a PNG of that recall per policy over time.
 """
 
@@ -137,12 +139,17 @@ class Served:
     chain_start: datetime
     trees: int
     cut: datetime  # when it was trained: the rows it learned from are known by it
+    # Its thresholds: the first model's are the defaults, each later one's matched by its
+    # gates to the alert volume of the model it replaced (``ml.gates.matched_threshold``).
+    review: float = THRESHOLD
+    decline: float = 0.9
 
 
 @dataclass
 class Run:
     policy: str
     scores: np.ndarray
+    review: np.ndarray  # the review threshold of the model that scored each payment
     trainings: int = 0
     rejected: int = 0
     cpu_s: float = 0.0  # training alone (LightGBM)
@@ -180,7 +187,7 @@ class Loop:
         )
 
     def train(self, at: datetime, kind: str, serving: Served | None, run: Run) -> Served | None:
-        from ml.gates import gates_run
+        from ml.gates import TRAFFIC_ROWS, GateSettings, gates_run, thresholds_of
         from ml.train import (
             TrainParams,
             constant_inputs,
@@ -243,9 +250,12 @@ class Loop:
             constant=constant,
             champion=serving.booster if serving else None,
             champion_reference=serving.reference if serving else None,
-            rules=self.rules,
+            rules=GateSettings(review_threshold=serving.review, decline_threshold=serving.decline)
+            if serving
+            else self.rules,
             day="event_timestamp",
             twin=result.twin,
+            traffic=self.w.frame[self.times <= pd.Timestamp(at)].tail(TRAFFIC_ROWS),
         )
         run.gate_cpu_s += time.process_time() - began
         run.trainings += 1
@@ -257,6 +267,7 @@ class Loop:
                     key = f"{g.gate}: {g.reason.split(' ')[0]}"
                     run.rejected_by[key] = run.rejected_by.get(key, 0) + 1
             return None
+        matched = thresholds_of(gates) or {"review": THRESHOLD, "decline": 0.9}
         return Served(
             result.booster,
             reference,
@@ -264,11 +275,13 @@ class Loop:
             chain_start=at if kind == "full" else serving.chain_start,
             trees=result.booster.num_trees(),
             cut=at,
+            review=matched["review"],
+            decline=matched["decline"],
         )
 
     def run(self, policy: str, decide: Callable) -> Run:
         frame, start = self.w.frame, self.w.start + timedelta(days=self.args.warm_days)
-        out = Run(policy, np.full(len(frame), np.nan))
+        out = Run(policy, np.full(len(frame), np.nan), np.full(len(frame), np.nan))
         serving = self.train(start, "full", None, out)
         if serving is None:
             failed = [f"{g.gate}: {g.reason}" for g in self.last_gates if not g.passed]
@@ -283,6 +296,7 @@ class Loop:
                 out.scores[hour.to_numpy()] = serving.booster.predict(
                     feature_matrix(frame[hour], self.w.features), num_threads=1
                 )
+                out.review[hour.to_numpy()] = serving.review
             at += STEP
             kind = decide(self, at, serving, state, out)
             if kind is not None:
@@ -332,7 +346,7 @@ def triggered(loop, at, serving, state, run):
         if e.source == CHARGEBACK and e.fraud and window < e.known_at <= at
     }  # fmt: skip
     mask = loop.w.frame["payment_id"].isin(proved).to_numpy() & ~np.isnan(run.scores)
-    recall = float((run.scores[mask] >= THRESHOLD).mean()) if mask.any() else None
+    recall = float((run.scores[mask] >= run.review[mask]).mean()) if mask.any() else None
     columns = {"score": run.scores[recent.to_numpy() & ~np.isnan(run.scores)]}
     if recent.any():
         matrix = feature_matrix(loop.w.frame[recent], loop.w.features)
@@ -367,17 +381,18 @@ POLICIES = {
 
 
 def per_day(world: World, run: Run) -> pd.DataFrame:
-    from ml.evaluate import auc_pr, card_precision_at_k, precision_recall_at
+    from ml.evaluate import auc_pr, card_precision_at_k
 
-    frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
+    frame = _scored(world, run)
     rows = []
     for day, part in frame.groupby(frame["event_timestamp"].dt.strftime("%m-%d")):
         y, s = part["is_fraud"].astype(int).to_numpy(), part["score"].to_numpy()
+        flagged = part["flagged"].to_numpy()
         rows.append(
             {
                 "day": day,
                 "ap": auc_pr(y, s),
-                "recall": precision_recall_at(y, s, THRESHOLD)["recall"],
+                "recall": float(flagged[y == 1].mean()) if y.any() else None,
                 "cp100": card_precision_at_k(
                     np.zeros(len(part)), part["card_id"].astype(str).to_numpy(), y, s, 100
                 ),
@@ -386,12 +401,19 @@ def per_day(world: World, run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("day")
 
 
+def _scored(world: World, run: Run) -> pd.DataFrame:
+    """The world's payments the run scored, with their score and whether the model that
+    scored them flagged them (at its own review threshold)."""
+    frame = world.frame.assign(score=run.scores, review=run.review).dropna(subset=["score"])
+    return frame.assign(flagged=frame["score"] >= frame["review"])
+
+
 def recall_since_drift(
     world: World, run: Run, window: timedelta = timedelta(days=1), scenario: str | None = None
 ) -> pd.Series:
     """Recall at each hour after the drift over the fraud of the last ``window`` (of
     ``scenario`` alone when given: the new pattern's own recall)."""
-    frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
+    frame = _scored(world, run)
     fraud = frame[frame["is_fraud"]]
     if scenario is not None:
         fraud = fraud[fraud["scenario"] == scenario]
@@ -400,20 +422,20 @@ def recall_since_drift(
     while at <= world.end:
         part = fraud[(fraud["event_timestamp"] > at - window) & (fraud["event_timestamp"] <= at)]
         if len(part):
-            out[at] = float((part["score"] >= THRESHOLD).mean())
+            out[at] = float(part["flagged"].mean())
         at += STEP
     return pd.Series(out, dtype=float)
 
 
 def level_before(world: World, run: Run) -> float | None:
     """Return the recall over the two days before the drift (None: no fraud scored then)."""
-    frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
+    frame = _scored(world, run)
     before = frame[
         frame["is_fraud"]
         & (frame["event_timestamp"] > world.drift_at - PRE_DRIFT)
         & (frame["event_timestamp"] <= world.drift_at)
     ]
-    return float((before["score"] >= THRESHOLD).mean()) if len(before) else None
+    return float(before["flagged"].mean()) if len(before) else None
 
 
 def recovery_hours(world: World, since: pd.Series, level: float | None) -> float | None:

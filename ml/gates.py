@@ -20,11 +20,20 @@ Four gates, each named, each with its figures and, when it fails, the reason in 
   holdout; the candidate is the twin's recipe refit on them too, ``ml.train``), against the
   champion on the same payments, none of which the champion learned from either (the caller's
   window: ``TrainResult.window``; a model scored on its own training rows looks better than it
-  is, and would keep every fresher rival out): average
-  precision, recall at the review threshold and Card Precision@k per day no worse than the
-  champion's by more than ``tolerance`` (and, for the first two, beyond chance: worse in 95 %
-  of bootstrap resamples of the window), flagged share no more than ``max_flagged_ratio``
-  times the champion's unless its precision at the review threshold is as good (within
+  is, and would keep every fresher rival out). Two models' scores are not on one scale (a
+  fine-tune on a micro-batch with fewer frauds shifts every score down), and the analysts'
+  queue is the budget both live within, so the candidate's thresholds are first matched to the
+  champion's alert volume: its review (decline) threshold flags as many of the newest payments
+  (``traffic``: labelled or not, thousands where the window has dozens; the window without it)
+  as the champion's does (``matched_threshold``; not matched when the champion flags fewer than
+  ``min_matched`` of them). At that equal volume: average precision, recall at the review
+  threshold and Card Precision@k per day no worse than the champion's by more than
+  ``tolerance`` (and, for the first two, beyond chance: worse in 95 % of bootstrap resamples of
+  the window). The model is kept with the lower of each matched threshold and the champion's,
+  for its promotion (a fine-tune whose scores all shifted down keeps the queue as it was; one
+  that flags more at the champion's threshold flags more), and at those its flagged share may
+  be no more than ``max_flagged_ratio`` times the champion's unless its precision is as good
+  (within
   ``tolerance``). Without a champion the candidate's average precision must close at
   least ``min_gain`` of the gap between chance (the fraud rate: what random scores get) and a
   perfect ranking. Too few positives to tell: passed, and said so.
@@ -42,15 +51,19 @@ import numpy as np
 import pandas as pd
 
 from ml.evaluate import auc_pr, card_precision_at_k, precision_recall_at
-from ml.train import feature_matrix
+from ml.train import RISK_INCREASING, feature_matrix
 
-VELOCITY = ("card_payments_10m", "card_payments_1h", "card_payments_24h")
+VELOCITY = RISK_INCREASING
+# The newest payments a candidate's thresholds are matched on (``backtest_gate``'s traffic).
+TRAFFIC_ROWS = 2000
 INNOCUOUS = "card_amount_cents_24h"
 
 
 @dataclass(frozen=True)
 class GateSettings:
+    # The champion's thresholds.
     review_threshold: float = 0.5
+    decline_threshold: float = 0.9
     max_flagged_share: float = 0.5
     max_row_us: float = 2000.0
     tolerance: float = 0.05
@@ -66,6 +79,9 @@ class GateSettings:
     confidence: float = 0.95
     seed: int = 7
     may_be_constant: tuple[str, ...] = ()
+    # Fewer champion flags than this in the sample: the candidate's thresholds are not matched
+    # (a quantile of a handful drifts, and a chain of models would ratchet on it).
+    min_matched: int = 10
 
 
 @dataclass(frozen=True)
@@ -195,11 +211,57 @@ def behaviour_gate(booster: lgb.Booster, golden: pd.DataFrame, rules: GateSettin
     return GateResult("behaviour", not problems, figures, "; ".join(problems))
 
 
+def matched_threshold(candidate: np.ndarray, champion: np.ndarray, threshold: float) -> float:
+    """Return the candidate's threshold that flags as many of the payments as the champion's
+    scores ``champion`` do at ``threshold`` (the same payments' ``candidate`` scores): the
+    score of its n-th highest payment. When the champion flags none, ``threshold`` itself."""
+    count = int((champion >= threshold).sum())
+    if count == 0 or len(candidate) == 0:
+        return threshold
+    return float(np.sort(candidate)[::-1][min(count, len(candidate)) - 1])
+
+
+def _thresholds_matched(
+    candidate: lgb.Booster, champion: lgb.Booster, sample: pd.DataFrame, rules: GateSettings
+) -> dict[str, Any]:
+    """Return ``{"rows", "review", "decline"}``: the candidate's thresholds matched on
+    ``sample`` to the champion's alert volume (``rows`` alone when the champion flags fewer
+    than ``rules.min_matched`` of its rows)."""
+    out: dict[str, Any] = {"rows": len(sample)}
+    if sample.empty:
+        return out
+    theirs = _scores(champion, sample)
+    if int((theirs >= rules.review_threshold).sum()) < rules.min_matched:
+        return out
+    mine = _scores(candidate, sample)
+    review = matched_threshold(mine, theirs, rules.review_threshold)
+    if (theirs >= rules.decline_threshold).any():
+        decline = matched_threshold(mine, theirs, rules.decline_threshold)
+    else:  # the champion declines none of them: as far above review as the champion's
+        decline = review + (rules.decline_threshold - rules.review_threshold)
+    return out | {"review": review, "decline": min(1.0, max(decline, review))}
+
+
+def thresholds_of(results: Sequence[GateResult]) -> dict[str, float] | None:
+    """Return the thresholds the backtest matched for the candidate (``{"review", "decline"}``),
+    or None when it had no champion to match."""
+    for result in results:
+        if result.gate == "backtest" and "thresholds" in result.figures:
+            return dict(result.figures["thresholds"])
+    return None
+
+
 def _performance(
-    scores: np.ndarray, window: pd.DataFrame, rules: GateSettings, *, day: str, card: str
+    scores: np.ndarray,
+    window: pd.DataFrame,
+    rules: GateSettings,
+    *,
+    threshold: float,
+    day: str,
+    card: str,
 ) -> dict[str, Any]:
     y = window["label"].astype(int).to_numpy()
-    at = precision_recall_at(y, scores, rules.review_threshold)
+    at = precision_recall_at(y, scores, threshold)
     days = pd.to_datetime(window[day], utc=True).dt.strftime("%Y-%m-%d").to_numpy()
     return {
         "average_precision": auc_pr(y, scores),
@@ -213,17 +275,22 @@ def _performance(
 
 
 def _worse_share(
-    metric: Any, y: np.ndarray, mine: np.ndarray, theirs: np.ndarray, rules: GateSettings
+    metrics: tuple[Any, Any],
+    y: np.ndarray,
+    mine: np.ndarray,
+    theirs: np.ndarray,
+    rules: GateSettings,
 ) -> float:
     """Return the share of bootstrap resamples of the rows (``rules.resamples``, seeded: the
-    same data gives the same verdict) where ``metric`` of the candidate's scores ``mine`` is
-    below the champion's ``theirs``; resamples where it is undefined (no fraud drawn) do not
-    count."""
+    same data gives the same verdict) where the candidate's metric of its scores ``mine`` is
+    below the champion's of ``theirs`` (``metrics``: the two, each at its model's threshold);
+    resamples where it is undefined (no fraud drawn) do not count."""
     rng = np.random.default_rng(rules.seed)
     worse = counted = 0
+    mine_of, theirs_of = metrics
     for _ in range(rules.resamples):
         rows = rng.integers(0, len(y), len(y))
-        a, b = metric(y[rows], mine[rows]), metric(y[rows], theirs[rows])
+        a, b = mine_of(y[rows], mine[rows]), theirs_of(y[rows], theirs[rows])
         if a is None or b is None:
             continue
         counted += 1
@@ -239,18 +306,35 @@ def backtest_gate(
     *,
     day: str = "request_time",
     card: str = "card_id",
+    traffic: pd.DataFrame | None = None,
 ) -> GateResult:
     positives = int(window["label"].sum()) if len(window) else 0
     figures: dict[str, Any] = {"rows": len(window), "positives": positives, "k": rules.k}
+    cand_scores = _scores(candidate, window) if len(window) else np.array([])
+    champ_scores = _scores(champion, window) if champion is not None and len(window) else None
+    review = deployed = rules.review_threshold
+    if champion is not None:
+        matched = _thresholds_matched(
+            candidate, champion, window if traffic is None or traffic.empty else traffic, rules
+        )
+        figures["matched_on"] = matched.pop("rows")
+        if matched:
+            figures["volume_matched"] = dict(matched)
+            # Deployed: never above the champion's, so a swap never shrinks the queue; a
+            # candidate that flags more at the champion's threshold does so (judged below).
+            figures["thresholds"] = {
+                "review": min(matched["review"], rules.review_threshold),
+                "decline": min(matched["decline"], rules.decline_threshold),
+            }
+            review, deployed = matched["review"], figures["thresholds"]["review"]
     if positives < rules.min_positives:
         return GateResult(
             "backtest", True, figures, f"only {positives} fraud labels in the window: not judged"
         )
-    cand_scores = _scores(candidate, window)
-    mine = _performance(cand_scores, window, rules, day=day, card=card)
+    mine = _performance(cand_scores, window, rules, threshold=review, day=day, card=card)
     figures["candidate"] = mine
     problems = []
-    if champion is None:
+    if champ_scores is None:
         base = positives / len(window)
         precision = mine["average_precision"] or 0.0
         needed = base + rules.min_gain * (1 - base)
@@ -260,13 +344,18 @@ def backtest_gate(
                 f"{base:.3f}; at least {needed:.3f} needed)"
             )
         return GateResult("backtest", not problems, figures, "; ".join(problems))
-    champ_scores = _scores(champion, window)
-    theirs = _performance(champ_scores, window, rules, day=day, card=card)
+    theirs = _performance(
+        champ_scores, window, rules, threshold=rules.review_threshold, day=day, card=card
+    )
     figures["champion"] = theirs
     y = window["label"].astype(int).to_numpy()
+
+    def recall_at(threshold: float) -> Any:
+        return lambda y, s: precision_recall_at(y, s, threshold)["recall"]
+
     chance = {
-        "average_precision": auc_pr,
-        "recall": lambda y, s: precision_recall_at(y, s, rules.review_threshold)["recall"],
+        "average_precision": (auc_pr, auc_pr),
+        "recall": (recall_at(review), recall_at(rules.review_threshold)),
     }
     figures["worse_in_resamples"] = {}
     for name, label in (
@@ -285,10 +374,13 @@ def backtest_gate(
                 continue  # within chance
             text += f" (worse in {worse:.0%} of {rules.resamples} resamples)"
         problems.append(text)
-    # Flagging more is a fault only when the extra flags are worse: after a new pattern
-    # appears, the model that learned it flags more payments, rightly.
-    a, b = mine["flagged_share"] or 0.0, theirs["flagged_share"] or 0.0
-    pa, pb = mine["precision"], theirs["precision"]
+    # Flagging more (at the threshold it would serve at) is a fault only when the extra flags
+    # are worse: after a new pattern appears, the model that learned it flags more payments,
+    # rightly.
+    served = precision_recall_at(y, cand_scores, deployed)
+    figures["candidate_as_deployed"] = served
+    a, b = served["flagged_share"] or 0.0, theirs["flagged_share"] or 0.0
+    pa, pb = served["precision"], theirs["precision"]
     if a > max(b * rules.max_flagged_ratio, b + 0.01) and (
         pa is None or pb is None or pa < pb - rules.tolerance
     ):
@@ -309,11 +401,13 @@ def gates_run(
     rules: GateSettings,
     day: str = "request_time",
     twin: lgb.Booster | None = None,
+    traffic: pd.DataFrame | None = None,
 ) -> list[GateResult]:
     """Return every gate's result for ``booster``, in order: training_data, smoke, behaviour,
     backtest (of its ``twin``, trained without ``window``, when it was refit on it; of
-    ``booster`` otherwise). The last two are not run (and fail) when its inputs are not
-    ``expected``: the golden set and the window cannot be read in its order."""
+    ``booster`` otherwise; its thresholds matched on ``traffic``, the newest payments, when
+    given). The last two are not run (and fail) when its inputs are not ``expected``: the
+    golden set and the window cannot be read in its order."""
     results = [
         training_data_gate(constant, champion_reference, rules.may_be_constant),
         smoke_gate(booster, golden, expected, rules),
@@ -325,5 +419,7 @@ def gates_run(
         ]
         return results
     results.append(behaviour_gate(booster, golden, rules))
-    results.append(backtest_gate(twin or booster, champion, window, rules, day=day))
+    results.append(
+        backtest_gate(twin or booster, champion, window, rules, day=day, traffic=traffic)
+    )
     return results

@@ -51,6 +51,10 @@ class ModelVersion(models.Model):
     )
     # [{gate, passed, figures, reason}], in the order they ran.
     gates = models.JSONField(default=list, blank=True)
+    # The thresholds the backtest matched to the champion's alert volume (``ml.gates``): a
+    # deployment of this model uses them unless told others. None: gated without a champion.
+    review_threshold = models.FloatField(null=True, blank=True)
+    decline_threshold = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -112,8 +112,6 @@ def _canary_decide(canary: Deployment, champion: Deployment) -> RoleChange | Non
         )
     model_promote(
         version=canary.model_version,
-        review_threshold=champion.review_threshold,
-        decline_threshold=champion.decline_threshold,
         reason=f"won against the champion on {rewards:,} known outcomes",
         figures=figures,
     )
@@ -183,8 +181,6 @@ def shadows_check(*, now: datetime | None = None) -> list[RoleChange]:
         model_promote(
             version=shadow.model_version,
             role=Deployment.Role.CANARY,
-            review_threshold=shadow.review_threshold,
-            decline_threshold=shadow.decline_threshold,
             canary_share=settings.ML_SHADOW_CANARY_SHARE,
             reason=f"moved from shadow: no worse than the champion on {n:,} payments",
             figures=report,
@@ -223,8 +219,6 @@ def champion_check(*, now: datetime | None = None) -> list[RoleChange]:
     before = RoleChange.objects.order_by("-id").values_list("id", flat=True).first() or 0
     model_promote(
         version=previous,
-        review_threshold=champion.review_threshold,
-        decline_threshold=champion.decline_threshold,
         reason=(
             f"rolled back to it: the champion's recall {mine['recall']:.2f} was below its floor "
             f"{floor:.2f} on {report['labelled']:,} labelled payments ({report['frauds']} "

@@ -83,7 +83,6 @@ def bandit_start(
             for version in names:
                 _deploy(
                     version,
-                    champion,
                     Deployment.Role.CANARY,
                     share,
                     f"an arm of bandit {experiment.pk}",
@@ -96,8 +95,8 @@ def bandit_start(
 def bandit_update(*, now: datetime | None = None) -> Experiment | None:
     """Update the running bandit, if any, at event time ``now`` (default: the newest payment
     scored): read each arm's evidence (``ml.selectors.bandit_evidence``), and either promote
-    the arm that is the best with the experiment's confidence (champion at the champion's
-    thresholds, the other candidates retired; ``decided``) or set each canary's share by its
+    the arm that is the best with the experiment's confidence (champion at the thresholds
+    it decided with, the other candidates retired; ``decided``) or set each canary's share by its
     chance of being the best. Stop it when its champion was replaced meanwhile, or a candidate
     is no longer a canary (a guardrail rolled it back). Return it."""
     with transaction.atomic():
@@ -159,7 +158,6 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
             if winner != experiment.champion:
                 _deploy(
                     winner,
-                    champion,
                     Deployment.Role.CHAMPION,
                     0.0,
                     f"won bandit {experiment.pk}",
@@ -176,7 +174,6 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
         for row in rows[1:]:
             _deploy(
                 row.model_version,
-                champion,
                 Deployment.Role.CANARY,
                 row.share,
                 f"an arm of bandit {experiment.pk}",
@@ -214,19 +211,13 @@ def _end(experiment: Experiment, status: str, note: str) -> Experiment:
 
 
 def _deploy(
-    version: str,
-    thresholds: Deployment,
-    role: str,
-    share: float,
-    reason: str,
-    figures: dict | None = None,
+    version: str, role: str, share: float, reason: str, figures: dict | None = None
 ) -> None:
-    """Deploy ``version`` as ``role`` at ``thresholds``' review and decline thresholds."""
+    """Deploy ``version`` as ``role`` (at the thresholds it decides with, or its gates matched
+    to the champion's alert volume: ``model_promote``)."""
     model_promote(
         version=version,
         role=role,
-        review_threshold=thresholds.review_threshold,
-        decline_threshold=thresholds.decline_threshold,
         canary_share=share,
         reason=reason,
         figures=figures,

@@ -9,7 +9,7 @@ from django.conf import settings
 
 from features.definitions import FRAUD_SCORING_V1
 from fraud.selectors import deployment_champion
-from ml.gates import GateSettings, as_records, gates_passed, gates_run
+from ml.gates import GateSettings, as_records, gates_passed, gates_run, thresholds_of
 from ml.golden import golden_read
 from ml.models import ModelVersion
 from ml.registry import model_load
@@ -26,12 +26,15 @@ def model_gate(
     time_column: str,
     twin: lgb.Booster | None = None,
     service: str = FRAUD_SCORING_V1.name,
+    traffic: pd.DataFrame | None = None,
 ) -> ModelVersion:
     """Run the offline gates on ``model`` (its ``booster``): the training set's ``constant``
     inputs, the golden set, and ``window`` (labelled rows its ``twin`` did not train on, with
     ``time_column`` and ``card_id``, none the champion learned from: ``TrainResult.window``;
-    ``booster`` is the twin when not given) against the champion; record each result and set the
-    model ``approved`` or ``rejected``. Return the model. A model gated before is returned as
+    ``booster`` is the twin when not given) against the champion; record each result, the
+    thresholds matched to the champion's alert volume (on ``traffic``, the newest payments,
+    labelled or not, when given; on ``window`` otherwise), and set the model ``approved`` or
+    ``rejected``. Return the model. A model gated before is returned as
     it is (idempotent). Nothing is deployed."""
     if model.status != "candidate":
         return model
@@ -42,6 +45,11 @@ def model_gate(
     rules = GateSettings(
         review_threshold=(
             deployment.review_threshold if deployment is not None else DEFAULT_THRESHOLDS["review"]
+        ),
+        decline_threshold=(
+            deployment.decline_threshold
+            if deployment is not None
+            else DEFAULT_THRESHOLDS["decline"]
         ),
         may_be_constant=tuple(settings.ML_GATE_MAY_BE_CONSTANT),
     )
@@ -59,8 +67,15 @@ def model_gate(
         rules=rules,
         day=time_column,
         twin=twin,
+        traffic=traffic,
     )
     status = "approved" if gates_passed(results) else "rejected"
-    ModelVersion.objects.filter(pk=model.pk).update(status=status, gates=as_records(results))
+    matched = thresholds_of(results) or {}
+    ModelVersion.objects.filter(pk=model.pk).update(
+        status=status,
+        gates=as_records(results),
+        review_threshold=matched.get("review"),
+        decline_threshold=matched.get("decline"),
+    )
     model.refresh_from_db()
     return model

@@ -130,6 +130,20 @@ def model_register(
         return ModelVersion.objects.get(sha256=sha256)
 
 
+def _thresholds(model: ModelVersion, active: dict[str, Deployment]) -> tuple[float, float]:
+    """Return the thresholds ``model`` is deployed with by default (``model_promote``);
+    ``active``: the deployments in force by model version."""
+    if model.version in active:
+        mine = active[model.version]
+        return mine.review_threshold, mine.decline_threshold
+    if model.review_threshold is not None and model.decline_threshold is not None:
+        return model.review_threshold, model.decline_threshold
+    for deployment in active.values():
+        if deployment.role == Deployment.Role.CHAMPION:
+            return deployment.review_threshold, deployment.decline_threshold
+    return DEFAULT_THRESHOLDS["review"], DEFAULT_THRESHOLDS["decline"]
+
+
 # The reason kept for a champion's predecessor left as a shadow (``ml.selectors``
 # ``previous_champion`` finds it by this).
 PREVIOUS_CHAMPION = "the previous champion, kept as a shadow for a rollback"
@@ -139,8 +153,8 @@ def model_promote(
     *,
     version: str,
     role: str = Deployment.Role.CHAMPION,
-    review_threshold: float = DEFAULT_THRESHOLDS["review"],
-    decline_threshold: float = DEFAULT_THRESHOLDS["decline"],
+    review_threshold: float | None = None,
+    decline_threshold: float | None = None,
     canary_share: float = 0.0,
     reason: str = "by hand",
     figures: dict | None = None,
@@ -148,6 +162,9 @@ def model_promote(
 ) -> Deployment:
     """Deploy model ``version`` as ``role`` (champion, shadow, canary or retired) with its
     decision thresholds, through ``fraud.services.deployment_set``; return the deployment.
+    Thresholds not given are the ones the model decides with now (a canary made champion, a
+    previous champion rolled back to), else those its gates matched to the champion's alert
+    volume, else the champion's, else ``DEFAULT_THRESHOLDS``.
     A change of role is recorded (``RoleChange``: ``reason`` and ``figures``), and so is the
     champion's it replaces: with ``keep_previous`` and ``ML_KEEP_PREVIOUS_CHAMPION`` that one
     stays as a shadow (``PREVIOUS_CHAMPION``; the one kept before is retired), scoring the same
@@ -167,6 +184,10 @@ def model_promote(
             d.model_version: d for d in deployments_lock() if d.role != Deployment.Role.RETIRED
         }
         was = before[model.version].role if model.version in before else ""
+        if review_threshold is None or decline_threshold is None:
+            review, decline = _thresholds(model, before)
+            review_threshold = review if review_threshold is None else review_threshold
+            decline_threshold = decline if decline_threshold is None else decline_threshold
         deployment = deployment_set(
             model_version=model.version,
             artifact_path=model.artifact_path,
@@ -388,12 +409,14 @@ def candidate_register(
     kind: str = TrainingRun.Kind.FULL,
     profile: dict[str, Any] | None = None,
     constant: list[str] | None = None,
+    traffic: pd.DataFrame | None = None,
 ) -> ModelVersion:
     """Register a model just trained on ``frame`` (``model_register``), with the training
     set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
     reference in its metrics, and run the offline gates on it (``model_gate``: the backtest of
-    its twin on the rows of its holdout, the newest, which the twin did not train on); return
-    it, approved or rejected. Nothing is deployed."""
+    its twin on the rows of its holdout, the newest, which the twin did not train on; its
+    thresholds matched on ``traffic``, the newest payments, when given); return it, approved or
+    rejected. Nothing is deployed."""
     profile = profile or dataset_profile(frame, result.features, time_column=time_column)
     result.metrics["label_sources"] = profile["label_sources"]
     result.metrics["dataset"] = profile
@@ -417,4 +440,5 @@ def candidate_register(
         constant=profile["constant"] if constant is None else constant,
         time_column=time_column,
         twin=result.twin,
+        traffic=traffic,
     )

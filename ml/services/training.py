@@ -16,12 +16,13 @@ from django.utils import timezone
 from features.store import FeatureConfig
 from fraud.selectors import deployment_champion
 from ml.datasets import logged_dataset
+from ml.gates import TRAFFIC_ROWS
+from ml.labels import ASSUMED_NEGATIVE
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
 from ml.selectors import champion_get, labels_as_of
 from ml.services.registry import SERVICE, candidate_register, champion_unseen, model_promote
 from ml.train import (
-    DEFAULT_THRESHOLDS,
     ChainBounds,
     TrainParams,
     constant_inputs,
@@ -143,20 +144,17 @@ def training_run(*, request_key: str) -> TrainingRun:
 
 def _promote_if_approved(model: ModelVersion) -> str:
     """With ``ML_PROMOTE_APPROVED``, deploy ``model`` as champion when the offline gates
-    approved it, at the current champion's thresholds; return what was done, in words ("" when
-    nothing was). Idempotent (a redelivered run promotes the same version again: a no-op).
-    Until the online path (shadow, canary) decides promotions, this is how the demo's loop
-    closes."""
+    approved it, at the thresholds its gates matched to the champion's alert volume; return
+    what was done, in words ("" when nothing was). Idempotent (a redelivered run promotes the
+    same version again: a no-op). Until the online path (shadow, canary) decides promotions,
+    this is how the demo's loop closes."""
     if not settings.ML_PROMOTE_APPROVED or model.status != "approved":
         return ""
     current = deployment_champion()
     if current is not None and current.model_version == model.version:
         return "promoted to champion"  # by this run, before its worker died
     model_promote(
-        version=model.version,
-        review_threshold=current.review_threshold if current else DEFAULT_THRESHOLDS["review"],
-        decline_threshold=current.decline_threshold if current else DEFAULT_THRESHOLDS["decline"],
-        reason="approved by the offline gates (ML_PROMOTE_APPROVED)",
+        version=model.version, reason="approved by the offline gates (ML_PROMOTE_APPROVED)"
     )
     was = current.model_version if current else "none"
     return f"promoted to champion (replacing {was})"
@@ -164,13 +162,21 @@ def _promote_if_approved(model: ModelVersion) -> str:
 
 def _train(run: TrainingRun) -> ModelVersion:
     features = model_features(SERVICE)
-    frame = logged_dataset(
+    maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
+    # Every payment logged by then, read once: the newest (labelled or not) are the traffic the
+    # candidate's thresholds are matched on; the young ones nobody labelled yet are left out of
+    # training (log and wait).
+    logged = logged_dataset(
         FeatureConfig.from_settings(),
         labels=labels_as_of(as_of=run.as_of),
-        maturity=timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS),
         as_of=run.as_of,
         detail=False,
+    ).sort_values("request_time", kind="mergesort")
+    traffic = logged.tail(TRAFFIC_ROWS)
+    young = (logged["label_source"] == ASSUMED_NEGATIVE) & (
+        logged["request_time"] > pd.Timestamp(run.as_of - maturity)
     )
+    frame = logged[~young].reset_index(drop=True)
     parent = champion_get()
     kind, note = run.requested_kind, ""
     init_model = None
@@ -220,9 +226,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         time_column="request_time",
         params=params,
         init_model=init_model,
-        unseen=champion_unseen(
-            frame, parent, maturity=timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
-        ),
+        unseen=champion_unseen(frame, parent, maturity=maturity),
         progress=lambda share: _progress(run, "training", 10 + int(share * 80)),
     )
     _progress(run, "registering and gating", 95)
@@ -235,6 +239,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         kind=kind,
         profile=profile,
         constant=constant,
+        traffic=traffic,
     )
 
 

@@ -32,7 +32,6 @@ from ml.selectors import (
 )
 from ml.services import ExperimentRefused, ModelRejected, bandit_start, bandit_stop, model_promote
 from ml.services.registry import deployment_retire, previous_champions
-from ml.train import DEFAULT_THRESHOLDS
 
 # A canary started by hand decides for at most this share of cards (more is a promotion).
 MAX_CANARY_SHARE = 0.5
@@ -127,14 +126,7 @@ def model_deploy_view(request: HttpRequest, version: str) -> HttpResponse:
         messages.error(request, "Say promote, shadow, canary or retire.")
         return redirect("ml:models")
     try:
-        model_promote(
-            version=version,
-            review_threshold=current.review_threshold if current else DEFAULT_THRESHOLDS["review"],
-            decline_threshold=(
-                current.decline_threshold if current else DEFAULT_THRESHOLDS["decline"]
-            ),
-            reason=f"promoted by {who}",
-        )
+        model_promote(version=version, reason=f"promoted by {who}")
     except ModelVersion.DoesNotExist:
         messages.error(request, f"No model version {version}.")
     except (ModelRejected, ModelRefused) as exc:
@@ -167,8 +159,6 @@ def _deploy_beside(
         model_promote(
             version=version,
             role=role,
-            review_threshold=champion.review_threshold,
-            decline_threshold=champion.decline_threshold,
             canary_share=share,
             reason=f"{role} by {who}",
         )

@@ -121,6 +121,16 @@ def test_a_sound_candidate_passes_every_gate(champion, data):
     assert _gate(candidate, "behaviour")["figures"]["burst_mean_change"] > 0
     smoke = _gate(candidate, "smoke")["figures"]
     assert (smoke["rows"], smoke["finite"]) == (len(golden_read()), True)
+    # Its thresholds flag as many of the window's payments as the champion's do, and its
+    # promotion uses them.
+    assert (candidate.review_threshold, candidate.decline_threshold) == (
+        backtest["thresholds"]["review"],
+        backtest["thresholds"]["decline"],
+    )
+    assert backtest["candidate"]["flagged_share"] == backtest["champion"]["flagged_share"]
+    assert champion.review_threshold is None  # gated without a champion
+    deployed = model_promote(version=candidate.version)
+    assert deployed.review_threshold == candidate.review_threshold
 
 
 def test_a_model_trained_on_shuffled_labels_is_rejected_by_the_backtest(champion, data):
@@ -250,12 +260,17 @@ def _window(frauds: int, legit: int) -> pd.DataFrame:
     return frame
 
 
+def _spread(count: int, low: float, high: float) -> list[float]:
+    return np.linspace(high, low, count).tolist() if count else []
+
+
 def _caught(frauds: int, caught: int, legit: int, flagged_legit: int = 0) -> list[float]:
-    """Scores: ``caught`` of the frauds and ``flagged_legit`` of the legitimate payments above
-    the review threshold."""
+    """Scores, every one distinct: ``caught`` of the frauds and ``flagged_legit`` of the
+    legitimate payments above the review threshold, the frauds missed below every legitimate
+    payment."""
     return (
-        [0.9] * caught + [0.4] * (frauds - caught)
-        + [0.6] * flagged_legit + [0.1] * (legit - flagged_legit)
+        _spread(caught, 0.9, 0.99) + _spread(frauds - caught, 0.01, 0.05)
+        + _spread(flagged_legit, 0.6, 0.7) + _spread(legit - flagged_legit, 0.1, 0.3)
     )  # fmt: skip
 
 
@@ -263,7 +278,8 @@ def test_a_backtest_gap_within_chance_passes_and_the_same_gap_on_many_frauds_fai
     from ml.gates import GateSettings, backtest_gate
 
     rules = GateSettings()
-    # Recall 0.5 against 0.6: beyond the 0.05 tolerance, but on 10 frauds one of many draws.
+    # Recall 0.5 against 0.6 at the same alert volume: beyond the 0.05 tolerance, but on 10
+    # frauds one of many draws.
     few = backtest_gate(
         _Fixed(_caught(10, 5, 30)), _Fixed(_caught(10, 6, 30)), _window(10, 30), rules
     )
@@ -275,10 +291,37 @@ def test_a_backtest_gap_within_chance_passes_and_the_same_gap_on_many_frauds_fai
         rules,
     )  # fmt: skip
     assert not many.passed
-    assert many.reason == (
-        "recall at the review threshold 0.500 against the champion's 0.600 "
+    assert many.reason.endswith(
+        "; recall at the review threshold 0.500 against the champion's 0.600 "
         "(worse in 100% of 200 resamples)"
     )
+    assert many.reason.startswith("average precision 0.599 against the champion's 0.684")
+
+
+def test_the_candidates_thresholds_match_the_champions_alert_volume():
+    from ml.gates import GateSettings, backtest_gate, thresholds_of
+
+    rules = GateSettings(review_threshold=0.5, decline_threshold=0.95)
+    window = _window(100, 900)
+    # The champion flags 50 payments (40 frauds) and declines 18 of them.
+    champion = _Fixed(_caught(100, 40, 900, flagged_legit=10))
+    # The same ranking on a scale half as high (a fine-tune on a micro-batch with fewer
+    # frauds): at the champion's 0.5 it would flag none of them.
+    lower = np.asarray(_caught(100, 40, 900, flagged_legit=10)) / 2
+    judged = backtest_gate(_Fixed(lower), champion, window, rules)
+
+    assert judged.passed, judged.reason
+    review, decline = judged.figures["thresholds"].values()
+    assert (lower >= review).sum() == 50
+    assert (lower >= decline).sum() == 18
+    assert (champion.scores >= 0.95).sum() == 18
+    assert judged.figures["candidate"]["recall"] == judged.figures["champion"]["recall"] == 0.4
+    assert thresholds_of([judged]) == {"review": review, "decline": decline}
+    # Ranked better: at the same 50 flags, 50 frauds.
+    sharper = backtest_gate(_Fixed(_caught(100, 90, 900, 10)), champion, window, rules)
+    assert sharper.passed, sharper.reason
+    assert sharper.figures["candidate"]["flagged_share"] == 0.05
+    assert sharper.figures["candidate"]["recall"] == 0.5
 
 
 def test_flagging_more_fails_the_backtest_only_at_a_lower_precision():
@@ -287,14 +330,17 @@ def test_flagging_more_fails_the_backtest_only_at_a_lower_precision():
     rules = GateSettings()
     window = _window(100, 900)
     champion = _Fixed(_caught(100, 40, 900, flagged_legit=10))  # 5 % flagged, precision 0.8
-    # Twice the flags, every extra one a fraud it caught: precision 0.9.
-    sharper = backtest_gate(_Fixed(_caught(100, 90, 900, 10)), champion, window, rules)
+    # Scores that tie in a block cannot match the champion's 50 flags: the 50th highest ties
+    # with 50 more. Every extra one a fraud it caught: precision 0.9.
+    ties = [0.9] * 90 + [0.01] * 10 + [0.9] * 10 + [0.1] * 890
+    sharper = backtest_gate(_Fixed(ties), champion, window, rules)
     assert sharper.passed, sharper.reason
     assert sharper.figures["candidate"]["flagged_share"] == 0.1
 
-    # Twice the flags, the extra ones legitimate payments: precision 0.4.
-    noisier = backtest_gate(_Fixed(_caught(100, 40, 900, 60)), champion, window, rules)
+    # The extra ones legitimate payments: precision 0.4.
+    ties = [0.9] * 40 + [0.01] * 60 + [0.9] * 60 + [0.1] * 840
+    noisier = backtest_gate(_Fixed(ties), champion, window, rules)
     assert not noisier.passed
     assert noisier.reason.endswith(
-        "; it flags 10.0% of payments against the champion's 5.0%, precision 0.400 against 0.800"
+        "it flags 10.0% of payments against the champion's 5.0%, precision 0.400 against 0.800"
     )
