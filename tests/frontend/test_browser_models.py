@@ -250,7 +250,10 @@ def test_a_models_page_shows_its_lineage_gates_and_what_it_leans_on(
 ):
     champion, _, _, rejected = registered
     ModelVersion.objects.filter(version=rejected).update(
-        parent=ModelVersion.objects.get(version=champion), kind="fine_tune"
+        parent=ModelVersion.objects.get(version=champion),
+        kind="fine_tune",
+        review_threshold=0.4123,
+        decline_threshold=0.87,
     )
     analyst_ensure(username="ana", password="ana-pass")
     _log_in(page, asgi_server, "ana", "ana-pass")
@@ -265,11 +268,15 @@ def test_a_models_page_shows_its_lineage_gates_and_what_it_leans_on(
     failed = page.locator("#gates details[open]")
     expect(failed).to_have_count(1)
     expect(failed).to_contain_text("backtest: average precision 0.412 against the champion's 0.700")
+    expect(page.locator("#matched-thresholds")).to_contain_text(
+        "scoring 0.412 or more to review and declines from 0.870"
+    )
     # The small test models learn a label made of their first input.
     expect(page.locator("#importances tbody tr").first).to_contain_text(FEATURES[0])
     expect(page.locator("#model-history")).to_contain_text("Never deployed.")
     lineage.nth(1).get_by_role("link").click()
     expect(page.locator("#model-history")).to_contain_text("to champion: by hand")
+    expect(page.locator("#matched-thresholds")).to_have_count(0)  # gated without a champion
     _screenshot(page, artifacts_dir, "model.png")
 
 
