@@ -319,6 +319,7 @@ ML_CANARY_MIN_SAMPLE = env.int("ML_CANARY_MIN_SAMPLE", default=100)
 ML_CANARY_MAX_FLAGGED_RATIO = env.float("ML_CANARY_MAX_FLAGGED_RATIO", default=2.0)
 ML_CANARY_MAX_DECLINED_RATIO = env.float("ML_CANARY_MAX_DECLINED_RATIO", default=2.0)
 ML_CANARY_MAX_DEGRADED_GAP = env.float("ML_CANARY_MAX_DEGRADED_GAP", default=0.05)
+ML_CANARY_MAX_ERROR_GAP = env.float("ML_CANARY_MAX_ERROR_GAP", default=0.01)
 ML_CANARY_MAX_LATENCY_RATIO = env.float("ML_CANARY_MAX_LATENCY_RATIO", default=1.5)
 ML_CANARY_LATENCY_SLACK_MS = env.float("ML_CANARY_LATENCY_SLACK_MS", default=20.0)
 # With ML_CANARY_DECIDE a canary (not a bandit's arm) that beats the champion on the known

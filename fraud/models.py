@@ -119,6 +119,9 @@ class FraudScore(models.Model):
     rescored_at = models.DateTimeField(null=True, blank=True)
     # From the payment's occurred_at to the score being computed, in milliseconds.
     latency_ms = models.FloatField()
+    # The canary that should have decided this payment but failed (raised, or gave no
+    # probability): the champion decided instead (``fraud.scoring.score_batch``).
+    failed_model = models.CharField(max_length=64, blank=True, default="")
     # Whether the features served are those the training join gives for this payment
     # (``features.serving.ServedVector.consistency``): exact, or stale by ``consistency_lag_ms``
     # (the stream processor that far behind the payment); blank for scores from before the mark.

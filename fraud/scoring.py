@@ -10,6 +10,7 @@ Pure Python: no Django, no I/O.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from fraud.explain import reasons
 # Status of every stored feature of a vector the store did not serve (read failed or timed
 # out): Feast's "invalid", so the feature log tells it from an entity the store does not hold.
 UNSERVED = "INVALID"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class ModelSet:
         return next(c for c in self.canaries if c.model_version == version)
 
 
+class ModelFailed(Exception):
+    """A model gave a score that is not a probability (NaN, an infinity)."""
+
+
 @dataclass
 class Scored:
     """One payment's outcome: the deciding model's score and decision, with reasons."""
@@ -86,6 +93,9 @@ class Scored:
     # The list entries and rules that matched (``fraud.policy``); the decision is theirs when
     # one acted.
     matched: list[dict[str, Any]] = field(default_factory=list)
+    # The canary that should have decided but failed (raised, or scored no probability): the
+    # champion decided instead. Counted against the canary's error rate (``ml.canary``).
+    failed_model: str = ""
 
 
 def feature_matrix(vectors: Sequence[ServedVector], names: Sequence[str]) -> np.ndarray:
@@ -145,6 +155,8 @@ def _outcomes(
     """Return (score, decision, degraded features) of ``model`` for each of ``rows``."""
     thresholds = Thresholds(model.review_threshold, model.decline_threshold, degraded_review_cents)
     predicted = model.booster.predict(matrix[list(rows)], num_threads=threads)
+    if not np.isfinite(predicted).all():
+        raise ModelFailed(f"{model.model_version} gave a score that is not a probability")
     out = []
     for row, raw in zip(rows, predicted, strict=True):
         # A probability objective is checked at load; the clip only guards rounding.
@@ -192,38 +204,70 @@ def score_batch(
     results: list[Scored] = [None] * len(requests)  # type: ignore[list-item]
     for model in {d.model_version: d for d in deciders}.values():
         rows = [i for i, d in enumerate(deciders) if d is model]
-        explain = []
-        for row, (score, decision, missing) in zip(
-            rows, _outcomes(model, matrix(model), rows, **common), strict=True
-        ):
-            results[row] = Scored(
-                score=score,
-                decision=decision,
-                model_version=model.model_version,
-                role=model.role,
-                reasons=[],
-                degraded_features=missing,
-                shadows=[],
-            )
-            if explain_all or decision != APPROVE:
-                explain.append(row)
-        if explain:
-            contributions = model.booster.predict(
-                matrix(model)[explain], num_threads=threads, pred_contrib=True
-            )
-            for row, contribution in zip(explain, contributions, strict=True):
-                results[row].reasons = reasons(
-                    contributions=contribution,
-                    feature_names=model.feature_names,
-                    values=vectors[row].features,
-                )
+        if model is models.champion:
+            _decide(model, rows, results, matrix(model), common, explain_all)
+            continue
+        try:
+            _decide(model, rows, results, matrix(model), common, explain_all)
+        except Exception:
+            # A canary must not take the payments down with it: the champion decides its
+            # cards, and each is counted against the canary (its guardrail rolls it back).
+            log.exception("canary %s failed to score %d payments", model.model_version, len(rows))
+            _decide(models.champion, rows, results, matrix(models.champion), common, explain_all)
+            for row in rows:
+                results[row].failed_model = model.model_version
     everyone = range(len(requests))
     for shadow in models.shadows:
-        for row, (score, decision, _) in zip(
-            everyone, _outcomes(shadow, matrix(shadow), everyone, **common), strict=True
-        ):
+        try:
+            outcomes = _outcomes(shadow, matrix(shadow), everyone, **common)
+        except Exception:
+            log.exception(
+                "shadow %s failed to score %d payments", shadow.model_version, len(everyone)
+            )
+            continue  # a shadow decides nothing: this batch has no score of it
+        for row, (score, decision, _) in zip(everyone, outcomes, strict=True):
             results[row].shadows.append((shadow.model_version, score, decision))
     return results
+
+
+def _decide(
+    model: LoadedModel,
+    rows: Sequence[int],
+    results: list[Scored],
+    matrix: np.ndarray,
+    common: Mapping[str, Any],
+    explain_all: bool,
+) -> None:
+    """Set ``results[row]`` for each of ``rows``: ``model``'s score, decision and (for a
+    payment it flags, or every one with ``explain_all``) its reasons. Write nothing when it
+    fails (raises ``ModelFailed`` when a score is not a probability)."""
+    outcomes = _outcomes(model, matrix, rows, **common)
+    explain = [
+        row
+        for row, (_, decision, _) in zip(rows, outcomes, strict=True)
+        if explain_all or decision != APPROVE
+    ]
+    contributions = (
+        model.booster.predict(matrix[explain], num_threads=common["threads"], pred_contrib=True)
+        if explain
+        else []
+    )
+    for row, (score, decision, missing) in zip(rows, outcomes, strict=True):
+        results[row] = Scored(
+            score=score,
+            decision=decision,
+            model_version=model.model_version,
+            role=model.role,
+            reasons=[],
+            degraded_features=missing,
+            shadows=[],
+        )
+    for row, contribution in zip(explain, contributions, strict=True):
+        results[row].reasons = reasons(
+            contributions=contribution,
+            feature_names=model.feature_names,
+            values=common["vectors"][row].features,
+        )
 
 
 # What a scoring request keeps of a payment event: the entity keys the service reads, what

@@ -136,20 +136,32 @@ def decisions_on(
 
 
 def decision_figures(*, models: Iterable[str], after_id: int) -> dict[str, dict]:
-    """Return, per model of ``models`` that decided any payment scored after score ``after_id``:
-    how many it scored, flagged, declined and scored degraded, and the p99 of their latency
-    (ms)."""
-    rows = FraudScore.objects.filter(id__gt=after_id, model_version__in=list(models))
+    """Return, per model of ``models`` that decided or should have decided any payment scored
+    after score ``after_id``: how many it was to decide (``scored``), how many of those it
+    failed (``errors``: the champion decided them, ``FraudScore.failed_model``), flagged,
+    declined and scored degraded, and the p99 of their latency (ms; None when it decided
+    none)."""
+    models = list(models)
+    after = FraudScore.objects.filter(id__gt=after_id)
+    rows = after.filter(model_version__in=models, failed_model="")
     counted = rows.values("model_version").annotate(
         scored=Count("id"),
         flagged=Count("id", filter=Q(decision__in=FLAGGED)),
         declined=Count("id", filter=Q(decision=Decision.DECLINE)),
         degraded=Count("id", filter=Q(degraded=True)),
     )
-    found = {row.pop("model_version"): row for row in counted}
+    found = {row.pop("model_version"): row | {"errors": 0} for row in counted}
     for version, row in found.items():
         latencies = sorted(rows.filter(model_version=version).values_list("latency_ms", flat=True))
         row["latency_p99_ms"] = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    failed = after.filter(failed_model__in=models).values("failed_model").annotate(n=Count("id"))
+    for row in failed:
+        mine = found.setdefault(
+            row["failed_model"],
+            {"scored": 0, "flagged": 0, "declined": 0, "degraded": 0, "latency_p99_ms": None},
+        )
+        mine["errors"] = row["n"]
+        mine["scored"] += row["n"]
     return found
 
 

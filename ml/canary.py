@@ -4,8 +4,10 @@ champion's on the rest do not, over the same window. Pure: the caller reads the 
 A guardrail is breached only beyond chance: a share (flagged, declined, degraded) when the lower
 end of its 97.5 % Wilson interval is above the champion's share times ``max_ratio`` (or plus
 ``max_degraded_gap``), so a canary deciding for a few dozen cards is not rolled back for one
-unlucky flag; latency when the canary's p99 is above the champion's times ``max_latency_ratio``
-plus ``latency_slack_ms``. Nothing is judged before the canary has ``min_sample`` payments."""
+unlucky flag; its error rate (the payments it failed to score, which the champion decided) when
+the lower end of that interval is above the champion's rate plus ``max_error_gap``; latency
+when the canary's p99 is above the champion's times ``max_latency_ratio`` plus
+``latency_slack_ms``. Nothing is judged before the canary has ``min_sample`` payments."""
 
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ class Figures:
     declined: int
     degraded: int
     latency_p99_ms: float | None
+    # Payments it was to decide but failed to score (the champion decided them).
+    errors: int = 0
 
     def share(self, count: int) -> float:
         return count / self.scored if self.scored else 0.0
@@ -36,6 +40,7 @@ class Guardrails:
     max_flagged_ratio: float = 2.0
     max_declined_ratio: float = 2.0
     max_degraded_gap: float = 0.05
+    max_error_gap: float = 0.01
     max_latency_ratio: float = 1.5
     latency_slack_ms: float = 20.0
 
@@ -70,6 +75,14 @@ def breaches(canary: Figures, champion: Figures, rules: Guardrails) -> list[str]
         found.append(
             f"{canary.share(canary.degraded):.1%} of its scores are degraded against the "
             f"champion's {champion.share(champion.degraded):.1%}"
+        )
+    if (
+        wilson_low(canary.errors, canary.scored)
+        > champion.share(champion.errors) + rules.max_error_gap
+    ):
+        found.append(
+            f"it failed to score {canary.share(canary.errors):.1%} of its payments (the "
+            f"champion decided them) against the champion's {champion.share(champion.errors):.1%}"
         )
     if canary.latency_p99_ms is not None and champion.latency_p99_ms is not None:
         limit_ms = champion.latency_p99_ms * rules.max_latency_ratio + rules.latency_slack_ms

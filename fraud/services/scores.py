@@ -153,6 +153,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
             "consistency": d.features.get("consistency") or "",
             "consistency_lag_ms": d.features.get("consistency_lag_ms"),
             "matched": d.scored.matched,
+            "failed_model": d.scored.failed_model,
             "batch_id": batch_id,
         }
         for d in drafts

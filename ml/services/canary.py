@@ -35,6 +35,7 @@ def guardrails() -> Guardrails:
         max_flagged_ratio=settings.ML_CANARY_MAX_FLAGGED_RATIO,
         max_declined_ratio=settings.ML_CANARY_MAX_DECLINED_RATIO,
         max_degraded_gap=settings.ML_CANARY_MAX_DEGRADED_GAP,
+        max_error_gap=settings.ML_CANARY_MAX_ERROR_GAP,
         max_latency_ratio=settings.ML_CANARY_MAX_LATENCY_RATIO,
         latency_slack_ms=settings.ML_CANARY_LATENCY_SLACK_MS,
     )

@@ -45,6 +45,7 @@ def score_make(
     reasons: list[dict] | None = None,
     scored_at: datetime = SCORED_AT,
     model_version: str = "fraud-lgbm-20250314-ab12cd",
+    failed_model: str = "",
 ) -> FraudScore:
     """Create and return a score as the scorer writes it (committed by the caller's test)."""
     suffix = uuid.uuid4().hex[:8]
@@ -62,6 +63,7 @@ def score_make(
         decision=decision,
         model_version=model_version,
         role=role,
+        failed_model=failed_model,
         reasons=REASONS if reasons is None else reasons,
         degraded=degraded,
         degraded_features=["card_velocity__payments_10m"] if degraded else [],

@@ -149,6 +149,61 @@ def test_a_canary_decides_for_its_share_of_cards_and_shadows_decide_nothing(tmp_
     assert scored[5].shadows[0][1] == float(direct[0])
 
 
+class _Broken:
+    """A booster double that fails as a faulty artifact would: raising, or giving NaN."""
+
+    def __init__(self, raises: bool):
+        self.raises = raises
+
+    def predict(self, matrix, num_threads=1, pred_contrib=False):
+        if self.raises:
+            raise RuntimeError("corrupt tree")
+        return np.full(len(matrix), np.nan)
+
+
+@pytest.mark.parametrize("raises", [True, False], ids=["raising", "nan"])
+def test_a_failing_canary_leaves_its_cards_to_the_champion_and_is_counted(
+    tmp_path, champion, raises
+):
+    canary = replace(
+        _model(tmp_path, "canary-1", role="canary", share=0.5, seed=1), booster=_Broken(raises)
+    )
+    shadow = replace(_model(tmp_path, "shadow-1", role="shadow", seed=2), booster=_Broken(raises))
+    cards = [f"card-{i}" for i in range(6)]
+    requests = [_request(card) for card in cards]
+    vectors = [_vector(**{VELOCITY: 3 * i}) for i in range(6)]
+
+    scored = score_batch(
+        ModelSet(champion=champion, canaries=(canary,), shadows=(shadow,)),
+        requests=requests,
+        vectors=vectors,
+        degraded_review_cents=5000,
+    )
+    alone = score_batch(
+        ModelSet(champion=champion), requests=requests, vectors=vectors, degraded_review_cents=5000
+    )
+
+    theirs = [card_bucket(c) < 0.5 for c in cards]
+    assert any(theirs)
+    assert not all(theirs)
+    assert [s.failed_model for s in scored] == ["canary-1" if t else "" for t in theirs]
+    # Every payment decided, explained and scored exactly as by the champion alone.
+    assert [(s.model_version, s.score, s.decision, s.reasons) for s in scored] == [
+        (s.model_version, s.score, s.decision, s.reasons) for s in alone
+    ]
+    assert all(s.shadows == [] for s in scored)  # a failing shadow is left out, nothing else
+
+
+def test_a_failing_champion_fails_the_batch(tmp_path, champion):
+    with pytest.raises(RuntimeError, match="corrupt tree"):
+        score_batch(
+            ModelSet(champion=replace(champion, booster=_Broken(True))),
+            requests=[_request()],
+            vectors=[_vector()],
+            degraded_review_cents=0,
+        )
+
+
 def test_an_unserved_vector_scores_on_defaults_marked_degraded(champion):
     requests = [_request(amount_cents=5000), _request(amount_cents=4999)]
     vectors = [unserved_vector(r, SERVICE) for r in requests]

@@ -6,6 +6,7 @@ recorded (``RoleChange``)."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -68,6 +69,16 @@ def test_declines_degraded_scores_and_latency_each_have_a_guardrail():
     assert found[2] == "its p99 latency is 70 ms against the champion's 20 ms"
 
 
+def test_a_canary_failing_to_score_beyond_chance_is_breached():
+    champion = _figures(4000, 120)
+    # 3 failures in 300: 1 %, within chance of the 1 % allowed; 30 are not.
+    assert breaches(replace(_figures(300, 9), errors=3), champion, RULES) == []
+    assert breaches(replace(_figures(300, 9), errors=30), champion, RULES) == [
+        "it failed to score 10.0% of its payments (the champion decided them) against the "
+        "champion's 0.0%"
+    ]
+
+
 # The check.
 
 
@@ -103,6 +114,27 @@ def test_a_canary_that_over_flags_is_rolled_back_with_its_reasons(deployed):
     assert Deployment.objects.get(model_version=canary).role == "retired"
     assert Deployment.objects.get(model_version=champion).role == "champion"
     assert canaries_check() == []  # nothing left to roll back
+
+
+@pytest.mark.django_db
+def test_a_canary_that_fails_to_score_is_rolled_back_even_if_it_decided_nothing(deployed):
+    champion, canary = deployed
+    _scores(champion, 1000, 30)
+    # Every payment of its cards: the champion decided, the canary counted as failed.
+    for _ in range(150):
+        score_make(decision="approve", scored_at=NOW, model_version=champion, failed_model=canary)
+
+    rolled_back = canaries_check()
+
+    assert [r.model_version for r in rolled_back] == [canary]
+    assert rolled_back[0].reason == (
+        "rolled back: it failed to score 100.0% of its payments (the champion decided them) "
+        "against the champion's 0.0%"
+    )
+    figures = rolled_back[0].figures
+    assert (figures["canary"]["scored"], figures["canary"]["errors"]) == (150, 150)
+    # The champion's own figures leave out the payments it decided for the canary.
+    assert (figures["champion"]["scored"], figures["champion"]["errors"]) == (1000, 0)
 
 
 @pytest.mark.django_db
