@@ -122,6 +122,8 @@ class FraudScore(models.Model):
     # The canary that should have decided this payment but failed (raised, or gave no
     # probability): the champion decided instead (``fraud.scoring.score_batch``).
     failed_model = models.CharField(max_length=64, blank=True, default="")
+    # The deciding model's prediction time for this payment, µs (``Scored.model_us``).
+    model_us = models.FloatField(null=True, blank=True)
     # Whether the features served are those the training join gives for this payment
     # (``features.serving.ServedVector.consistency``): exact, or stale by ``consistency_lag_ms``
     # (the stream processor that far behind the payment); blank for scores from before the mark.
@@ -193,6 +195,8 @@ class ShadowScore(models.Model):
     score = models.FloatField()
     decision = models.CharField(max_length=16, choices=Decision.choices)
     scored_at = models.DateTimeField()
+    # Its prediction time for this payment, µs (``fraud.scoring.Scored.model_us``).
+    model_us = models.FloatField(null=True, blank=True)
 
     class Meta:
         constraints = [

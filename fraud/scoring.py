@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -88,14 +89,18 @@ class Scored:
     role: str
     reasons: list[dict[str, Any]]
     degraded_features: list[str]
-    # (model_version, score, decision) of every shadow
-    shadows: list[tuple[str, float, str]]
+    # (model_version, score, decision, model_us) of every shadow
+    shadows: list[tuple[str, float, str, float]]
     # The list entries and rules that matched (``fraud.policy``); the decision is theirs when
     # one acted.
     matched: list[dict[str, Any]] = field(default_factory=list)
     # The canary that should have decided but failed (raised, or scored no probability): the
     # champion decided instead. Counted against the canary's error rate (``ml.canary``).
     failed_model: str = ""
+    # The deciding model's prediction time for this payment, µs: its batch's predict call over
+    # the batch's rows it scored (the shadow report and the canary's latency compare models
+    # on it; the payment's own latency holds everything else too).
+    model_us: float = 0.0
 
 
 def feature_matrix(vectors: Sequence[ServedVector], names: Sequence[str]) -> np.ndarray:
@@ -218,6 +223,7 @@ def score_batch(
                 results[row].failed_model = model.model_version
     everyone = range(len(requests))
     for shadow in models.shadows:
+        began = time.perf_counter()
         try:
             outcomes = _outcomes(shadow, matrix(shadow), everyone, **common)
         except Exception:
@@ -225,8 +231,9 @@ def score_batch(
                 "shadow %s failed to score %d payments", shadow.model_version, len(everyone)
             )
             continue  # a shadow decides nothing: this batch has no score of it
+        model_us = (time.perf_counter() - began) * 1e6 / len(everyone)
         for row, (score, decision, _) in zip(everyone, outcomes, strict=True):
-            results[row].shadows.append((shadow.model_version, score, decision))
+            results[row].shadows.append((shadow.model_version, score, decision, model_us))
     return results
 
 
@@ -241,7 +248,9 @@ def _decide(
     """Set ``results[row]`` for each of ``rows``: ``model``'s score, decision and (for a
     payment it flags, or every one with ``explain_all``) its reasons. Write nothing when it
     fails (raises ``ModelFailed`` when a score is not a probability)."""
+    began = time.perf_counter()
     outcomes = _outcomes(model, matrix, rows, **common)
+    model_us = (time.perf_counter() - began) * 1e6 / len(rows)
     explain = [
         row
         for row, (_, decision, _) in zip(rows, outcomes, strict=True)
@@ -261,6 +270,7 @@ def _decide(
             reasons=[],
             degraded_features=missing,
             shadows=[],
+            model_us=model_us,
         )
     for row, contribution in zip(explain, contributions, strict=True):
         results[row].reasons = reasons(

@@ -168,20 +168,22 @@ def decision_figures(*, models: Iterable[str], after_id: int) -> dict[str, dict]
 def shadow_pairs(*, version: str, limit: int) -> list[tuple]:
     """Return, for the newest ``limit`` payments shadow model ``version`` scored that the
     champion decided: (payment id, occurred at, the champion's score, its decision, the
-    shadow's score, its decision)."""
+    shadow's score, its decision, the champion's prediction µs, the shadow's; a time None
+    where it was not kept)."""
     shadows = {
-        event_id: (score, decision)
-        for event_id, score, decision in ShadowScore.objects.filter(model_version=version)
+        event_id: (score, decision, model_us)
+        for event_id, score, decision, model_us in ShadowScore.objects.filter(model_version=version)
         .order_by("-id")
-        .values_list("event_id", "score", "decision")[:limit]
+        .values_list("event_id", "score", "decision", "model_us")[:limit]
     }
     decided = FraudScore.objects.filter(event_id__in=list(shadows), role=Deployment.Role.CHAMPION)
     return [
-        (payment_id, occurred_at, score, decision, *shadows[event_id])
-        for event_id, payment_id, occurred_at, score, decision in decided.values_list(
-            "event_id", "payment_id", "occurred_at", "score", "decision"
+        (payment_id, occurred_at, score, decision, *shadows[event_id][:2], model_us,
+         shadows[event_id][2])
+        for event_id, payment_id, occurred_at, score, decision, model_us in decided.values_list(
+            "event_id", "payment_id", "occurred_at", "score", "decision", "model_us"
         ).iterator(chunk_size=5000)
-    ]
+    ]  # fmt: skip
 
 
 def scores_newest(*, limit: int) -> list[tuple]:

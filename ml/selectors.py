@@ -323,36 +323,50 @@ def shadow_of(
     known = _fraud_labels([p[0] for p in pairs])
     matured = now - maturity
     labels = [(float(known.get(p[0], False)) if p[1] <= matured else float("nan")) for p in pairs]
-    report = shadow_report(
-        champion_scores=np.array([p[2] for p in pairs], dtype=float),
-        champion_decisions=np.array([p[3] for p in pairs], dtype=object),
-        shadow_scores=np.array([p[4] for p in pairs], dtype=float),
-        shadow_decisions=np.array([p[5] for p in pairs], dtype=object),
-        labels=np.array(labels, dtype=float),
-    )
+    report = _shadow_report_of(pairs, labels)
     if per_hour:
-        report["per_hour"] = _shadow_hours(pairs)
+        report["per_hour"] = _shadow_hours(pairs, labels)
     return report
 
 
-def _shadow_hours(pairs: list[tuple]) -> list[dict[str, Any]]:
+def _shadow_report_of(pairs: list[tuple], labels: list[float]) -> dict[str, Any]:
+    def column(i: int, kind: Any = float) -> np.ndarray:
+        if kind is float:
+            return np.array([np.nan if p[i] is None else p[i] for p in pairs], dtype=float)
+        return np.array([p[i] for p in pairs], dtype=kind)
+
+    return shadow_report(
+        champion_scores=column(2),
+        champion_decisions=column(3, object),
+        shadow_scores=column(4),
+        shadow_decisions=column(5, object),
+        labels=np.array(labels, dtype=float),
+        champion_us=column(6),
+        shadow_us=column(7),
+    )
+
+
+def _shadow_hours(pairs: list[tuple], labels: list[float]) -> list[dict[str, Any]]:
     """Return, per hour of ``pairs`` (``fraud.selectors.shadow_pairs``; oldest first): its
-    start, the payments, the share with the same decision and each model's flagged share:
-    what is known at once, with no outcome."""
-    by_hour: dict[pd.Timestamp, list] = {}
-    for _, at, _, decision, _, shadow_decision in pairs:
-        by_hour.setdefault(pd.Timestamp(at).floor("h"), []).append((decision, shadow_decision))
+    start, the payments, the share with the same decision and each model's flagged share (what
+    is known at once, with no outcome), and the hour's report (``ml.shadow.shadow_report``:
+    the outcomes once its payments are past maturity, the prediction times)."""
+    by_hour: dict[pd.Timestamp, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        by_hour.setdefault(pd.Timestamp(pair[1]).floor("h"), []).append(i)
     found = []
     for start in sorted(by_hour):
         rows = by_hour[start]
-        n = len(rows)
+        report = _shadow_report_of([pairs[i] for i in rows], [labels[i] for i in rows])
         found.append(
             {
                 "period": start.isoformat(),
-                "payments": n,
-                "agreement": sum(a == b for a, b in rows) / n,
-                "flagged_champion": sum(a != "approve" for a, _ in rows) / n,
-                "flagged_shadow": sum(b != "approve" for _, b in rows) / n,
+                "start": start.to_pydatetime(),
+                "payments": len(rows),
+                "agreement": report["agreement"],
+                "flagged_champion": report["flagged"]["champion"],
+                "flagged_shadow": report["flagged"]["shadow"],
+                "report": report,
             }
         )
     return found

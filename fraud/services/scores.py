@@ -154,6 +154,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
             "consistency_lag_ms": d.features.get("consistency_lag_ms"),
             "matched": d.scored.matched,
             "failed_model": d.scored.failed_model,
+            "model_us": d.scored.model_us,
             "batch_id": batch_id,
         }
         for d in drafts
@@ -166,9 +167,10 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
             score=score,
             decision=decision,
             scored_at=d.scored_at,
+            model_us=model_us,
         )
         for d in drafts
-        for version, score, decision in d.scored.shadows
+        for version, score, decision, model_us in d.scored.shadows
     ]
     reviewed = any(d.scored.decision == Decision.REVIEW for d in drafts)
     # The scores with their UnloggedScore rows are one statement on PostgreSQL: when there is

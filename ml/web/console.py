@@ -61,7 +61,13 @@ def models_page(request: HttpRequest) -> HttpResponse:
             "arms": list(bandit.arms.order_by("id")) if bandit else [],
             "history": role_history(),
             "shadows": shadows,
-            "shadow_chart": {version: report.get("per_hour", []) for version, report in shadows},
+            "shadow_chart": {
+                version: [
+                    {k: v for k, v in hour.items() if k not in ("report", "start")}
+                    for hour in report.get("per_hour", [])
+                ]
+                for version, report in shadows
+            },
             "predecessors": previous_champions({d.model_version: d for d in deployments_active()}),
             "can_manage": can_manage_models(request.user),
             "now": timezone.now(),

@@ -46,6 +46,7 @@ def score_make(
     scored_at: datetime = SCORED_AT,
     model_version: str = "fraud-lgbm-20250314-ab12cd",
     failed_model: str = "",
+    model_us: float | None = None,
 ) -> FraudScore:
     """Create and return a score as the scorer writes it (committed by the caller's test)."""
     suffix = uuid.uuid4().hex[:8]
@@ -64,6 +65,7 @@ def score_make(
         model_version=model_version,
         role=role,
         failed_model=failed_model,
+        model_us=model_us,
         reasons=REASONS if reasons is None else reasons,
         degraded=degraded,
         degraded_features=["card_velocity__payments_10m"] if degraded else [],

@@ -141,7 +141,8 @@ def test_a_canary_decides_for_its_share_of_cards_and_shadows_decide_nothing(tmp_
     expected = ["canary-1" if card_bucket(c) < 0.5 else "champion-1" for c in cards]
     assert [s.model_version for s in scored] == expected
     assert {s.role for s in scored} == {"canary", "champion"}
-    assert [[version for version, _, _ in s.shadows] for s in scored] == [["shadow-1"]] * 6
+    assert [[version for version, *_ in s.shadows] for s in scored] == [["shadow-1"]] * 6
+    assert all(s.model_us > 0 and s.shadows[0][3] > 0 for s in scored)
     # A shadow's score is its own model's, computed on the same row.
     direct = shadow.booster.predict(
         feature_matrix([_vector(**{VELOCITY: 5})], shadow.feature_names), num_threads=1

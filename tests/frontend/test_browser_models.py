@@ -97,20 +97,28 @@ def test_an_analyst_reads_the_console_with_nothing_to_press(asgi_server, page, r
     _, candidate, other, _ = registered
     model_promote(version=other, role="shadow")
     for i in range(20):
-        scored = score_make(decision="review" if i < 2 else "approve", score=0.9 if i < 2 else 0.1)
+        scored = score_make(
+            decision="review" if i < 2 else "approve", score=0.9 if i < 2 else 0.1, model_us=35.0
+        )
         ShadowScore.objects.create(
             event_id=scored.event_id, model_version=other, score=0.5, scored_at=scored.scored_at,
-            decision="review" if i < 4 else "approve",
+            decision="review" if i < 4 else "approve", model_us=120.0,
         )  # fmt: skip
     analyst_ensure(username="ana", password="ana-pass")
     _log_in(page, asgi_server, "ana", "ana-pass")
     page.goto(f"{asgi_server.url}/ml/")
 
     expect(page.locator("#models")).to_contain_text(candidate)
-    shadow = page.locator("#shadows tbody tr")
+    shadow = page.locator("#shadow-table tbody tr")
     expect(shadow).to_contain_text(other)
     expect(shadow).to_contain_text("90 %")  # the same decision on 18 of 20 payments
     expect(shadow).to_contain_text("0.200 (0.100)")  # flags: the shadow's, the champion's
+    expect(shadow).to_contain_text("120 µs (35 µs)")  # each model's prediction, p99
+    hours = page.locator("details.shadow-hours")
+    hours.locator("summary").click()
+    expect(hours.locator("tbody tr")).to_have_count(1)
+    expect(hours.locator("tbody tr")).to_contain_text("ago")
+    expect(hours.locator("tbody tr")).to_contain_text("0 (0)")  # no outcome known yet
     page.wait_for_load_state("load")
     per_hour = "Chart.getChart(document.getElementById('chart-shadows')).data.datasets"
     assert page.evaluate(f"() => {per_hour}.map(d => d.data)") == [[0.9]]  # one hour so far

@@ -55,17 +55,50 @@ def test_the_report_compares_two_models_on_the_same_payments():
     ) == {"payments": 0}
 
 
-def _pairs(shadow: str, rows: list[tuple[str, float, str, float, bool | None]], *, age: timedelta):
+def test_the_report_gives_each_models_prediction_time_where_it_was_kept():
+    rng = np.random.default_rng(3)
+    champion_us = rng.uniform(20, 40, 200)
+    shadow_us = np.append(rng.uniform(60, 80, 199), NAN)  # one not kept
+    report = shadow_report(
+        champion_scores=rng.random(200),
+        champion_decisions=np.array(["approve"] * 200),
+        shadow_scores=rng.random(200),
+        shadow_decisions=np.array(["approve"] * 200),
+        labels=np.full(200, NAN),
+        champion_us=champion_us,
+        shadow_us=shadow_us,
+    )
+
+    assert report["model_us"]["champion"] == {
+        "p50": pytest.approx(np.percentile(champion_us, 50)),
+        "p99": pytest.approx(np.percentile(champion_us, 99)),
+    }
+    assert report["model_us"]["shadow"]["p99"] == pytest.approx(np.percentile(shadow_us[:-1], 99))
+    assert 60 < report["model_us"]["shadow"]["p50"] < 80
+
+
+def _pairs(
+    shadow: str,
+    rows: list[tuple[str, float, str, float, bool | None]],
+    *,
+    age: timedelta,
+    times: tuple[float, float] | None = None,
+):
     """Scores of the champion and ``shadow`` on the same payments: (champion decision, its score,
-    the shadow's decision, its score, the label: None for none yet)."""
+    the shadow's decision, its score, the label: None for none yet); ``times``: the two models'
+    prediction µs."""
+    champion_us, shadow_us = times or (None, None)
     for decision, score, shadow_decision, shadow_score, fraud in rows:
-        scored = score_make(decision=decision, score=score, scored_at=NOW - age)
+        scored = score_make(
+            decision=decision, score=score, scored_at=NOW - age, model_us=champion_us
+        )
         ShadowScore.objects.create(
             event_id=scored.event_id,
             model_version=shadow,
             score=shadow_score,
             decision=shadow_decision,
             scored_at=scored.scored_at,
+            model_us=shadow_us,
         )
         if fraud is not None:
             label_record(
@@ -101,6 +134,29 @@ def test_the_report_counts_outcomes_once_the_payments_matured(shadowed):
     assert (report["labelled"], report["frauds"]) == (2, 1)
     assert report["shadow"]["precision"] == 0.5  # its extra flag proved legitimate at maturity
     assert report["champion"]["precision"] == 1.0
+
+
+@pytest.mark.django_db
+def test_the_report_hour_by_hour_has_its_outcomes_and_times(shadowed):
+    _, shadow = shadowed
+    old = [("review", 0.7, "review", 0.8, True), ("approve", 0.1, "review", 0.6, False)]
+    _pairs(shadow, old, age=timedelta(days=4), times=(30.0, 90.0))
+    _pairs(shadow, [("approve", 0.1, "approve", 0.2, None)] * 3, age=timedelta(hours=1))
+
+    report = shadow_of(shadow, now=NOW, maturity=timedelta(days=3), per_hour=True)
+
+    hours = report["per_hour"]
+    assert [h["payments"] for h in hours] == [2, 3]
+    first, last = hours[0]["report"], hours[1]["report"]
+    # The old hour matured: its outcomes are known, the shadow's extra flag proved legitimate.
+    assert (first["labelled"], first["frauds"]) == (2, 1)
+    assert (first["shadow"]["precision"], first["champion"]["precision"]) == (0.5, 1.0)
+    assert first["model_us"]["shadow"]["p50"] == 90.0
+    assert last["labelled"] == 0
+    assert last["model_us"] == {"champion": None, "shadow": None}
+    assert hours[1]["agreement"] == 1.0
+    # The whole window's times are those kept.
+    assert report["model_us"]["champion"]["p99"] == 30.0
 
 
 @pytest.mark.django_db
