@@ -17,3 +17,20 @@ def handle_event(event: Event) -> None:
         key=event.key(),
         occurred_at=event.occurred_at,
     )
+
+
+def handle_events(events: list[Event]) -> None:
+    """Record ``events`` (none recorded before: the runner's claims say which are new), in the
+    runner's transaction: one insert for the batch instead of a transaction an event, which
+    is what kept the ledger from keeping up at 500 events/s (docs/performance.md)."""
+    LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
+                event_id=event.event_id,
+                topic=event.topic,
+                key=event.key(),
+                occurred_at=event.occurred_at,
+            )
+            for event in events
+        ]
+    )

@@ -26,6 +26,9 @@ class ConsumerSpec:
     batch_size: int = 500
     step: str | None = None
     description: str = ""
+    # Optional: a function applying a batch of new events at once, in the runner's transaction
+    # with their claims (``events.runner``); ``handler`` stays the path of a batch that failed.
+    batch_handler: str | None = None
 
     @property
     def group(self) -> str:
@@ -35,6 +38,9 @@ class ConsumerSpec:
         if self.handler is None:
             raise TypeError(f"{self.name} is a step consumer ({self.step}), not a handler")
         return _load(self.handler)
+
+    def load_batch_handler(self) -> Callable[[list[Event]], None] | None:
+        return None if self.batch_handler is None else _load(self.batch_handler)
 
     def load_step(self) -> Callable[..., Any]:
         """Return the step factory, ``(bus, events.streaming.ConsumerOptions) -> BatchStep``."""
@@ -55,6 +61,7 @@ CONSUMERS: dict[str, ConsumerSpec] = {
         ConsumerSpec(
             name="event-ledger",
             handler="events.ledger.handle_event",
+            batch_handler="events.ledger.handle_events",
             topics=tuple(TOPICS),
             description="records every event on the stream once (reconciliation)",
         ),

@@ -5,7 +5,11 @@ Per batch:
    topic (invalid JSON, wrong schema, unknown version, oversized) is poison;
 2. apply each event in its own database transaction that first claims
    ``ProcessedEvent(consumer, event_id)``: a redelivered event finds its claim and is skipped,
-   so at-least-once input gives exactly-once effects;
+   so at-least-once input gives exactly-once effects. A consumer with a batch handler
+   (``ConsumerSpec.batch_handler``) claims and applies the batch's new events in one
+   transaction instead; if that fails for any reason but the database's, nothing of it stays
+   and its events go the one-by-one way, where a failing event is retried and dead-lettered
+   alone;
 3. a handler that keeps failing on an event (``max_attempts``) dead-letters it too, unless the
    failure is the database itself (then the process stops: the event must not be lost); one
    that raises ``PoisonMessage`` (an event it can never apply: a verdict for an unknown
@@ -91,6 +95,7 @@ class ConsumerRunner(BatchStep):
         self.topics = spec.topics
         self.max_records = spec.batch_size
         self.handler = spec.load_handler()
+        self.batch_handler = spec.load_batch_handler()
         self.max_attempts = max_attempts
         self.retry_delay_s = retry_delay_s
         self.stats = RunStats()
@@ -131,15 +136,17 @@ class ConsumerRunner(BatchStep):
 
     def process_batch(self, messages: list[Message]) -> None:
         dead_letters: list[Record] = []
+        pairs: list[tuple[Event, Message]] = []
         for message in messages:
             self.stats.polled += 1
             decoded = self.decode_or_dead_letter(message, dead_letters)
-            if decoded is None:
-                continue
-            event, _ = decoded
-            outcome = self._apply_with_retries(event, message)
-            if isinstance(outcome, Record):
-                dead_letters.append(outcome)
+            if decoded is not None:
+                pairs.append((decoded[0], message))
+        if self.batch_handler is None or not self._apply_batch(pairs):
+            for event, message in pairs:
+                outcome = self._apply_with_retries(event, message)
+                if isinstance(outcome, Record):
+                    dead_letters.append(outcome)
         if dead_letters:
             # Not acknowledged: do not commit; the batch is redelivered and tried again.
             self.publisher.publish_acked(dead_letters)
@@ -147,6 +154,51 @@ class ConsumerRunner(BatchStep):
         # the batch is delivered again, and apply_once makes that harmless.
         offsets_commit(self, messages)
         self.stats.batches += 1
+
+    def _apply_batch(self, pairs: list[tuple[Event, Message]]) -> bool:
+        """Claim and apply the events of ``pairs`` not applied before, all in one transaction
+        (``batch_handler``); return whether that was done. A database that fails stops the
+        consumer (raised); any other failure (a poison event, a bug, another consumer's claim)
+        leaves nothing written and returns False."""
+        if not pairs:
+            return True
+        consumer = self.spec.name
+        try:
+            with transaction.atomic():
+                done = set(
+                    ProcessedEvent.objects.filter(
+                        consumer=consumer, event_id__in=[e.event_id for e, _ in pairs]
+                    ).values_list("event_id", flat=True)
+                )
+                fresh: dict = {}
+                for event, message in pairs:
+                    if event.event_id not in done:
+                        fresh.setdefault(event.event_id, (event, message))
+                ProcessedEvent.objects.bulk_create(
+                    [
+                        ProcessedEvent(
+                            consumer=consumer,
+                            event_id=event.event_id,
+                            topic=message.topic,
+                            partition=message.partition,
+                            offset=message.offset,
+                        )
+                        for event, message in fresh.values()
+                    ]
+                )
+                if fresh:
+                    self.batch_handler([event for event, _ in fresh.values()])
+        except (OperationalError, InterfaceError):
+            raise
+        except Exception as exc:
+            log.warning(
+                "%s: a batch of %d events failed as one (%s: %s): applying them one by one",
+                consumer, len(pairs), type(exc).__name__, exc,
+            )  # fmt: skip
+            return False
+        self.stats.applied += len(fresh)
+        self.stats.duplicates += len(pairs) - len(fresh)
+        return True
 
     def _apply_with_retries(self, event: Event, message: Message) -> Record | None:
         for attempt in range(1, self.max_attempts + 1):

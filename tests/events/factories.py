@@ -93,9 +93,17 @@ def poison_values() -> dict[str, bytes]:
     }
 
 
-def ledger_spec(name: str, topics: tuple[str, ...] = tuple(TOPICS)) -> ConsumerSpec:
-    """The event-ledger consumer under the group ``name`` (one per test), on ``topics``."""
-    return ConsumerSpec(name=name, handler="events.ledger.handle_event", topics=topics)
+def ledger_spec(
+    name: str, topics: tuple[str, ...] = tuple(TOPICS), *, batch: bool = False
+) -> ConsumerSpec:
+    """The event-ledger consumer under the group ``name`` (one per test), on ``topics``; with
+    ``batch``, applying each batch's new events at once as the registered one does."""
+    return ConsumerSpec(
+        name=name,
+        handler="events.ledger.handle_event",
+        batch_handler="events.ledger.handle_events" if batch else None,
+        topics=topics,
+    )
 
 
 def ledger_handler_failing_on(amount_cents: int, topic: str):
