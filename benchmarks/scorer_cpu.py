@@ -1,6 +1,6 @@
 """The scorer's batch path, CPU a payment, in this one process on the real services.
 
-    python -m benchmarks.scorer_cpu --batches 80 --batch 300
+    python -m benchmarks.scorer_cpu --batches 80 --batch 300 [--profile var/scorer.prof]
 
 What `benchmarks.scoring` cannot show from one run to the next: that benchmark runs every
 component as its own process on the two shared cores, and the machine's phase moves its
@@ -15,14 +15,18 @@ consumed records without a broker round trip, each run through ``Scorer._prepare
 feature read with the batch's payments added to the window state, model, drafts) and
 ``Recording.record_now`` (the scores' insert, the verdicts' send). Printed: the median and the
 10th percentile of each part's thread CPU a payment, over the batches after the first 10, and
-the scorer's own stage line.
+the scorer's own stage line. ``--profile FILE`` also runs the counted batches under cProfile,
+writes its stats to FILE (``python -m pstats FILE``) and prints the 25 functions that took the
+most time of their own (the CPU figures are then the profiled ones: compare builds without it).
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import os
+import pstats
 import statistics
 import tempfile
 import time
@@ -38,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=80)
     parser.add_argument("--batch", type=int, default=300, help="payments a batch")
+    parser.add_argument("--profile", type=Path, help="write the counted batches' cProfile here")
     args = parser.parse_args()
     if args.batches <= WARM_BATCHES:
         parser.error(f"--batches must be more than the {WARM_BATCHES} not counted")
@@ -45,13 +50,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-scorer-cpu-") as tmp:
         try:
             os.environ.update(_environment(stack, Path(tmp)))
-            _run(Path(tmp), args.batches, args.batch)
+            _run(Path(tmp), args.batches, args.batch, args.profile)
         finally:
             for service in reversed(stack):
                 service.stop()
 
 
-def _run(workdir: Path, batches: int, size: int) -> None:
+def _run(workdir: Path, batches: int, size: int, profile: Path | None = None) -> None:
     import django
 
     django.setup()
@@ -96,7 +101,10 @@ def _run(workdir: Path, batches: int, size: int) -> None:
     gc.collect()
     gc.freeze()
     prepare, record = [], []
+    profiler = cProfile.Profile() if profile else None
     for b, batch in enumerate(records):
+        if profiler is not None and b == WARM_BATCHES:
+            profiler.enable()
         at = time.thread_time()
         prepared = scorer._prepare(batch, models)
         scored = time.thread_time()
@@ -107,6 +115,11 @@ def _run(workdir: Path, batches: int, size: int) -> None:
             record.append((done - scored) / size * 1e6)
         print(f"\rbatch {b + 1}/{batches}", end="", flush=True)
     print()
+    if profiler is not None:
+        profiler.disable()
+        profile.parent.mkdir(parents=True, exist_ok=True)
+        profiler.dump_stats(profile)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
     scorer.flush(force=True)
     for name, values in (("prepare", prepare), ("record", record)):
         tenth = sorted(values)[len(values) // 10]
