@@ -1,13 +1,14 @@
 """Relay and consumer throughput against real PostgreSQL and Kafka.
 
-    python -m benchmarks.event_stream --events 20000
+    python -m benchmarks.event_stream --events 20000 [--one-by-one]
 
 Starts PostgreSQL and Kafka through devservices (or uses ``DATABASE_URL`` and
 ``KAFKA_BOOTSTRAP_SERVERS`` when set), commits ``--events`` outbox rows (as bookings would), then
 measures:
 - relay: outbox rows published to Kafka, acknowledged (acks=all) and marked, per second;
-- consumer: the event-ledger consumer (decode, idempotency claim, one insert, offsets committed
-  after each batch), events per second.
+- consumer: the event-ledger consumer (decode; the batch's new events claimed and inserted in
+  one transaction, or with ``--one-by-one`` a transaction an event as before its batch handler;
+  offsets committed after each batch), events per second.
 """
 
 from __future__ import annotations
@@ -31,17 +32,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument(
+        "--one-by-one", action="store_true", help="the ledger without its batch handler"
+    )
     args = parser.parse_args()
     stack: list = []
     try:
         _prepare_environment(stack)
-        run(args.events, args.batch_size)
+        run(args.events, args.batch_size, one_by_one=args.one_by_one)
     finally:
         for service in stack:
             service.stop()
 
 
-def run(count: int, batch_size: int) -> None:
+def run(count: int, batch_size: int, *, one_by_one: bool = False) -> None:
+    from dataclasses import replace
+
     import django
 
     django.setup()
@@ -53,7 +59,7 @@ def run(count: int, batch_size: int) -> None:
     from events.contracts import TOPICS, PaymentAuthorized, RiderContext
     from events.models import LedgerEntry, OutboxEvent
     from events.outbox import outbox_publish
-    from events.registry import ConsumerSpec
+    from events.registry import CONSUMERS
     from events.relay import relay_once
     from events.runner import ConsumerRunner
 
@@ -93,11 +99,12 @@ def run(count: int, batch_size: int) -> None:
     relay_s = time.perf_counter() - t0
     producer.close()
 
-    spec = ConsumerSpec(
+    spec = replace(
+        CONSUMERS["event-ledger"],
         name=f"bench-ledger-{int(time.time())}",
-        handler="events.ledger.handle_event",
         topics=(PaymentAuthorized.topic,),
         batch_size=batch_size,
+        batch_handler=None if one_by_one else CONSUMERS["event-ledger"].batch_handler,
     )
     runner = ConsumerRunner(spec, bus)
     t0 = time.perf_counter()
