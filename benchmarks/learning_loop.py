@@ -26,14 +26,13 @@ retrains, ``fine-tune`` every ``--fine-tune-rows`` newly matured rows, ``trigger
 
 Then the bound every policy meets: at 12, 24, ... hours after the drift, the new pattern's
 fraud labels known and what a full retrain then catches of its next 12 hours (``--no-bound``
-skips it). Printed per policy: average precision, recall at the review threshold (0.5 for the
-first model; each later one's matched by its gates to the alert volume of the model it
-replaced, as in the live loop) and Card Precision@100 per simulated day, judged against the
-simulator's ground truth (the only reader of it); the time from the drift until the recall
-over the last day's fraud (the last ``--recall-window-hours``), and that of the new pattern's
-fraud alone, is back, for good, to 90 % of its level over the two days before the drift; the
-trainings, the models rejected by the gates, and the CPU seconds of training (LightGBM alone)
-and of gating the candidates.
+skips it). Printed per policy: average precision, recall at the review threshold (0.5), the
+share of payments flagged and its precision, and Card Precision@100 per simulated day, judged
+against the simulator's ground truth (the only reader of it); the time from the drift until the
+recall over the last day's fraud (the last ``--recall-window-hours``), and that of the new
+pattern's fraud alone, is back, for good, to 90 % of its level over the two days before the
+drift; the trainings, the models rejected by the gates, and the CPU seconds of training
+(LightGBM alone) and of gating the candidates.
 ``--plot`` writes a PNG of that recall per policy over time.
 """
 
@@ -187,7 +186,7 @@ class Loop:
         )
 
     def train(self, at: datetime, kind: str, serving: Served | None, run: Run) -> Served | None:
-        from ml.gates import TRAFFIC_ROWS, GateSettings, gates_run, thresholds_of
+        from ml.gates import GateSettings, gates_run
         from ml.train import (
             TrainParams,
             constant_inputs,
@@ -255,7 +254,6 @@ class Loop:
             else self.rules,
             day="event_timestamp",
             twin=result.twin,
-            traffic=self.w.frame[self.times <= pd.Timestamp(at)].tail(TRAFFIC_ROWS),
         )
         run.gate_cpu_s += time.process_time() - began
         run.trainings += 1
@@ -267,7 +265,6 @@ class Loop:
                     key = f"{g.gate}: {g.reason.split(' ')[0]}"
                     run.rejected_by[key] = run.rejected_by.get(key, 0) + 1
             return None
-        matched = thresholds_of(gates) or {"review": THRESHOLD, "decline": 0.9}
         return Served(
             result.booster,
             reference,
@@ -275,8 +272,9 @@ class Loop:
             chain_start=at if kind == "full" else serving.chain_start,
             trees=result.booster.num_trees(),
             cut=at,
-            review=matched["review"],
-            decline=matched["decline"],
+            # As model_promote: the thresholds in force.
+            review=serving.review if serving else THRESHOLD,
+            decline=serving.decline if serving else 0.9,
         )
 
     def run(self, policy: str, decide: Callable) -> Run:
@@ -393,6 +391,8 @@ def per_day(world: World, run: Run) -> pd.DataFrame:
                 "day": day,
                 "ap": auc_pr(y, s),
                 "recall": float(flagged[y == 1].mean()) if y.any() else None,
+                "flagged": float(flagged.mean()),
+                "precision": float(y[flagged].mean()) if flagged.any() else None,
                 "cp100": card_precision_at_k(
                     np.zeros(len(part)), part["card_id"].astype(str).to_numpy(), y, s, 100
                 ),
@@ -588,7 +588,8 @@ def main(argv: list[str] | None = None) -> None:
         summary.append((policy, run, level, hours, days, pattern))
         print(f"\n{policy} ({time.perf_counter() - t0:.0f} s)")
         print(days.round(3).T.to_string())
-    print(f"\n{'policy':<10} {'AP after':>8} {'recall after':>12} {'recovered in':>13} "
+    print(f"\n{'policy':<10} {'AP after':>8} {'recall after':>12} {'flagged':>7} "
+          f"{'precision':>9} {'recovered in':>13} "
           f"{'pattern recall':>14} {'pattern back in':>15} "
           f"{'trainings':>9} {'rejected':>8} {'train CPU s':>11} {'gates CPU s':>11}  "
           "fired")  # fmt: skip
@@ -603,6 +604,7 @@ def main(argv: list[str] | None = None) -> None:
         own = "-" if own_recall is None else f"{own_recall:.3f}"
         print(
             f"{policy:<10} {after['ap'].mean():8.3f} {after['recall'].mean():12.3f} "
+            f"{after['flagged'].mean():7.3f} {after['precision'].mean():9.3f} "
             f"{hours_text(hours):>13} {own:>14} "
             f"{hours_text(own_hours) if pattern else '-':>15} "
             f"{run.trainings:9d} {run.rejected:8d} {run.cpu_s:11.2f} "

@@ -26,16 +26,14 @@ def model_gate(
     time_column: str,
     twin: lgb.Booster | None = None,
     service: str = FRAUD_SCORING_V1.name,
-    traffic: pd.DataFrame | None = None,
 ) -> ModelVersion:
     """Run the offline gates on ``model`` (its ``booster``): the training set's ``constant``
     inputs, the golden set, and ``window`` (labelled rows its ``twin`` did not train on, with
     ``time_column`` and ``card_id``, none the champion learned from: ``TrainResult.window``;
-    ``booster`` is the twin when not given) against the champion; record each result, the
-    thresholds matched to the champion's alert volume (on ``traffic``, the newest payments,
-    labelled or not, when given; on ``window`` otherwise), and set the model ``approved`` or
-    ``rejected``. Return the model. A model gated before is returned as
-    it is (idempotent). Nothing is deployed."""
+    ``booster`` is the twin when not given) against the champion; record each result and the
+    thresholds matched to the champion's alert volume on ``window`` (not deployed: a person's
+    to choose), and set the model ``approved`` or ``rejected``. Return the model. A model
+    gated before is returned as it is (idempotent). Nothing is deployed."""
     if model.status != "candidate":
         return model
     champion = champion_get()
@@ -67,7 +65,6 @@ def model_gate(
         rules=rules,
         day=time_column,
         twin=twin,
-        traffic=traffic,
     )
     status = "approved" if gates_passed(results) else "rejected"
     matched = thresholds_of(results) or {}

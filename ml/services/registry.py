@@ -136,8 +136,6 @@ def _thresholds(model: ModelVersion, active: dict[str, Deployment]) -> tuple[flo
     if model.version in active:
         mine = active[model.version]
         return mine.review_threshold, mine.decline_threshold
-    if model.review_threshold is not None and model.decline_threshold is not None:
-        return model.review_threshold, model.decline_threshold
     for deployment in active.values():
         if deployment.role == Deployment.Role.CHAMPION:
             return deployment.review_threshold, deployment.decline_threshold
@@ -163,8 +161,8 @@ def model_promote(
     """Deploy model ``version`` as ``role`` (champion, shadow, canary or retired) with its
     decision thresholds, through ``fraud.services.deployment_set``; return the deployment.
     Thresholds not given are the ones the model decides with now (a canary made champion, a
-    previous champion rolled back to), else those its gates matched to the champion's alert
-    volume, else the champion's, else ``DEFAULT_THRESHOLDS``.
+    previous champion rolled back to), else the champion's, else ``DEFAULT_THRESHOLDS`` (the
+    thresholds its gates matched to the champion's alert volume are a person's to choose).
     A change of role is recorded (``RoleChange``: ``reason`` and ``figures``), and so is the
     champion's it replaces: with ``keep_previous`` and ``ML_KEEP_PREVIOUS_CHAMPION`` that one
     stays as a shadow (``PREVIOUS_CHAMPION``; the one kept before is retired), scoring the same
@@ -409,14 +407,12 @@ def candidate_register(
     kind: str = TrainingRun.Kind.FULL,
     profile: dict[str, Any] | None = None,
     constant: list[str] | None = None,
-    traffic: pd.DataFrame | None = None,
 ) -> ModelVersion:
     """Register a model just trained on ``frame`` (``model_register``), with the training
     set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
     reference in its metrics, and run the offline gates on it (``model_gate``: the backtest of
-    its twin on the rows of its holdout, the newest, which the twin did not train on; its
-    thresholds matched on ``traffic``, the newest payments, when given); return it, approved or
-    rejected. Nothing is deployed."""
+    its twin on the rows of its holdout, the newest, which the twin did not train on); return
+    it, approved or rejected. Nothing is deployed."""
     profile = profile or dataset_profile(frame, result.features, time_column=time_column)
     result.metrics["label_sources"] = profile["label_sources"]
     result.metrics["dataset"] = profile
@@ -440,5 +436,4 @@ def candidate_register(
         constant=profile["constant"] if constant is None else constant,
         time_column=time_column,
         twin=result.twin,
-        traffic=traffic,
     )

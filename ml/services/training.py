@@ -16,7 +16,6 @@ from django.utils import timezone
 from features.store import FeatureConfig
 from fraud.selectors import deployment_champion
 from ml.datasets import logged_dataset
-from ml.gates import TRAFFIC_ROWS
 from ml.labels import ASSUMED_NEGATIVE
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
@@ -144,7 +143,7 @@ def training_run(*, request_key: str) -> TrainingRun:
 
 def _promote_if_approved(model: ModelVersion) -> str:
     """With ``ML_PROMOTE_APPROVED``, deploy ``model`` as champion when the offline gates
-    approved it, at the thresholds its gates matched to the champion's alert volume; return
+    approved it, at the champion's thresholds (``model_promote``); return
     what was done, in words ("" when nothing was). Idempotent (a redelivered run promotes the
     same version again: a no-op). Until the online path (shadow, canary) decides promotions,
     this is how the demo's loop closes."""
@@ -163,16 +162,14 @@ def _promote_if_approved(model: ModelVersion) -> str:
 def _train(run: TrainingRun) -> ModelVersion:
     features = model_features(SERVICE)
     maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
-    # Every payment logged by then, read once: the newest (labelled or not) are the traffic the
-    # candidate's thresholds are matched on; the young ones nobody labelled yet are left out of
-    # training (log and wait).
+    # Every payment logged by then, read once; the young ones nobody labelled yet are left out
+    # (log and wait).
     logged = logged_dataset(
         FeatureConfig.from_settings(),
         labels=labels_as_of(as_of=run.as_of),
         as_of=run.as_of,
         detail=False,
-    ).sort_values("request_time", kind="mergesort")
-    traffic = logged.tail(TRAFFIC_ROWS)
+    )
     young = (logged["label_source"] == ASSUMED_NEGATIVE) & (
         logged["request_time"] > pd.Timestamp(run.as_of - maturity)
     )
@@ -239,7 +236,6 @@ def _train(run: TrainingRun) -> ModelVersion:
         kind=kind,
         profile=profile,
         constant=constant,
-        traffic=traffic,
     )
 
 

@@ -277,7 +277,7 @@ def test_a_models_page_shows_its_lineage_gates_and_what_it_leans_on(
     expect(failed).to_have_count(1)
     expect(failed).to_contain_text("backtest: average precision 0.412 against the champion's 0.700")
     expect(page.locator("#matched-thresholds")).to_contain_text(
-        "scoring 0.412 or more to review and declines from 0.870"
+        "it would review from a score of 0.412 and decline from 0.870"
     )
     # The small test models learn a label made of their first input.
     expect(page.locator("#importances tbody tr").first).to_contain_text(FEATURES[0])

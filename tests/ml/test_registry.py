@@ -147,24 +147,23 @@ def test_promotion_deploys_the_champion_and_retires_the_previous_one():
     }
 
 
-def test_a_deployment_without_thresholds_takes_its_own_then_the_matched_then_the_champions():
+def test_a_deployment_without_thresholds_takes_its_own_then_the_champions():
     first, second, third = (_register(seed=s) for s in (1, 2, 3))
+    # The thresholds its gates matched to the champion's alert volume: recorded, not deployed.
     ModelVersion.objects.filter(pk=second.pk).update(review_threshold=0.21, decline_threshold=0.6)
 
     model_promote(version=first.version, review_threshold=0.4, decline_threshold=0.8)
-    # Never gated against a champion: the champion's.
     shadow = model_promote(version=third.version, role="shadow")
-    # Its gates matched the champion's alert volume at 0.21 and 0.6.
     canary = model_promote(version=second.version, role="canary", canary_share=0.1)
-    # A canary made champion keeps the thresholds it was judged with, not the matched ones.
+    # A canary made champion keeps the thresholds it was judged with.
     Deployment.objects.filter(model_version=second.version).update(review_threshold=0.25)
     champion = model_promote(version=second.version)
     # Told others: those.
     told = model_promote(version=third.version, role="shadow", review_threshold=0.33)
 
     assert (shadow.review_threshold, shadow.decline_threshold) == (0.4, 0.8)
-    assert (canary.review_threshold, canary.decline_threshold) == (0.21, 0.6)
-    assert (champion.review_threshold, champion.decline_threshold) == (0.25, 0.6)
+    assert (canary.review_threshold, canary.decline_threshold) == (0.4, 0.8)
+    assert (champion.review_threshold, champion.decline_threshold) == (0.25, 0.8)
     assert (told.review_threshold, told.decline_threshold) == (0.33, 0.8)
     # The previous champion, kept as a shadow, keeps its own.
     kept = Deployment.objects.get(model_version=first.version)
