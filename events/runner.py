@@ -59,19 +59,24 @@ def apply_once(
     """Apply ``handler`` to ``event`` unless ``consumer`` already did; return whether it ran."""
     try:
         with transaction.atomic():
-            ProcessedEvent.objects.create(
-                consumer=consumer,
-                event_id=event.event_id,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            )
+            _claim(consumer, event, message).save(force_insert=True)
             handler(event)
     except IntegrityError:
         if ProcessedEvent.objects.filter(consumer=consumer, event_id=event.event_id).exists():
             return False
         raise
     return True
+
+
+def _claim(consumer: str, event: Event, message: Message) -> ProcessedEvent:
+    """Return ``consumer``'s claim of ``event`` (read from ``message``), not yet saved."""
+    return ProcessedEvent(
+        consumer=consumer,
+        event_id=event.event_id,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
 
 
 class ConsumerRunner(BatchStep):
@@ -175,16 +180,7 @@ class ConsumerRunner(BatchStep):
                     if event.event_id not in done:
                         fresh.setdefault(event.event_id, (event, message))
                 ProcessedEvent.objects.bulk_create(
-                    [
-                        ProcessedEvent(
-                            consumer=consumer,
-                            event_id=event.event_id,
-                            topic=message.topic,
-                            partition=message.partition,
-                            offset=message.offset,
-                        )
-                        for event, message in fresh.values()
-                    ]
+                    [_claim(consumer, event, message) for event, message in fresh.values()]
                 )
                 if fresh:
                     self.batch_handler([event for event, _ in fresh.values()])
