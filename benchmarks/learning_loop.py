@@ -138,17 +138,12 @@ class Served:
     chain_start: datetime
     trees: int
     cut: datetime  # when it was trained: the rows it learned from are known by it
-    # Its thresholds: the first model's are the defaults, each later one's matched by its
-    # gates to the alert volume of the model it replaced (``ml.gates.matched_threshold``).
-    review: float = THRESHOLD
-    decline: float = 0.9
 
 
 @dataclass
 class Run:
     policy: str
     scores: np.ndarray
-    review: np.ndarray  # the review threshold of the model that scored each payment
     trainings: int = 0
     rejected: int = 0
     cpu_s: float = 0.0  # training alone (LightGBM)
@@ -186,7 +181,7 @@ class Loop:
         )
 
     def train(self, at: datetime, kind: str, serving: Served | None, run: Run) -> Served | None:
-        from ml.gates import GateSettings, gates_run
+        from ml.gates import gates_run
         from ml.train import (
             TrainParams,
             constant_inputs,
@@ -249,9 +244,7 @@ class Loop:
             constant=constant,
             champion=serving.booster if serving else None,
             champion_reference=serving.reference if serving else None,
-            rules=GateSettings(review_threshold=serving.review, decline_threshold=serving.decline)
-            if serving
-            else self.rules,
+            rules=self.rules,
             day="event_timestamp",
             twin=result.twin,
         )
@@ -272,14 +265,11 @@ class Loop:
             chain_start=at if kind == "full" else serving.chain_start,
             trees=result.booster.num_trees(),
             cut=at,
-            # As model_promote: the thresholds in force.
-            review=serving.review if serving else THRESHOLD,
-            decline=serving.decline if serving else 0.9,
         )
 
     def run(self, policy: str, decide: Callable) -> Run:
         frame, start = self.w.frame, self.w.start + timedelta(days=self.args.warm_days)
-        out = Run(policy, np.full(len(frame), np.nan), np.full(len(frame), np.nan))
+        out = Run(policy, np.full(len(frame), np.nan))
         serving = self.train(start, "full", None, out)
         if serving is None:
             failed = [f"{g.gate}: {g.reason}" for g in self.last_gates if not g.passed]
@@ -294,7 +284,6 @@ class Loop:
                 out.scores[hour.to_numpy()] = serving.booster.predict(
                     feature_matrix(frame[hour], self.w.features), num_threads=1
                 )
-                out.review[hour.to_numpy()] = serving.review
             at += STEP
             kind = decide(self, at, serving, state, out)
             if kind is not None:
@@ -344,7 +333,7 @@ def triggered(loop, at, serving, state, run):
         if e.source == CHARGEBACK and e.fraud and window < e.known_at <= at
     }  # fmt: skip
     mask = loop.w.frame["payment_id"].isin(proved).to_numpy() & ~np.isnan(run.scores)
-    recall = float((run.scores[mask] >= run.review[mask]).mean()) if mask.any() else None
+    recall = float((run.scores[mask] >= THRESHOLD).mean()) if mask.any() else None
     columns = {"score": run.scores[recent.to_numpy() & ~np.isnan(run.scores)]}
     if recent.any():
         matrix = feature_matrix(loop.w.frame[recent], loop.w.features)
@@ -402,10 +391,10 @@ def per_day(world: World, run: Run) -> pd.DataFrame:
 
 
 def _scored(world: World, run: Run) -> pd.DataFrame:
-    """The world's payments the run scored, with their score and whether the model that
-    scored them flagged them (at its own review threshold)."""
-    frame = world.frame.assign(score=run.scores, review=run.review).dropna(subset=["score"])
-    return frame.assign(flagged=frame["score"] >= frame["review"])
+    """The world's payments the run scored, with their score and whether it was flagged (at
+    the review threshold)."""
+    frame = world.frame.assign(score=run.scores).dropna(subset=["score"])
+    return frame.assign(flagged=frame["score"] >= THRESHOLD)
 
 
 def recall_since_drift(
