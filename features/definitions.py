@@ -31,7 +31,7 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
-Agg = Literal["count", "sum", "avg", "count_distinct", "last", "median", "age_days"]
+Agg = Literal["count", "sum", "avg", "std", "count_distinct", "last", "median", "age_days"]
 Dtype = Literal["int64", "float64"]
 Mode = Literal["stream", "batch"]
 
@@ -92,8 +92,10 @@ class Derived:
 class Aggregate:
     """A feature aggregating a view's events of ``kinds``.
 
-    ``field`` names a source field (or ``OCCURRED_AT``): summed, averaged, counted distinct,
-    taken from the latest event (``last``: ties broken by the greater event id), the median, or
+    ``field`` names a source field (or ``OCCURRED_AT``): summed, averaged, its population
+    standard deviation (``std``: from the exact count, sum and sum of squares, so equal in every
+    engine for an integer field such as an amount in cents), counted distinct, taken from the
+    latest event (``last``: ties broken by the greater event id), the median, or
     for ``age_days`` the days from the earliest such event to the evaluation instant. ``count``
     ignores ``field``; a ``None`` value is skipped by every other aggregation. ``sum``, ``count``
     and ``count_distinct`` of nothing are 0; the others are ``None``.
@@ -523,6 +525,142 @@ ZONE_PROFILE = View(
     ),
 )
 
+
+def _spending_view(entity: Entity, key_path: str, whose: str) -> View:
+    """A card's or a rider's spending over a week and a month: how many payments, their mean
+    and spread, so a payment's amount can be placed in its history (``features.ondemand``'s
+    z-scores). Batch: a month of every card's payments is more than the stream state should
+    hold row by row (docs/features.md, Long windows); the last day is the stream's
+    (``card_velocity``)."""
+    source = Source(
+        "payments.authorized.v1",
+        kind="payment",
+        keys=(key_path,),
+        fields={"amount_cents": "amount_cents"},
+    )
+    name = entity.name
+    windows = {"7d": 7 * DAY, "30d": 30 * DAY}
+    return View(
+        name=f"{name}_spending",
+        entities=(entity,),
+        mode="batch",
+        ttl=timedelta(days=3),
+        description=f"What {whose} spends over a week and a month, materialised on a schedule.",
+        sources=(source,),
+        features=(
+            *_windows(
+                f"{name}_payments",
+                "count",
+                ("payment",),
+                windows,
+                describe=f"{{value}} payments by {whose} in the last {{window}}",
+            ),
+            *_windows(
+                f"{name}_amount_mean",
+                "avg",
+                ("payment",),
+                windows,
+                field="amount_cents",
+                dtype="float64",
+                describe=f"{whose}'s mean payment over the last {{window}} is {{value}}",
+            ),
+            *_windows(
+                f"{name}_amount_std",
+                "std",
+                ("payment",),
+                windows,
+                field="amount_cents",
+                dtype="float64",
+                describe=f"{whose}'s payments over the last {{window}} vary by {{value}}",
+            ),
+        ),
+    )
+
+
+CARD_SPENDING = _spending_view(CARD, "card_id", "this card")
+RIDER_SPENDING = _spending_view(RIDER, "rider_id", "this rider")
+
+RISK_WINDOWS = {"1d": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
+
+
+def _fraud_reason(reason_code: str | None) -> float | None:
+    # Visa's 10.x category is fraud (as ``ml.labels`` reads it); "services not received" is not.
+    if reason_code is None:
+        return None
+    return 1 if str(reason_code).startswith("10.") else 0
+
+
+FRAUD_REASON = Derived("fraud_reason", ("reason_code",), _fraud_reason)
+
+
+def _risk_view(entity: Entity, key_path: str, scope: str, volume: Source) -> View:
+    """The share of an entity's payments charged back as fraud, by the time the labels were
+    known: chargebacks *filed* in the window over payments made in it. A chargeback counts from
+    its arrival (its event time), never from the payment it disputes, so a value at t reads no
+    label that arrived after t in either engine (the classic leak counts fraud discovered
+    later). A window's newest payments have no label yet, and an entity's share rises as its
+    frauds come to light: what the scorer knows at that instant, which is what it is trained
+    on."""
+    name = entity.name
+    chargebacks = Source(
+        "labels.chargeback_filed.v1",
+        kind="chargeback",
+        keys=(key_path,),
+        fields={"fraud": FRAUD_REASON},
+        where={key_path: None},
+    )
+    counts = _windows(
+        f"{name}_risk_payments",
+        "count",
+        ("payment",),
+        RISK_WINDOWS,
+        describe=f"{{value}} payments {scope} in the last {{window}}",
+    )
+    frauds = _windows(
+        f"{name}_risk_chargebacks",
+        "sum",
+        ("chargeback",),
+        RISK_WINDOWS,
+        field="fraud",
+        describe=f"{{value}} fraud chargebacks filed {scope} in the last {{window}}",
+    )
+    shares = tuple(
+        Ratio(
+            f"{name}_fraud_share_{label}",
+            f"{name}_risk_chargebacks_{label}",
+            f"{name}_risk_payments_{label}",
+            describe=(
+                f"{{value}} of the payments {scope} in the last {_spoken(window)} "
+                "were charged back as fraud"
+            ),
+        )
+        for label, window in RISK_WINDOWS.items()
+    )
+    return View(
+        name=f"{name}_risk",
+        entities=(entity,),
+        mode="batch",
+        ttl=timedelta(days=3),
+        description=f"Fraud {scope} by the labels known then, materialised on a schedule.",
+        sources=(volume, chargebacks),
+        features=(*counts, *frauds, *shares),
+    )
+
+
+ZONE_RISK = _risk_view(
+    ZONE,
+    "pickup_zone",
+    "in this pickup zone",
+    Source("payments.authorized.v1", kind="payment", keys=("pickup_zone",)),
+)
+# A driver is known once the trip is: its completed trips are the payments it can be blamed for.
+DRIVER_RISK = _risk_view(
+    DRIVER,
+    "driver_id",
+    "on this driver's trips",
+    Source("trips.completed.v1", kind="payment", keys=("driver_id",)),
+)
+
 VIEWS: tuple[View, ...] = (
     CARD_VELOCITY,
     RIDER_ACTIVITY,
@@ -535,6 +673,10 @@ VIEWS: tuple[View, ...] = (
     CARD_PROFILE,
     DRIVER_PROFILE,
     ZONE_PROFILE,
+    CARD_SPENDING,
+    RIDER_SPENDING,
+    ZONE_RISK,
+    DRIVER_RISK,
 )
 VIEWS_BY_NAME: Mapping[str, View] = MappingProxyType({v.name: v for v in VIEWS})
 STREAM_VIEWS = tuple(v for v in VIEWS if v.mode == "stream")
@@ -551,9 +693,23 @@ class FeatureService:
 
 
 # The scoring request: a payments.authorized.v1 event. Its entities and the view keys they fill.
+# A service never changes once models are trained on it: the feature log stores vectors by its
+# feature order, and a model reads exactly its service's inputs.
 FRAUD_SCORING_V1 = FeatureService(
     name="fraud_scoring_v1",
-    views=VIEWS,
+    views=(
+        CARD_VELOCITY,
+        RIDER_ACTIVITY,
+        DRIVER_ACTIVITY,
+        DRIVER_RIDER_PAIR,
+        ZONE_FRAUD,
+        DRIVER_FRAUD,
+        PLATFORM_FRAUD,
+        RIDER_PROFILE,
+        CARD_PROFILE,
+        DRIVER_PROFILE,
+        ZONE_PROFILE,
+    ),
     on_demand=(
         "amount_to_rider_avg_fare",
         "fare_per_km_to_zone_median",
@@ -562,7 +718,28 @@ FRAUD_SCORING_V1 = FeatureService(
         "minutes_since_signup",
     ),
 )
-FEATURE_SERVICES = {s.name: s for s in (FRAUD_SCORING_V1,)}
+# The standard fraud features on top: the payment's amount and its place in the card's and the
+# rider's history over a day, a week and a month, fraud in the pickup zone by the labels known.
+FRAUD_SCORING_V2 = FeatureService(
+    name="fraud_scoring_v2",
+    views=(*FRAUD_SCORING_V1.views, CARD_SPENDING, RIDER_SPENDING, ZONE_RISK),
+    on_demand=(
+        *FRAUD_SCORING_V1.on_demand,
+        "payment_amount_cents",
+        "amount_to_card_mean_24h",
+        "amount_zscore_card_7d",
+        "amount_zscore_card_30d",
+        "amount_zscore_rider_30d",
+    ),
+)
+# The second checkpoint: the fare captured once the trip is done, its driver known. The request
+# is the payment with its trip's ``driver_id``.
+FRAUD_CAPTURE_V1 = FeatureService(
+    name="fraud_capture_v1",
+    views=(*FRAUD_SCORING_V2.views, DRIVER_RISK),
+    on_demand=FRAUD_SCORING_V2.on_demand,
+)
+FEATURE_SERVICES = {s.name: s for s in (FRAUD_SCORING_V1, FRAUD_SCORING_V2, FRAUD_CAPTURE_V1)}
 
 
 def topics() -> tuple[str, ...]:

@@ -10,7 +10,7 @@ Pure Python: no Django, no Feast, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +27,17 @@ DESCRIPTIONS: Mapping[str, str] = {
     "hour_of_day": "the payment was made at {value} o'clock (UTC)",
     "is_new_card": "the card was added less than a day ago ({value} = yes)",
     "minutes_since_signup": "the rider signed up {value} minutes before this payment",
+    "payment_amount_cents": "the payment is for {value}",
+    "amount_to_card_mean_24h": "this payment is {value} times the card's mean over the last day",
+    "amount_zscore_card_7d": (
+        "this payment is {value} deviations from the card's mean over the last 7 days"
+    ),
+    "amount_zscore_card_30d": (
+        "this payment is {value} deviations from the card's mean over the last 30 days"
+    ),
+    "amount_zscore_rider_30d": (
+        "this payment is {value} deviations from the rider's mean over the last 30 days"
+    ),
 }
 
 
@@ -37,7 +48,16 @@ DTYPES: Mapping[str, str] = {
     "hour_of_day": "int64",
     "is_new_card": "int64",
     "minutes_since_signup": "float64",
+    "payment_amount_cents": "int64",
+    "amount_to_card_mean_24h": "float64",
+    "amount_zscore_card_7d": "float64",
+    "amount_zscore_card_30d": "float64",
+    "amount_zscore_rider_30d": "float64",
 }
+
+# A z-score's deviation is at least this (cents): a card that always paid the same fare has a
+# spread of 0, and a payment unlike all of them should read large, not infinite or missing.
+MIN_DEVIATION_CENTS = 100.0
 
 
 # The request fields ``on_demand`` reads (a training set builds requests of these alone).
@@ -45,13 +65,18 @@ REQUEST_FIELDS = ("amount_cents", "distance_km", "occurred_at")
 
 
 # Feature name -> the stored features it reads: an on-demand feature is only as served as its
-# inputs (``is_new_card`` reads 1 when ``card_added_at`` is missing, served or not).
+# inputs.
 INPUTS: Mapping[str, tuple[str, ...]] = {
     "amount_to_rider_avg_fare": ("rider_avg_fare_cents_30d",),
     "fare_per_km_to_zone_median": ("zone_median_fare_per_km_30d",),
     "hour_of_day": (),
     "is_new_card": ("card_added_at",),
     "minutes_since_signup": ("rider_signed_up_at",),
+    "payment_amount_cents": (),
+    "amount_to_card_mean_24h": ("card_amount_cents_24h", "card_payments_24h"),
+    "amount_zscore_card_7d": ("card_amount_mean_7d", "card_amount_std_7d"),
+    "amount_zscore_card_30d": ("card_amount_mean_30d", "card_amount_std_30d"),
+    "amount_zscore_rider_30d": ("rider_amount_mean_30d", "rider_amount_std_30d"),
 }
 
 
@@ -79,16 +104,33 @@ def _ratio(numerator: Any, denominator: Any) -> float | None:
     return numerator / denominator
 
 
-def on_demand(request: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """Return every on-demand feature of ``fraud_scoring_v1`` for ``request`` (a payment
+def _zscore(amount: Any, mean: Any, deviation: Any) -> float | None:
+    if amount is None or mean is None or deviation is None:
+        return None
+    return (amount - mean) / max(deviation, MIN_DEVIATION_CENTS)
+
+
+def on_demand(
+    request: Mapping[str, Any],
+    values: Mapping[str, Any],
+    names: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Return the on-demand features ``names`` (default: every one) for ``request`` (a payment
     payload) given the stored feature ``values`` (feature name -> value or ``None``).
 
     - ``amount_to_rider_avg_fare``: amount_cents / rider_avg_fare_cents_30d;
     - ``fare_per_km_to_zone_median``: (amount_cents / distance_km) / zone_median_fare_per_km_30d;
     - ``hour_of_day``: the request's UTC hour, 0-23;
-    - ``is_new_card``: 1 when card_added_at is missing or less than 24 h before the request,
-      else 0;
-    - ``minutes_since_signup``: (request time - rider_signed_up_at) / 60.
+    - ``is_new_card``: 1 when card_added_at is less than 24 h before the request, 0 when it is
+      earlier, None when it is unknown (a card never seen added is not thereby new);
+    - ``minutes_since_signup``: (request time - rider_signed_up_at) / 60;
+    - ``payment_amount_cents``: the request's own amount (named apart from the request's
+      field, which training sets keep as it is);
+    - ``amount_to_card_mean_24h``: amount_cents / (card_amount_cents_24h / card_payments_24h),
+      the day's payments including this one;
+    - ``amount_zscore_card_7d``/``_30d``, ``amount_zscore_rider_30d``: (amount_cents - the
+      mean) / the spread (at least ``MIN_DEVIATION_CENTS``) of the card's or rider's payments
+      over the window, as of the view's latest snapshot.
     """
     amount = request.get("amount_cents")
     at = request_seconds(request)
@@ -101,10 +143,24 @@ def on_demand(request: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str
         ),
         "hour_of_day": None if at is None else datetime.fromtimestamp(at, UTC).hour,
         "is_new_card": (
-            None if at is None else int(added is None or at - added < NEW_CARD_SECONDS)
+            None if at is None or added is None else int(at - added < NEW_CARD_SECONDS)
         ),
         "minutes_since_signup": (
             None if at is None or signed_up is None else (at - signed_up) / 60
         ),
+        "payment_amount_cents": amount,
+        "amount_to_card_mean_24h": _ratio(
+            amount,
+            _ratio(values.get("card_amount_cents_24h"), values.get("card_payments_24h")),
+        ),
+        "amount_zscore_card_7d": _zscore(
+            amount, values.get("card_amount_mean_7d"), values.get("card_amount_std_7d")
+        ),
+        "amount_zscore_card_30d": _zscore(
+            amount, values.get("card_amount_mean_30d"), values.get("card_amount_std_30d")
+        ),
+        "amount_zscore_rider_30d": _zscore(
+            amount, values.get("rider_amount_mean_30d"), values.get("rider_amount_std_30d")
+        ),
     }
-    return result
+    return result if names is None else {name: result[name] for name in names}

@@ -194,7 +194,9 @@ def online_vector(
                     stamps[i][name] = stamp
     if streamed is None:
         return [
-            ServedVector(values[i], statuses[i], stamps[i], on_demand(request, values[i]))
+            ServedVector(
+                values[i], statuses[i], stamps[i], on_demand(request, values[i], declared.on_demand)
+            )
             for i, request in enumerate(requests)
         ]
     return _with_stream(
@@ -279,7 +281,7 @@ def _with_stream(
                 values[i],
                 statuses[i],
                 stamps[i],
-                on_demand(request, values[i]),
+                on_demand(request, values[i], declared.on_demand),
                 consistency=consistency,
                 lag_ms=lag,
             )

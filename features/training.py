@@ -220,7 +220,7 @@ def _on_demand_values(
             request["occurred_at"] = (
                 _request_time(moment) if moment is not None else float(seconds[start + i])
             )
-            extra = on_demand(request, {n: columns[n][i] for n in inputs})
+            extra = on_demand(request, {n: columns[n][i] for n in inputs}, names)
             for name in names:
                 out[name].append(extra[name])
     return {name: pd.array(out[name], dtype=_PANDAS[DTYPES[name]]) for name in names}

@@ -8,6 +8,7 @@ Pure Python: no Django, no Feast, no I/O.
 from __future__ import annotations
 
 import functools
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -155,9 +156,21 @@ def over(feature: Aggregate, chosen: Sequence[Row], at: int) -> Any:
         return None
     if agg == "avg":
         return sum(values) / len(values)
+    if agg == "std":
+        return spread(len(values), sum(values), sum(v * v for v in values))
     if agg == "median":
         return float(statistics.median(values))
     raise ValueError(f"unknown aggregation {agg!r}")
+
+
+def spread(n: int, total: float, squares: float) -> float | None:
+    """Return the population standard deviation of ``n`` values of sum ``total`` and sum of
+    squares ``squares`` (None for no value): the one formula of every engine, in floats in this
+    order (``features.offline.sql.STD_SQL``), so that exact integer sums give equal results."""
+    if not n:
+        return None
+    mean = float(total) / n
+    return math.sqrt(max(float(squares) / n - mean * mean, 0.0))
 
 
 def ratio(feature: Ratio, values: Mapping[str, Any]) -> float | None:

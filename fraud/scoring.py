@@ -116,13 +116,14 @@ def feature_matrix(vectors: Sequence[ServedVector], names: Sequence[str]) -> np.
 def unserved_vector(request: Mapping[str, Any], service: str) -> ServedVector:
     """Return the vector of ``request`` when the store served nothing: every stored feature
     missing (status ``UNSERVED``), on-demand features computed from the request alone."""
-    names = [name for name, _ in service_features(FEATURE_SERVICES[service])]
+    declared = FEATURE_SERVICES[service]
+    names = [name for name, _ in service_features(declared)]
     values = dict.fromkeys(names)
     return ServedVector(
         values=values,
         statuses=dict.fromkeys(names, UNSERVED),
         event_timestamps=dict.fromkeys(names),
-        on_demand=on_demand(request, values),
+        on_demand=on_demand(request, values, declared.on_demand),
         # Nothing served is what the training join gives: never exact.
         consistency=STALE,
     )

@@ -27,6 +27,13 @@ TEMPLATES: Mapping[str, str] = {
         "CAST(sum({v}) FILTER (WHERE {kinds}) {over} AS DOUBLE)"
         " / nullif(count({v}) FILTER (WHERE {kinds}) {over}, 0)"
     ),
+    # Count, exact sum and sum of squares, reduced in an outer query (STD_SQL) by
+    # windows.spread's formula.
+    "std": (
+        "struct_pack(n := count({v}) FILTER (WHERE {kinds}) {over},"
+        " s := sum({v}) FILTER (WHERE {kinds}) {over},"
+        " q := sum({v} * {v}) FILTER (WHERE {kinds}) {over})"
+    ),
     "count_distinct": "count(DISTINCT {v}) FILTER (WHERE {kinds}) {over}",
     # arg_max_null keeps the latest row even when its value is null, as windows.evaluate does.
     "last": (
@@ -42,6 +49,11 @@ MEDIAN_SQL = (
     "CASE WHEN len({l}) = 0 THEN NULL"
     " WHEN len({l}) % 2 = 1 THEN CAST({l}[len({l}) // 2 + 1] AS DOUBLE)"
     " ELSE ({l}[len({l}) // 2] + {l}[len({l}) // 2 + 1]) / 2 END"
+)
+STD_SQL = (
+    "CASE WHEN {l}.n = 0 THEN NULL ELSE sqrt(greatest("
+    "CAST({l}.q AS DOUBLE) / {l}.n"
+    " - (CAST({l}.s AS DOUBLE) / {l}.n) * (CAST({l}.s AS DOUBLE) / {l}.n), 0.0)) END"
 )
 RATIO_SQL = "CASE WHEN {d} IS NULL OR {d} = 0 OR {n} IS NULL THEN NULL ELSE {n} / {d} END"
 
@@ -90,7 +102,7 @@ def _aggregate_sql(
     if window_filter and feature.window is not None:
         kinds = f"{kinds} AND ts > {at} - {window_us(feature.window)}"
     expr = TEMPLATES[feature.agg].format(v=_value_sql(feature), kinds=kinds, over=over, at=at)
-    if feature.agg in {"count", "count_distinct", "median"}:
+    if feature.agg in {"count", "count_distinct", "median", "std"}:
         return expr
     if feature.agg in {"sum", "last"} and feature.dtype == "int64":
         floating = feature.field == OCCURRED_AT or feature.field in float_fields
@@ -120,7 +132,8 @@ def _window_clause(view: View, *, unbounded: bool = False) -> str:
 
 
 def _outer_columns(view: View) -> list[str]:
-    """The final feature columns: medians reduced, ratios computed from their two columns."""
+    """The final feature columns: medians and deviations reduced, ratios computed from their
+    two columns."""
     columns = []
     for feature in view.features:
         name = _ident(feature.name)
@@ -131,6 +144,8 @@ def _outer_columns(view: View) -> list[str]:
             columns.append(f"{expr} AS {name}")
         elif feature.agg == "median":
             columns.append(f"{MEDIAN_SQL.format(l=name)} AS {name}")
+        elif feature.agg == "std":
+            columns.append(f"{STD_SQL.format(l=name)} AS {name}")
         else:
             columns.append(name)
     return columns

@@ -36,6 +36,7 @@ from features.windows import (
     over,
     selections,
     served_latest,
+    spread,
 )
 
 # What Redis raises while it is briefly away (restarting, failing over, loading its data from
@@ -225,6 +226,12 @@ local function part(kind, name, c)
   local total = 0
   for j = 1, m do total = total + values[j] end
   if kind == 'sum' then return format('%.17g', total) end
+  if kind == 'std' then
+    -- Count, sum and sum of squares: windows.spread reduces them, as every engine does.
+    local squares = 0
+    for j = 1, m do squares = squares + values[j] * values[j] end
+    return format('%d %.17g %.17g', m, total, squares)
+  end
   if kind == 'avg' then
     if m == 0 then return '' end
     return format('%.17g', total / m)
@@ -576,6 +583,9 @@ class RedisState(WindowState):
             return over(feature, [_row(ref, member, int(ts))], at)
         if agg == "age_days":
             return (at - int(part)) / US_PER_DAY
+        if agg == "std":
+            n, total, squares = part.split()
+            return spread(int(n), float(total), float(squares))
         return float(part)
 
     def read(self, *, entities: Iterable[EntityRef]) -> dict[EntityRef, EntityRows]:

@@ -4,6 +4,7 @@ microsecond windows, and a brute-force reference that reads the semantics direct
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from datetime import timedelta
@@ -32,6 +33,8 @@ PROBE = View(
         Aggregate("sum_n_7", "sum", ("a",), window=7 * US, field="n"),
         Aggregate("sum_n", "sum", ("a",), field="n"),
         Aggregate("avg_n_9", "avg", ("a",), window=9 * US, field="n", dtype="float64"),
+        Aggregate("std_n_9", "std", ("a",), window=9 * US, field="n", dtype="float64"),
+        Aggregate("std_n", "std", ("a",), field="n", dtype="float64"),
         Aggregate("distinct_s_6", "count_distinct", ("a",), window=6 * US, field="s"),
         Aggregate("distinct_n", "count_distinct", ("a", "b"), field="n"),
         Aggregate("last_x", "last", ("a", "b"), field="x", dtype="float64"),
@@ -103,6 +106,11 @@ def reference_value(feature: Aggregate, rows: list[Row], at: int):
         return None
     if feature.agg == "avg":
         return sum(present) / len(present)
+    if feature.agg == "std":
+        # The declared formula (features.definitions.Aggregate): exact integer sums, then floats.
+        mean = float(sum(present)) / len(present)
+        variance = float(sum(v * v for v in present)) / len(present) - mean * mean
+        return math.sqrt(variance) if variance > 0 else 0.0
     if feature.agg == "median":
         return float(statistics.median(present))
     raise AssertionError(feature.agg)

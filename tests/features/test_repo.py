@@ -18,7 +18,13 @@ from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 from feast.repo_config import load_repo_config
 from feast.types import Float64, Int64, String
 
-from features.definitions import CARD_VELOCITY, ENTITIES, FRAUD_SCORING_V1, VIEWS
+from features.definitions import (
+    CARD_VELOCITY,
+    ENTITIES,
+    FEATURE_SERVICES,
+    FRAUD_SCORING_V1,
+    VIEWS,
+)
 from features.repo import EMPTY_FILE, apply_repo, offline_dirs_create
 from features.store import FeatureConfig, feature_store, repo_config
 from features.tables import view_schema
@@ -66,7 +72,7 @@ def test_apply_registers_every_declared_object_and_a_second_apply_changes_nothin
         [f"entity:{e.name}" for e in ENTITIES]
         + [f"source:{v.name}_source" for v in VIEWS]
         + [f"view:{v.name}" for v in VIEWS]
-        + ["service:fraud_scoring_v1"]
+        + [f"service:{name}" for name in FEATURE_SERVICES]
     )
     for view in VIEWS:
         path = empties[view.name]
@@ -160,7 +166,7 @@ def test_written_values_come_back_and_an_unknown_entity_is_not_found(config):
         n: [int(at.timestamp()), 0] for n in card
     }
     # Nothing else was written: every other view has no value and no time for both rows.
-    others = [f.name for v in VIEWS if v is not CARD_VELOCITY for f in v.features]
+    others = [f.name for v in FRAUD_SCORING_V1.views if v is not CARD_VELOCITY for f in v.features]
     assert {name: statuses[name] for name in others} == {n: [unknown, unknown] for n in others}
     assert {name: values[name] for name in others} == {n: [None, None] for n in others}
     assert {name: values[f"{name}__ts"] for name in others} == {n: [0, 0] for n in others}

@@ -92,7 +92,7 @@ def test_served_vectors_hold_values_statuses_times_and_on_demand_features(config
         "is_new_card": 1,
         "minutes_since_signup": None,
     }
-    assert known.on_demand == on_demand(_request(), known.values)
+    assert known.on_demand == on_demand(_request(), known.values, FRAUD_SCORING_V1.on_demand)
     assert known.features == {**known.values, **known.on_demand}
 
     platform = {f.name for f in VIEWS_BY_NAME["platform_fraud"].features}
@@ -101,7 +101,7 @@ def test_served_vectors_hold_values_statuses_times_and_on_demand_features(config
         n: None for n in NAMES if n not in platform
     }
     assert unknown.on_demand["amount_to_rider_avg_fare"] is None
-    assert unknown.on_demand["is_new_card"] == 1
+    assert unknown.on_demand["is_new_card"] is None  # never seen added: unknown, not new
 
     assert with_driver.values["driver_trips_24h"] == 7
     assert with_driver.statuses["driver_trips_24h"] == "PRESENT"
@@ -259,8 +259,9 @@ def test_a_row_older_than_its_views_ttl_is_served_as_the_training_join_reads_it(
     # The view's other features go with its row; other views are untouched by it.
     assert dropped.statuses["card_amount_cents_24h"] == OUTSIDE_TTL
     assert dropped.statuses["rider_trips_1h"] == "NOT_FOUND"
-    # on-demand features read the value as served: a card whose row aged out reads as new.
-    assert dropped.on_demand["is_new_card"] == 1
+    # on-demand features read the value as served: a card whose row aged out reads as
+    # unknown, not as new.
+    assert dropped.on_demand["is_new_card"] is None
 
 
 def test_the_training_join_drops_the_same_card_past_the_ttl(config, tmp_path):

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.core.management import call_command
 
-from features.definitions import FRAUD_SCORING_V1, VIEWS
+from features.definitions import FRAUD_CAPTURE_V1, VIEWS
 from features.offline import backfill
 from features.ondemand import on_demand
 from features.repo import apply_repo
@@ -29,7 +29,8 @@ from tests.features.stores import feature_config
 pytestmark = pytest.mark.memory_ceiling(2)
 
 START = CONFIG.start
-NAMES = [name for name, _ in service_features(FRAUD_SCORING_V1)]
+# The service of every view, so the reference checks every feature.
+NAMES = [name for name, _ in service_features(FRAUD_CAPTURE_V1)]
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_every_spine_row_gets_the_features_a_brute_force_scan_finds(backfilled):
     config, day = backfilled
     spine = _spine(day)
 
-    result = training_set(config, spine, history=day)
+    result = training_set(config, spine, FRAUD_CAPTURE_V1.name, history=day)
 
     assert len(result) == len(spine)
     pd.testing.assert_frame_equal(result[list(spine.columns)], spine)
@@ -152,8 +153,8 @@ def test_every_spine_row_gets_the_features_a_brute_force_scan_finds(backfilled):
         got = {name: _plain(result.at[i, name]) for name in NAMES}
         assert got == expected, (i, row)
         request = {**row, "occurred_at": row["event_timestamp"].to_pydatetime()}
-        assert {n: _plain(result.at[i, n]) for n in FRAUD_SCORING_V1.on_demand} == on_demand(
-            request, expected
+        assert {n: _plain(result.at[i, n]) for n in FRAUD_CAPTURE_V1.on_demand} == on_demand(
+            request, expected, FRAUD_CAPTURE_V1.on_demand
         ), i
         for name, value in got.items():
             present[name] += value is not None
@@ -173,18 +174,20 @@ def test_every_spine_row_gets_the_features_a_brute_force_scan_finds(backfilled):
 
 def test_the_columns_are_typed_as_declared(backfilled):
     config, day = backfilled
-    result = training_set(config, _spine(day).head(5), history=day)
+    result = training_set(config, _spine(day).head(5), FRAUD_CAPTURE_V1.name, history=day)
     dtypes = {name: str(result[name].dtype) for name in NAMES}
     assert dtypes == {
-        name: dtype.capitalize() for name, dtype in service_features(FRAUD_SCORING_V1)
+        name: dtype.capitalize() for name, dtype in service_features(FRAUD_CAPTURE_V1)
     }
     assert str(result["hour_of_day"].dtype) == "Int64"
+    assert str(result["payment_amount_cents"].dtype) == "Int64"
+    assert str(result["amount_zscore_card_30d"].dtype) == "Float64"
     assert str(result["minutes_since_signup"].dtype) == "Float64"
 
 
 def test_an_empty_spine_gives_an_empty_set(backfilled):
     config, day = backfilled
-    result = training_set(config, _spine(day).head(0), history=day)
+    result = training_set(config, _spine(day).head(0), FRAUD_CAPTURE_V1.name, history=day)
     assert len(result) == 0
     assert set(NAMES) <= set(result.columns)
 
@@ -205,12 +208,14 @@ def test_the_training_set_command_writes_the_set(backfilled, tmp_path, settings)
         str(tmp_path / "training.parquet"),
         "--history",
         str(day),
+        "--service",
+        FRAUD_CAPTURE_V1.name,
     )
 
     written = pd.read_parquet(tmp_path / "training.parquet")
     assert len(written) == 20
     assert written["card_payments_24h"].notna().all()  # evaluated over --history
-    expected = training_set(config, spine, history=day)
+    expected = training_set(config, spine, FRAUD_CAPTURE_V1.name, history=day)
     assert [
         {n: _plain(v) for n, v in row.items()} for row in written[NAMES].to_dict("records")
     ] == [{n: _plain(v) for n, v in row.items()} for row in expected[NAMES].to_dict("records")]
