@@ -5,8 +5,9 @@ Input: CSV (header row; ``,`` separated) or Parquet (by the ``.parquet`` suffix)
 - ``timestamp`` (required): ISO 8601 (UTC when it has no offset) or Unix seconds;
 - ``rider``, ``card`` (required): ids, at most 64 characters, used as ``rider_id``/``card_id``;
 - ``amount`` (required): in currency units (``12.50`` is 1250 cents);
-- ``driver``: a driver id; with the four coordinates the trip is assigned, started, completed
-  and its fare captured (at the row's time plus 2 minutes, 6 minutes, 6 minutes + the ride);
+- ``driver``: a driver id; the trip is assigned, started, completed and its fare captured (at
+  the row's time plus 2 minutes, 6 minutes, 6 minutes + the ride: 1 minute and 0 km without
+  the coordinates), so a driver alone attributes the payment to its driver's features;
 - ``pickup_lat``, ``pickup_lng``, ``dropoff_lat``, ``dropoff_lng``: points in the city; the
   pickup gives the payment's zone, all four a ``TripRequested``;
 - ``label``: 1/true/yes (fraud) or 0/false/no; with this column the ground truth is recorded
@@ -15,7 +16,9 @@ Input: CSV (header row; ``,`` separated) or Parquet (by the ``.parquet`` suffix)
 - ``currency`` (default EUR), ``device``, ``ip`` (the ``RiderContext``), ``decline_code``
   (non-empty: the payment was declined, ``PaymentDeclined``).
 
-Each row gives a ``PaymentAuthorized`` (or ``PaymentDeclined``) at its timestamp. A bad row is
+Each row gives a ``PaymentAuthorized`` (or ``PaymentDeclined``) at its timestamp, the first row
+of a card a ``CardAdded`` before it (its first sighting: replayed cards are not all "new", nor
+all unknown). A bad row is
 reported with its line number (CSV: the header is line 1; Parquet: the row's number from 1),
 counted as an error and skipped. Ids of the events are derived from the file's content and the
 line (UUID 5), so replaying the same file again produces the same events, which idempotent
@@ -26,7 +29,6 @@ those still waiting at the end of the file are sent then, in time order.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import heapq
 import itertools
@@ -36,14 +38,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
 from pathlib import Path
-
-import pyarrow.parquet as pq
 
 from events.bus import Bus
 from events.contracts import (
+    CardAdded,
     ChargebackFiled,
     Event,
     PaymentAuthorized,
@@ -56,22 +56,22 @@ from events.contracts import (
     TripRequested,
     TripStarted,
 )
+from events.payments_file import (
+    BadRow,
+    amount_cents,
+    label,
+    text,
+    timestamp,
+)
 from simulator.city import City
-from simulator.config import LabelConfig, parse_time
+from simulator.config import LabelConfig
 from simulator.engine import Emitted, Truth, fare
 from simulator.labels import REASON_FRAUD, chargeback_delay
 from simulator.load import publish_batch
 from simulator.report import Stats
 
-REQUIRED = ("timestamp", "rider", "card", "amount")
 COORDINATES = ("pickup_lat", "pickup_lng", "dropoff_lat", "dropoff_lng")
 ID_NAMESPACE = uuid.UUID("5b0c1f7e-4d0a-4b8e-9a51-3f7c2e0d9a10")
-TRUE = {"1", "true", "yes", "y", "t", "fraud"}
-FALSE = {"0", "false", "no", "n", "f", "", "legit", "none"}
-
-
-class BadRow(ValueError):
-    """An input row that cannot become an event: reported with its line and skipped."""
 
 
 @dataclass(frozen=True)
@@ -100,64 +100,6 @@ def file_salt(path: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line, row) from a CSV or Parquet file; fail at once when a column is missing."""
-    if path.suffix.lower() == ".parquet":
-        parquet = pq.ParquetFile(path)
-        _check_columns(parquet.schema_arrow.names, path)
-        line = 0
-        for batch in parquet.iter_batches(batch_size=5000):
-            for row in batch.to_pylist():
-                line += 1
-                yield line, row
-        return
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        _check_columns(reader.fieldnames or [], path)
-        for row in reader:
-            yield reader.line_num, row
-
-
-def _check_columns(names: list[str], path: Path) -> None:
-    missing = [c for c in REQUIRED if c not in names]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; has {names}")
-
-
-def _text(raw: dict, name: str, *, limit: int = 64) -> str:
-    value = raw.get(name)
-    text = "" if value is None else str(value).strip()
-    if len(text) > limit:
-        raise BadRow(f"{name} is longer than {limit} characters")
-    return text
-
-
-def _timestamp(value) -> datetime:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    text = "" if value is None else str(value).strip()
-    if not text:
-        raise BadRow("timestamp is empty")
-    try:
-        return datetime.fromtimestamp(float(text), tz=UTC)
-    except (ValueError, OverflowError, OSError):
-        pass
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise BadRow(f"timestamp {text!r} is neither ISO 8601 nor Unix seconds") from None
-
-
-def _amount_cents(value) -> int:
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, AttributeError):
-        raise BadRow(f"amount {value!r} is not a number") from None
-    if not amount.is_finite() or amount < 0:
-        raise BadRow(f"amount {value!r} must be a number >= 0")
-    return int((amount * 100).to_integral_value())
-
-
 def _point(raw: dict, city: City, lat_name: str, lng_name: str) -> Place | None:
     lat, lng = raw.get(lat_name), raw.get(lng_name)
     if lat in (None, "") and lng in (None, ""):
@@ -172,40 +114,28 @@ def _point(raw: dict, city: City, lat_name: str, lng_name: str) -> Place | None:
     return Place(lat=lat_f, lng=lng_f, zone=zone)
 
 
-def _label(raw: dict) -> bool | None:
-    if "label" not in raw:
-        return None
-    value = raw["label"]
-    text = "" if value is None else str(value).strip().lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
-    raise BadRow(f"label {value!r} is not one of 1/0, true/false, yes/no")
-
-
 def parse_row(line: int, raw: dict, city: City) -> ReplayRow:
     """Return the row checked and typed; raise ``BadRow`` saying what is wrong with it."""
-    rider, card = _text(raw, "rider"), _text(raw, "card")
+    rider, card = text(raw, "rider"), text(raw, "card")
     if not rider or not card:
         raise BadRow("rider and card are required")
-    currency = (_text(raw, "currency") or "EUR").upper()
+    currency = (text(raw, "currency") or "EUR").upper()
     if len(currency) != 3 or not currency.isalpha():
         raise BadRow(f"currency {currency!r} is not a 3-letter code")
     return ReplayRow(
         line=line,
-        at=_timestamp(raw.get("timestamp")),
+        at=timestamp(raw.get("timestamp")),
         rider=rider,
         card=card,
-        amount_cents=_amount_cents(raw.get("amount")),
+        amount_cents=amount_cents(raw.get("amount")),
         currency=currency,
-        driver=_text(raw, "driver"),
+        driver=text(raw, "driver"),
         pickup=_point(raw, city, "pickup_lat", "pickup_lng"),
         dropoff=_point(raw, city, "dropoff_lat", "dropoff_lng"),
-        label=_label(raw),
-        device=_text(raw, "device") or f"replay-{hashlib.sha256(rider.encode()).hexdigest()[:16]}",
-        ip=_text(raw, "ip", limit=45) or "0.0.0.0",  # noqa: S104 (unknown address, not a bind)
-        decline_code=_text(raw, "decline_code", limit=32),
+        label=label(raw),
+        device=text(raw, "device") or f"replay-{hashlib.sha256(rider.encode()).hexdigest()[:16]}",
+        ip=text(raw, "ip", limit=45) or "0.0.0.0",  # noqa: S104 (unknown address, not a bind)
+        decline_code=text(raw, "decline_code", limit=32),
     )
 
 
@@ -216,12 +146,31 @@ class RowEvents:
         self.salt = salt
         self.labels = labels
         self.rng = random.Random(f"replay-labels:{seed}")
+        # Cards seen so far: a card's first row is its first sighting (``CardAdded``).
+        self.cards: set[str] = set()
 
     def _id(self, row: ReplayRow, what: str) -> str:
         return str(uuid.uuid5(ID_NAMESPACE, f"{self.salt}:{row.line}:{what}"))
 
     def _event(self, cls: type[Event], row: ReplayRow, at: datetime, **fields) -> Event:
         return cls(event_id=self._id(row, cls.topic), occurred_at=at, **fields)
+
+    def _requested(
+        self, row: ReplayRow, at: datetime, km: float | None, context: RiderContext, ids: dict
+    ) -> Event:
+        return self._event(
+            TripRequested,
+            row,
+            at,
+            card_id=row.card,
+            pickup=row.pickup,
+            dropoff=row.dropoff,
+            distance_km=km,
+            fare_cents=row.amount_cents,
+            currency=row.currency,
+            context=context,
+            **ids,
+        )
 
     def events(self, row: ReplayRow) -> list[tuple[datetime, Emitted]]:
         at = row.at
@@ -243,60 +192,66 @@ class RowEvents:
             "currency": row.currency,
             "context": context,
         }
-        if row.decline_code:
-            event = self._event(PaymentDeclined, row, at, decline_code=row.decline_code, **common)
-            return [(at, Emitted(event, truth))]
-        zone = row.pickup.zone if row.pickup else ""
-        routed = row.pickup is not None and row.dropoff is not None
-        km, minutes, _ = fare(row.pickup, row.dropoff) if routed else (None, 0.0, 0)
-        # The row's driver drives only a routed trip; otherwise no event names one.
-        driver = row.driver if routed and row.driver else None
-        authorized = self._event(
-            PaymentAuthorized, row, at, pickup_zone=zone, distance_km=km, **common
-        )
-        out = [(at, Emitted(authorized, truth))]
-        ids = {"trip_id": trip_id, "rider_id": row.rider}
-        if routed:
-            requested = self._event(
-                TripRequested,
+        out: list[tuple[datetime, Emitted]] = []
+        if row.card not in self.cards:
+            self.cards.add(row.card)
+            digits = f"{int(hashlib.sha256(row.card.encode()).hexdigest()[:8], 16) % 10_000:04d}"
+            added = self._event(
+                CardAdded,
                 row,
                 at,
                 card_id=row.card,
-                pickup=row.pickup,
-                dropoff=row.dropoff,
-                distance_km=km,
-                fare_cents=row.amount_cents,
-                currency=row.currency,
+                rider_id=row.rider,
+                brand="unknown",
+                last4=digits,
+                exp_month=12,
+                exp_year=2099,
+                fingerprint=common["card_fingerprint"],
                 context=context,
-                **ids,
             )
-            out.append((at, Emitted(requested, None)))
-            if driver:
-                steps = (
-                    (TripAssigned, at + timedelta(minutes=2), {}),
-                    (TripStarted, at + timedelta(minutes=6), {}),
-                    (
-                        TripCompleted,
-                        at + timedelta(minutes=6 + max(minutes, 1.0)),
-                        {"fare_cents": row.amount_cents, "distance_km": km},
-                    ),
-                )
-                for cls, when, extra in steps:
-                    event = self._event(cls, row, when, driver_id=driver, **ids, **extra)
-                    out.append((when, Emitted(event, None)))
-                done = steps[-1][1]
-                captured = self._event(
-                    PaymentCaptured,
-                    row,
-                    done,
-                    payment_id=payment_id,
-                    trip_id=trip_id,
-                    rider_id=row.rider,
-                    card_id=row.card,
-                    amount_cents=row.amount_cents,
-                    currency=row.currency,
-                )
-                out.append((done, Emitted(captured, None)))
+            out.append((at, Emitted(added, None)))
+        if row.decline_code:
+            event = self._event(PaymentDeclined, row, at, decline_code=row.decline_code, **common)
+            return [*out, (at, Emitted(event, truth))]
+        zone = row.pickup.zone if row.pickup else ""
+        routed = row.pickup is not None and row.dropoff is not None
+        km, minutes, _ = fare(row.pickup, row.dropoff) if routed else (None, 0.0, 0)
+        # A driver alone attributes the payment: the trip is assigned, driven and completed
+        # (distance 0 when the file gives no route), so the driver's features see it.
+        driver = row.driver or None
+        authorized = self._event(
+            PaymentAuthorized, row, at, pickup_zone=zone, distance_km=km, **common
+        )
+        out.append((at, Emitted(authorized, truth)))
+        ids = {"trip_id": trip_id, "rider_id": row.rider}
+        if routed:
+            out.append((at, Emitted(self._requested(row, at, km, context, ids), None)))
+        if driver:
+            steps = (
+                (TripAssigned, at + timedelta(minutes=2), {}),
+                (TripStarted, at + timedelta(minutes=6), {}),
+                (
+                    TripCompleted,
+                    at + timedelta(minutes=6 + max(minutes, 1.0)),
+                    {"fare_cents": row.amount_cents, "distance_km": km or 0.0},
+                ),
+            )
+            for cls, when, extra in steps:
+                event = self._event(cls, row, when, driver_id=driver, **ids, **extra)
+                out.append((when, Emitted(event, None)))
+            done = steps[-1][1]
+            captured = self._event(
+                PaymentCaptured,
+                row,
+                done,
+                payment_id=payment_id,
+                trip_id=trip_id,
+                rider_id=row.rider,
+                card_id=row.card,
+                amount_cents=row.amount_cents,
+                currency=row.currency,
+            )
+            out.append((done, Emitted(captured, None)))
         if row.label:
             delay = chargeback_delay(self.rng, self.labels, is_fraud=True)
             if delay is not None:

@@ -1,6 +1,7 @@
 """Replay mode: every good row of an external file reaches the stream; bad rows are reported."""
 
 import uuid
+from datetime import timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,6 +11,7 @@ from django.core.management import CommandError, call_command
 from events.backends.embedded import EmbeddedBus
 from events.backends.kafka import KafkaBus
 from events.contracts import TOPICS, decode, topic_name
+from events.payments_file import read_rows
 from simulator.config import LabelConfig
 from simulator.load import topics_ensure
 from simulator.models import GroundTruth, SimulationRun
@@ -18,7 +20,6 @@ from simulator.replay import (
     RowEvents,
     file_salt,
     parse_row,
-    read_rows,
     replay_publish,
 )
 from simulator.report import Stats
@@ -83,6 +84,8 @@ def test_replay_sends_every_good_row_and_reports_bad_ones_by_line(payments_csv, 
     assert stats.events["TripCompleted"] == 3
     assert stats.events["PaymentCaptured"] == 3
     assert stats.events["ChargebackFiled"] == 2
+    # Each card's first row is its first sighting: c1, c2, c3, c9 (r9's c9 row is bad).
+    assert stats.events["CardAdded"] == 4
     consumer = bus.consumer(group="g", topics=["payments.authorized.v1"])
     payments = [decode(m.topic, m.value) for m in drain(consumer, 5)]
     consumer.close()
@@ -186,7 +189,8 @@ def test_replay_reaches_real_kafka_with_every_row(payments_csv, kafka_bootstrap,
         for line in good_lines
     )
     assert sorted(p.rider_id for p in received) == ["r1", "r1", "r2", "r3", "r4"]
-    assert sum(sum(bus.end_offsets(topic_name(prefix, t)).values()) for t in TOPICS) == 22
+    # 22 events of the rows, and the four cards' first sightings.
+    assert sum(sum(bus.end_offsets(topic_name(prefix, t)).values()) for t in TOPICS) == 26
 
 
 @pytest.mark.django_db
@@ -202,7 +206,7 @@ def test_the_replay_command_fails_over_the_error_rate_and_records_truth(
     out = capsys.readouterr().out
     assert "line 4: timestamp 'not-a-time'" in out
     run = SimulationRun.objects.get()
-    assert (run.mode, run.status, run.errors, run.events_published) == ("replay", "finished", 5, 22)
+    assert (run.mode, run.status, run.errors, run.events_published) == ("replay", "finished", 5, 26)
     assert GroundTruth.objects.filter(run=run).count() == 7
     assert GroundTruth.objects.filter(run=run, is_fraud=True).count() == 4
 
@@ -245,3 +249,28 @@ def test_replayed_payments_carry_the_distance_and_chargebacks_the_trip_driver_an
         None,
         "Z-2-3",
     )
+
+
+def test_a_driver_alone_attributes_the_payment_and_a_card_is_sighted_once(city):
+    row_events = RowEvents(salt="salt", labels=LabelConfig(fraction=1.0, false_rate=0.0), seed=1)
+    header = HEADER.split(",")
+
+    def planned(line: str) -> dict:
+        events = row_events.events(
+            parse_row(2, dict(zip(header, line.split(","), strict=True)), city)
+        )
+        return {item.event.topic: (at, item.event) for at, item in events}
+
+    first = planned("2026-03-01T08:00:00Z,r7,c7,d7,20,,,,,1")
+    at, added = first["cards.added.v1"]
+    paid_at, payment = first["payments.authorized.v1"]
+    assert (added.card_id, added.rider_id, at) == ("c7", "r7", paid_at)
+    # No coordinates: no trip request, but the driver drives it (0 km) and is charged back.
+    assert "trips.requested.v1" not in first
+    done_at, completed = first["trips.completed.v1"]
+    assert (completed.driver_id, completed.distance_km, completed.fare_cents) == ("d7", 0.0, 2000)
+    assert done_at - paid_at == timedelta(minutes=7)
+    assert first["labels.chargeback_filed.v1"][1].driver_id == "d7"
+    assert first["payments.captured.v1"][1].payment_id == payment.payment_id
+    # The card's second row: no second sighting.
+    assert "cards.added.v1" not in planned("2026-03-01T09:00:00Z,r7,c7,d7,20,,,,,0")
