@@ -14,6 +14,7 @@ Line numbers: CSV's count the header as line 1; Parquet's number rows from 1.
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -29,6 +30,16 @@ FALSE = {"0", "false", "no", "n", "f", "", "legit", "none"}
 
 class BadRow(ValueError):
     """An input row that cannot be read: reported with its line and skipped."""
+
+
+def file_salt(path: Path) -> str:
+    """Return a digest of the file's content: the seed of the ids of the events made of it, so
+    the same file gives the same events again."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def read_rows(path: Path, *, required: tuple[str, ...] = REQUIRED) -> Iterator[tuple[int, dict]]:

@@ -57,7 +57,9 @@ RIDER = Entity("rider", "rider_id", "A rider account.")
 DRIVER = Entity("driver", "driver_id", "A driver.")
 ZONE = Entity("zone", "zone_id", "A pickup zone of the city.")
 PLATFORM = Entity("platform", "platform_id", f"The whole platform: one key, {PLATFORM_KEY!r}.")
-ENTITIES = (CARD, RIDER, DRIVER, ZONE, PLATFORM)
+DEVICE = Entity("device", "device_id", "A device a rider paid from.")
+IP = Entity("ip", "ip_address", "An IP address a payment came from.")
+ENTITIES = (CARD, RIDER, DRIVER, ZONE, PLATFORM, DEVICE, IP)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class Source:
     nested objects (``pickup.zone``); a path starting with ``=`` is a constant (``=all``).
     ``fields`` maps a field name the view's features aggregate to a payload path, or to a
     ``Derived`` computation. ``where`` keeps only events whose payload path equals the value
-    (``None`` as the value: the path must be present and not null). ``kind`` labels the events,
+    (``None`` as the value: the path must be present and not null; a function: it must
+    accept the value). ``kind`` labels the events,
     so features count one kind of event and not another.
     """
 
@@ -647,6 +650,55 @@ def _risk_view(entity: Entity, key_path: str, scope: str, volume: Source) -> Vie
     )
 
 
+def _known_address(ip: str) -> bool:
+    # A replayed file without addresses says 0.0.0.0: no address, not one shared by all.
+    return ip not in ("0.0.0.0", "::")  # noqa: S104 (an address read, not a bind)
+
+
+def _sharing_view(entity: Entity, key_path: str, what: str, **where: Any) -> View:
+    """How many cards and riders paid from one device or address over a day and a week: a
+    device or address shared by many is a fraud farm's (batch: published hourly)."""
+    name = entity.name
+    windows = {"1d": DAY, "7d": 7 * DAY}
+    return View(
+        name=f"{name}_sharing",
+        entities=(entity,),
+        mode="batch",
+        ttl=timedelta(days=3),
+        description=f"Cards and riders sharing {what}, materialised on a schedule.",
+        sources=(
+            Source(
+                "payments.authorized.v1",
+                kind="payment",
+                keys=(key_path,),
+                fields={"card_id": "card_id", "rider_id": "rider_id"},
+                where=where,
+            ),
+        ),
+        features=(
+            *_windows(
+                f"{name}_distinct_cards",
+                "count_distinct",
+                ("payment",),
+                windows,
+                field="card_id",
+                describe=f"{{value}} different cards paid from {what} in the last {{window}}",
+            ),
+            *_windows(
+                f"{name}_distinct_riders",
+                "count_distinct",
+                ("payment",),
+                windows,
+                field="rider_id",
+                describe=f"{{value}} different riders paid from {what} in the last {{window}}",
+            ),
+        ),
+    )
+
+
+DEVICE_SHARING = _sharing_view(DEVICE, "context.device_id", "this device")
+IP_SHARING = _sharing_view(IP, "context.ip", "this address", **{"context.ip": _known_address})
+
 ZONE_RISK = _risk_view(
     ZONE,
     "pickup_zone",
@@ -661,7 +713,8 @@ DRIVER_RISK = _risk_view(
     Source("trips.completed.v1", kind="payment", keys=("driver_id",)),
 )
 
-VIEWS: tuple[View, ...] = (
+# The views of the first feature service, fraud_scoring_v1, which never changes.
+FIRST_VIEWS: tuple[View, ...] = (
     CARD_VELOCITY,
     RIDER_ACTIVITY,
     DRIVER_ACTIVITY,
@@ -673,10 +726,15 @@ VIEWS: tuple[View, ...] = (
     CARD_PROFILE,
     DRIVER_PROFILE,
     ZONE_PROFILE,
+)
+VIEWS: tuple[View, ...] = (
+    *FIRST_VIEWS,
     CARD_SPENDING,
     RIDER_SPENDING,
     ZONE_RISK,
     DRIVER_RISK,
+    DEVICE_SHARING,
+    IP_SHARING,
 )
 VIEWS_BY_NAME: Mapping[str, View] = MappingProxyType({v.name: v for v in VIEWS})
 STREAM_VIEWS = tuple(v for v in VIEWS if v.mode == "stream")
@@ -697,19 +755,7 @@ class FeatureService:
 # feature order, and a model reads exactly its service's inputs.
 FRAUD_SCORING_V1 = FeatureService(
     name="fraud_scoring_v1",
-    views=(
-        CARD_VELOCITY,
-        RIDER_ACTIVITY,
-        DRIVER_ACTIVITY,
-        DRIVER_RIDER_PAIR,
-        ZONE_FRAUD,
-        DRIVER_FRAUD,
-        PLATFORM_FRAUD,
-        RIDER_PROFILE,
-        CARD_PROFILE,
-        DRIVER_PROFILE,
-        ZONE_PROFILE,
-    ),
+    views=FIRST_VIEWS,
     on_demand=(
         "amount_to_rider_avg_fare",
         "fare_per_km_to_zone_median",
@@ -719,10 +765,18 @@ FRAUD_SCORING_V1 = FeatureService(
     ),
 )
 # The standard fraud features on top: the payment's amount and its place in the card's and the
-# rider's history over a day, a week and a month, fraud in the pickup zone by the labels known.
+# rider's history over a day, a week and a month, fraud in the pickup zone by the labels known,
+# cards and riders sharing the payment's device and address.
 FRAUD_SCORING_V2 = FeatureService(
     name="fraud_scoring_v2",
-    views=(*FRAUD_SCORING_V1.views, CARD_SPENDING, RIDER_SPENDING, ZONE_RISK),
+    views=(
+        *FRAUD_SCORING_V1.views,
+        CARD_SPENDING,
+        RIDER_SPENDING,
+        ZONE_RISK,
+        DEVICE_SHARING,
+        IP_SHARING,
+    ),
     on_demand=(
         *FRAUD_SCORING_V1.on_demand,
         "payment_amount_cents",

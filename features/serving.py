@@ -61,6 +61,8 @@ REQUEST_KEYS: Mapping[str, str] = {
     "rider_id": "rider_id",
     "driver_id": "driver_id",
     "zone_id": "pickup_zone",
+    "device_id": "context.device_id",
+    "ip_address": "context.ip",
 }
 
 
@@ -96,7 +98,9 @@ def entity_row(request: Mapping[str, Any], join_keys: Sequence[str]) -> dict[str
         if key == "platform_id":
             row[key] = PLATFORM_KEY
             continue
-        value = request.get(REQUEST_KEYS.get(key, key))
+        value: Any = request
+        for part in REQUEST_KEYS.get(key, key).split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
         row[key] = MISSING_KEY if value is None else str(value)
     return row
 

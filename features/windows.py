@@ -80,7 +80,12 @@ def _field(payload: Mapping[str, Any], spec: str | Derived) -> Any:
 def _matches(source: Source, payload: Mapping[str, Any]) -> bool:
     for path, expected in source.where.items():
         value = _path(payload, path)
-        if value is None or (expected is not None and value != expected):
+        if value is None:
+            return False
+        if callable(expected):
+            if not expected(value):
+                return False
+        elif expected is not None and value != expected:
             return False
     return True
 

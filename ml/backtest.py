@@ -31,7 +31,6 @@ window (``manage.py backtest FILE``; docs/models.md, Backtest on your own data).
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import itertools
 import json
@@ -51,8 +50,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.isotonic import IsotonicRegression
 
-from events.payments_file import BadRow, amount_cents, label, read_rows, text, timestamp
-from features.definitions import FRAUD_CAPTURE_V1, FRAUD_SCORING_V2, FeatureService
+from events.payments_file import (
+    BadRow,
+    amount_cents,
+    file_salt,
+    label,
+    read_rows,
+    text,
+    timestamp,
+)
+from features.definitions import (
+    FEATURE_SERVICES,
+    FRAUD_CAPTURE_V1,
+    FRAUD_SCORING_V2,
+    FeatureService,
+)
 from features.offline.backfill import backfill
 from features.store import FeatureConfig
 from features.training import training_set
@@ -111,6 +123,9 @@ class Options:
     folds: int = 3
     snapshot_every: timedelta = timedelta(days=1)
     seed: int = 7
+    # The authorization checkpoint's feature service: fraud_scoring_v1 measures the features
+    # before the standard ones were added.
+    service: str = FRAUD_SCORING_V2.name
 
 
 @dataclass
@@ -178,9 +193,13 @@ SPINE_SCHEMA = pa.schema(
         ("rider_id", pa.string()),
         ("driver_id", pa.string()),
         ("zone_id", pa.string()),
+        ("device_id", pa.string()),
+        ("ip_address", pa.string()),
         ("event_timestamp", pa.timestamp("us", tz="UTC")),
         ("amount_cents", pa.int64()),
         ("label", pa.bool_()),
+        # When the fraud label arrived (its chargeback); null for a payment never reported.
+        ("known_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 
@@ -193,7 +212,7 @@ def file_events(path: Path, directory: Path, *, label_delay: timedelta) -> FileS
     if not path.is_file():
         raise BacktestError(f"{path}: no such file")
     summary = FileSummary()
-    salt = _salt(path)
+    salt = file_salt(path)
     writers = _Writers(directory)
     spine_writer = pq.ParquetWriter(directory / "spine.parquet", SPINE_SCHEMA)
     spine: list[dict] = []
@@ -290,9 +309,12 @@ def file_events(path: Path, directory: Path, *, label_delay: timedelta) -> FileS
                     "rider_id": row["rider"],
                     "driver_id": row["driver"] or None,
                     "zone_id": row["zone"] or None,
+                    "device_id": row["device"],
+                    "ip_address": row["ip"],
                     "event_timestamp": at,
                     "amount_cents": row["amount_cents"],
                     "label": row["label"],
+                    "known_at": at + label_delay if row["label"] else None,
                 }
             )
             if len(spine) >= CHUNK:
@@ -306,14 +328,6 @@ def file_events(path: Path, directory: Path, *, label_delay: timedelta) -> FileS
     summary.drivers = len(drivers)
     summary.events = dict(writers.counts)
     return summary
-
-
-def _salt(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def _ids(salt: str, line: int) -> Callable[[str], str]:
@@ -338,6 +352,51 @@ def _row(raw: dict) -> dict[str, Any]:
     }
 
 
+def history_spine(history: Path, directory: Path) -> FileSummary:
+    """Write the payments of a simulator history (``manage.py simulate history``: events and
+    ``ground_truth.parquet``) as ``spine.parquet`` under ``directory``: the trip's driver from
+    its completion, the label from the ground truth, and when it became known from the
+    history's own fraud chargebacks (the simulator's delays, not a chosen one)."""
+    from ml.datasets import history_events, payments_spine
+
+    truth_path = history / "ground_truth.parquet"
+    if not truth_path.is_file():
+        raise BacktestError(f"{history}: no ground_truth.parquet (a simulate history directory)")
+    spine = payments_spine(history)
+    if spine.empty:
+        raise BacktestError(f"{history}: no payment")
+    trips = history_events(history, "trips.completed.v1")
+    chargebacks = history_events(history, "labels.chargeback_filed.v1")
+    truth = pq.read_table(truth_path, columns=["topic", "payment_id", "is_fraud"]).to_pandas()
+    fraud = truth[(truth["topic"] == "payments.authorized.v1") & truth["is_fraud"]]
+    drivers = (
+        trips.drop_duplicates("trip_id").set_index("trip_id")["driver_id"]
+        if not trips.empty
+        else pd.Series(dtype=object)
+    )
+    known = pd.Series(dtype="datetime64[us, UTC]")
+    if not chargebacks.empty:
+        reported = chargebacks[chargebacks["reason_code"].astype(str).str.startswith("10.")]
+        known = reported.groupby("payment_id")["occurred_at"].min()
+    spine["driver_id"] = spine["trip_id"].map(drivers)
+    spine["zone_id"] = spine["zone_id"].replace("", None)
+    spine["label"] = spine["payment_id"].isin(set(fraud["payment_id"]))
+    spine["known_at"] = spine["payment_id"].map(known)
+    spine["known_at"] = pd.to_datetime(spine["known_at"], utc=True)
+    table = pa.Table.from_pandas(
+        spine[SPINE_SCHEMA.names], schema=SPINE_SCHEMA, preserve_index=False
+    )
+    pq.write_table(table, directory / "spine.parquet")
+    return FileSummary(
+        rows=len(spine),
+        payments=len(spine),
+        frauds=int(spine["label"].sum()),
+        drivers=int(spine["driver_id"].nunique()),
+        first=spine["event_timestamp"].min().to_pydatetime(),
+        last=spine["event_timestamp"].max().to_pydatetime(),
+    )
+
+
 # --- 2. features ----------------------------------------------------------------------------
 
 
@@ -346,22 +405,19 @@ def checkpoint_frame(
 ) -> pd.DataFrame:
     """Return ``spine`` with every feature of ``service`` at each payment's instant."""
     rows = spine.copy()
-    if CAPTURE_SERVICE_NAMES.get(service.name) != CAPTURE:
+    if service.name != FRAUD_CAPTURE_V1.name:
         # At authorization no driver is known: the payment event names none.
         rows["driver_id"] = None
     return training_set(config, rows, service.name, history=history)
 
 
-CAPTURE_SERVICE_NAMES = {FRAUD_CAPTURE_V1.name: CAPTURE, FRAUD_SCORING_V2.name: AUTHORIZATION}
-
-
 # --- 3. the model ---------------------------------------------------------------------------
 
 
-def _known_fraud(frame: pd.DataFrame, by: datetime, delay: timedelta) -> np.ndarray:
+def _known_fraud(frame: pd.DataFrame, by: datetime) -> np.ndarray:
     """Labels as known at ``by``: fraud only where its chargeback arrived by then."""
-    stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
-    return (frame["label"].astype(bool) & (stamps + delay <= pd.Timestamp(by))).to_numpy()
+    known = pd.to_datetime(frame["known_at"], utc=True)
+    return (frame["label"].astype(bool) & known.notna() & (known <= pd.Timestamp(by))).to_numpy()
 
 
 def _params(choice: dict[str, Any], seed: int) -> tuple[dict[str, Any], int]:
@@ -427,10 +483,12 @@ def select_model(
             continue
         fit_rows = frame[(stamps >= train_start) & (stamps < train_end)]
         check = frame[(stamps >= check_start) & (stamps < check_end)]
-        y_fit = _known_fraud(fit_rows, check_start, options.label_delay)
-        if y_fit.sum() == 0 or check["label"].sum() == 0:
+        y_fit = _known_fraud(fit_rows, check_start)
+        # Checked on the labels known when the real test begins: all of them with a fixed delay.
+        y_check = _known_fraud(check, options.split.test_start).astype(int)
+        if y_fit.sum() == 0 or y_check.sum() == 0:
             continue
-        folds.append((check_start, check_end, fit_rows, y_fit, check))
+        folds.append((check_start, check_end, fit_rows, y_fit, check, y_check))
     if not folds:
         split = options.split
         need = (
@@ -447,17 +505,16 @@ def select_model(
     choices = [dict(zip(GRID, values, strict=True)) for values in itertools.product(*GRID.values())]
     results: dict[int, list[float]] = {i: [] for i in range(len(choices))}
     newest: dict[int, np.ndarray] = {}
-    for f, (_start, _end, fit_rows, y_fit, check) in enumerate(folds):
+    for f, (_start, _end, fit_rows, y_fit, check, y_check) in enumerate(folds):
         x_check = feature_matrix(check, features)
         for i, choice in enumerate(choices):
             on_step(f"fold {f + 1}/{len(folds)}, parameters {i + 1}/{len(choices)}")
             booster = _fit(fit_rows, y_fit, features, choice, options.seed)
             scores = booster.predict(x_check)
-            results[i].append(auc_pr(check["label"].astype(int).to_numpy(), scores) or 0.0)
+            results[i].append(auc_pr(y_check, scores) or 0.0)
             if f == 0:
                 newest[i] = scores
     best = max(results, key=lambda i: (float(np.mean(results[i])), -i))
-    newest_check = folds[0][4]
     return Selection(
         choice=choices[best],
         folds=[
@@ -465,7 +522,7 @@ def select_model(
             for f, (start, end, *_rest) in enumerate(folds)
         ],
         scores=newest[best],
-        labels=newest_check["label"].astype(int).to_numpy(),
+        labels=folds[0][5],
         days=options.split.test_days,
     )
 
@@ -533,7 +590,7 @@ def judge(
     features = model_features(service.name)
     stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
     train = frame[(stamps >= split.train_start) & (stamps < split.train_end)]
-    y_train = _known_fraud(train, split.test_start, options.label_delay)
+    y_train = _known_fraud(train, split.test_start)
     if y_train.sum() == 0:
         raise BacktestError(
             "no fraud known in the training window "
@@ -543,7 +600,7 @@ def judge(
     test = frame[(stamps >= split.test_start) & (stamps < split.test_end)].copy()
     dropped = 0
     if options.drop_known_cards:
-        test, dropped = _without_known_cards(frame, test, options.label_delay)
+        test, dropped = _without_known_cards(frame, test)
     if test.empty:
         raise BacktestError("the test window holds no payment")
     selection = select_model(frame, features, options, on_step)
@@ -630,14 +687,11 @@ def judge(
     )
 
 
-def _without_known_cards(
-    frame: pd.DataFrame, test: pd.DataFrame, delay: timedelta
-) -> tuple[pd.DataFrame, int]:
+def _without_known_cards(frame: pd.DataFrame, test: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """``test`` without, on each day, the payments of cards whose fraud was known before the
     day began; and how many payments that removed."""
-    stamps = pd.to_datetime(frame["event_timestamp"], utc=True)
-    frauds = frame[frame["label"].astype(bool)]
-    known_at = stamps[frauds.index] + delay
+    frauds = frame[frame["label"].astype(bool) & frame["known_at"].notna()]
+    known_at = pd.to_datetime(frauds["known_at"], utc=True)
     first_known = pd.Series(known_at.to_numpy(), index=frauds["card_id"].to_numpy())
     first_known = first_known.groupby(level=0).min()
     test_stamps = pd.to_datetime(test["event_timestamp"], utc=True)
@@ -711,21 +765,28 @@ def run_backtest(
         progress(name)
         return lambda: stages.append((name, time.perf_counter() - start))
 
-    done = stage("reading the file into events")
-    summary = file_events(path, work, label_delay=options.label_delay)
+    if path.is_dir():
+        done = stage("reading the history's payments")
+        work.mkdir(parents=True, exist_ok=True)
+        summary = history_spine(path, work)
+        history = path
+    else:
+        done = stage("reading the file into events")
+        summary = file_events(path, work, label_delay=options.label_delay)
+        history = work
     done()
     _check_split(options.split, summary)
     config = FeatureConfig(
         project="backtest", registry_url="", online="sqlite", data_dir=work / "features"
     )
-    services = [(AUTHORIZATION, FRAUD_SCORING_V2)]
+    services = [(AUTHORIZATION, FEATURE_SERVICES[options.service])]
     if summary.drivers:
         services.append((CAPTURE, FRAUD_CAPTURE_V1))
     batch_views = list(
         {v.name: v for _, s in services for v in s.views if v.mode == "batch"}.values()
     )
     done = stage("snapshotting the batch views")
-    backfill(config, history=work, views=batch_views, snapshot_every=options.snapshot_every)
+    backfill(config, history=history, views=batch_views, snapshot_every=options.snapshot_every)
     done()
     spine = pq.read_table(work / "spine.parquet").to_pandas()
     stamps = pd.to_datetime(spine["event_timestamp"], utc=True)
@@ -735,7 +796,7 @@ def run_backtest(
     reports = []
     for checkpoint, service in services:
         done = stage(f"{checkpoint}: features of {len(spine):,} payments")
-        frame = checkpoint_frame(config, work, spine, service)
+        frame = checkpoint_frame(config, history, spine, service)
         done()
         done = stage(f"{checkpoint}: model selection, fit and judgement")
         reports.append(
@@ -757,7 +818,7 @@ def run_backtest(
             "last": summary.last.isoformat() if summary.last else None,
             "events": summary.events,
         },
-        options=_options_dict(options),
+        options={**_options_dict(options), "history": path.is_dir()},
         checkpoints=reports,
         seconds=time.perf_counter() - began,
         stages=stages,
@@ -778,6 +839,7 @@ def _options_dict(options: Options) -> dict[str, Any]:
         "k": options.k,
         "folds": options.folds,
         "snapshot_every_hours": options.snapshot_every / timedelta(hours=1),
+        "service": options.service,
     }
 
 
@@ -846,7 +908,7 @@ p.note {{ color: #55606e; }}
 <p>{summary["payments"]:,} payments ({summary["frauds"]:,} fraudulent) from
 {summary["first"][:10]} to {summary["last"][:10]}. Trained on {options["train_days"]} days from
 {options["train_start"][:10]}, tested on {options["test_days"]} days after a gap of
-{options["gap_days"]}; labels known {options["label_delay_days"]:g} days after the payment.
+{options["gap_days"]}; {_delay(options)}.
 Threshold chosen for {_budget(options)}.</p>
 <table><thead><tr><th>checkpoint</th><th>payments tested</th><th>fraud</th><th>AUC ROC</th>
 <th>average precision</th><th>Card Precision@{options["k"]}</th><th>flagged a day</th>
@@ -857,6 +919,12 @@ Threshold chosen for {_budget(options)}.</p>
 {images}
 </body></html>
 """
+
+
+def _delay(options: dict[str, Any]) -> str:
+    if options.get("history"):
+        return "labels known when the history's chargebacks arrived"
+    return f"labels known {options['label_delay_days']:g} days after the payment"
 
 
 def _budget(options: dict[str, Any]) -> str:

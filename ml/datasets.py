@@ -89,17 +89,21 @@ def history_end(history: Path) -> datetime | None:
 def payments_spine(history: Path) -> pd.DataFrame:
     """Return one spine row per ``payments.authorized.v1`` event under ``history``, as the
     scorer reads features for it: ``event_id``, ``payment_id``, the entities (``card_id``,
-    ``rider_id``, ``zone_id`` = pickup zone; no driver: the payment event names none, so
-    serving reads none), ``event_timestamp`` = ``occurred_at`` and the request fields
-    ``amount_cents``, ``distance_km``."""
+    ``rider_id``, ``zone_id`` = pickup zone, ``device_id`` and ``ip_address`` from its
+    context; no driver: the payment event names none, so serving reads none),
+    ``event_timestamp`` = ``occurred_at`` and the request fields ``amount_cents``,
+    ``distance_km``; and ``trip_id``, which names the driver once the trip is done."""
     events = history_events(history, PAYMENTS)
     spine = pd.DataFrame(
         {
             "event_id": events["event_id"].astype(str),
             "payment_id": events.get("payment_id"),
+            "trip_id": events.get("trip_id"),
             "card_id": events.get("card_id"),
             "rider_id": events.get("rider_id"),
             "zone_id": events.get("pickup_zone"),
+            "device_id": _context(events, "device_id"),
+            "ip_address": _context(events, "ip"),
             "event_timestamp": events["occurred_at"],
             "amount_cents": events.get("amount_cents"),
             "distance_km": events.get("distance_km"),
@@ -107,6 +111,13 @@ def payments_spine(history: Path) -> pd.DataFrame:
     )
     spine["distance_km"] = spine["distance_km"].astype("Float64")
     return spine.reset_index(drop=True)
+
+
+def _context(events: pd.DataFrame, name: str) -> pd.Series:
+    """The payments' ``context.<name>`` (None where a payment has no context)."""
+    if "context" not in events.columns:
+        return pd.Series([None] * len(events), index=events.index, dtype=object)
+    return events["context"].map(lambda c: c.get(name) if isinstance(c, dict) else None)
 
 
 def labels(history: Path, *, as_of: datetime | None = None) -> pd.DataFrame:

@@ -39,7 +39,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from events.bus import Bus
 from events.contracts import (
@@ -89,15 +88,6 @@ class ReplayRow:
     device: str
     ip: str
     decline_code: str
-
-
-def file_salt(path: Path) -> str:
-    """Return a digest of the file's content: the seed of its events' ids."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
 
 
 def _point(raw: dict, city: City, lat_name: str, lng_name: str) -> Place | None:

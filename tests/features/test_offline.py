@@ -388,3 +388,24 @@ def test_the_engine_holds_the_configs_memory_limit_and_spills_under_its_director
     assert Path(spill).parent == tmp_path / "features" / "duckdb"
     other = rows_load([], views=[PROBE], config=config).con
     assert other.sql("SELECT current_setting('temp_directory')").fetchall() != [(spill,)]
+
+
+def test_a_payment_counts_for_its_device_and_address_but_no_address_is_nobodys():
+    from features.definitions import DEVICE_SHARING, IP_SHARING
+    from features.windows import evaluate, extract
+
+    def rows(ip: str, card: str, n: int) -> list[Row]:
+        payload = {"card_id": card, "rider_id": f"r-{card}", "amount_cents": 500,
+                   "context": {"device_id": "dev-1", "ip": ip}}  # fmt: skip
+        return extract("payments.authorized.v1", payload, event_id=f"e{n}", ts=n,
+                       views=[DEVICE_SHARING, IP_SHARING])  # fmt: skip
+
+    nobody = "0.0.0.0"  # noqa: S104 (a replayed row without an address, not a bind)
+    found = rows("10.0.0.7", "c1", 1) + rows("10.0.0.7", "c2", 2) + rows(nobody, "c3", 3)
+    device = [r for r in found if r.view == "device_sharing"]
+    address = [r for r in found if r.view == "ip_sharing"]
+    assert [r.key for r in device] == [("dev-1",)] * 3
+    assert [r.key for r in address] == [("10.0.0.7",)] * 2
+    values = evaluate(IP_SHARING, address, 3)
+    assert (values["ip_distinct_cards_1d"], values["ip_distinct_riders_7d"]) == (2, 2)
+    assert evaluate(DEVICE_SHARING, device, 3)["device_distinct_cards_7d"] == 3

@@ -136,6 +136,13 @@ def test_the_entity_row_of_a_payment_fills_every_key():
     }
 
 
+def test_the_device_and_address_keys_come_from_the_payments_context():
+    keys = ["device_id", "ip_address"]
+    request = _request(context={"device_id": "dev-1", "ip": "10.0.0.7"})
+    assert entity_row(request, keys) == {"device_id": "dev-1", "ip_address": "10.0.0.7"}
+    assert entity_row(_request(), keys) == {"device_id": "", "ip_address": ""}
+
+
 def _feast_reference(config, requests: list[dict]) -> list[tuple[dict, dict, dict]]:
     """Each request's (values, statuses, event times) as ``FeatureStore.get_online_features``
     answers for the whole service, an entity Redis holds nothing for read as NOT_FOUND."""

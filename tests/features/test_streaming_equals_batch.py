@@ -156,6 +156,8 @@ def _payments_spine(day: Path, limit: int | None = None) -> pd.DataFrame:
                 "zone_id": p["pickup_zone"],
                 "driver_id": None,
                 "platform_id": PLATFORM_KEY,
+                "device_id": p["context"]["device_id"],
+                "ip_address": p["context"]["ip"],
                 "event_timestamp": pd.Timestamp(json_time(p["occurred_at"])),
             }
             for p in map(json.loads, payloads[:limit])

@@ -284,3 +284,47 @@ def test_the_report_page_reads_in_chromium(report, tmp_path, page):
         width = images.nth(i).evaluate("img => img.complete ? img.naturalWidth : 0")
         assert width > 200, images.nth(i).get_attribute("alt")
     assert "Card Precision@100 per test day" in page.content()
+
+
+def test_a_simulated_history_is_backtested_with_its_own_label_delays(tmp_path):
+    """A ``simulate history`` directory instead of a file: its own events (every topic), the
+    label from its ground truth, known when its own chargebacks arrived."""
+    from simulator.city import city_from_file
+    from simulator.config import LabelConfig, SimConfig
+    from simulator.engine import Simulation
+    from simulator.history import history_write
+    from simulator.report import Stats
+
+    config = SimConfig(seed=11, riders=500, drivers=60, labels=LabelConfig(delay_median_days=0.5))
+    history = tmp_path / "history"
+    simulation = Simulation(config, city_from_file())
+    history_write(
+        simulation.events(until=config.start + timedelta(days=12)),
+        out=history,
+        stats=Stats(mode="history"),
+    )
+    start = config.start.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=6)
+    options = Options(
+        split=Split(train_start=start, train_days=2, gap_days=1, test_days=2),
+        label_delay=timedelta(days=1),
+        k=20,
+        budget=20,
+    )
+    result = run_backtest(history, options, work=tmp_path / "work")
+
+    assert result.options["history"] is True
+    truth = pq.read_table(history / "ground_truth.parquet").to_pandas()
+    paid = truth[truth["topic"] == "payments.authorized.v1"]
+    assert result.summary["payments"] == len(paid)
+    assert result.summary["frauds"] == int(paid["is_fraud"].sum())
+    spine = pq.read_table(tmp_path / "work" / "spine.parquet").to_pandas()
+    # A label is known only where a fraud chargeback arrived, and never before its payment.
+    known = spine[spine["known_at"].notna()]
+    assert known["label"].all()
+    assert (known["known_at"] > known["event_timestamp"]).all()
+    assert 0 < len(known) < spine["label"].sum()  # some frauds are never charged back
+    by = {c.checkpoint: c for c in result.checkpoints}
+    assert set(by) == {AUTHORIZATION, CAPTURE}
+    for c in by.values():
+        assert c.test_frauds > 0
+        assert c.ap > 5 * c.test_frauds / c.test_rows

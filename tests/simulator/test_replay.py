@@ -11,14 +11,13 @@ from django.core.management import CommandError, call_command
 from events.backends.embedded import EmbeddedBus
 from events.backends.kafka import KafkaBus
 from events.contracts import TOPICS, decode, topic_name
-from events.payments_file import read_rows
+from events.payments_file import file_salt, read_rows
 from simulator.config import LabelConfig
 from simulator.load import topics_ensure
 from simulator.models import GroundTruth, SimulationRun
 from simulator.replay import (
     ID_NAMESPACE,
     RowEvents,
-    file_salt,
     parse_row,
     replay_publish,
 )

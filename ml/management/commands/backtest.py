@@ -15,6 +15,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from features.definitions import FRAUD_SCORING_V1, FRAUD_SCORING_V2
 from ml.backtest import (
     AUTHORIZATION,
     BacktestError,
@@ -30,7 +31,11 @@ class Command(BaseCommand):
     help = "Backtest the platform's features and model on a file of labelled payments."
 
     def add_arguments(self, parser):
-        parser.add_argument("file", type=Path, help="CSV or Parquet (docs/models.md)")
+        parser.add_argument(
+            "file",
+            type=Path,
+            help="CSV or Parquet of labelled payments, or a simulate history directory",
+        )
         parser.add_argument("--train-start", required=True, help="first training day (UTC)")
         parser.add_argument("--train-days", type=int, default=7)
         parser.add_argument("--gap-days", type=int, default=7)
@@ -58,6 +63,12 @@ class Command(BaseCommand):
             type=float,
             default=24.0,
             help="how often the batch views are snapshotted over the file (default 24)",
+        )
+        parser.add_argument(
+            "--service",
+            default=FRAUD_SCORING_V2.name,
+            choices=[FRAUD_SCORING_V1.name, FRAUD_SCORING_V2.name],
+            help="the authorization checkpoint's features (v1: before the standard ones)",
         )
         parser.add_argument("--out", type=Path, default=None, help="where the report goes")
         parser.add_argument("--register", action="store_true", help="keep the model as a candidate")
@@ -116,6 +127,7 @@ class Command(BaseCommand):
             target_precision=o["precision"],
             k=o["k"],
             snapshot_every=timedelta(hours=o["snapshot_hours"]),
+            service=o["service"],
         )
 
     def _register(self, report, options: Options) -> None:

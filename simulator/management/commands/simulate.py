@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from events.bus import bus_from_settings
-from events.payments_file import read_rows
+from events.payments_file import file_salt, read_rows
 from events.stopping import stop_on_signals
 from simulator import selectors, services
 from simulator.city import city_from_file, city_from_url
@@ -29,7 +29,7 @@ from simulator.engine import Simulation
 from simulator.history import history_write
 from simulator.live import Analyst, live_publish
 from simulator.load import load_publish, topics_ensure
-from simulator.replay import RowEvents, file_salt, replay_publish
+from simulator.replay import RowEvents, replay_publish
 from simulator.report import Display, Stats, print_summary
 
 
