@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     value.double_val = 1234.5 + card + n
                 mapping[field] = value.SerializeToString()
-            pipe.hset(redis_entity_key(("card_id",), (f"card-{card:07d}",), "lw", 3), mapping=mapping)
+            key = redis_entity_key(("card_id",), (f"card-{card:07d}",), "lw", 3)
+            pipe.hset(key, mapping=mapping)
             if len(pipe) >= 2000:
                 pipe.execute()
         pipe.execute()
