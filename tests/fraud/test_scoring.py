@@ -218,8 +218,8 @@ def test_an_unserved_vector_scores_on_defaults_marked_degraded(champion):
     )
     assert high.score == low.score < 0.5
     assert (high.decision, low.decision) == ("review", "approve")
-    # is_new_card is 1 here only because card_added_at was not served: degraded too.
-    assert vectors[0].on_demand["is_new_card"] == 1
+    # is_new_card is unknown because card_added_at was not served: degraded too.
+    assert vectors[0].on_demand["is_new_card"] is None
     degraded = [n for n in FEATURES if n != "hour_of_day"]
     assert high.degraded_features == degraded
     assert low.degraded_features == degraded
