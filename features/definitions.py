@@ -31,7 +31,9 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
-Agg = Literal["count", "sum", "avg", "std", "count_distinct", "last", "median", "age_days"]
+Agg = Literal[
+    "count", "sum", "avg", "std", "count_distinct", "last", "median", "age_days", "since_previous"
+]
 Dtype = Literal["int64", "float64"]
 Mode = Literal["stream", "batch"]
 
@@ -99,9 +101,12 @@ class Aggregate:
     standard deviation (``std``: from the exact count, sum and sum of squares, so equal in every
     engine for an integer field such as an amount in cents), counted distinct, taken from the
     latest event (``last``: ties broken by the greater event id), the median, or
-    for ``age_days`` the days from the earliest such event to the evaluation instant. ``count``
-    ignores ``field``; a ``None`` value is skipped by every other aggregation. ``sum``, ``count``
-    and ``count_distinct`` of nothing are 0; the others are ``None``.
+    for ``age_days`` the days from the earliest such event to the evaluation instant;
+    ``since_previous`` is the seconds from the latest such event strictly before the instant
+    (an event at the instant itself, the payment being scored, is not its own previous one).
+    ``count``, ``age_days`` and ``since_previous`` ignore ``field``; a ``None`` value is
+    skipped by every other aggregation. ``sum``, ``count`` and ``count_distinct`` of nothing
+    are 0; the others are ``None``.
 
     ``describe`` renders a value in plain words for explanations: ``{value}`` is replaced.
     """
@@ -262,6 +267,24 @@ CARD_VELOCITY = View(
             field=OCCURRED_AT,
             dtype="float64",
             describe="card added at {value}",
+        ),
+    ),
+)
+
+CARD_RECENCY = View(
+    name="card_recency",
+    entities=(CARD,),
+    mode="stream",
+    description="How soon after its previous payment a card pays again.",
+    sources=(Source("payments.authorized.v1", kind="payment", keys=("card_id",)),),
+    features=(
+        Aggregate(
+            "card_seconds_since_previous_payment",
+            "since_previous",
+            ("payment",),
+            window=DAY,
+            dtype="float64",
+            describe="the card's previous payment was {value} seconds before this one",
         ),
     ),
 )
@@ -729,6 +752,7 @@ FIRST_VIEWS: tuple[View, ...] = (
 )
 VIEWS: tuple[View, ...] = (
     *FIRST_VIEWS,
+    CARD_RECENCY,
     CARD_SPENDING,
     RIDER_SPENDING,
     ZONE_RISK,
@@ -771,6 +795,7 @@ FRAUD_SCORING_V2 = FeatureService(
     name="fraud_scoring_v2",
     views=(
         *FRAUD_SCORING_V1.views,
+        CARD_RECENCY,
         CARD_SPENDING,
         RIDER_SPENDING,
         ZONE_RISK,
@@ -830,7 +855,8 @@ def validate() -> None:
                 continue
             if not set(f.kinds) <= kinds:
                 raise ValueError(f"{view.name}.{f.name}: kinds {f.kinds} not all produced")
-            if f.agg != "count" and f.agg != "age_days" and f.field not in fields:
+            fieldless = ("count", "age_days", "since_previous")
+            if f.agg not in fieldless and f.field not in fields:
                 raise ValueError(f"{view.name}.{f.name}: field {f.field!r} not provided")
         for source in view.sources:
             if len(source.keys) != len(view.entities):

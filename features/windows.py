@@ -152,6 +152,9 @@ def over(feature: Aggregate, chosen: Sequence[Row], at: int) -> Any:
         return cast(_value(latest, feature.field), feature.dtype)
     if agg == "age_days":
         return (at - min(r.ts for r in chosen)) / US_PER_DAY if chosen else None
+    if agg == "since_previous":
+        earlier = [r.ts for r in chosen if r.ts < at]
+        return (at - max(earlier)) / 1_000_000 if earlier else None
     values = [v for v in (_value(r, feature.field) for r in chosen) if v is not None]
     if agg == "sum":
         return cast(sum(values), feature.dtype)

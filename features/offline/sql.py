@@ -44,7 +44,12 @@ TEMPLATES: Mapping[str, str] = {
     # median interpolates as a + (b - a) / 2, Python's statistics.median as (a + b) / 2.
     "median": "list_sort(list({v}) FILTER (WHERE {kinds} AND {v} IS NOT NULL) {over})",
     "age_days": f"({{at}} - min(ts) FILTER (WHERE {{kinds}}) {{over}}) / {US_PER_DAY}",
+    # Over a frame without the current row's peers (PRIOR_SUFFIX) in a stream evaluation; with
+    # ``ts < at`` in a snapshot's filter (_aggregate_sql).
+    "since_previous": "({at} - max(ts) FILTER (WHERE {kinds}) {over}) / 1000000",
 }
+# The name suffix of a window that excludes the current row and its peers (same ts).
+PRIOR_SUFFIX = "_prior"
 MEDIAN_SQL = (
     "CASE WHEN len({l}) = 0 THEN NULL"
     " WHEN len({l}) % 2 = 1 THEN CAST({l}[len({l}) // 2 + 1] AS DOUBLE)"
@@ -101,6 +106,11 @@ def _aggregate_sql(
     kinds = _kinds_sql(feature.kinds)
     if window_filter and feature.window is not None:
         kinds = f"{kinds} AND ts > {at} - {window_us(feature.window)}"
+    if feature.agg == "since_previous":
+        if over:
+            over += PRIOR_SUFFIX
+        else:
+            kinds = f"{kinds} AND ts < {at}"
     expr = TEMPLATES[feature.agg].format(v=_value_sql(feature), kinds=kinds, over=over, at=at)
     if feature.agg in {"count", "count_distinct", "median", "std"}:
         return expr
@@ -120,13 +130,15 @@ def _window_clause(view: View, *, unbounded: bool = False) -> str:
     """Return the named windows of ``view``'s aggregates (and ``w_all`` when ``unbounded``)."""
     partition = ", ".join(key_columns(view))
     clauses = {}
-    windows = [f.window for f in view.aggregates] + ([None] if unbounded else [])
-    for window in windows:
-        name = _window_name(window)
+    windows = [(f.window, "") for f in view.aggregates] + ([(None, "")] if unbounded else [])
+    windows += [(f.window, PRIOR_SUFFIX) for f in view.aggregates if f.agg == "since_previous"]
+    for window, suffix in windows:
+        name = _window_name(window) + suffix
         frame = "UNBOUNDED PRECEDING" if window is None else f"{window_us(window) - 1} PRECEDING"
+        exclude = " EXCLUDE GROUP" if suffix else ""
         clauses[name] = (
             f"{name} AS (PARTITION BY {partition} ORDER BY ts "
-            f"RANGE BETWEEN {frame} AND CURRENT ROW)"
+            f"RANGE BETWEEN {frame} AND CURRENT ROW{exclude})"
         )
     return "WINDOW " + ", ".join(clauses.values())
 

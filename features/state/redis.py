@@ -178,6 +178,8 @@ local function value(i, name)
   if v == null then return nil end
   return v
 end
+-- The instant being evaluated: what ``since_previous`` is counted to.
+local evaluating = 0
 local function part(kind, name, c)
   if kind == 'count' then return c end
   if kind == 'last' then
@@ -193,6 +195,13 @@ local function part(kind, name, c)
   if kind == 'age_days' then
     if c == 0 then return '' end
     return format('%d', ts[chosen[1]])
+  end
+  if kind == 'since_previous' then
+    -- The latest chosen row strictly before the instant (chosen rows are in time order).
+    for j = c, 1, -1 do
+      if ts[chosen[j]] < evaluating then return format('%d', ts[chosen[j]]) end
+    end
+    return ''
   end
   local m = 0
   for j = 1, c do
@@ -289,6 +298,7 @@ for p = 1, probes do
           chosen[c] = i
         end
       end
+      evaluating = at
       for g = 1, #aggregates do
         answer[#answer + 1] = part(aggregates[g][1], aggregates[g][2], c)
       end
@@ -583,6 +593,8 @@ class RedisState(WindowState):
             return over(feature, [_row(ref, member, int(ts))], at)
         if agg == "age_days":
             return (at - int(part)) / US_PER_DAY
+        if agg == "since_previous":
+            return (at - int(part)) / 1_000_000
         if agg == "std":
             n, total, squares = part.split()
             return spread(int(n), float(total), float(squares))

@@ -73,6 +73,7 @@ from events.contracts import (
 )
 from events.deadletters import DeadLetterer
 from events.streaming import BatchStep, ConsumerOptions, Publisher, consume, offsets_commit
+from features.definitions import FEATURE_SERVICES
 from features.processor.step import state_from_config
 from features.store import FeatureConfig
 from features.stream_serving import EXACT, Served, StreamServing
@@ -141,6 +142,11 @@ class Scorer(BatchStep):
                 group=self.settings.processor_group,
                 namespace=namespace,
                 served_topics=(PaymentAuthorized.topic,),
+                # Its service's stream views only: another service's (v2's card_recency) are
+                # the processor's to keep, not a cost of every payment this scorer serves.
+                views=tuple(
+                    v for v in FEATURE_SERVICES[self.settings.service].views if v.mode == "stream"
+                ),
                 wait_s=self.settings.consistency_wait_s,
                 timeout_s=timeout_s,
             ),

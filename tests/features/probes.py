@@ -44,6 +44,8 @@ PROBE = View(
         Aggregate("median_n", "median", ("a",), field="n", dtype="float64"),
         Aggregate("age_ab", "age_days", ("a", "b"), dtype="float64"),
         Aggregate("age_b_8", "age_days", ("b",), window=8 * US, dtype="float64"),
+        Aggregate("prev_a_6", "since_previous", ("a",), window=6 * US, dtype="float64"),
+        Aggregate("prev_ab", "since_previous", ("a", "b"), dtype="float64"),
         Ratio("sum_per_count", "sum_n_7", "count_a_5"),
     ),
 )
@@ -102,6 +104,9 @@ def reference_value(feature: Aggregate, rows: list[Row], at: int):
         if not chosen:
             return None
         return (at - min(r.ts for r in chosen)) / 86_400_000_000
+    if feature.agg == "since_previous":
+        before = [r.ts for r in chosen if r.ts < at]
+        return (at - max(before)) / 1_000_000 if before else None
     if not present:
         return None
     if feature.agg == "avg":

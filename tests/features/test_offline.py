@@ -409,3 +409,22 @@ def test_a_payment_counts_for_its_device_and_address_but_no_address_is_nobodys()
     values = evaluate(IP_SHARING, address, 3)
     assert (values["ip_distinct_cards_1d"], values["ip_distinct_riders_7d"]) == (2, 2)
     assert evaluate(DEVICE_SHARING, device, 3)["device_distinct_cards_7d"] == 3
+
+
+def test_a_payment_is_not_its_own_previous_one():
+    from features.definitions import CARD_RECENCY
+    from features.windows import extract, value_at
+
+    def paid(event_id: str, seconds: int) -> list[Row]:
+        payload = {"card_id": "c1", "rider_id": "r1", "amount_cents": 500}
+        return extract("payments.authorized.v1", payload, event_id=event_id,
+                       ts=seconds * 1_000_000, views=[CARD_RECENCY])  # fmt: skip
+
+    rows = paid("e1", 100) + paid("e2", 160) + paid("e3", 160)
+    name = "card_seconds_since_previous_payment"
+    assert value_at(CARD_RECENCY, rows, 100_000_000)[0] == {name: None}  # the first payment
+    # Two payments in the same microsecond: neither is the other's previous one.
+    assert value_at(CARD_RECENCY, rows, 160_000_000)[0] == {name: 60.0}
+    assert value_at(CARD_RECENCY, rows, 190_000_000)[0] == {name: 30.0}
+    # More than a day after the last payment: none in the window.
+    assert value_at(CARD_RECENCY, rows, 160_000_000 + 86_400_000_000)[0] == {name: None}
