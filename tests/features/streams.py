@@ -127,6 +127,9 @@ def naive_values(view: View, rows: list[Row], at: int) -> dict[str, Any]:
                     best = (row, value)
             cast = int if feature.dtype == "int64" else float
             values[feature.name] = None if best is None or best[1] is None else cast(best[1])
+        elif feature.agg == "since_previous":
+            before = [row.ts for row in chosen if row.ts < at]
+            values[feature.name] = (at - max(before)) / 1_000_000 if before else None
         else:
             raise AssertionError(f"the reference has no {feature.agg}")
     for feature in view.features:

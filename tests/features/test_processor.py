@@ -373,6 +373,7 @@ def test_embedded_and_redis_engines_compute_the_same_features(template, redis_ur
 
     assert set(expected.rows) == {
         "card_velocity",
+        "card_recency",
         "rider_activity",
         "driver_activity",
         "driver_rider_pair",
