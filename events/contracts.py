@@ -239,6 +239,16 @@ class DeviceChanged(RiderEvent):
 # Labels: arrive late; keyed by card like the payment they judge.
 
 
+# The card networks' fraud category of chargeback reason codes (Visa 10.x): a chargeback with
+# another reason ("services not received") disputes something else than fraud.
+FRAUD_REASON_CATEGORY = "10."
+
+
+def chargeback_is_fraud(reason_code: str) -> bool:
+    """Return whether a chargeback's reason code is in the card networks' fraud category."""
+    return reason_code.startswith(FRAUD_REASON_CATEGORY)
+
+
 class ChargebackFiled(Event):
     topic = "labels.chargeback_filed.v1"
     key_field = "card_id"

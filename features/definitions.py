@@ -31,6 +31,8 @@ from datetime import timedelta
 from types import MappingProxyType
 from typing import Any, Literal
 
+from events.contracts import chargeback_is_fraud
+
 Agg = Literal[
     "count", "sum", "avg", "std", "count_distinct", "last", "median", "age_days", "since_previous"
 ]
@@ -610,10 +612,9 @@ RISK_WINDOWS = {"1d": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 
 
 def _fraud_reason(reason_code: str | None) -> float | None:
-    # Visa's 10.x category is fraud (as ``ml.labels`` reads it); "services not received" is not.
     if reason_code is None:
         return None
-    return 1 if str(reason_code).startswith("10.") else 0
+    return int(chargeback_is_fraud(str(reason_code)))
 
 
 FRAUD_REASON = Derived("fraud_reason", ("reason_code",), _fraud_reason)

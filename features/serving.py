@@ -53,7 +53,7 @@ from features.stream_serving import (
     instant_us,
 )
 from features.training import MISSING_KEY, service_features, service_join_keys
-from features.windows import moment, to_us
+from features.windows import moment, path_value, to_us
 
 # Request field -> join key; the platform key is a constant.
 REQUEST_KEYS: Mapping[str, str] = {
@@ -98,9 +98,7 @@ def entity_row(request: Mapping[str, Any], join_keys: Sequence[str]) -> dict[str
         if key == "platform_id":
             row[key] = PLATFORM_KEY
             continue
-        value: Any = request
-        for part in REQUEST_KEYS.get(key, key).split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+        value = path_value(request, REQUEST_KEYS.get(key, key))
         row[key] = MISSING_KEY if value is None else str(value)
     return row
 

@@ -60,7 +60,9 @@ def _parts(path: str) -> tuple[str, ...]:
     return tuple(path.split("."))
 
 
-def _path(payload: Mapping[str, Any], path: str) -> Any:
+def path_value(payload: Mapping[str, Any], path: str) -> Any:
+    """Return the value at ``path`` in ``payload`` (dotted for nested objects: ``context.ip``;
+    ``=text`` is the constant ``text``), None where it is missing."""
     if path.startswith("="):
         return path[1:]
     value: Any = payload
@@ -73,13 +75,13 @@ def _path(payload: Mapping[str, Any], path: str) -> Any:
 
 def _field(payload: Mapping[str, Any], spec: str | Derived) -> Any:
     if isinstance(spec, Derived):
-        return spec.fn(*(_path(payload, p) for p in spec.paths))
-    return _path(payload, spec)
+        return spec.fn(*(path_value(payload, p) for p in spec.paths))
+    return path_value(payload, spec)
 
 
 def _matches(source: Source, payload: Mapping[str, Any]) -> bool:
     for path, expected in source.where.items():
-        value = _path(payload, path)
+        value = path_value(payload, path)
         if value is None:
             return False
         if callable(expected):
@@ -114,7 +116,7 @@ def extract(
         for source in view.sources:
             if source.topic != declared or not _matches(source, payload):
                 continue
-            key = tuple(_path(payload, p) for p in source.keys)
+            key = tuple(path_value(payload, p) for p in source.keys)
             if any(k is None or k == "" for k in key):
                 continue
             fields = {name: _field(payload, spec) for name, spec in source.fields.items()}

@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.isotonic import IsotonicRegression
 
+from events.contracts import chargeback_is_fraud
 from events.payments_file import (
     BadRow,
     amount_cents,
@@ -78,12 +79,10 @@ ID_NAMESPACE = uuid.UUID("0b6f3f4e-3c2a-4f7e-8d0e-6a1f2b9c7d51")
 CHUNK = 100_000
 AUTHORIZATION = "authorization"
 CAPTURE = "capture"
-CHECKPOINTS = {AUTHORIZATION: FRAUD_SCORING_V2, CAPTURE: FRAUD_CAPTURE_V1}
 # The grid prequential validation chooses from: leaves, boosting rounds, weight of the fraud
 # class. Learning rate, leaf size and sampling stay ml.train's.
 GRID = {"num_leaves": (15, 63), "num_boost_round": (100, 300), "scale_pos_weight": (1.0, 10.0)}
 DAY = timedelta(days=1)
-US_PER_S = 1_000_000
 
 
 class BacktestError(ValueError):
@@ -376,7 +375,7 @@ def history_spine(history: Path, directory: Path) -> FileSummary:
     )
     known = pd.Series(dtype="datetime64[us, UTC]")
     if not chargebacks.empty:
-        reported = chargebacks[chargebacks["reason_code"].astype(str).str.startswith("10.")]
+        reported = chargebacks[chargebacks["reason_code"].astype(str).map(chargeback_is_fraud)]
         known = reported.groupby("payment_id")["occurred_at"].min()
     spine["driver_id"] = spine["trip_id"].map(drivers)
     spine["zone_id"] = spine["zone_id"].replace("", None)
@@ -440,7 +439,7 @@ def _fit(frame: pd.DataFrame, y: np.ndarray, features: list[str], choice: dict, 
 class Fold:
     start: datetime
     end: datetime
-    ap: dict[str, float | None]
+    ap: float
 
 
 @dataclass
@@ -517,10 +516,7 @@ def select_model(
     best = max(results, key=lambda i: (float(np.mean(results[i])), -i))
     return Selection(
         choice=choices[best],
-        folds=[
-            Fold(start, end, {"ap": results[best][f]})
-            for f, (start, end, *_rest) in enumerate(folds)
-        ],
+        folds=[Fold(start, end, results[best][f]) for f, (start, end, *_rest) in enumerate(folds)],
         scores=newest[best],
         labels=folds[0][5],
         days=options.split.test_days,
@@ -641,7 +637,6 @@ def judge(
         cut = float(calibration.predict([threshold])[0]) if math.isfinite(threshold) else 1.0
     day = pd.to_datetime(test["event_timestamp"], utc=True).dt.strftime("%Y-%m-%d").to_numpy()
     cards = test["card_id"].to_numpy()
-    flagged = scores >= threshold
     per_day = [
         {
             "day": d,
@@ -667,7 +662,7 @@ def judge(
         dropped_known_cards=dropped,
         choice=selection.choice,
         folds=[
-            {"start": f.start.isoformat(), "end": f.end.isoformat(), **f.ap}
+            {"start": f.start.isoformat(), "end": f.end.isoformat(), "ap": f.ap}
             for f in selection.folds
         ],
         auc=auc_roc(y, scores),

@@ -32,7 +32,10 @@ from itertools import groupby
 
 import pandas as pd
 
-FRAUD_REASON_CATEGORY = "10."
+# The fraud category is a fact of the chargeback's contract; kept importable from here.
+from events.contracts import FRAUD_REASON_CATEGORY, chargeback_is_fraud
+
+__all__ = ["FRAUD_REASON_CATEGORY", "chargeback_is_fraud"]
 CHARGEBACK = "chargeback"
 REVIEW = "review"
 # A training row's label source when no label came (``ml.datasets``).
@@ -62,11 +65,6 @@ class Resolved:
     source: str
     known_at: datetime
     contradicted: bool
-
-
-def chargeback_is_fraud(reason_code: str) -> bool:
-    """Return whether a chargeback's reason code is in the card networks' fraud category."""
-    return reason_code.startswith(FRAUD_REASON_CATEGORY)
 
 
 def chargeback_evidence(*, reason_code: str, known_at: datetime, event_id: str) -> Evidence:

@@ -216,7 +216,8 @@ def test_the_replay_command_fails_over_the_error_rate_and_records_truth(
     assert GroundTruth.objects.count() == 7
 
 
-def test_replayed_payments_carry_the_distance_and_chargebacks_the_trip_driver_and_zone(city):
+def _planner(city):
+    """Return a function giving a CSV line's planned events by topic: (time, event)."""
     row_events = RowEvents(salt="salt", labels=LabelConfig(fraction=1.0, false_rate=0.0), seed=1)
     header = HEADER.split(",")
 
@@ -224,7 +225,16 @@ def test_replayed_payments_carry_the_distance_and_chargebacks_the_trip_driver_an
         events = row_events.events(
             parse_row(2, dict(zip(header, line.split(","), strict=True)), city)
         )
-        return {item.event.topic: item.event for _, item in events}
+        return {item.event.topic: (at, item.event) for at, item in events}
+
+    return planned
+
+
+def test_replayed_payments_carry_the_distance_and_chargebacks_the_trip_driver_and_zone(city):
+    plan = _planner(city)
+
+    def planned(line: str) -> dict:
+        return {topic: event for topic, (_, event) in plan(line).items()}
 
     routed = planned(GOOD[2])
     authorized, chargeback = routed["payments.authorized.v1"], routed["labels.chargeback_filed.v1"]
@@ -251,15 +261,7 @@ def test_replayed_payments_carry_the_distance_and_chargebacks_the_trip_driver_an
 
 
 def test_a_driver_alone_attributes_the_payment_and_a_card_is_sighted_once(city):
-    row_events = RowEvents(salt="salt", labels=LabelConfig(fraction=1.0, false_rate=0.0), seed=1)
-    header = HEADER.split(",")
-
-    def planned(line: str) -> dict:
-        events = row_events.events(
-            parse_row(2, dict(zip(header, line.split(","), strict=True)), city)
-        )
-        return {item.event.topic: (at, item.event) for at, item in events}
-
+    planned = _planner(city)
     first = planned("2026-03-01T08:00:00Z,r7,c7,d7,20,,,,,1")
     at, added = first["cards.added.v1"]
     paid_at, payment = first["payments.authorized.v1"]
