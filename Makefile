@@ -43,6 +43,7 @@ demo-setup: $(STAMP)
 	$(BIN)/python manage.py ml_engineer_add mlengineer --password mlengineer
 	$(BIN)/python manage.py features_apply
 	$(BIN)/python manage.py bootstrap --if-no-champion
+	$(BIN)/python manage.py bootstrap --if-no-champion --checkpoint capture
 
 ## run: run every component with the environment in $(ENV) (e.g. ENV=var/services.env)
 run: $(STAMP)

@@ -357,6 +357,15 @@ ML_DRIFT_SAMPLE = env.int("ML_DRIFT_SAMPLE", default=2000)
 # Fewer payments in the window than this: no drift figure (sampling noise alone passes 0.2).
 ML_DRIFT_MIN_SAMPLE = env.int("ML_DRIFT_MIN_SAMPLE", default=500)
 
+# The booking's capture checkpoint: at a trip's completion its fare waits up to this long for
+# the capture scorer's verdict (``manage.py consume fraud-capture-scorer``: capture, hold for
+# review, void) and is captured without one after it; 0 captures at completion, unscored.
+RIDESHARE_CAPTURE_WAIT_SECONDS = env.float("RIDESHARE_CAPTURE_WAIT_SECONDS", default=120.0)
+# How often Celery beat captures the fares whose verdict is overdue (rideshare.captures_overdue).
+RIDESHARE_CAPTURE_OVERDUE_EVERY_SECONDS = env.float(
+    "RIDESHARE_CAPTURE_OVERDUE_EVERY_SECONDS", default=30.0
+)
+
 # The scorer (fraud/, ``manage.py consume fraud-scorer``).
 # LightGBM threads per prediction: explicit, since its default spins a thread per core and its
 # p99 jumps to milliseconds when the other cores are busy.
@@ -445,6 +454,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "ml-bandit-update": {
         "task": "ml.bandit_update",
         "schedule": ML_BANDIT_UPDATE_SECONDS,
+    },
+    "rideshare-captures-overdue": {
+        "task": "rideshare.captures_overdue",
+        "schedule": RIDESHARE_CAPTURE_OVERDUE_EVERY_SECONDS,
     },
     "fraud-reviews-escalate": {
         "task": "fraud.reviews_escalate",

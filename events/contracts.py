@@ -155,8 +155,11 @@ class PaymentEvent(Event):
     currency: str = Field(min_length=3, max_length=3)
 
 
-class PaymentAuthorized(PaymentEvent):
-    topic = "payments.authorized.v1"
+class CheckpointPayment(PaymentEvent):
+    """Fields of a payment event a fraud checkpoint scores: what its features and the analyst's
+    case page read. ``checkpoint`` names the decision point (``FraudScored.checkpoint``)."""
+
+    checkpoint: ClassVar[str]
 
     card_fingerprint: str = Field(max_length=64)
     pickup_zone: str = Field(max_length=32)
@@ -170,6 +173,28 @@ class PaymentAuthorized(PaymentEvent):
     # The trip's pickup and drop-off, for the analyst's map. Optional, as above.
     pickup: Place | None = None
     dropoff: Place | None = None
+
+
+class PaymentAuthorized(CheckpointPayment):
+    """The card was authorised for the quoted fare as the trip was requested: the first
+    checkpoint scores it, before any driver is known."""
+
+    topic = "payments.authorized.v1"
+    checkpoint = "authorization"
+
+
+class PaymentCaptureRequested(CheckpointPayment):
+    """The trip is over and its fare (``amount_cents``) waits to be captured from the hold: the
+    second checkpoint scores it with the driver known, and the booking captures, holds for an
+    analyst or voids on its verdict (or captures once ``RIDESHARE_CAPTURE_WAIT_SECONDS`` pass
+    without one). ``context`` is the rider's as the trip was booked."""
+
+    topic = "payments.capture_requested.v1"
+    checkpoint = "capture"
+
+    driver_id: Id
+    # The distance driven (``distance_km``: the planned one).
+    driven_km: float | None = Field(default=None, ge=0)
 
 
 class PaymentDeclined(PaymentEvent):
@@ -326,7 +351,11 @@ class ScoreReason(BaseModel):
 
 
 class FraudScored(Event):
-    """The scorer's verdict on one authorized payment: exactly one per payment event."""
+    """A checkpoint's verdict on one payment event: exactly one per event scored.
+
+    At ``authorization`` (``payments.authorized.v1``) the decision approves, sends to review or
+    declines the booking; at ``capture`` (``payments.capture_requested.v1``) the same three
+    words capture the fare, hold it for an analyst, or void the hold."""
 
     topic = "fraud.scored.v1"
     key_field = "card_id"
@@ -334,7 +363,8 @@ class FraudScored(Event):
     schema_version: Literal[1] = 1
 
     payment_id: Id
-    # The event_id of the payments.authorized.v1 event scored.
+    # The event_id of the payment event scored (``payments.authorized.v1`` at authorization,
+    # ``payments.capture_requested.v1`` at capture).
     payment_event_id: uuid.UUID
     card_id: Id
     rider_id: Id
@@ -349,6 +379,9 @@ class FraudScored(Event):
     reasons: list[ScoreReason] = Field(default_factory=list, max_length=3)
     # The lists and rules that matched, acted on or not (shadow rules too).
     matched: list[PolicyMatch] = Field(default_factory=list, max_length=100)
+    # Which checkpoint decided; verdicts before the capture checkpoint existed are the
+    # authorization's.
+    checkpoint: Literal["authorization", "capture"] = "authorization"
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -359,6 +392,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     TripCancelled,
     PaymentAuthorized,
     PaymentDeclined,
+    PaymentCaptureRequested,
     PaymentCaptured,
     PaymentRefunded,
     CardAdded,

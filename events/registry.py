@@ -87,6 +87,11 @@ CONSUMERS: dict[str, ConsumerSpec] = {
             step="fraud.scorer.step.consumer_build",
             description="scores authorized payments: features, model, decision, verdict",
         ),
+        ConsumerSpec(
+            name="fraud-capture-scorer",
+            step="fraud.scorer.step.capture_consumer_build",
+            description="scores fares at the trip's end with the driver: capture, hold or void",
+        ),
     )
 }
 

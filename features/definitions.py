@@ -773,6 +773,9 @@ class FeatureService:
     name: str
     views: tuple[View, ...]
     on_demand: tuple[str, ...]
+    # The decision point whose requests it serves: ``authorization`` (a payment event, no
+    # driver yet) or ``capture`` (the fare at the trip's end, its driver known).
+    checkpoint: str = "authorization"
 
 
 # The scoring request: a payments.authorized.v1 event. Its entities and the view keys they fill.
@@ -818,6 +821,7 @@ FRAUD_CAPTURE_V1 = FeatureService(
     name="fraud_capture_v1",
     views=(*FRAUD_SCORING_V2.views, DRIVER_RISK),
     on_demand=FRAUD_SCORING_V2.on_demand,
+    checkpoint="capture",
 )
 FEATURE_SERVICES = {s.name: s for s in (FRAUD_SCORING_V1, FRAUD_SCORING_V2, FRAUD_CAPTURE_V1)}
 

@@ -17,7 +17,7 @@ from typing import Any
 import lightgbm as lgb
 
 from fraud.artifacts import ModelRefused, booster_load
-from fraud.models import Deployment
+from fraud.models import AUTHORIZATION, Deployment
 from fraud.scoring import LoadedModel, ModelSet
 from fraud.selectors import deployments_active, deployments_stamp
 
@@ -92,10 +92,13 @@ def model_set_describe(models: ModelSet) -> str:
 
 
 class DeploymentWatcher:
-    """Holds the current model set; ``current()`` reloads it when the table changed, checking
-    at most every ``poll_s`` seconds (one aggregate query)."""
+    """Holds the current model set of ``checkpoint``; ``current()`` reloads it when the table
+    changed, checking at most every ``poll_s`` seconds (one aggregate query)."""
 
-    def __init__(self, *, poll_s: float = 2.0, clock: Any = time.monotonic):
+    def __init__(
+        self, *, poll_s: float = 2.0, clock: Any = time.monotonic, checkpoint: str = AUTHORIZATION
+    ):
+        self.checkpoint = checkpoint
         self.poll_s = poll_s
         self.clock = clock
         self.models = ModelSet(champion=None)
@@ -113,14 +116,17 @@ class DeploymentWatcher:
         if stamp == self._stamp:
             return self.models
         self._stamp = stamp
-        self.models = model_set_build(deployments_active(), boosters=self._boosters)
+        self.models = model_set_build(
+            deployments_active(checkpoint=self.checkpoint), boosters=self._boosters
+        )
+        at = self.checkpoint
         for version, reason in self.models.refused.items():
-            log.error("fraud-scorer: refused model %s: %s", version, reason)
+            log.error("fraud scorer (%s): refused model %s: %s", at, version, reason)
         if self.models.champion is None:
             log.error(
-                "fraud-scorer: no usable champion deployment, scoring is paused until one "
-                "loads (set one with fraud.services.deployment_set)"
-            )
+                "fraud scorer (%s): no usable champion deployment, scoring is paused until one "
+                "loads (set one with fraud.services.deployment_set)", at,
+            )  # fmt: skip
         else:
-            log.info("fraud-scorer: models loaded: %s", model_set_describe(self.models))
+            log.info("fraud scorer (%s): models loaded: %s", at, model_set_describe(self.models))
         return self.models

@@ -107,7 +107,24 @@ def feature_log_items(config: FeatureConfig, items: Sequence[LogItem]) -> None:
     entries (``log_items_table``)."""
     if not items:
         return
-    _log_write(config, log_items_table(config, items), SERVICE)
+    by_service: dict[str, list[LogItem]] = {}
+    for item in items:
+        by_service.setdefault(_service_of(item.features_json), []).append(item)
+    # One service per scorer; a sweep may hold a file's worth of each checkpoint's.
+    for service, mine in sorted(by_service.items()):
+        _log_write(config, log_items_table(config, mine, service), service)
+
+
+_SERVICE_PREFIX = '{"service":"'
+
+
+def _service_of(features_json: str) -> str:
+    """Return the service of a compact record: ``vector_record`` puts it first, so a prefix
+    read spares parsing the whole record a second time."""
+    if features_json.startswith(_SERVICE_PREFIX):
+        end = features_json.index('"', len(_SERVICE_PREFIX))
+        return features_json[len(_SERVICE_PREFIX) : end]
+    return orjson.loads(features_json)["service"]
 
 
 def log_items_table(

@@ -1,8 +1,10 @@
-"""Fraud-side tables: model deployments, scores (one per authorized payment), shadow scores and
-the review queue.
+"""Fraud-side tables: model deployments, scores (one per payment event scored), shadow scores
+and the review queue.
 
-``FraudScore.event_id`` is the id of the ``payments.authorized.v1`` event that was scored: the
-idempotency key of the scorer (at-least-once input, exactly one score per payment event).
+``FraudScore.event_id`` is the id of the payment event that was scored
+(``payments.authorized.v1`` at the authorization checkpoint, ``payments.capture_requested.v1``
+at the capture's): the idempotency key of the scorers (at-least-once input, exactly one score
+per payment event).
 """
 
 from __future__ import annotations
@@ -11,6 +13,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
+
+# The checkpoints (``events.contracts.CheckpointPayment.checkpoint``).
+AUTHORIZATION = "authorization"
+CAPTURE = "capture"
+CHECKPOINTS = (AUTHORIZATION, CAPTURE)
+# A capture decision's effect on the fare (``rideshare.services.verdicts``).
+CAPTURE_ACTIONS = {"approve": "Capture", "review": "Hold fare", "decline": "Void fare"}
 
 
 class Deployment(models.Model):
@@ -31,6 +40,9 @@ class Deployment(models.Model):
     artifact_path = models.CharField(max_length=500)
     sha256 = models.CharField(max_length=64)
     feature_service = models.CharField(max_length=64)
+    # The checkpoint it scores (its feature service's: ``authorization`` or ``capture``); each
+    # checkpoint has its own scorer and its own champion.
+    checkpoint = models.CharField(max_length=16, default=AUTHORIZATION)
     # The model's input columns, in the order the booster expects them.
     feature_names = models.JSONField(default=list)
     role = models.CharField(max_length=16, choices=Role.choices)
@@ -45,7 +57,9 @@ class Deployment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["role"], condition=Q(role="champion"), name="one_champion"
+                fields=["checkpoint"],
+                condition=Q(role="champion"),
+                name="one_champion_per_checkpoint",
             ),
             models.CheckConstraint(
                 condition=Q(canary_share__gte=0.0) & Q(canary_share__lte=1.0),
@@ -95,16 +109,20 @@ class Decision(models.TextChoices):
 
 
 class FraudScore(models.Model):
-    """The score and decision of one authorized payment; at most one row per payment event."""
+    """The score and decision of one payment event at a checkpoint; at most one row per payment
+    event."""
 
     event_id = models.UUIDField(unique=True)
+    # Which checkpoint scored it: the authorization (its decision approves, reviews or declines
+    # the booking) or the capture (captures, holds or voids the fare).
+    checkpoint = models.CharField(max_length=16, default=AUTHORIZATION)
     payment_id = models.CharField(max_length=64)
     card_id = models.CharField(max_length=64)
     rider_id = models.CharField(max_length=64)
     pickup_zone = models.CharField(max_length=32, blank=True)
     amount_cents = models.BigIntegerField()
     currency = models.CharField(max_length=3)
-    # When the payment was authorized (the event's occurred_at).
+    # When the payment event scored happened (its occurred_at).
     occurred_at = models.DateTimeField()
     scored_at = models.DateTimeField()
     score = models.FloatField()
@@ -158,6 +176,19 @@ class FraudScore(models.Model):
 
     def __str__(self) -> str:
         return f"payment {self.payment_id}: {self.decision} ({self.score:.3f})"
+
+    @property
+    def driver_id(self) -> str | None:
+        """The driver the payment was scored with: known at the capture checkpoint only."""
+        return (self.features or {}).get("request", {}).get("driver_id")
+
+    @property
+    def action_display(self) -> str:
+        """What the decision did, in the words of its checkpoint: at capture the same three
+        decisions capture the fare, hold it for an analyst or void the hold."""
+        if self.checkpoint == CAPTURE:
+            return CAPTURE_ACTIONS[self.decision]
+        return self.get_decision_display()
 
     @property
     def logged(self) -> bool:

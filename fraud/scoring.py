@@ -23,7 +23,7 @@ import lightgbm as lgb
 import numpy as np
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
-from events.contracts import PaymentAuthorized
+from events.contracts import CheckpointPayment
 from features.definitions import FEATURE_SERVICES
 from features.ondemand import INPUTS as ON_DEMAND_INPUTS
 from features.ondemand import on_demand
@@ -282,7 +282,8 @@ def _decide(
 
 
 # What a scoring request keeps of a payment event: the entity keys the service reads, what
-# the on-demand features compute from, and the payment id the feature log carries.
+# the on-demand features compute from, and the payment id the feature log carries (and its
+# ``context``: ``payment_request``).
 REQUEST_FIELDS = (
     "payment_id",
     "card_id",
@@ -298,11 +299,15 @@ _STATUS_NAMES = {number: name for name, number in _STATUS_NUMBERS.items()}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def payment_request(event: PaymentAuthorized) -> dict[str, Any]:
+def payment_request(event: CheckpointPayment) -> dict[str, Any]:
     """Return the scoring request of ``event``: its ``REQUEST_FIELDS``, JSON-ready
-    (``occurred_at`` in ISO 8601)."""
+    (``occurred_at`` in ISO 8601). A payment authorized names no driver (``driver_id`` None);
+    a capture request names its trip's."""
     request = {name: getattr(event, name, None) for name in REQUEST_FIELDS}
     request["occurred_at"] = event.occurred_at.isoformat()
+    # Where the rider booked from: the device and address views' keys (``context.device_id``,
+    # ``context.ip``).
+    request["context"] = {"device_id": event.context.device_id, "ip": event.context.ip}
     return request
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.db.models import Count, Max, Q
 
-from fraud.models import Decision, Deployment, FraudScore, ShadowScore
+from fraud.models import AUTHORIZATION, Decision, Deployment, FraudScore, ShadowScore
 
 # A flag: a score whose decision (by the champion or a canary: shadow models write
 # ``ShadowScore`` rows and never flag) is review or decline.
@@ -22,19 +22,24 @@ def deployments_stamp() -> tuple[int, datetime | None]:
     return stamp["n"], stamp["latest"]
 
 
-def deployments_active() -> list[Deployment]:
-    """Return every deployment that is not retired, in ``model_version`` order."""
-    return list(Deployment.objects.exclude(role=Deployment.Role.RETIRED).order_by("model_version"))
+def deployments_active(*, checkpoint: str = AUTHORIZATION) -> list[Deployment]:
+    """Return every deployment of ``checkpoint`` that is not retired, in ``model_version``
+    order."""
+    return list(
+        Deployment.objects.filter(checkpoint=checkpoint)
+        .exclude(role=Deployment.Role.RETIRED)
+        .order_by("model_version")
+    )
 
 
-def deployment_champion() -> Deployment | None:
-    """Return the champion's deployment, ``None`` when no model is deployed as champion."""
-    return Deployment.objects.filter(role=Deployment.Role.CHAMPION).first()
+def deployment_champion(*, checkpoint: str = AUTHORIZATION) -> Deployment | None:
+    """Return the champion's deployment of ``checkpoint``, ``None`` when it has none."""
+    return Deployment.objects.filter(checkpoint=checkpoint, role=Deployment.Role.CHAMPION).first()
 
 
-def deployment_champion_exists() -> bool:
-    """Return whether any model is deployed as champion."""
-    return Deployment.objects.filter(role=Deployment.Role.CHAMPION).exists()
+def deployment_champion_exists(*, checkpoint: str = AUTHORIZATION) -> bool:
+    """Return whether a model is deployed as champion of ``checkpoint``."""
+    return Deployment.objects.filter(checkpoint=checkpoint, role=Deployment.Role.CHAMPION).exists()
 
 
 def scores_unlogged(*, event_ids: Iterable[uuid.UUID]) -> list[FraudScore]:
@@ -42,11 +47,14 @@ def scores_unlogged(*, event_ids: Iterable[uuid.UUID]) -> list[FraudScore]:
     return list(FraudScore.objects.filter(unlogged__isnull=False, event_id__in=list(event_ids)))
 
 
-def scores_degraded(*, after_id: int = 0, limit: int = 500) -> list[FraudScore]:
-    """Return degraded scores not rescored yet, oldest first, with ``id`` above ``after_id``."""
+def scores_degraded(
+    *, after_id: int = 0, limit: int = 500, checkpoint: str = AUTHORIZATION
+) -> list[FraudScore]:
+    """Return degraded scores of ``checkpoint`` not rescored yet, oldest first, with ``id``
+    above ``after_id``."""
     return list(
         FraudScore.objects.filter(
-            degraded=True, rescored_at__isnull=True, id__gt=after_id
+            checkpoint=checkpoint, degraded=True, rescored_at__isnull=True, id__gt=after_id
         ).order_by("id")[:limit]
     )
 

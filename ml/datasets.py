@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from events.contracts import TOPICS
-from features.definitions import BATCH_VIEWS
+from features.definitions import BATCH_VIEWS, FEATURE_SERVICES, FRAUD_SCORING_V1
 from features.offline import backfill, history_files
 from features.served_log import logged_features
 from features.store import FeatureConfig
@@ -113,6 +113,24 @@ def payments_spine(history: Path) -> pd.DataFrame:
     return spine.reset_index(drop=True)
 
 
+def captures_spine(history: Path) -> pd.DataFrame:
+    """Return one spine row per completed trip's payment under ``history``, as the capture
+    scorer reads features for it (``payments.capture_requested.v1``, published at the
+    completion): ``payments_spine``'s columns with the trip's ``driver_id``, the completion's
+    instant as ``event_timestamp`` and its fare as ``amount_cents``. Payments whose trip never
+    completed (cancelled, declined) are not captured, so not scored: left out."""
+    spine = payments_spine(history)
+    trips = history_events(history, "trips.completed.v1")
+    if trips.empty or spine.empty:
+        return spine.iloc[0:0].assign(driver_id=pd.Series(dtype=object))
+    done = trips.drop_duplicates("trip_id").set_index("trip_id")
+    spine = spine[spine["trip_id"].isin(done.index)].copy()
+    spine["driver_id"] = spine["trip_id"].map(done["driver_id"])
+    spine["event_timestamp"] = spine["trip_id"].map(done["occurred_at"])
+    spine["amount_cents"] = spine["trip_id"].map(done["fare_cents"])
+    return spine.sort_values("event_timestamp", kind="stable").reset_index(drop=True)
+
+
 def _context(events: pd.DataFrame, name: str) -> pd.Series:
     """The payments' ``context.<name>`` (None where a payment has no context)."""
     if "context" not in events.columns:
@@ -193,12 +211,14 @@ def bootstrap_dataset(
     *,
     maturity: timedelta = timedelta(days=3),
     snapshot_every: timedelta = timedelta(hours=1),
+    service: str = FRAUD_SCORING_V1.name,
 ) -> pd.DataFrame:
-    """Return the bootstrap training set of the simulator history at ``history``: one row per
-    payment at least ``maturity`` older than the history's last event, with every feature as
-    it was at the payment's instant (point in time, ``features.training.training_set``: the
-    stream views evaluated over ``history`` at the instant, as the scorer serves them) and its
-    label.
+    """Return the bootstrap training set of ``service`` on the simulator history at
+    ``history``: one row per payment at least ``maturity`` older than the history's last
+    event, with every feature as it was at the payment's instant (point in time,
+    ``features.training.training_set``: the stream views evaluated over ``history`` at the
+    instant, as the scorer serves them) and its label. A capture checkpoint's service reads
+    each completed trip's payment at its completion, with its driver (``captures_spine``).
 
     Side effect: backfill the batch views over the history into ``config``'s offline store (an
     applied store of its own: the history is another world than the live one), snapshotted
@@ -206,7 +226,8 @@ def bootstrap_dataset(
     the history itself.
     """
     backfill(config, history=history, views=BATCH_VIEWS, snapshot_every=snapshot_every)
-    spine = payments_spine(history)
+    capture = FEATURE_SERVICES[service].checkpoint == "capture"
+    spine = captures_spine(history) if capture else payments_spine(history)
     end = history_end(history)
     if end is not None:
         # Every row is as old as the maturity, labelled or not: the set's rows do not depend
@@ -218,7 +239,7 @@ def bootstrap_dataset(
         time_column="event_timestamp",
         mature_before=None,
     )
-    return training_set(config, spine, history=history)
+    return training_set(config, spine, service, history=history)
 
 
 def logged_dataset(

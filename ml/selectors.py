@@ -11,6 +11,7 @@ import pandas as pd
 from django.db.models import Max
 
 from features.definitions import FRAUD_SCORING_V1
+from fraud.models import AUTHORIZATION
 from fraud.scoring import record_names
 from fraud.selectors import (
     FLAGGED,
@@ -41,10 +42,10 @@ from ml.models import (
 from ml.shadow import shadow_report
 
 
-def champion_get() -> ModelVersion | None:
-    """Return the model version deployed as champion, ``None`` when there is none (or it was
-    not registered here)."""
-    deployment = deployment_champion()
+def champion_get(*, checkpoint: str = AUTHORIZATION) -> ModelVersion | None:
+    """Return the model version deployed as champion of ``checkpoint``, ``None`` when there is
+    none (or it was not registered here)."""
+    deployment = deployment_champion(checkpoint=checkpoint)
     if deployment is None:
         return None
     return ModelVersion.objects.filter(version=deployment.model_version).first()
@@ -65,9 +66,9 @@ def logs_cut(model: ModelVersion | None) -> datetime | None:
     return cut or model.data_end
 
 
-def champion_exists() -> bool:
-    """Return whether any model is deployed as champion."""
-    return deployment_champion_exists()
+def champion_exists(*, checkpoint: str = AUTHORIZATION) -> bool:
+    """Return whether a model is deployed as champion of ``checkpoint``."""
+    return deployment_champion_exists(checkpoint=checkpoint)
 
 
 def labels_as_of(*, as_of: datetime | None = None) -> pd.DataFrame:

@@ -14,7 +14,11 @@ import logging
 
 from events.contracts import Event, FraudScored, PoisonMessage, ReviewDecided
 from rideshare.errors import NotBookedHere, UnknownPayment
-from rideshare.services.verdicts import payment_review_settle, payment_verdict_apply
+from rideshare.services.verdicts import (
+    payment_capture_verdict_apply,
+    payment_review_settle,
+    payment_verdict_apply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +40,11 @@ def handle_event(event: Event) -> None:
 
 
 def handle_fraud_scored(event: FraudScored) -> None:
+    if event.checkpoint == "capture":
+        payment_capture_verdict_apply(
+            payment_id=event.payment_id, decision=event.decision, now=event.occurred_at
+        )
+        return
     payment_verdict_apply(
         payment_id=event.payment_id, decision=event.decision, now=event.occurred_at
     )

@@ -229,6 +229,15 @@ class Payment(models.Model):
     review_outcome = models.CharField(max_length=24, blank=True)
     # Not captured at the trip's completion until an analyst decides (a payment in review).
     capture_held = models.BooleanField(default=False)
+    # Where the rider booked from (the authorisation's context): the capture checkpoint's
+    # request carries it again.
+    device_id = models.CharField(max_length=64, blank=True)
+    ip = models.CharField(max_length=45, blank=True)
+    # The capture checkpoint (``RIDESHARE_CAPTURE_WAIT_SECONDS`` > 0): at completion the fare
+    # waits for its verdict (capture, hold, void: ``capture_decision`` once read) until
+    # ``capture_due_at``, then is captured without it.
+    capture_due_at = models.DateTimeField(null=True, blank=True)
+    capture_decision = models.CharField(max_length=16, blank=True)
 
     def __str__(self) -> str:
         return f"payment {self.public_id} {self.amount_cents} {self.currency} ({self.status})"

@@ -18,3 +18,7 @@ CACHES["throttle"] = {  # noqa: F405
     "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
     "LOCATION": "limits",
 }
+
+# Trips complete with their fare captured at once, as before the capture checkpoint existed:
+# the tests of that checkpoint turn it on (tests/rideshare/test_capture_checkpoint.py).
+RIDESHARE_CAPTURE_WAIT_SECONDS = 0.0

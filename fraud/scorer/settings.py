@@ -6,10 +6,14 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from events.batching import BatchStats
-from features.definitions import FRAUD_SCORING_V1
+from features.definitions import FRAUD_CAPTURE_V1, FRAUD_SCORING_V1
 
 CONSUMER = "fraud-scorer"
 DEFAULT_GROUP = CONSUMER
+# The scorer of the second checkpoint: the fare at the trip's end
+# (``payments.capture_requested.v1``).
+CAPTURE_CONSUMER = "fraud-capture-scorer"
+CAPTURE_SERVICE = FRAUD_CAPTURE_V1.name
 # The sweep logs scores left unlogged this long after they were scored (the live path logs
 # its own rows within ``log_flush_s``).
 UNLOGGED_AFTER = timedelta(seconds=30)
@@ -59,6 +63,8 @@ class ScorerSettings:
     log_process: bool = False
     # Partitions of the topics the scorer creates: its verdicts and its dead letters.
     topic_partitions: int = 3
+    # The feature service it serves; its checkpoint (``FeatureService.checkpoint``) says which
+    # payment events the scorer reads and which deployments it runs.
     service: str = FRAUD_SCORING_V1.name
     # How long a batch may wait for the stream processor to apply the events before its
     # payments (``features.stream_serving``); past it the batch is served as the state is,

@@ -1,5 +1,8 @@
 """The scorer: ``payments.authorized.v1`` in, one ``FraudScore`` and one ``fraud.scored.v1`` out
-per payment event.
+per payment event. The same class scores the second checkpoint, the fare at the trip's end
+(``payments.capture_requested.v1``, ``manage.py consume fraud-capture-scorer``): its settings'
+feature service names the checkpoint, whose events, deployments and verdicts it then reads,
+runs and publishes.
 
 A step of the one consumer loop (``events.streaming``; ``manage.py consume fraud-scorer``),
 group ``fraud-scorer``. Per batch of polled records:
@@ -66,8 +69,10 @@ from django.utils import timezone
 
 from events.bus import Bus, EndsRequest, Message, Record
 from events.contracts import (
+    CheckpointPayment,
     FraudScored,
     PaymentAuthorized,
+    PaymentCaptureRequested,
     dead_letter_topic,
     topic_name,
 )
@@ -85,7 +90,14 @@ from fraud.live import FlagPusher
 from fraud.policy import policy_apply
 from fraud.policy_watch import PolicyWatcher
 from fraud.scorer.recording import Prepared, Recording
-from fraud.scorer.settings import CONSUMER, DEFAULT_GROUP, LOG_WARM_S, ScorerSettings, ScorerStats
+from fraud.scorer.settings import (
+    CAPTURE_CONSUMER,
+    CAPTURE_SERVICE,
+    CONSUMER,
+    LOG_WARM_S,
+    ScorerSettings,
+    ScorerStats,
+)
 from fraud.scorer.sweep import LogSweep
 from fraud.scoring import (
     ModelSet,
@@ -99,10 +111,17 @@ from fraud.services import ScoreDraft
 log = logging.getLogger(__name__)
 
 
+# What each checkpoint scores, and the consumer that does.
+CHECKPOINT_EVENTS: dict[str, type[CheckpointPayment]] = {
+    e.checkpoint: e for e in (PaymentAuthorized, PaymentCaptureRequested)
+}
+CHECKPOINT_CONSUMERS = {"authorization": CONSUMER, "capture": CAPTURE_CONSUMER}
+
+
 class Scorer(BatchStep):
-    """Scores ``payments.authorized.v1`` from ``bus`` with features of ``config``. ``namespace``
-    prefixes the topic it reads and its dead-letter topic, so tests and benchmarks share a
-    broker."""
+    """Scores its checkpoint's payment events (``payments.authorized.v1`` for the default
+    service) from ``bus`` with features of ``config``. ``namespace`` prefixes the topic it
+    reads and its dead-letter topic, so tests and benchmarks share a broker."""
 
     def __init__(
         self,
@@ -110,24 +129,29 @@ class Scorer(BatchStep):
         bus: Bus,
         config: FeatureConfig,
         settings: ScorerSettings | None = None,
-        group: str = DEFAULT_GROUP,
+        group: str | None = None,
         namespace: str = "",
         watcher: DeploymentWatcher | None = None,
     ):
-        self.name = CONSUMER
+        self.settings = settings or ScorerSettings()
+        self.checkpoint = FEATURE_SERVICES[self.settings.service].checkpoint
+        self.event_type = CHECKPOINT_EVENTS[self.checkpoint]
+        self.name = CHECKPOINT_CONSUMERS[self.checkpoint]
         self.bus = bus
         self.config = config
-        self.settings = settings or ScorerSettings()
-        self.group = group
+        # Its own consumer group by default: each checkpoint reads its topic once.
+        self.group = group or self.name
         self.max_records = self.settings.max_records
         self.poll_timeout_s = self.settings.poll_timeout_s
         self.not_ready_wait_s = min(self.settings.deployment_poll_s, 0.5)
         self.log_every_s = self.settings.log_every_s
-        self.topic = topic_name(namespace, PaymentAuthorized.topic)
+        self.topic = topic_name(namespace, self.event_type.topic)
         self.topics = (self.topic,)
-        self.dead_letter_topic = dead_letter_topic(CONSUMER, namespace=namespace)
+        self.dead_letter_topic = dead_letter_topic(self.name, namespace=namespace)
         self.scored_topic = topic_name(namespace, FraudScored.topic)
-        self.watcher = watcher or DeploymentWatcher(poll_s=self.settings.deployment_poll_s)
+        self.watcher = watcher or DeploymentWatcher(
+            poll_s=self.settings.deployment_poll_s, checkpoint=self.checkpoint
+        )
         self.policy = PolicyWatcher(
             service=self.settings.service, poll_s=self.settings.policy_poll_s
         )
@@ -141,7 +165,9 @@ class Scorer(BatchStep):
                 bus=bus,
                 group=self.settings.processor_group,
                 namespace=namespace,
-                served_topics=(PaymentAuthorized.topic,),
+                # The payments it scores count in their own windows (at authorization; a
+                # capture request feeds no view, so every view waits for the processor).
+                served_topics=(self.event_type.topic,),
                 # Its service's stream views only: another service's (v2's card_recency) are
                 # the processor's to keep, not a cost of every payment this scorer serves.
                 views=tuple(
@@ -155,7 +181,7 @@ class Scorer(BatchStep):
         self.consumer = None
         # A batch's verdicts are sent together: a linger would only hold them back.
         self.publisher = Publisher(bus, linger_ms=0)
-        self.dead_letters = DeadLetterer(CONSUMER, self.dead_letter_topic)
+        self.dead_letters = DeadLetterer(self.name, self.dead_letter_topic)
         self.flags = FlagPusher()
         self.recording = Recording(
             settings=self.settings,
@@ -285,7 +311,7 @@ class Scorer(BatchStep):
             # broker, the fetch, the batch before): wall clocks of one machine or of several.
             self.stats.measured("queued", time.time() * 1000 - min(stamps))
         dead_letters: list[Record] = []
-        events: dict[uuid.UUID, PaymentAuthorized] = {}
+        events: dict[uuid.UUID, CheckpointPayment] = {}
         served: dict[uuid.UUID, Served] = {}
         for message in messages:
             self.stats.events += 1
@@ -293,9 +319,11 @@ class Scorer(BatchStep):
             if decoded is None:
                 continue
             event, payload = decoded
-            if not isinstance(event, PaymentAuthorized):
+            if not isinstance(event, self.event_type):
                 dead_letters.append(
-                    self.dead_letter(message, "schema", f"not a payment: {event.topic}")
+                    self.dead_letter(
+                        message, "schema", f"not a {self.event_type.topic} event: {event.topic}"
+                    )
                 )
                 continue
             if event.event_id not in events:
@@ -322,7 +350,7 @@ class Scorer(BatchStep):
 
     def _score(
         self,
-        events: list[PaymentAuthorized],
+        events: list[CheckpointPayment],
         models: ModelSet,
         served: Sequence[Served] = (),
         ends: EndsRequest | None = None,
@@ -341,7 +369,7 @@ class Scorer(BatchStep):
                 self._degraded_said = now
                 log.warning(
                     "%s: feature store unavailable (%s): scoring degraded",
-                    CONSUMER, self.reader.last_error,
+                    self.name, self.reader.last_error,
                 )  # fmt: skip
             vectors = [unserved_vector(r, self.settings.service) for r in requests]
         exact = sum(1 for v in vectors if v.consistency == EXACT)
@@ -398,16 +426,20 @@ class Scorer(BatchStep):
         return super().dead_letter(message, kind, detail)
 
 
-def consumer_build(bus: Bus, options: ConsumerOptions) -> Scorer:
+def consumer_build(bus: Bus, options: ConsumerOptions, *, service: str | None = None) -> Scorer:
     """Return the scorer ``manage.py consume fraud-scorer`` runs: the settings' stores (the
     Feast repo applied first if its views are not registered yet: a fresh deployment) and
-    ``FRAUD_*`` settings, its first feature read and model load done."""
+    ``FRAUD_*`` settings, its first feature read and model load done. ``service``: the
+    feature service (and so the checkpoint) it serves, the settings' by default."""
     from features.definitions import VIEWS
     from features.repo import repo_ensure_applied
 
     config = FeatureConfig.from_settings()
     repo_ensure_applied(config, VIEWS)
-    settings = ScorerSettings.from_settings(**options.settings_overrides())
+    overrides = options.settings_overrides()
+    if service is not None:
+        overrides["service"] = service
+    settings = ScorerSettings.from_settings(**overrides)
     if settings.switch_interval_s is not None:
         # Process-wide: set by the command that runs the scorer, not by the class.
         sys.setswitchinterval(settings.switch_interval_s)
@@ -415,9 +447,15 @@ def consumer_build(bus: Bus, options: ConsumerOptions) -> Scorer:
         bus=bus,
         config=config,
         settings=settings,
-        group=options.group or DEFAULT_GROUP,
+        group=options.group,
         namespace=options.namespace,
     )
     scorer.reader.warm()
     scorer.watcher.current()
     return scorer
+
+
+def capture_consumer_build(bus: Bus, options: ConsumerOptions) -> Scorer:
+    """Return the scorer ``manage.py consume fraud-capture-scorer`` runs: ``consumer_build``'s,
+    serving the capture checkpoint's feature service (``fraud_capture_v1``) in its own group."""
+    return consumer_build(bus, options, service=CAPTURE_SERVICE)

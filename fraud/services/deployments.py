@@ -6,6 +6,7 @@ import re
 
 from django.db import transaction
 
+from features.definitions import FEATURE_SERVICES
 from fraud.artifacts import ModelRefused, feature_names_check
 from fraud.models import Deployment
 
@@ -39,8 +40,10 @@ def deployment_set(
 ) -> Deployment:
     """Create or update the deployment of ``model_version`` (the idempotency key) and return it.
 
-    Setting ``role="champion"`` retires the previous champion in the same transaction, so at
-    most one champion exists, also when two are set at once (the later wins). Validate every
+    The deployment scores its feature service's checkpoint (``FeatureService.checkpoint``).
+    Setting ``role="champion"`` retires the previous champion of that checkpoint in the same
+    transaction, so each checkpoint has at most one champion, also when two are set at once
+    (the later wins). Validate every
     field first and raise ``DeploymentInvalid`` naming the problem, writing nothing. The
     artifact file itself is verified by the scorer when it loads the model
     (``fraud.artifacts.booster_load``). A running scorer picks the change up within
@@ -67,12 +70,13 @@ def deployment_set(
         feature_names_check(list(feature_names), feature_service)
     except ModelRefused as exc:
         raise DeploymentInvalid(str(exc)) from exc
+    checkpoint = FEATURE_SERVICES[feature_service].checkpoint
     with transaction.atomic():
         if role == Deployment.Role.CHAMPION:
             deployments_lock()
             for previous in (
                 Deployment.objects.select_for_update()
-                .filter(role=Deployment.Role.CHAMPION)
+                .filter(role=Deployment.Role.CHAMPION, checkpoint=checkpoint)
                 .exclude(model_version=model_version)
             ):
                 previous.role = Deployment.Role.RETIRED
@@ -83,6 +87,7 @@ def deployment_set(
                 "artifact_path": artifact_path,
                 "sha256": sha256,
                 "feature_service": feature_service,
+                "checkpoint": checkpoint,
                 "feature_names": list(feature_names),
                 "role": role,
                 "canary_share": canary_share,

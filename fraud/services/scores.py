@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from events.bulk import copy_available, delete_ids, insert_rows
 from events.bus import BusError, Producer
-from events.contracts import FraudScored, PaymentAuthorized, PolicyMatch, ScoreReason
+from events.contracts import CheckpointPayment, FraudScored, PolicyMatch, ScoreReason
 from features.store import FeatureConfig
 from fraud.explain import MAX_REASONS
 from fraud.feature_log import LogItem, feature_log_items
@@ -29,9 +29,9 @@ from fraud.selectors import scores_degraded
 
 @dataclass(frozen=True)
 class ScoreDraft:
-    """A payment event scored, ready to be recorded."""
+    """A payment event scored at its checkpoint, ready to be recorded."""
 
-    event: PaymentAuthorized
+    event: CheckpointPayment
     scored: Scored
     # ``fraud.scoring.vector_record`` of the vector served for it.
     features: dict[str, Any]
@@ -68,11 +68,13 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
         ids = (payment.event_id, payment.payment_id, payment.card_id, payment.rider_id)
         degraded = bool(scored.degraded_features)
         consistency = item.features.get("consistency") or None
+        checkpoint = payment.checkpoint
     else:
         scored = item
         ids = (item.event_id, item.payment_id, item.card_id, item.rider_id)
         degraded = item.degraded
         consistency = item.consistency or None
+        checkpoint = item.checkpoint
     payment_event_id, payment_id, card_id, rider_id = ids
     return FraudScored(
         event_id=scored_event_id(payment_event_id),
@@ -90,10 +92,11 @@ def scored_event(item: ScoreDraft | FraudScore) -> FraudScored:
             ScoreReason(feature=r["feature"], text=r["text"]) for r in scored.reasons[:MAX_REASONS]
         ],
         matched=[PolicyMatch(**m) for m in scored.matched],
+        checkpoint=checkpoint,
     )
 
 
-def _review_item(score_id: int, event: PaymentAuthorized) -> ReviewItem:
+def _review_item(score_id: int, event: CheckpointPayment) -> ReviewItem:
     """Return the review item of a score, with what the case page shows of where its payment
     came from."""
     context, pickup, dropoff = event.context, event.pickup, event.dropoff
@@ -133,6 +136,7 @@ def scores_record(*, drafts: Sequence[ScoreDraft]) -> Recorded:
     rows = [
         {
             "event_id": d.event.event_id,
+            "checkpoint": d.event.checkpoint,
             "payment_id": d.event.payment_id,
             "card_id": d.event.card_id,
             "rider_id": d.event.rider_id,

@@ -7,7 +7,7 @@ import lightgbm as lgb
 import pandas as pd
 from django.conf import settings
 
-from features.definitions import FRAUD_SCORING_V1
+from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
 from fraud.selectors import deployment_champion
 from ml.gates import GateSettings, as_records, gates_passed, gates_run, thresholds_of
 from ml.golden import golden_read
@@ -36,10 +36,13 @@ def model_gate(
     gated before is returned as it is (idempotent). Nothing is deployed."""
     if model.status != "candidate":
         return model
-    champion = champion_get()
+    # The champion of the candidate's own checkpoint: a capture model is held to the capture
+    # champion, never to the authorization's.
+    checkpoint = FEATURE_SERVICES[service].checkpoint
+    champion = champion_get(checkpoint=checkpoint)
     if champion is not None and champion.pk == model.pk:
         champion = None
-    deployment = deployment_champion()
+    deployment = deployment_champion(checkpoint=checkpoint)
     rules = GateSettings(
         review_threshold=(
             deployment.review_threshold if deployment is not None else DEFAULT_THRESHOLDS["review"]

@@ -18,7 +18,7 @@ import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from features.definitions import FRAUD_SCORING_V1
+from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
 from features.repo import apply_repo
 from features.store import FeatureConfig, feature_store
 from fraud.artifacts import feature_names_check
@@ -177,9 +177,14 @@ def model_promote(
     if model.status == "rejected":
         raise ModelRejected(model)
     model_load(version)
+    # Each checkpoint has its own champion: the one replaced, the thresholds inherited and the
+    # previous champion kept are those of the model's checkpoint.
+    checkpoint = FEATURE_SERVICES[model.feature_service].checkpoint
     with transaction.atomic():
         before = {
-            d.model_version: d for d in deployments_lock() if d.role != Deployment.Role.RETIRED
+            d.model_version: d
+            for d in deployments_lock()
+            if d.role != Deployment.Role.RETIRED and d.checkpoint == checkpoint
         }
         was = before[model.version].role if model.version in before else ""
         if review_threshold is None or decline_threshold is None:
@@ -300,9 +305,11 @@ def model_bootstrap(
     params: TrainParams | None = None,
     thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
     promote: bool = True,
+    service: str = SERVICE,
 ) -> ModelVersion:
-    """Train the first model on the simulator history at ``history`` and register it; deploy
-    it as champion when ``promote``. Return the model version.
+    """Train the first model of ``service`` (and so of its checkpoint) on the simulator history
+    at ``history`` and register it; deploy it as that checkpoint's champion when ``promote``.
+    Return the model version.
 
     The features come from a scratch feature store under ``work_dir`` (its own Feast project,
     registry and offline files), so the history, another world than the live one, never mixes
@@ -318,12 +325,14 @@ def model_bootstrap(
     )
     apply_repo(config)
     try:
-        frame = bootstrap_dataset(config, history, maturity=maturity, snapshot_every=snapshot_every)
+        frame = bootstrap_dataset(
+            config, history, maturity=maturity, snapshot_every=snapshot_every, service=service
+        )
     finally:
         feature_store(config).teardown()
     result = train_model(
         frame,
-        features=model_features(SERVICE),
+        features=model_features(service),
         time_column="event_timestamp",
         params=params,
         thresholds=thresholds,
@@ -333,6 +342,7 @@ def model_bootstrap(
         frame=frame,
         time_column="event_timestamp",
         source=ModelVersion.Source.BOOTSTRAP,
+        service=service,
     )
     if model.status == "rejected":
         raise ModelRejected(model)
@@ -407,9 +417,10 @@ def candidate_register(
     kind: str = TrainingRun.Kind.FULL,
     profile: dict[str, Any] | None = None,
     constant: list[str] | None = None,
+    service: str = SERVICE,
 ) -> ModelVersion:
-    """Register a model just trained on ``frame`` (``model_register``), with the training
-    set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
+    """Register a model of ``service`` just trained on ``frame`` (``model_register``), with the
+    training set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
     reference in its metrics, and run the offline gates on it (``model_gate``: the backtest of
     its twin on the rows of its holdout, the newest, which the twin did not train on); return
     it, approved or rejected. Nothing is deployed."""
@@ -419,7 +430,7 @@ def candidate_register(
     result.metrics["reference"] = training_reference(result.booster, frame, result.features)
     model = model_register(
         booster=result.booster,
-        feature_service=SERVICE,
+        feature_service=service,
         params=result.params,
         metrics=result.metrics,
         data_start=result.data_start,
@@ -436,4 +447,5 @@ def candidate_register(
         constant=profile["constant"] if constant is None else constant,
         time_column=time_column,
         twin=result.twin,
+        service=service,
     )

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
@@ -11,6 +12,7 @@ from django.utils import timezone
 from events.contracts import (
     PaymentAuthorized,
     PaymentCaptured,
+    PaymentCaptureRequested,
     PaymentDeclined,
     PaymentRefunded,
     Place,
@@ -45,6 +47,8 @@ def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: dat
         decline_code=result.decline_code,
         created_at=now,
         updated_at=now,
+        device_id=context.device_id,
+        ip=context.ip,
     )
     common = {
         **_event_ids(payment),
@@ -184,6 +188,12 @@ def payment_settle_at_completion(*, payment: Payment, amount_cents: int, now: da
     it is held for an analyst's review (it stays authorised until the review is decided,
     ``rideshare.services.verdicts``) or analysts already refused it (the hold is voided).
 
+    With the capture checkpoint on (``RIDESHARE_CAPTURE_WAIT_SECONDS`` > 0) the fare is not
+    captured yet: ``payments.capture_requested.v1`` asks for the checkpoint's verdict, which
+    captures, holds or voids (``payment_capture_verdict_apply``); without one by
+    ``capture_due_at`` it is captured all the same (``payments_capture_overdue``): a fraud
+    check that is down must not keep drivers' fares.
+
     Publish ``payments.captured.v1`` when captured.
     """
     payment = _locked(payment)
@@ -191,7 +201,46 @@ def payment_settle_at_completion(*, payment: Payment, amount_cents: int, now: da
         return payment_void(payment=payment, now=now)
     if payment.capture_held:
         return payment
-    return payment_capture(payment=payment, amount_cents=amount_cents, now=now)
+    wait_s = settings.RIDESHARE_CAPTURE_WAIT_SECONDS
+    if wait_s <= 0:
+        return payment_capture(payment=payment, amount_cents=amount_cents, now=now)
+    payment.capture_due_at = now + timedelta(seconds=wait_s)
+    payment.updated_at = now
+    payment.save(update_fields=["capture_due_at", "updated_at"])
+    trip, card = payment.trip, payment.card
+    outbox_publish(
+        PaymentCaptureRequested(
+            **_event_ids(payment),
+            amount_cents=amount_cents,
+            card_fingerprint=card.fingerprint,
+            pickup_zone=trip.pickup_zone,
+            context=RiderContext(device_id=payment.device_id, ip=payment.ip),
+            distance_km=trip.distance_km,
+            card_brand=card.brand,
+            card_last4=card.last4,
+            pickup=Place(lat=trip.pickup_lat, lng=trip.pickup_lng, zone=trip.pickup_zone),
+            dropoff=Place(lat=trip.dropoff_lat, lng=trip.dropoff_lng, zone=trip.dropoff_zone),
+            driver_id=str(trip.driver.public_id),
+            occurred_at=now,
+        )
+    )
+    return payment
+
+
+def payment_capture_due(*, payment: Payment, now: datetime) -> Payment:
+    """Capture the trip's fare from the locked ``payment`` once its capture checkpoint's verdict
+    is overdue (``capture_due_at`` passed with none read), unless it was held, refused or
+    settled meanwhile. Run inside the caller's transaction."""
+    if (
+        payment.status != Payment.Status.AUTHORIZED
+        or payment.capture_due_at is None
+        or payment.capture_due_at > now
+        or payment.capture_decision
+        or payment.capture_held
+        or payment.review_outcome
+    ):
+        return payment
+    return payment_capture(payment=payment, amount_cents=payment.trip.fare_cents, now=now)
 
 
 def payment_refuse(*, payment: Payment, reason: str, now: datetime) -> Payment:

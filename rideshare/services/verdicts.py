@@ -11,6 +11,12 @@ from these events; it never imports ``fraud``.
   ``legitimate``, ``refunded_as_fraud`` and ``confirmed_fraud`` cancel a trip not yet under
   way, void a hold and refund a capture (``payments.refunded.v1`` with the outcome as reason).
 
+The capture checkpoint's verdict (``fraud.scored.v1`` with ``checkpoint`` capture, on a fare
+waiting at completion: ``RIDESHARE_CAPTURE_WAIT_SECONDS``): ``approve`` captures the fare,
+``review`` holds it until an analyst decides (as above), ``decline`` voids the hold (or, when
+the wait ran out and the fare was captured without the verdict, refunds it, reason
+``capture_risk``). A fare whose verdict is overdue is captured by ``captures_overdue_settle``.
+
 Each verdict is acted on at most once and never undoes a step: the payment records the
 verdict it acted on (``risk_decision``, ``review_outcome``) under the trip's lock, so a late,
 repeated or replayed one finds it and changes nothing (the consumer's own
@@ -28,7 +34,12 @@ from django.utils import timezone
 
 from rideshare.errors import NotBookedHere, UnknownPayment
 from rideshare.models import Payment, Trip
-from rideshare.services.payments import REFUSED, payment_capture, payment_refuse
+from rideshare.services.payments import (
+    REFUSED,
+    payment_capture,
+    payment_capture_due,
+    payment_refuse,
+)
 from rideshare.services.payments import _locked as _payment_lock
 from rideshare.services.trips import _cancel, _trip_lock
 
@@ -36,6 +47,10 @@ Status = Trip.Status
 # The trip has not started: cancelling it strands nobody.
 NOT_UNDER_WAY = frozenset({Status.REQUESTED, Status.DRIVER_ASSIGNED})
 OUTCOMES = frozenset({"approved", *REFUSED})
+DECISIONS = ("approve", "review", "decline")
+# The reason of a refund when the capture checkpoint declined a fare captured without waiting
+# for it (``payments.refunded.v1``).
+CAPTURE_RISK = "capture_risk"
 
 
 def _locked(payment_id: str) -> tuple[Trip, Payment]:
@@ -69,7 +84,7 @@ def payment_verdict_apply(
     (``cancelled_by`` platform, reason ``payment_risk``) when a decline cancels the trip.
     Raise ``UnknownPayment`` when there is no such payment. Idempotent: a second verdict on the
     same payment changes nothing."""
-    if decision not in ("approve", "review", "decline"):
+    if decision not in DECISIONS:
         raise ValueError(f"unknown decision {decision!r}")
     now = now or timezone.now()
     with transaction.atomic():
@@ -114,3 +129,61 @@ def payment_review_settle(*, payment_id: str, outcome: str, now: datetime | None
             # Voided at completion (``payment_settle_at_completion``): the ride goes on.
             return payment
         return payment_refuse(payment=payment, reason=outcome, now=now)
+
+
+def payment_capture_verdict_apply(
+    *, payment_id: str, decision: str, now: datetime | None = None
+) -> Payment:
+    """Act on the capture checkpoint's ``decision`` on payment ``payment_id``, as the module
+    says: ``approve`` captures a fare waiting for it, ``review`` holds it for the analysts,
+    ``decline`` voids the hold or refunds a fare captured already. Publish
+    ``payments.captured.v1`` or ``payments.refunded.v1`` accordingly. Raise ``UnknownPayment``
+    when there is no such payment. Idempotent: a second verdict on the same payment changes
+    nothing; nor does one on a payment an analyst already settled."""
+    if decision not in DECISIONS:
+        raise ValueError(f"unknown decision {decision!r}")
+    now = now or timezone.now()
+    with transaction.atomic():
+        trip, payment = _locked(payment_id)
+        if payment.capture_decision:
+            return payment
+        payment.capture_decision = decision
+        fields = ["capture_decision"]
+        waiting = payment.status == Payment.Status.AUTHORIZED and payment.capture_due_at
+        if decision == "review" and waiting and not payment.review_outcome:
+            payment.capture_held = True
+            fields.append("capture_held")
+        payment.save(update_fields=fields)
+        if payment.review_outcome:
+            return payment  # an analyst's outcome stands
+        if decision == "decline":
+            return payment_refuse(payment=payment, reason=CAPTURE_RISK, now=now)
+        if decision == "approve" and waiting and not payment.capture_held:
+            return payment_capture(payment=payment, amount_cents=trip.fare_cents, now=now)
+        return payment
+
+
+def captures_overdue_settle(*, now: datetime | None = None, limit: int = 500) -> int:
+    """Capture the fares whose capture checkpoint's verdict is overdue (``capture_due_at``
+    passed, no verdict read, not held), oldest first, at most ``limit``; return how many were
+    captured. Each under its trip's lock, in its own transaction: a verdict arriving meanwhile
+    is acted on first or finds the fare captured. Safe to repeat (Celery beat runs it)."""
+    now = now or timezone.now()
+    due = list(
+        Payment.objects.filter(
+            status=Payment.Status.AUTHORIZED,
+            capture_due_at__lte=now,
+            capture_decision="",
+            capture_held=False,
+            review_outcome="",
+        )
+        .order_by("capture_due_at")
+        .values_list("public_id", flat=True)[:limit]
+    )
+    captured = 0
+    for public_id in due:
+        with transaction.atomic():
+            _, payment = _locked(str(public_id))
+            settled = payment_capture_due(payment=payment, now=now)
+            captured += settled.status == Payment.Status.CAPTURED
+    return captured

@@ -16,7 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events.bus import Message
-from events.contracts import TOPICS, Event, FraudScored, PaymentRefunded, PoisonMessage, decode
+from events.contracts import (
+    TOPICS,
+    Event,
+    FraudScored,
+    PaymentCaptureRequested,
+    PaymentRefunded,
+    PoisonMessage,
+    decode,
+)
 from events.deadletters import DeadLetterer
 from events.streaming import BatchStep
 from tests.events.factories import chargeback_filed, review_decided
@@ -49,6 +57,10 @@ def samples() -> dict[str, Event]:
         **captured.model_dump(exclude={"event_id"}), event_id=uuid.uuid4(), reason="fraud"
     )
     authorized = found["payments.authorized.v1"]
+    # The booking's, at a trip's end with the capture checkpoint on.
+    found["payments.capture_requested.v1"] = PaymentCaptureRequested(
+        **authorized.model_dump(exclude={"event_id"}), event_id=uuid.uuid4(), driver_id="d-1"
+    )
     found["fraud.scored.v1"] = FraudScored(
         payment_id=authorized.payment_id, payment_event_id=authorized.event_id,
         card_id=authorized.card_id, rider_id=authorized.rider_id, score=0.42,

@@ -179,6 +179,6 @@ def test_consume_refuses_an_unknown_consumer_naming_the_registered_ones():
         call_command("consume", "nope", stdout=io.StringIO())
 
     assert str(refused.value) == (
-        "no consumer named 'nope'; registered: booking-verdicts, event-ledger, fraud-scorer, "
-        "label-intake, stream-features"
+        "no consumer named 'nope'; registered: booking-verdicts, event-ledger, "
+        "fraud-capture-scorer, fraud-scorer, label-intake, stream-features"
     )

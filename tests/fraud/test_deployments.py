@@ -93,8 +93,9 @@ def test_a_tampered_champion_is_refused_and_the_scorer_says_why(tmp_path, caplog
     assert models.champion is None
     assert models.refused["champ"].startswith(f"sha256 mismatch for {deployment.artifact_path}")
     assert [r.getMessage() for r in caplog.records] == [
-        f"fraud-scorer: refused model champ: {models.refused['champ']}",
-        "fraud-scorer: no usable champion deployment, scoring is paused until one loads "
+        f"fraud scorer (authorization): refused model champ: {models.refused['champ']}",
+        "fraud scorer (authorization): no usable champion deployment, scoring is paused until "
+        "one loads "
         "(set one with fraud.services.deployment_set)",
     ]
 

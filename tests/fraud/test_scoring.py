@@ -258,6 +258,7 @@ def test_a_payment_request_keeps_what_scoring_and_logging_read():
         "amount_cents": 4200,
         "distance_km": 3.0,
         "occurred_at": event.occurred_at.isoformat(),
+        "context": {"device_id": "dev-1", "ip": "127.0.0.1"},
     }
 
 

@@ -20,6 +20,7 @@ from events.registry import CONSUMERS, ConsumerSpec
 from events.relay import relay_once
 from events.runner import ConsumerRunner
 from fraud.models import FraudScore, ReviewItem
+from fraud.scoring import unserved_vector, vector_record
 from fraud.services.reviews import analyst_ensure, review_decide
 from rideshare import services
 from rideshare.models import Payment
@@ -219,3 +220,72 @@ def test_a_key_on_the_queue_decides_the_highlighted_review(asgi_server, page):
     second.refresh_from_db()
     first.refresh_from_db()
     assert (first.status, second.status, second.outcome) == ("open", "decided", "approved")
+
+
+def test_a_fare_held_at_the_trips_end_is_approved_by_an_analyst_and_captured(
+    asgi_server, page, artifacts_dir, tmp_path, settings
+):
+    settings.RIDESHARE_CAPTURE_WAIT_SECONDS = 120
+    bus = EmbeddedBus(tmp_path / "event-log.sqlite3")
+    bus.ensure_topics(list(TOPICS), partitions=1)
+    trip, driver = trip_make(), driver_make()
+    services.trip_assign(trip=trip, driver=driver)
+    services.trip_pick_up(trip=trip, driver=driver)
+    services.trip_complete(trip=trip, driver=driver)
+    payment = Payment.objects.select_related("card", "rider").get(trip=trip)
+    assert (payment.status, payment.capture_due_at is not None) == ("authorized", True)
+    # The capture scorer's score, review item and verdict, as it writes them.
+    request = {
+        "payment_id": str(payment.public_id), "card_id": str(payment.card.public_id),
+        "rider_id": str(payment.rider.public_id), "driver_id": str(driver.public_id),
+        "pickup_zone": trip.pickup_zone, "amount_cents": trip.fare_cents,
+        "distance_km": trip.distance_km, "occurred_at": payment.created_at.isoformat(),
+    }  # fmt: skip
+    score = FraudScore.objects.create(
+        event_id=uuid.uuid4(), checkpoint="capture", payment_id=str(payment.public_id),
+        card_id=str(payment.card.public_id), rider_id=str(payment.rider.public_id),
+        pickup_zone=trip.pickup_zone, amount_cents=trip.fare_cents, currency="EUR",
+        occurred_at=payment.created_at, scored_at=payment.created_at, score=0.64,
+        decision="review", model_version="m-capture", role="champion", latency_ms=12.0,
+        reasons=[{"feature": "driver_chargebacks_24h", "value": 6, "contribution": 1.4,
+                  "text": "6 chargebacks on this driver's trips in the last 24 hours"}],
+        features=vector_record(
+            unserved_vector(request, "fraud_capture_v1"), service="fraud_capture_v1",
+            request=request, request_time=payment.created_at,
+        ),
+    )  # fmt: skip
+    review = ReviewItem.objects.create(score=score, card_brand="Visa", card_last4="4242")
+    verdict = FraudScored(
+        payment_id=score.payment_id, payment_event_id=score.event_id, card_id=score.card_id,
+        rider_id=score.rider_id, score=score.score, decision="review", model_version="m-capture",
+        checkpoint="capture",
+    )  # fmt: skip
+    producer = bus.producer()
+    assert producer.publish([Record(FraudScored.topic, verdict.encode(), key=verdict.key())]) == [
+        None
+    ]
+    producer.close()
+    _verdicts(bus)
+    payment.refresh_from_db()
+    assert (payment.status, payment.capture_held) == ("authorized", True)
+
+    analyst_ensure(username="ana", password="ana-pass")
+    _log_in(page, asgi_server, "ana", "ana-pass")
+    page.goto(f"{asgi_server.url}/fraud/reviews/")
+    row = page.locator(f"#review-{review.pk}")
+    expect(row.locator(".badge-capture")).to_have_text("fare held")
+    page.keyboard.press("Enter")
+    expect(page.locator("#checkpoint")).to_have_text("at the trip's end: fare held")
+    expect(page.locator("#driver")).to_have_text(f"{str(driver.public_id)[:8]}…")
+    _screenshot(page, artifacts_dir, "review-capture-case.png")
+    page.keyboard.press("a")
+    expect(page.locator(".flash")).to_contain_text("Review closed: approved.")
+
+    producer = bus.producer()
+    assert relay_once(producer).failed == 0
+    producer.close()
+    _verdicts(bus)
+    payment.refresh_from_db()
+    assert (payment.status, payment.captured_cents, payment.capture_held) == (
+        "captured", trip.fare_cents, False,
+    )  # fmt: skip

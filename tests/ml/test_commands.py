@@ -61,12 +61,33 @@ def test_bootstrap_trains_registers_and_deploys_a_champion_once():
     assert model.metrics["train"]["rows"] > 0
     assert model.metrics["label_sources"]["chargeback"] > 0
     assert model.params["num_boost_round"] == 100
-    assert f"bootstrap: model {model.version} (champion)" in output
+    assert f"bootstrap: authorization model {model.version} (champion)" in output
 
     again = _bootstrap("--if-no-champion")
 
-    assert "a champion is deployed already" in again
+    assert "the authorization champion is deployed already" in again
     assert ModelVersion.objects.count() == 1
+
+
+@pytest.mark.slow
+def test_bootstrap_of_the_capture_checkpoint_deploys_its_own_champion_beside_the_first():
+    _bootstrap("--if-no-champion")
+    output = _bootstrap("--if-no-champion", "--checkpoint=capture")
+
+    first, capture = ModelVersion.objects.order_by("id")
+    assert (first.feature_service, capture.feature_service) == (
+        "fraud_scoring_v1", "fraud_capture_v1",
+    )  # fmt: skip
+    champions = dict(
+        Deployment.objects.filter(role="champion").values_list("checkpoint", "model_version")
+    )
+    assert champions == {"authorization": first.version, "capture": capture.version}
+    assert f"bootstrap: capture model {capture.version} (champion)" in output
+    # It learned from the driver: the trips' drivers are known at the capture.
+    assert "driver_trips_24h" in capture.feature_names
+    profile = capture.metrics["dataset"]
+    assert "driver_trips_24h" not in profile["constant"]
+    assert _bootstrap("--if-no-champion", "--checkpoint=capture").count("deployed already") == 1
 
 
 def test_promote_command_deploys_and_refuses_unknown_versions(bootstrapped):

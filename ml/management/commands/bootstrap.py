@@ -14,9 +14,13 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from features.definitions import FRAUD_CAPTURE_V1, FRAUD_SCORING_V1
 from ml.selectors import champion_exists
 from ml.services import ModelRejected, model_bootstrap
 from ml.train import DEFAULT_THRESHOLDS, TrainParams
+
+# The feature service each checkpoint's first model reads.
+SERVICES = {"authorization": FRAUD_SCORING_V1.name, "capture": FRAUD_CAPTURE_V1.name}
 
 
 class Command(BaseCommand):
@@ -51,10 +55,20 @@ class Command(BaseCommand):
             help="do nothing when a champion is already deployed",
         )
         parser.add_argument("--no-promote", action="store_true", help="register only")
+        parser.add_argument(
+            "--checkpoint",
+            choices=sorted(SERVICES),
+            default="authorization",
+            help="the checkpoint whose champion it trains: the payment at authorization, or "
+            "the fare at the trip's end with its driver (capture)",
+        )
 
     def handle(self, *args, **options):
-        if options["if_no_champion"] and champion_exists():
-            self.stdout.write("bootstrap: a champion is deployed already; nothing to do")
+        checkpoint = options["checkpoint"]
+        if options["if_no_champion"] and champion_exists(checkpoint=checkpoint):
+            self.stdout.write(
+                f"bootstrap: the {checkpoint} champion is deployed already; nothing to do"
+            )
             return
         began = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="bootstrap-") as tmp:
@@ -86,12 +100,13 @@ class Command(BaseCommand):
                         "decline": options["decline_threshold"],
                     },
                     promote=not options["no_promote"],
+                    service=SERVICES[checkpoint],
                 )
             except ModelRejected as exc:
                 raise CommandError(str(exc)) from exc
         metrics = model.metrics
         self.stdout.write(
-            f"bootstrap: model {model.version} "
+            f"bootstrap: {checkpoint} model {model.version} "
             f"({'champion' if not options['no_promote'] else 'registered'}) in "
             f"{time.perf_counter() - began:.1f} s; trained on {model.training_rows} rows "
             f"{model.data_start:%Y-%m-%d}..{model.data_end:%Y-%m-%d}; holdout "

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
 from features.repo import apply_repo
 from features.store import FeatureConfig, feature_store
 from ml.datasets import bootstrap_dataset
@@ -27,9 +28,16 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=3)
         parser.add_argument("--riders", type=int, default=300)
         parser.add_argument("--rows", type=int, default=300)
-        parser.add_argument("--out", type=Path, default=golden_path())
+        parser.add_argument(
+            "--service",
+            choices=sorted(FEATURE_SERVICES),
+            default=FRAUD_SCORING_V1.name,
+            help="the feature service whose model inputs it holds",
+        )
+        parser.add_argument("--out", type=Path, help="default: ml/golden/<service>.csv")
 
     def handle(self, *args, **options):
+        service = options["service"]
         with tempfile.TemporaryDirectory(prefix="golden-") as tmp:
             history = Path(tmp) / "history"
             call_command(
@@ -45,12 +53,16 @@ class Command(BaseCommand):
             )
             apply_repo(config)
             try:
-                frame = bootstrap_dataset(config, history, maturity=timedelta(days=1))
+                frame = bootstrap_dataset(
+                    config, history, maturity=timedelta(days=1), service=service
+                )
             finally:
                 feature_store(config).teardown()
-        golden = golden_sample(frame, model_features(), rows=options["rows"], seed=options["seed"])
-        golden_write(golden, options["out"])
+        golden = golden_sample(
+            frame, model_features(service), rows=options["rows"], seed=options["seed"]
+        )
+        out = options["out"] or golden_path(service)
+        golden_write(golden, out)
         self.stdout.write(
-            f"golden set: {len(golden)} payments ({int(golden['label'].sum())} fraud) "
-            f"to {options['out']}"
+            f"golden set: {len(golden)} payments ({int(golden['label'].sum())} fraud) to {out}"
         )
