@@ -367,6 +367,9 @@ RIDESHARE_CAPTURE_OVERDUE_EVERY_SECONDS = env.float(
 )
 
 # The scorer (fraud/, ``manage.py consume fraud-scorer``).
+# The authorization checkpoint's feature service: what its scorer serves, its models learn
+# (bootstrap, retraining from its log) and its gates test (features.definitions).
+FRAUD_SERVICE = env.str("FRAUD_SERVICE", default="fraud_scoring_v1")
 # LightGBM threads per prediction: explicit, since its default spins a thread per core and its
 # p99 jumps to milliseconds when the other cores are busy.
 FRAUD_MODEL_THREADS = env.int("FRAUD_MODEL_THREADS", default=1)

@@ -35,5 +35,7 @@ def served_consistency() -> int:
         FeatureConfig.from_settings(),
         since=datetime.now(UTC) - timedelta(seconds=every * 1.5),
         limit=settings.FEATURES_SERVED_CONSISTENCY_SAMPLE,
+        # The authorization scorer's vectors: the ones the learning loop trains on.
+        service=settings.FRAUD_SERVICE,
     )
     return report.mismatched_vectors

@@ -22,14 +22,13 @@ def deployments_stamp() -> tuple[int, datetime | None]:
     return stamp["n"], stamp["latest"]
 
 
-def deployments_active(*, checkpoint: str = AUTHORIZATION) -> list[Deployment]:
-    """Return every deployment of ``checkpoint`` that is not retired, in ``model_version``
-    order."""
-    return list(
-        Deployment.objects.filter(checkpoint=checkpoint)
-        .exclude(role=Deployment.Role.RETIRED)
-        .order_by("model_version")
-    )
+def deployments_active(*, checkpoint: str | None = AUTHORIZATION) -> list[Deployment]:
+    """Return every deployment of ``checkpoint`` (None: of every checkpoint) that is not
+    retired, in ``model_version`` order."""
+    found = Deployment.objects.exclude(role=Deployment.Role.RETIRED)
+    if checkpoint is not None:
+        found = found.filter(checkpoint=checkpoint)
+    return list(found.order_by("model_version"))
 
 
 def deployment_champion(*, checkpoint: str = AUTHORIZATION) -> Deployment | None:
@@ -88,9 +87,12 @@ def scores_recent(*, since: datetime, limit: int) -> list[tuple[float, dict]]:
 
 
 def decisions_of(*, payment_ids: Iterable[str]) -> dict[str, str]:
-    """Return the decision scored for each of ``payment_ids`` that has a score (a payment
-    authorized twice: its latest)."""
-    rows = FraudScore.objects.filter(payment_id__in=list(payment_ids)).order_by("id")
+    """Return the decision scored at authorization for each of ``payment_ids`` that has one (a
+    payment authorized twice: its latest). The capture checkpoint's decisions on the same
+    payments are its own model's, never the authorization's."""
+    rows = FraudScore.objects.filter(
+        checkpoint=AUTHORIZATION, payment_id__in=list(payment_ids)
+    ).order_by("id")
     return dict(rows.values_list("payment_id", "decision"))
 
 
@@ -206,7 +208,11 @@ def scores_newest(*, limit: int) -> list[tuple]:
 
 
 def served_newest(*, limit: int) -> list[tuple[float, dict, datetime]]:
-    """Return (score, served vector record, occurred at) of the newest ``limit`` scores,
-    newest first."""
-    rows = FraudScore.objects.order_by("-id").values_list("score", "features", "occurred_at")
+    """Return (score, served vector record, occurred at) of the newest ``limit`` scores at
+    authorization, newest first (a capture score's vector has another service's layout)."""
+    rows = (
+        FraudScore.objects.filter(checkpoint=AUTHORIZATION)
+        .order_by("-id")
+        .values_list("score", "features", "occurred_at")
+    )
     return list(rows[:limit])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from features.definitions import FRAUD_SCORING_V1
 from features.store import FeatureConfig
 from fraud.deployments import model_set_build
 from fraud.feature_reads import FeatureReader
+from fraud.scorer.settings import authorization_service
 from fraud.selectors import deployments_active
 from fraud.services import scores_rescore
 
@@ -20,7 +20,7 @@ def rescore_degraded(limit: int = 20_000) -> int:
     not selected again, and with the store still down nothing changes."""
     config = FeatureConfig.from_settings()
     reader = FeatureReader(
-        config, service=FRAUD_SCORING_V1.name, timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000
+        config, service=authorization_service(), timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000
     )
     try:
         reader.warm()

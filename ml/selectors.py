@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import Max
 
-from features.definitions import FRAUD_SCORING_V1
+from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
 from fraud.models import AUTHORIZATION
 from fraud.scoring import record_names
 from fraud.selectors import (
@@ -283,13 +283,16 @@ def arm_evidence(
 
 def console_models(*, limit: int = 200) -> tuple[list[ModelVersion], int]:
     """Return the newest ``limit`` model versions, each with ``role`` and ``share`` (its
-    deployment's, "" and 0 when not deployed), and how many there are in all."""
-    deployed = {d.model_version: d for d in deployments_active()}
+    deployment's, "" and 0 when not deployed) and ``checkpoint`` (its feature service's), and
+    how many there are in all."""
+    deployed = {d.model_version: d for d in deployments_active(checkpoint=None)}
     models = list(ModelVersion.objects.select_related("parent").order_by("-created_at")[:limit])
     for model in models:
         deployment = deployed.get(model.version)
         model.role = deployment.role if deployment else ""
         model.share = deployment.canary_share if deployment else 0.0
+        service = FEATURE_SERVICES.get(model.feature_service)
+        model.checkpoint = service.checkpoint if service else AUTHORIZATION
     return models, ModelVersion.objects.count()
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from events.batching import BatchStats
-from features.definitions import FRAUD_CAPTURE_V1, FRAUD_SCORING_V1
+from features.definitions import FEATURE_SERVICES, FRAUD_CAPTURE_V1, FRAUD_SCORING_V1
 
 CONSUMER = "fraud-scorer"
 DEFAULT_GROUP = CONSUMER
@@ -83,6 +83,7 @@ class ScorerSettings:
         from django.conf import settings
 
         base = cls(
+            service=authorization_service(),
             max_records=settings.FRAUD_BATCH_MAX,
             threads=settings.FRAUD_MODEL_THREADS,
             feature_timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000,
@@ -97,3 +98,21 @@ class ScorerSettings:
             topic_partitions=settings.EVENT_TOPIC_PARTITIONS,
         )
         return replace(base, **overrides)
+
+
+def authorization_service() -> str:
+    """Return the authorization checkpoint's feature service (``FRAUD_SERVICE``), checked:
+    a declared service of that checkpoint."""
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    name = settings.FRAUD_SERVICE
+    declared = FEATURE_SERVICES.get(name)
+    if declared is None or declared.checkpoint != "authorization":
+        choices = ", ".join(
+            s.name for s in FEATURE_SERVICES.values() if s.checkpoint == "authorization"
+        )
+        raise ImproperlyConfigured(
+            f"FRAUD_SERVICE is {name!r}: use an authorization feature service ({choices})."
+        )
+    return name

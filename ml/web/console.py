@@ -14,8 +14,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from features.definitions import FEATURE_SERVICES
 from fraud.artifacts import ModelRefused
-from fraud.models import Deployment
+from fraud.models import AUTHORIZATION, Deployment
 from fraud.selectors import deployment_champion, deployments_active, scored_event_time_latest
 from ml.access import can_manage_models, models_manager_required, models_viewer_required
 from ml.models import ModelVersion
@@ -127,6 +128,15 @@ def model_deploy_view(request: HttpRequest, version: str) -> HttpResponse:
         return redirect("ml:models")
     current = deployment_champion()
     if action in ("shadow", "canary"):
+        model = ModelVersion.objects.filter(version=version).first()
+        service = FEATURE_SERVICES.get(model.feature_service) if model else None
+        if service is not None and service.checkpoint != AUTHORIZATION:
+            messages.error(
+                request,
+                f"{version} scores the {service.checkpoint} checkpoint: beside its champion only "
+                "as its champion (promote it); shadows and canaries serve the authorization.",
+            )
+            return redirect("ml:models")
         return _deploy_beside(request, version, action, current, who)
     if action != "promote":
         messages.error(request, "Say promote, shadow, canary or retire.")

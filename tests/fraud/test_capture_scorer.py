@@ -160,3 +160,19 @@ def test_the_capture_scorer_without_a_capture_champion_waits(config, tmp_path):
         assert scorer.ready() is False
     finally:
         scorer.reader.close()
+
+
+def test_the_learning_loop_reads_the_authorizations_decisions_and_vectors_only():
+    from fraud.selectors import decisions_of, served_newest
+    from tests.fraud.live_factories import score_make
+
+    authorized = score_make(score=0.2, amount_cents=1000)
+    captured = score_make(score=0.9, amount_cents=1000)
+    FraudScore.objects.filter(pk=captured.pk).update(
+        checkpoint="capture", payment_id=authorized.payment_id, decision="decline"
+    )
+    # The capture's later decline on the same payment is not the authorization model's.
+    assert decisions_of(payment_ids=[authorized.payment_id]) == {
+        authorized.payment_id: authorized.decision
+    }
+    assert [score for score, _, _ in served_newest(limit=10)] == [authorized.score]

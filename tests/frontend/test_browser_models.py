@@ -93,6 +93,28 @@ def test_an_ml_engineer_runs_a_bandit_and_promotes_a_model(
     _screenshot(page, artifacts_dir, "models.png")
 
 
+def test_a_capture_model_is_promoted_to_the_capture_champion_beside_the_first(
+    asgi_server, page, registered
+):
+    champion = registered[0]
+    capture = model_registered(5, service="fraud_capture_v1")
+    ml_engineer_ensure(username="mona", password="mona-pass")
+    page.on("dialog", lambda dialog: dialog.accept())
+    _log_in(page, asgi_server, "mona", "mona-pass")
+    page.goto(f"{asgi_server.url}/ml/")
+    row = page.locator(f"#models tr:has-text('{capture}')")
+    expect(row.locator(".badge-capture")).to_have_text("capture")
+    # Shadows and canaries serve the authorization: a capture model is only promoted.
+    expect(page.get_by_role("button", name=f"Shadow {capture}")).to_have_count(0)
+    page.get_by_role("button", name=f"Promote {capture}").click()
+    expect(page.locator(".flash")).to_contain_text(f"{capture} is the champion")
+    expect(row).to_contain_text("capture champion")
+    expect(page.locator(f"#models tr:has-text('{champion}')")).to_contain_text("champion")
+    roles = dict(Deployment.objects.values_list("model_version", "checkpoint"))
+    assert roles == {champion: "authorization", capture: "capture"}
+    assert set(Deployment.objects.values_list("role", flat=True)) == {"champion"}
+
+
 def test_an_analyst_reads_the_console_with_nothing_to_press(asgi_server, page, registered):
     _, candidate, other, _ = registered
     model_promote(version=other, role="shadow")
