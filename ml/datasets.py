@@ -249,8 +249,10 @@ def logged_dataset(
     maturity: timedelta = timedelta(0),
     as_of: datetime | None = None,
     detail: bool = True,
+    service: str = FRAUD_SCORING_V1.name,
 ) -> pd.DataFrame:
-    """Return the log-and-wait training set: every logged vector (``fraud.feature_log``, the
+    """Return the log-and-wait training set of ``service``: every logged vector
+    (``fraud.feature_log``, the
     values exactly as served, nothing recomputed) of a payment served by ``as_of`` (default
     now), joined on ``payment_id`` with its label in ``labels`` (``ml.labels.LABEL_COLUMNS``,
     the labels known at ``as_of``); an unlabelled payment is an assumed negative once it is
@@ -261,7 +263,7 @@ def logged_dataset(
     ``detail``, no served statuses and event times (``features.served_log.logged_features``).
     Read only.
     """
-    logged = logged_features(config, detail=detail)
+    logged = logged_features(config, service, detail=detail)
     archive = config.data_dir
     missing = logged["payment_id"].isna()
     if missing.any():

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from django.db.models import Max
 
-from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
+from features.definitions import FEATURE_SERVICES
 from fraud.models import AUTHORIZATION
 from fraud.scoring import record_names
 from fraud.selectors import (
@@ -147,7 +147,7 @@ def chargeback_recall(*, since: datetime, until: datetime) -> tuple[float | None
 
 
 def drift_of(
-    model: ModelVersion, *, since: datetime, limit: int, service: str = FRAUD_SCORING_V1.name
+    model: ModelVersion, *, since: datetime, limit: int, service: str | None = None
 ) -> tuple[dict[str, float], int]:
     """Return the PSI of the score and of each input of ``model`` over the newest ``limit``
     payments scored since ``since`` against the model's training reference (``ml.drift``),
@@ -155,21 +155,27 @@ def drift_of(
     reference = model.metrics.get("reference")
     if not reference:
         return {}, 0
-    columns = _served_columns(scores_recent(since=since, limit=limit), service)
+    columns = _served_columns(
+        scores_recent(since=since, limit=limit), service or model.feature_service
+    )
     found = drift_report(reference, {n: v for n, v in columns.items() if v})
     return found, len(columns["score"])
 
 
 def _served_columns(rows, service: str) -> dict[str, list]:
-    """Return the score and each input of ``rows`` (score, served vector record) by name."""
+    """Return the score and each input of ``service`` of ``rows`` (score, served vector record)
+    by name. A record names the service it was served for (``FRAUD_SERVICE`` may have
+    changed since): its values are read by that service's names, and an input it did not
+    serve is left out of its row."""
     stored, on_demand = record_names(service)
     columns: dict[str, list] = {name: [] for name in (*stored, *on_demand, "score")}
     for score, record in rows:
         columns["score"].append(score)
-        for name, value in zip(stored, record.get("values", ()), strict=False):
-            columns[name].append(_number(value))
-        for name, value in zip(on_demand, record.get("on_demand", ()), strict=False):
-            columns[name].append(_number(value))
+        names = record_names(record.get("service", service))
+        for part, key in zip(names, ("values", "on_demand"), strict=True):
+            for name, value in zip(part, record.get(key, ()), strict=False):
+                if name in columns:
+                    columns[name].append(_number(value))
     return columns
 
 
@@ -179,7 +185,7 @@ def drift_over_time(
     limit: int,
     period: str = "h",
     min_sample: int = 50,
-    service: str = FRAUD_SCORING_V1.name,
+    service: str | None = None,
 ) -> list[tuple[datetime, int, dict[str, float]]]:
     """Return, per ``period`` of the newest ``limit`` payments scored (oldest first), its start,
     its payments and the PSI of the score and of each input of ``model`` against its training
@@ -197,7 +203,7 @@ def drift_over_time(
         members = by_period[start]
         if len(members) < min_sample:
             continue
-        columns = _served_columns(members, service)
+        columns = _served_columns(members, service or model.feature_service)
         psi = drift_report(reference, {n: v for n, v in columns.items() if v})
         found.append((start.to_pydatetime(), len(members), psi))
     return found

@@ -14,7 +14,6 @@ from ml.services.experiments import (
 from ml.services.gates import model_gate
 from ml.services.labels import label_record
 from ml.services.registry import (
-    SERVICE,
     ModelRejected,
     model_bootstrap,
     model_promote,
@@ -25,7 +24,6 @@ from ml.services.training import training_request, training_run
 from ml.services.triggers import triggers_check
 
 __all__ = [
-    "SERVICE",
     "ExperimentRefused",
     "ModelRejected",
     "bandit_start",

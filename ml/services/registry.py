@@ -18,11 +18,12 @@ import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
+from features.definitions import FEATURE_SERVICES
 from features.repo import apply_repo
 from features.store import FeatureConfig, feature_store
 from fraud.artifacts import feature_names_check
 from fraud.models import Deployment
+from fraud.scorer.settings import authorization_service
 from fraud.selectors import score_id_latest
 from fraud.services import deployment_set, deployments_lock
 from ml.datasets import bootstrap_dataset, logged_dataset
@@ -40,8 +41,6 @@ from ml.train import (
     train_model,
     training_reference,
 )
-
-SERVICE = FRAUD_SCORING_V1.name
 
 
 class ModelRejected(Exception):
@@ -305,11 +304,11 @@ def model_bootstrap(
     params: TrainParams | None = None,
     thresholds: Mapping[str, float] = DEFAULT_THRESHOLDS,
     promote: bool = True,
-    service: str = SERVICE,
+    service: str | None = None,
 ) -> ModelVersion:
     """Train the first model of ``service`` (and so of its checkpoint) on the simulator history
     at ``history`` and register it; deploy it as that checkpoint's champion when ``promote``.
-    Return the model version.
+    Return the model version. ``service``: the authorization's (``FRAUD_SERVICE``) by default.
 
     The features come from a scratch feature store under ``work_dir`` (its own Feast project,
     registry and offline files), so the history, another world than the live one, never mixes
@@ -317,6 +316,7 @@ def model_bootstrap(
     hence the same version. Side effects: the model file, its registry row, the champion
     deployment; nothing is published.
     """
+    service = service or authorization_service()
     config = FeatureConfig(
         project=f"bootstrap{uuid.uuid4().hex[:8]}",
         registry_url=f"sqlite:///{work_dir / 'feast-registry.sqlite3'}",
@@ -370,10 +370,11 @@ def model_train_from_logs(
     ``params.num_boost_round`` trees are added to its own. Idempotent like
     ``model_register``: the same logs, labels and parent give the same version.
     """
-    frame = logged_dataset(config, labels=labels_as_of(), maturity=maturity)
+    service = authorization_service()
+    frame = logged_dataset(config, labels=labels_as_of(), maturity=maturity, service=service)
     champion = champion_get()
     parent = parent or champion
-    features = model_features(SERVICE)
+    features = model_features(service)
     init_model = None
     if parent is not None and list(parent.feature_names) == features:
         init_model = model_load(parent.version)
@@ -392,6 +393,7 @@ def model_train_from_logs(
         time_column="request_time",
         source=ModelVersion.Source.LOGS,
         parent=parent if init_model is not None else None,
+        service=service,
     )
 
 
@@ -417,13 +419,15 @@ def candidate_register(
     kind: str = TrainingRun.Kind.FULL,
     profile: dict[str, Any] | None = None,
     constant: list[str] | None = None,
-    service: str = SERVICE,
+    service: str | None = None,
 ) -> ModelVersion:
-    """Register a model of ``service`` just trained on ``frame`` (``model_register``), with the
+    """Register a model of ``service`` (default: ``FRAUD_SERVICE``, the authorization's) just
+    trained on ``frame`` (``model_register``), with the
     training set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
     reference in its metrics, and run the offline gates on it (``model_gate``: the backtest of
     its twin on the rows of its holdout, the newest, which the twin did not train on); return
     it, approved or rejected. Nothing is deployed."""
+    service = service or authorization_service()
     profile = profile or dataset_profile(frame, result.features, time_column=time_column)
     result.metrics["label_sources"] = profile["label_sources"]
     result.metrics["dataset"] = profile

@@ -14,13 +14,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from features.store import FeatureConfig
+from fraud.scorer.settings import authorization_service
 from fraud.selectors import deployment_champion
 from ml.datasets import logged_dataset
 from ml.labels import ASSUMED_NEGATIVE
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
 from ml.selectors import champion_get, labels_as_of
-from ml.services.registry import SERVICE, candidate_register, champion_unseen, model_promote
+from ml.services.registry import candidate_register, champion_unseen, model_promote
 from ml.train import (
     ChainBounds,
     TrainParams,
@@ -63,7 +64,7 @@ def training_request(
         active = (
             TrainingRun.objects.select_for_update()
             .filter(
-                feature_service=SERVICE,
+                feature_service=authorization_service(),
                 status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING],
                 updated_at__gte=alive,
             )
@@ -76,7 +77,7 @@ def training_request(
             requested_kind=kind,
             kind=kind,
             reason=reason,
-            feature_service=SERVICE,
+            feature_service=authorization_service(),
             as_of=as_of or timezone.now(),
         )
         key = run.request_key
@@ -160,7 +161,8 @@ def _promote_if_approved(model: ModelVersion) -> str:
 
 
 def _train(run: TrainingRun) -> ModelVersion:
-    features = model_features(SERVICE)
+    service = authorization_service()
+    features = model_features(service)
     maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
     # Every payment logged by then, read once; the young ones nobody labelled yet are left out
     # (log and wait).
@@ -169,6 +171,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         labels=labels_as_of(as_of=run.as_of),
         as_of=run.as_of,
         detail=False,
+        service=service,
     )
     young = (logged["label_source"] == ASSUMED_NEGATIVE) & (
         logged["request_time"] > pd.Timestamp(run.as_of - maturity)
@@ -236,6 +239,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         kind=kind,
         profile=profile,
         constant=constant,
+        service=service,
     )
 
 

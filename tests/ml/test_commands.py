@@ -9,6 +9,7 @@ from datetime import timedelta
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
 from fraud.models import Deployment
@@ -67,6 +68,25 @@ def test_bootstrap_trains_registers_and_deploys_a_champion_once():
 
     assert "the authorization champion is deployed already" in again
     assert ModelVersion.objects.count() == 1
+
+
+@pytest.mark.slow
+def test_bootstrap_and_the_scorer_follow_the_authorizations_feature_service(settings):
+    from fraud.scorer import ScorerSettings
+
+    settings.FRAUD_SERVICE = "fraud_scoring_v2"
+    output = _bootstrap("--if-no-champion")
+
+    model = ModelVersion.objects.get()
+    assert model.feature_service == "fraud_scoring_v2"
+    assert model.status == "approved"  # gated on its own service's golden set
+    assert {"payment_amount_cents", "amount_zscore_card_30d"} <= set(model.feature_names)
+    assert Deployment.objects.get(role="champion").checkpoint == "authorization"
+    assert f"bootstrap: authorization model {model.version} (champion)" in output
+    assert ScorerSettings.from_settings().service == "fraud_scoring_v2"
+    settings.FRAUD_SERVICE = "fraud_capture_v1"
+    with pytest.raises(ImproperlyConfigured, match="use an authorization feature service"):
+        ScorerSettings.from_settings()
 
 
 @pytest.mark.slow

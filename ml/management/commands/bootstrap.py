@@ -14,13 +14,20 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from features.definitions import FRAUD_CAPTURE_V1, FRAUD_SCORING_V1
+from features.definitions import FRAUD_CAPTURE_V1
+from fraud.scorer.settings import authorization_service
 from ml.selectors import champion_exists
 from ml.services import ModelRejected, model_bootstrap
 from ml.train import DEFAULT_THRESHOLDS, TrainParams
 
-# The feature service each checkpoint's first model reads.
-SERVICES = {"authorization": FRAUD_SCORING_V1.name, "capture": FRAUD_CAPTURE_V1.name}
+
+def checkpoint_service(checkpoint: str) -> str:
+    """The feature service a checkpoint's first model reads: the authorization's is
+    ``FRAUD_SERVICE``."""
+    return authorization_service() if checkpoint == "authorization" else FRAUD_CAPTURE_V1.name
+
+
+CHECKPOINTS = ("authorization", "capture")
 
 
 class Command(BaseCommand):
@@ -57,7 +64,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-promote", action="store_true", help="register only")
         parser.add_argument(
             "--checkpoint",
-            choices=sorted(SERVICES),
+            choices=CHECKPOINTS,
             default="authorization",
             help="the checkpoint whose champion it trains: the payment at authorization, or "
             "the fare at the trip's end with its driver (capture)",
@@ -100,7 +107,7 @@ class Command(BaseCommand):
                         "decline": options["decline_threshold"],
                     },
                     promote=not options["no_promote"],
-                    service=SERVICES[checkpoint],
+                    service=checkpoint_service(checkpoint),
                 )
             except ModelRejected as exc:
                 raise CommandError(str(exc)) from exc

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from features.store import FeatureConfig
+from fraud.scorer.settings import authorization_service
 from ml.datasets import logged_dataset
 from ml.selectors import labels_as_of
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
             FeatureConfig.from_settings(),
             labels=labels_as_of(),
             maturity=timedelta(days=maturity_days),
+            service=authorization_service(),
         )
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
