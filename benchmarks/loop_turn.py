@@ -46,7 +46,8 @@ def _counts() -> dict[str, int]:
     from ml.models import Label, ModelVersion, TrainingRun, TriggerFiring
 
     return {
-        "scored": FraudScore.objects.count(),
+        "scored": FraudScore.objects.filter(checkpoint="authorization").count(),
+        "fares scored": FraudScore.objects.filter(checkpoint="capture").count(),
         "flagged": FraudScore.objects.exclude(decision="approve").count(),
         "reviews decided": ReviewItem.objects.filter(status="decided").count(),
         "labels": Label.objects.count(),

@@ -26,6 +26,7 @@ from events.contracts import (
     Event,
     PaymentAuthorized,
     PaymentCaptured,
+    PaymentCaptureRequested,
     PaymentDeclined,
     Place,
     RiderContext,
@@ -443,6 +444,16 @@ class Simulation:
             fare_cents=fare_cents,
             distance_km=km,
             **ids,
+        )
+        # The booking asks the capture checkpoint for its verdict first; the simulated world
+        # captures whatever it says (the simulator never reads verdicts).
+        self.emit(
+            PaymentCaptureRequested,
+            flagged,
+            **{**common, "amount_cents": fare_cents},
+            pickup_zone=pickup.zone,
+            distance_km=km,
+            driver_id=driver.driver_id,
         )
         self.capture(payment, fare_cents)
         return payment

@@ -47,6 +47,7 @@ from events.contracts import (
     Event,
     PaymentAuthorized,
     PaymentCaptured,
+    PaymentCaptureRequested,
     PaymentDeclined,
     Place,
     RiderContext,
@@ -230,6 +231,12 @@ class RowEvents:
                 event = self._event(cls, row, when, driver_id=driver, **ids, **extra)
                 out.append((when, Emitted(event, None)))
             done = steps[-1][1]
+            # The capture checkpoint's request, as the booking publishes it at completion.
+            request = self._event(
+                PaymentCaptureRequested, row, done, pickup_zone=zone, distance_km=km,
+                driver_id=driver, **common,
+            )  # fmt: skip
+            out.append((done, Emitted(request, None)))
             captured = self._event(
                 PaymentCaptured,
                 row,

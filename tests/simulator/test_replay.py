@@ -188,8 +188,9 @@ def test_replay_reaches_real_kafka_with_every_row(payments_csv, kafka_bootstrap,
         for line in good_lines
     )
     assert sorted(p.rider_id for p in received) == ["r1", "r1", "r2", "r3", "r4"]
-    # 22 events of the rows, and the four cards' first sightings.
-    assert sum(sum(bus.end_offsets(topic_name(prefix, t)).values()) for t in TOPICS) == 26
+    # 25 events of the rows (the three with a driver ask for their capture verdict), and the
+    # four cards' first sightings.
+    assert sum(sum(bus.end_offsets(topic_name(prefix, t)).values()) for t in TOPICS) == 29
 
 
 @pytest.mark.django_db
@@ -205,7 +206,7 @@ def test_the_replay_command_fails_over_the_error_rate_and_records_truth(
     out = capsys.readouterr().out
     assert "line 4: timestamp 'not-a-time'" in out
     run = SimulationRun.objects.get()
-    assert (run.mode, run.status, run.errors, run.events_published) == ("replay", "finished", 5, 26)
+    assert (run.mode, run.status, run.errors, run.events_published) == ("replay", "finished", 5, 29)
     assert GroundTruth.objects.filter(run=run).count() == 7
     assert GroundTruth.objects.filter(run=run, is_fraud=True).count() == 4
 
