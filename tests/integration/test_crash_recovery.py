@@ -77,7 +77,7 @@ def test_consumer_killed_mid_stream_applies_every_event_exactly_once(kafka_boots
     env = process_env(kafka_bootstrap)
     bus = KafkaBus(bootstrap_servers=kafka_bootstrap)
     bus.ensure_topics(list(TOPICS), partitions=3)
-    events = [payment_authorized(card_id=f"card-{i % 40}") for i in range(3000)]
+    events = [payment_authorized(card_id=f"card-{i % 40}") for i in range(6000)]
     producer = bus.producer()
     assert all(
         r is None
@@ -87,13 +87,16 @@ def test_consumer_killed_mid_stream_applies_every_event_exactly_once(kafka_boots
     ours = {e.event_id for e in events}
     applied = LedgerEntry.objects.filter(event_id__in=ours)
 
-    consumer = manage_start(["consume", "event-ledger"], env, tmp_path / "consumer.log")
+    # Small batches: with its default of 500 a batch, the ledger applied all 3,000 events
+    # between two looks at its progress (0.1 s apart) and the kill came after the stream.
+    small = ["consume", "event-ledger", "--max-records", "25"]
+    consumer = manage_start(small, env, tmp_path / "consumer.log")
     try:
         assert wait_for(lambda: applied.count() >= 300, 90), (tmp_path / "consumer.log").read_text()
         kill9(consumer)
         at_kill = applied.count()
         assert at_kill < len(ours)
-        consumer = manage_start(["consume", "event-ledger"], env, tmp_path / "consumer.log")
+        consumer = manage_start(small, env, tmp_path / "consumer.log")
         assert wait_for(lambda: applied.count() == len(ours), 120), (
             tmp_path / "consumer.log"
         ).read_text()
