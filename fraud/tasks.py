@@ -8,30 +8,39 @@ from django.conf import settings
 from features.store import FeatureConfig
 from fraud.deployments import model_set_build
 from fraud.feature_reads import FeatureReader
-from fraud.scorer.settings import authorization_service
+from fraud.models import AUTHORIZATION, CAPTURE
+from fraud.scorer.settings import CAPTURE_SERVICE, authorization_service
 from fraud.selectors import deployments_active
 from fraud.services import scores_rescore
 
 
 @shared_task(name="fraud.rescore_degraded", ignore_result=True)
 def rescore_degraded(limit: int = 20_000) -> int:
-    """Rescore up to ``limit`` degraded scores with the features served now
-    (``fraud.services.scores_rescore``); return how many. Safe to repeat: a rescored score is
-    not selected again, and with the store still down nothing changes."""
+    """Rescore up to ``limit`` degraded scores of each checkpoint with the features served now
+    (``fraud.services.scores_rescore``: each with its checkpoint's feature service and models);
+    return how many. Safe to repeat: a rescored score is not selected again, and with the store
+    still down nothing changes."""
     config = FeatureConfig.from_settings()
-    reader = FeatureReader(
-        config, service=authorization_service(), timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000
-    )
-    try:
-        reader.warm()
-        return scores_rescore(
-            models=model_set_build(deployments_active()),
-            reader=reader,
-            limit=limit,
-            threads=settings.FRAUD_MODEL_THREADS,
+    done = 0
+    for checkpoint, service in (
+        (AUTHORIZATION, authorization_service()),
+        (CAPTURE, CAPTURE_SERVICE),
+    ):
+        reader = FeatureReader(
+            config, service=service, timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000
         )
-    finally:
-        reader.close()
+        try:
+            reader.warm()
+            done += scores_rescore(
+                models=model_set_build(deployments_active(checkpoint=checkpoint)),
+                reader=reader,
+                limit=limit,
+                threads=settings.FRAUD_MODEL_THREADS,
+                checkpoint=checkpoint,
+            )
+        finally:
+            reader.close()
+    return done
 
 
 @shared_task(name="fraud.reviews_escalate", ignore_result=True)

@@ -22,7 +22,14 @@ from features.store import FeatureConfig
 from fraud.explain import MAX_REASONS
 from fraud.feature_log import LogItem, feature_log_items
 from fraud.feature_reads import FeatureReader
-from fraud.models import Decision, FraudScore, ReviewItem, ShadowScore, UnloggedScore
+from fraud.models import (
+    AUTHORIZATION,
+    Decision,
+    FraudScore,
+    ReviewItem,
+    ShadowScore,
+    UnloggedScore,
+)
 from fraud.scoring import ModelSet, Scored, score_batch
 from fraud.selectors import scores_degraded
 
@@ -295,10 +302,12 @@ def scores_rescore(
     limit: int = 20_000,
     batch: int = 500,
     threads: int = 1,
+    checkpoint: str = AUTHORIZATION,
 ) -> int:
-    """Score again the degraded scores not rescored yet, oldest first, ``batch`` at a time (one
-    feature read and one transaction each) until none is left or ``limit`` were done, with the
-    features the store serves now; return how many were rescored.
+    """Score again the degraded scores of ``checkpoint`` not rescored yet, oldest first,
+    ``batch`` at a time (one feature read and one transaction each) until none is left or
+    ``limit`` were done, with the features the store serves now (``reader``: the checkpoint's
+    feature service; ``models``: its deployments); return how many were rescored.
 
     For each: ``score``, ``reasons`` (always explained), ``model_version`` and ``role`` (of the
     model deciding for the card now) and ``rescored_at`` change. The row stays the same (same
@@ -311,7 +320,7 @@ def scores_rescore(
     """
     done = 0
     while models.champion is not None and done < limit:
-        degraded = scores_degraded(limit=min(batch, limit - done))
+        degraded = scores_degraded(limit=min(batch, limit - done), checkpoint=checkpoint)
         if not degraded:
             break
         requests = [s.features["request"] for s in degraded]

@@ -176,3 +176,46 @@ def test_the_learning_loop_reads_the_authorizations_decisions_and_vectors_only()
         authorized.payment_id: authorized.decision
     }
     assert [score for score, _, _ in served_newest(limit=10)] == [authorized.score]
+
+
+def test_a_degraded_fare_is_rescored_by_the_capture_models_and_the_authorizations_left_alone(
+    config, tmp_path
+):
+    from fraud.deployments import model_set_build
+    from fraud.feature_reads import FeatureReader
+    from fraud.scoring import unserved_vector, vector_record
+    from fraud.selectors import deployments_active
+    from fraud.services import scores_rescore
+    from tests.fraud.live_factories import score_make
+
+    _capture_champion(tmp_path)
+    _chargebacks_applied(config, "driver-bad", 6)
+    held = capture_request(driver_id="driver-bad")
+    request = {
+        "payment_id": held.payment_id, "card_id": held.card_id, "rider_id": held.rider_id,
+        "driver_id": "driver-bad", "pickup_zone": held.pickup_zone,
+        "amount_cents": held.amount_cents, "distance_km": held.distance_km,
+        "occurred_at": held.occurred_at.isoformat(),
+    }  # fmt: skip
+    fare, authorized = score_make(degraded=True, score=0.1), score_make(degraded=True, score=0.1)
+    FraudScore.objects.filter(pk=fare.pk).update(
+        checkpoint="capture",
+        features=vector_record(
+            unserved_vector(request, FRAUD_CAPTURE_V1.name), service=FRAUD_CAPTURE_V1.name,
+            request=request, request_time=held.occurred_at,
+        ),
+    )  # fmt: skip
+    reader = FeatureReader(config, service=FRAUD_CAPTURE_V1.name, timeout_s=5.0)
+    try:
+        assert reader.warm()
+        capture_models = model_set_build(deployments_active(checkpoint="capture"))
+        assert scores_rescore(models=capture_models, reader=reader, checkpoint="capture") == 1
+    finally:
+        reader.close()
+    fare.refresh_from_db()
+    authorized.refresh_from_db()
+    # Served now, the driver's six chargebacks count: the full score and its reasons.
+    assert fare.rescored_at is not None
+    assert fare.score > 0.5
+    assert fare.reasons[0]["feature"] == SIGNAL
+    assert (authorized.rescored_at, authorized.score) == (None, 0.1)
