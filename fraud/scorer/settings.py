@@ -116,3 +116,13 @@ def authorization_service() -> str:
             f"FRAUD_SERVICE is {name!r}: use an authorization feature service ({choices})."
         )
     return name
+
+
+def checkpoint_service(checkpoint: str) -> str:
+    """Return the feature service ``checkpoint`` scores with: the authorization's is
+    ``FRAUD_SERVICE``, the capture's ``fraud_capture_v1``."""
+    if checkpoint == "capture":
+        return CAPTURE_SERVICE
+    if checkpoint == "authorization":
+        return authorization_service()
+    raise ValueError(f"unknown checkpoint {checkpoint!r}: authorization or capture")

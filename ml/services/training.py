@@ -13,8 +13,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from features.definitions import FEATURE_SERVICES
 from features.store import FeatureConfig
-from fraud.scorer.settings import authorization_service
+from fraud.models import AUTHORIZATION
+from fraud.scorer.settings import checkpoint_service
 from fraud.selectors import deployment_champion
 from ml.datasets import logged_dataset
 from ml.labels import ASSUMED_NEGATIVE
@@ -45,13 +47,16 @@ def training_request(
     as_of: datetime | None = None,
     request_key: str | None = None,
     queue: bool = True,
+    checkpoint: str = AUTHORIZATION,
 ) -> tuple[TrainingRun, bool]:
-    """Ask for a training of the scoring model (``kind`` full or fine_tune, on the data as of
-    ``as_of``, default now) and queue it on the ``training`` queue once committed; return the
-    run and whether it was created.
+    """Ask for a training of ``checkpoint``'s scoring model (``kind`` full or fine_tune, on the
+    data as of ``as_of``, default now: its feature service's logged vectors and their labels)
+    and queue it on the ``training`` queue once committed; return the run and whether it was
+    created.
 
-    At most one training runs at a time: while a queued or running one is alive (heard from
-    within ``ML_TRAINING_STALE_SECONDS``), that one is returned and nothing is queued. A
+    At most one training of a checkpoint runs at a time: while a queued or running one is
+    alive (heard from within ``ML_TRAINING_STALE_SECONDS``), that one is returned and nothing
+    is queued. A
     ``request_key`` asked for before returns its run and queues nothing (idempotency key;
     default: a new one). Without ``queue`` nothing is queued: the caller runs it
     (``training_run``)."""
@@ -60,11 +65,12 @@ def training_request(
         if existing is not None:
             return existing, False
     alive = timezone.now() - timedelta(seconds=settings.ML_TRAINING_STALE_SECONDS)
+    service = checkpoint_service(checkpoint)
     with transaction.atomic():
         active = (
             TrainingRun.objects.select_for_update()
             .filter(
-                feature_service=authorization_service(),
+                feature_service=service,
                 status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING],
                 updated_at__gte=alive,
             )
@@ -77,7 +83,7 @@ def training_request(
             requested_kind=kind,
             kind=kind,
             reason=reason,
-            feature_service=authorization_service(),
+            feature_service=service,
             as_of=as_of or timezone.now(),
         )
         key = run.request_key
@@ -150,7 +156,7 @@ def _promote_if_approved(model: ModelVersion) -> str:
     this is how the demo's loop closes."""
     if not settings.ML_PROMOTE_APPROVED or model.status != "approved":
         return ""
-    current = deployment_champion()
+    current = deployment_champion(checkpoint=FEATURE_SERVICES[model.feature_service].checkpoint)
     if current is not None and current.model_version == model.version:
         return "promoted to champion"  # by this run, before its worker died
     model_promote(
@@ -161,7 +167,9 @@ def _promote_if_approved(model: ModelVersion) -> str:
 
 
 def _train(run: TrainingRun) -> ModelVersion:
-    service = authorization_service()
+    # The run's own service: a checkpoint's model learns from that checkpoint's served vectors.
+    service = run.feature_service
+    checkpoint = FEATURE_SERVICES[service].checkpoint
     features = model_features(service)
     maturity = timedelta(days=settings.ML_CHARGEBACK_MATURITY_DAYS)
     # Every payment logged by then, read once; the young ones nobody labelled yet are left out
@@ -177,7 +185,7 @@ def _train(run: TrainingRun) -> ModelVersion:
         logged["request_time"] > pd.Timestamp(run.as_of - maturity)
     )
     frame = logged[~young].reset_index(drop=True)
-    parent = champion_get()
+    parent = champion_get(checkpoint=checkpoint)
     kind, note = run.requested_kind, ""
     init_model = None
     if kind == TrainingRun.Kind.FINE_TUNE:

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from events.contracts import ChargebackFiled
-from features.definitions import FRAUD_SCORING_V1
+from features.definitions import FEATURE_SERVICES, FRAUD_SCORING_V1
 from features.serving import ServedVector
 from features.store import FeatureConfig
 from features.training import service_features
@@ -19,10 +19,15 @@ STORED = [name for name, _ in service_features(FRAUD_SCORING_V1)]
 NOISY = ("card_payments_1h", "card_payments_24h", "rider_trips_24h", "card_amount_cents_24h")
 
 
-def vector(fraud: bool, i: int, noise: random.Random | None = None) -> ServedVector:
-    """A served vector in which velocity separates fraud exactly; with ``noise``, one whose
-    values are drawn at random (nothing to learn, so every tree keeps splitting: slow)."""
-    values = dict.fromkeys(STORED)
+def vector(
+    fraud: bool, i: int, noise: random.Random | None = None, service: str = FRAUD_SCORING_V1.name
+) -> ServedVector:
+    """A served vector of ``service`` in which velocity separates fraud exactly; with
+    ``noise``, one whose values are drawn at random (nothing to learn, so every tree keeps
+    splitting: slow)."""
+    declared = FEATURE_SERVICES[service]
+    stored = [name for name, _ in service_features(declared)]
+    values = dict.fromkeys(stored)
     # Within the ranges of the golden set's payments (ml/golden/), so a model trained on
     # these tells its payments apart and passes the offline gates.
     values.update(
@@ -32,15 +37,10 @@ def vector(fraud: bool, i: int, noise: random.Random | None = None) -> ServedVec
     )
     if noise is not None:
         values.update({name: noise.randrange(50) for name in NOISY})
-    statuses = {n: "PRESENT" if values[n] is not None else "NOT_FOUND" for n in STORED}
-    stamps = {n: None for n in STORED}
-    on_demand = {
-        "amount_to_rider_avg_fare": None,
-        "fare_per_km_to_zone_median": None,
-        "hour_of_day": i % 24,
-        "is_new_card": int(fraud or i % 3 > 0),
-        "minutes_since_signup": None,
-    }
+    statuses = {n: "PRESENT" if values[n] is not None else "NOT_FOUND" for n in stored}
+    stamps = {n: None for n in stored}
+    on_demand = dict.fromkeys(declared.on_demand)
+    on_demand.update(hour_of_day=i % 24, is_new_card=int(fraud or i % 3 > 0))
     return ServedVector(values, statuses, stamps, on_demand)
 
 
@@ -51,9 +51,11 @@ def logs_with_labels(
     start: datetime | None = None,
     prefix: str = "p",
     noisy: bool = False,
+    service: str = FRAUD_SCORING_V1.name,
 ) -> None:
-    """Log ``rows`` scored payments a minute apart from ``start`` (default a week ago), every
-    fifth fraud and charged back two days after it; ``noisy``: their values at random."""
+    """Log ``rows`` payments scored with ``service`` a minute apart from ``start`` (default a
+    week ago), every fifth fraud and charged back two days after it; ``noisy``: their values
+    at random. A capture service's requests name a driver."""
     start = start or datetime.now(UTC) - timedelta(days=7)
     noise = random.Random(7) if noisy else None
     entries, chargebacks = [], []
@@ -61,11 +63,14 @@ def logs_with_labels(
         fraud = i % 5 == 0
         at = start + timedelta(minutes=i)
         request = {"payment_id": f"{prefix}{i}", "card_id": f"c{i}", "rider_id": "r1"}
+        if FEATURE_SERVICES[service].checkpoint == "capture":
+            request["driver_id"] = f"d{i % 7}"
         entries.append(
             LoggedVector(
-                str(uuid.uuid4()), at, "boot", "champion", vector(fraud, i, noise), request
+                str(uuid.uuid4()), at, "boot", "champion", vector(fraud, i, noise, service),
+                request,
             )
-        )
+        )  # fmt: skip
         if fraud:
             chargebacks.append(
                 ChargebackFiled(
@@ -79,6 +84,6 @@ def logs_with_labels(
                 )
             )
     for k in range(0, rows, 100):
-        feature_log_write(config, entries[k : k + 100])
+        feature_log_write(config, entries[k : k + 100], service)
     for chargeback in chargebacks:
         handle_chargeback_filed(chargeback)  # as the label-intake consumer does

@@ -23,6 +23,7 @@ from ml.train import (
     dataset_profile,
     fine_tune_batch,
     fine_tune_refusal,
+    model_features,
     newest_rows,
     train_model,
 )
@@ -156,6 +157,32 @@ def test_a_full_retrain_registers_a_model_with_its_training_set_profile(logs):
     # The same request again: the same run, nothing trained.
     again = training_run(request_key=run.request_key)
     assert (again.model_id, again.attempts) == (model.pk, 1)
+
+
+@pytest.mark.django_db
+def test_the_capture_checkpoints_model_retrains_from_its_own_log(app_store, settings):
+    settings.ML_CHARGEBACK_MATURITY_DAYS = 3.0
+    settings.ML_FULL_ROUNDS = 40
+    now = timezone.now()
+    logs_with_labels(app_store, 300, start=now - timedelta(days=7), service="fraud_capture_v1")
+    # The authorization's log beside it, which the capture's model must not read.
+    logs_with_labels(app_store, 100, start=now - timedelta(days=7), prefix="auth")
+
+    run, created = training_request(kind="full", checkpoint="capture")
+    assert (created, run.feature_service) == (True, "fraud_capture_v1")
+    # One training at a time per checkpoint: the authorization's may run beside it.
+    other, created = training_request(kind="full")
+    assert (created, other.feature_service) == (True, "fraud_scoring_v1")
+    run = training_run(request_key=run.request_key)
+
+    model = run.model
+    assert model.feature_service == "fraud_capture_v1"
+    assert model.feature_names == model_features("fraud_capture_v1")
+    assert run.dataset["rows"] == 300
+    assert run.dataset["label_sources"] == {"assumed_negative": 240, "chargeback": 60}
+    # Gated on its own checkpoint's golden set.
+    assert model.status in ("approved", "rejected")
+    assert {g["gate"] for g in model.gates} >= {"smoke"}
 
 
 @pytest.mark.django_db

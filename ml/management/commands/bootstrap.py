@@ -14,20 +14,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from features.definitions import FRAUD_CAPTURE_V1
-from fraud.scorer.settings import authorization_service
+from fraud.models import CHECKPOINTS
+from fraud.scorer.settings import checkpoint_service
 from ml.selectors import champion_exists
 from ml.services import ModelRejected, model_bootstrap
 from ml.train import DEFAULT_THRESHOLDS, TrainParams
-
-
-def checkpoint_service(checkpoint: str) -> str:
-    """The feature service a checkpoint's first model reads: the authorization's is
-    ``FRAUD_SERVICE``."""
-    return authorization_service() if checkpoint == "authorization" else FRAUD_CAPTURE_V1.name
-
-
-CHECKPOINTS = ("authorization", "capture")
 
 
 class Command(BaseCommand):

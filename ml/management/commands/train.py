@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from fraud.models import CHECKPOINTS
 from ml.models import TrainingRun
 from ml.services import training_request, training_run
 
@@ -19,9 +20,17 @@ class Command(BaseCommand):
             "--queue", action="store_true", help="queue it for the Celery worker; do not wait"
         )
         parser.add_argument("--key", default=None, help="idempotency key (default: a new one)")
+        parser.add_argument(
+            "--checkpoint",
+            choices=CHECKPOINTS,
+            default="authorization",
+            help="whose model: the authorization's, or the capture's (from its own log)",
+        )
 
-    def handle(self, *args, kind: str, queue: bool, key: str | None, **options):
-        run, created = training_request(kind=kind, request_key=key, queue=queue)
+    def handle(self, *args, kind: str, queue: bool, key: str | None, checkpoint: str, **options):
+        run, created = training_request(
+            kind=kind, request_key=key, queue=queue, checkpoint=checkpoint
+        )
         if not created and run.status in (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING):
             raise CommandError(
                 f"a training is {run.status} already ({run.request_key}, {run.stage}, "
