@@ -6,7 +6,7 @@ authorization's scorer does, beside it and apart from it."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -51,11 +51,13 @@ def _capture_champion(tmp_path, *, version: str = "capture-champ") -> Deployment
     )
 
 
-def _chargebacks_applied(config, driver_id: str, count: int) -> None:
-    """Apply ``count`` fraud chargebacks on ``driver_id``'s trips, received an hour before the
-    capture, as the stream processor does."""
+def _chargebacks_applied(
+    config, driver_id: str, count: int, *, at: datetime = NOW, namespace: str = NAMESPACE
+) -> None:
+    """Apply ``count`` fraud chargebacks on ``driver_id``'s trips, received an hour before
+    ``at`` (the tests' captures by default), as the stream processor does."""
     processor = StreamProcessor(
-        bus=None, config=config, state=state_from_config(config), namespace=NAMESPACE
+        bus=None, config=config, state=state_from_config(config), namespace=namespace
     )
     events = [
         ChargebackFiled(
@@ -68,12 +70,12 @@ def _chargebacks_applied(config, driver_id: str, count: int) -> None:
             trip_id=f"trip-{i}",
             driver_id=driver_id,
             pickup_zone="Z-1-1",
-            occurred_at=NOW - timedelta(hours=1),
+            occurred_at=at - timedelta(hours=1),
         )
         for i in range(count)
     ]
     try:
-        processor.process_batch(messages_for(events, namespace=NAMESPACE))
+        processor.process_batch(messages_for(events, namespace=namespace))
     finally:
         processor.state.close()
 

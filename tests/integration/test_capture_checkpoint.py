@@ -12,19 +12,18 @@ import pytest
 from django.utils import timezone
 
 from events.backends.kafka import KafkaBus
-from events.contracts import TOPICS, ChargebackFiled, PaymentCaptureRequested
+from events.contracts import TOPICS, PaymentCaptureRequested
 from events.models import OutboxEvent
 from events.registry import consumer_spec
 from events.relay import relay_once
 from events.runner import ConsumerRunner
 from features.definitions import FRAUD_CAPTURE_V1
-from features.processor import StreamProcessor, state_from_config
 from fraud.models import FraudScore, ReviewItem
 from fraud.scorer import Scorer, ScorerSettings
 from rideshare import services
 from rideshare.models import Payment
-from tests.features.streams import applied_config, messages_for
-from tests.fraud.test_capture_scorer import SIGNAL, _capture_champion
+from tests.features.streams import applied_config
+from tests.fraud.test_capture_scorer import SIGNAL, _capture_champion, _chargebacks_applied
 from tests.rideshare.factories import driver_make, trip_make
 
 pytestmark = [
@@ -51,24 +50,7 @@ def test_a_completed_trip_is_captured_or_held_by_the_capture_scorer_over_kafka(
     now = timezone.now()
     bad_driver, good_driver = driver_make(), driver_make()
     # Six fraud chargebacks on the bad driver's earlier trips, received an hour ago.
-    chargebacks = [
-        ChargebackFiled(
-            chargeback_id=f"cb-{uuid.uuid4().hex[:8]}",
-            payment_id=f"pay-{uuid.uuid4().hex[:8]}",
-            card_id=f"card-victim-{i}",
-            rider_id=f"rider-victim-{i}",
-            amount_cents=2000,
-            reason_code="10.4",
-            driver_id=str(bad_driver.public_id),
-            occurred_at=now - timedelta(hours=1),
-        )
-        for i in range(6)
-    ]
-    processor = StreamProcessor(bus=None, config=config, state=state_from_config(config))
-    try:
-        processor.process_batch(messages_for(chargebacks, namespace=""))
-    finally:
-        processor.state.close()
+    _chargebacks_applied(config, str(bad_driver.public_id), 6, at=now, namespace="")
 
     held_trip = _completed(bad_driver, now)
     captured_trip = _completed(good_driver, now)
