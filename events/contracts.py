@@ -193,8 +193,6 @@ class PaymentCaptureRequested(CheckpointPayment):
     checkpoint = "capture"
 
     driver_id: Id
-    # The distance driven (``distance_km``: the planned one).
-    driven_km: float | None = Field(default=None, ge=0)
 
 
 class PaymentDeclined(PaymentEvent):

@@ -14,9 +14,11 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-# The checkpoints (``events.contracts.CheckpointPayment.checkpoint``).
-AUTHORIZATION = "authorization"
-CAPTURE = "capture"
+from events.contracts import PaymentAuthorized, PaymentCaptureRequested
+
+# The checkpoints, as their payment events name them (``CheckpointPayment.checkpoint``).
+AUTHORIZATION = PaymentAuthorized.checkpoint
+CAPTURE = PaymentCaptureRequested.checkpoint
 CHECKPOINTS = (AUTHORIZATION, CAPTURE)
 # A capture decision's effect on the fare (``rideshare.services.verdicts``).
 CAPTURE_ACTIONS = {"approve": "Capture", "review": "Hold fare", "decline": "Void fare"}

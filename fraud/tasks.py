@@ -8,8 +8,8 @@ from django.conf import settings
 from features.store import FeatureConfig
 from fraud.deployments import model_set_build
 from fraud.feature_reads import FeatureReader
-from fraud.models import AUTHORIZATION, CAPTURE
-from fraud.scorer.settings import CAPTURE_SERVICE, authorization_service
+from fraud.models import CHECKPOINTS
+from fraud.scorer.settings import checkpoint_service
 from fraud.selectors import deployments_active
 from fraud.services import scores_rescore
 
@@ -22,12 +22,11 @@ def rescore_degraded(limit: int = 20_000) -> int:
     still down nothing changes."""
     config = FeatureConfig.from_settings()
     done = 0
-    for checkpoint, service in (
-        (AUTHORIZATION, authorization_service()),
-        (CAPTURE, CAPTURE_SERVICE),
-    ):
+    for checkpoint in CHECKPOINTS:
         reader = FeatureReader(
-            config, service=service, timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000
+            config,
+            service=checkpoint_service(checkpoint),
+            timeout_s=settings.FRAUD_FEATURE_TIMEOUT_MS / 1000,
         )
         try:
             reader.warm()

@@ -252,11 +252,11 @@ def logged_dataset(
     service: str = FRAUD_SCORING_V1.name,
 ) -> pd.DataFrame:
     """Return the log-and-wait training set of ``service``: every logged vector
-    (``fraud.feature_log``, the
-    values exactly as served, nothing recomputed) of a payment served by ``as_of`` (default
-    now), joined on ``payment_id`` with its label in ``labels`` (``ml.labels.LABEL_COLUMNS``,
-    the labels known at ``as_of``); an unlabelled payment is an assumed negative once it is
-    ``maturity`` older than ``as_of`` and left out before (the module's docstring).
+    (``fraud.feature_log``, the values exactly as served, nothing recomputed) of a payment
+    served by ``as_of`` (default now), joined on ``payment_id`` with its label in ``labels``
+    (``ml.labels.LABEL_COLUMNS``, the labels known at ``as_of``); an unlabelled payment is an
+    assumed negative once it is ``maturity`` older than ``as_of`` and left out before (the
+    module's docstring).
 
     A logged row without a payment id gets it from the archived ``payments.authorized.v1``
     event of the same ``event_id``; a row whose payment stays unknown is left out. Without

@@ -115,7 +115,10 @@ log = logging.getLogger(__name__)
 CHECKPOINT_EVENTS: dict[str, type[CheckpointPayment]] = {
     e.checkpoint: e for e in (PaymentAuthorized, PaymentCaptureRequested)
 }
-CHECKPOINT_CONSUMERS = {"authorization": CONSUMER, "capture": CAPTURE_CONSUMER}
+CHECKPOINT_CONSUMERS = {
+    PaymentAuthorized.checkpoint: CONSUMER,
+    PaymentCaptureRequested.checkpoint: CAPTURE_CONSUMER,
+}
 
 
 class Scorer(BatchStep):

@@ -43,10 +43,9 @@ def deployment_set(
     The deployment scores its feature service's checkpoint (``FeatureService.checkpoint``).
     Setting ``role="champion"`` retires the previous champion of that checkpoint in the same
     transaction, so each checkpoint has at most one champion, also when two are set at once
-    (the later wins). Validate every
-    field first and raise ``DeploymentInvalid`` naming the problem, writing nothing. The
-    artifact file itself is verified by the scorer when it loads the model
-    (``fraud.artifacts.booster_load``). A running scorer picks the change up within
+    (the later wins). Validate every field first and raise ``DeploymentInvalid`` naming the
+    problem, writing nothing. The artifact file itself is verified by the scorer when it loads
+    the model (``fraud.artifacts.booster_load``). A running scorer picks the change up within
     ``FRAUD_DEPLOYMENT_POLL_SECONDS``; nothing is published.
     """
     if not model_version or len(model_version) > 64:

@@ -422,11 +422,11 @@ def candidate_register(
     service: str | None = None,
 ) -> ModelVersion:
     """Register a model of ``service`` (default: ``FRAUD_SERVICE``, the authorization's) just
-    trained on ``frame`` (``model_register``), with the
-    training set's profile (``profile``, else computed: ``ml.train.dataset_profile``) and its drift
-    reference in its metrics, and run the offline gates on it (``model_gate``: the backtest of
-    its twin on the rows of its holdout, the newest, which the twin did not train on); return
-    it, approved or rejected. Nothing is deployed."""
+    trained on ``frame`` (``model_register``), with the training set's profile (``profile``,
+    else computed: ``ml.train.dataset_profile``) and its drift reference in its metrics, and
+    run the offline gates on it (``model_gate``: the backtest of its twin on the rows of its
+    holdout, the newest, which the twin did not train on); return it, approved or rejected.
+    Nothing is deployed."""
     service = service or authorization_service()
     profile = profile or dataset_profile(frame, result.features, time_column=time_column)
     result.metrics["label_sources"] = profile["label_sources"]

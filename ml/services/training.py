@@ -56,10 +56,9 @@ def training_request(
 
     At most one training of a checkpoint runs at a time: while a queued or running one is
     alive (heard from within ``ML_TRAINING_STALE_SECONDS``), that one is returned and nothing
-    is queued. A
-    ``request_key`` asked for before returns its run and queues nothing (idempotency key;
-    default: a new one). Without ``queue`` nothing is queued: the caller runs it
-    (``training_run``)."""
+    is queued. A ``request_key`` asked for before returns its run and queues nothing
+    (idempotency key; default: a new one). Without ``queue`` nothing is queued: the caller
+    runs it (``training_run``)."""
     if request_key is not None:
         existing = TrainingRun.objects.filter(request_key=request_key).first()
         if existing is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
@@ -52,26 +53,33 @@ def payment_authorize(*, trip: Trip, card: Card, context: RiderContext, now: dat
     )
     common = {
         **_event_ids(payment),
-        "card_fingerprint": card.fingerprint,
         "amount_cents": payment.amount_cents,
         "context": context,
         "occurred_at": now,
     }
     if result.approved:
+        outbox_publish(PaymentAuthorized(**_trip_fields(trip, card), **common))
+    else:
         outbox_publish(
-            PaymentAuthorized(
-                pickup_zone=trip.pickup_zone,
-                distance_km=trip.distance_km,
-                card_brand=card.brand,
-                card_last4=card.last4,
-                pickup=Place(lat=trip.pickup_lat, lng=trip.pickup_lng, zone=trip.pickup_zone),
-                dropoff=Place(lat=trip.dropoff_lat, lng=trip.dropoff_lng, zone=trip.dropoff_zone),
-                **common,
+            PaymentDeclined(
+                decline_code=result.decline_code, card_fingerprint=card.fingerprint, **common
             )
         )
-    else:
-        outbox_publish(PaymentDeclined(decline_code=result.decline_code, **common))
     return payment
+
+
+def _trip_fields(trip: Trip, card: Card) -> dict[str, Any]:
+    """Return what a checkpoint's payment event (``CheckpointPayment``) tells of the trip and
+    the card beyond the ids: where it goes, how far, and what an analyst knows the card by."""
+    return {
+        "card_fingerprint": card.fingerprint,
+        "pickup_zone": trip.pickup_zone,
+        "distance_km": trip.distance_km,
+        "card_brand": card.brand,
+        "card_last4": card.last4,
+        "pickup": Place(lat=trip.pickup_lat, lng=trip.pickup_lng, zone=trip.pickup_zone),
+        "dropoff": Place(lat=trip.dropoff_lat, lng=trip.dropoff_lng, zone=trip.dropoff_zone),
+    }
 
 
 def _event_ids(payment: Payment) -> dict[str, str]:
@@ -191,7 +199,7 @@ def payment_settle_at_completion(*, payment: Payment, amount_cents: int, now: da
     With the capture checkpoint on (``RIDESHARE_CAPTURE_WAIT_SECONDS`` > 0) the fare is not
     captured yet: ``payments.capture_requested.v1`` asks for the checkpoint's verdict, which
     captures, holds or voids (``payment_capture_verdict_apply``); without one by
-    ``capture_due_at`` it is captured all the same (``payments_capture_overdue``): a fraud
+    ``capture_due_at`` it is captured all the same (``verdicts.captures_overdue_settle``): a fraud
     check that is down must not keep drivers' fares.
 
     Publish ``payments.captured.v1`` when captured.
@@ -207,19 +215,13 @@ def payment_settle_at_completion(*, payment: Payment, amount_cents: int, now: da
     payment.capture_due_at = now + timedelta(seconds=wait_s)
     payment.updated_at = now
     payment.save(update_fields=["capture_due_at", "updated_at"])
-    trip, card = payment.trip, payment.card
+    trip = payment.trip
     outbox_publish(
         PaymentCaptureRequested(
             **_event_ids(payment),
+            **_trip_fields(trip, payment.card),
             amount_cents=amount_cents,
-            card_fingerprint=card.fingerprint,
-            pickup_zone=trip.pickup_zone,
             context=RiderContext(device_id=payment.device_id, ip=payment.ip),
-            distance_km=trip.distance_km,
-            card_brand=card.brand,
-            card_last4=card.last4,
-            pickup=Place(lat=trip.pickup_lat, lng=trip.pickup_lng, zone=trip.pickup_zone),
-            dropoff=Place(lat=trip.dropoff_lat, lng=trip.dropoff_lng, zone=trip.dropoff_zone),
             driver_id=str(trip.driver.public_id),
             occurred_at=now,
         )

@@ -77,16 +77,25 @@ def model_deploy(
     decline: float = 0.9,
     canary_share: float = 0.0,
     seed: int = 0,
+    service: str = SERVICE,
+    signal: str = VELOCITY,
 ):
-    """Train a model (``model_train``) and deploy it; return the ``Deployment``."""
+    """Train a model of ``service`` where fraud is ``signal`` >= 4 (``model_train``) and deploy
+    it; return the ``Deployment``."""
     from fraud.services import deployment_set
 
-    model = model_train(directory, name=version, seed=seed)
+    model = model_train(
+        directory,
+        name=version,
+        seed=seed,
+        feature_names=service_feature_names(service),
+        signal=signal,
+    )
     return deployment_set(
         model_version=version,
         artifact_path=str(model.path),
         sha256=model.sha256,
-        feature_service=SERVICE,
+        feature_service=service,
         feature_names=model.feature_names,
         role=role,
         review_threshold=review,

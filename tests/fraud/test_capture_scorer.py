@@ -14,13 +14,11 @@ from events.contracts import ChargebackFiled, PaymentCaptureRequested
 from features.definitions import FRAUD_CAPTURE_V1
 from features.processor import StreamProcessor, state_from_config
 from features.served_log import logged_features
-from fraud.artifacts import service_feature_names
 from fraud.deployments import DeploymentWatcher
 from fraud.models import Deployment, FraudScore, ReviewItem
-from fraud.services import deployment_set
 from tests.features.stores import applied_store
 from tests.features.streams import messages_for
-from tests.fraud.factories import NOW, model_deploy, model_train, payment
+from tests.fraud.factories import NOW, model_deploy, payment
 from tests.fraud.scorer_helpers import NAMESPACE, messages, published, scorer_make
 
 pytestmark = pytest.mark.django_db
@@ -35,20 +33,10 @@ def config(tmp_path):
 
 def _capture_champion(tmp_path, *, version: str = "capture-champ") -> Deployment:
     """A capture model where fraud is a driver with four or more chargebacks in a day."""
-    service = FRAUD_CAPTURE_V1.name
-    model = model_train(
-        tmp_path, name=version, feature_names=service_feature_names(service), signal=SIGNAL
-    )
-    return deployment_set(
-        model_version=version,
-        artifact_path=str(model.path),
-        sha256=model.sha256,
-        feature_service=service,
-        feature_names=model.feature_names,
-        role="champion",
-        review_threshold=0.5,
-        decline_threshold=0.999,
-    )
+    return model_deploy(
+        tmp_path, version=version, review=0.5, decline=0.999, service=FRAUD_CAPTURE_V1.name,
+        signal=SIGNAL,
+    )  # fmt: skip
 
 
 def _chargebacks_applied(

@@ -21,6 +21,7 @@ from events.relay import relay_once
 from events.runner import ConsumerRunner
 from fraud.models import FraudScore, ReviewItem
 from fraud.scoring import unserved_vector, vector_record
+from fraud.services import scored_event
 from fraud.services.reviews import analyst_ensure, review_decide
 from rideshare import services
 from rideshare.models import Payment
@@ -36,6 +37,17 @@ def _verdicts(bus: EmbeddedBus) -> None:
     assert (
         ConsumerRunner(CONSUMERS["booking-verdicts"], bus).run(idle_timeout_s=2).dead_lettered == 0
     )
+
+
+def _verdict_acted_on(bus: EmbeddedBus, score: FraudScore) -> None:
+    """Publish ``score``'s verdict as the scorer does and run the booking's verdict consumer."""
+    verdict = scored_event(score)
+    producer = bus.producer()
+    assert producer.publish([Record(FraudScored.topic, verdict.encode(), key=verdict.key())]) == [
+        None
+    ]
+    producer.close()
+    _verdicts(bus)
 
 
 def _in_review(bus: EmbeddedBus) -> tuple[Payment, ReviewItem]:
@@ -58,16 +70,7 @@ def _in_review(bus: EmbeddedBus) -> tuple[Payment, ReviewItem]:
         card_last4=payment.card.last4, pickup_lat=trip.pickup_lat, pickup_lng=trip.pickup_lng,
         dropoff_lat=trip.dropoff_lat, dropoff_lng=trip.dropoff_lng,
     )  # fmt: skip
-    verdict = FraudScored(
-        payment_id=score.payment_id, payment_event_id=score.event_id, card_id=score.card_id,
-        rider_id=score.rider_id, score=score.score, decision="review", model_version="m-test",
-    )  # fmt: skip
-    producer = bus.producer()
-    assert producer.publish([Record(FraudScored.topic, verdict.encode(), key=verdict.key())]) == [
-        None
-    ]
-    producer.close()
-    _verdicts(bus)
+    _verdict_acted_on(bus, score)
     services.trip_assign(trip=trip, driver=driver)
     services.trip_pick_up(trip=trip, driver=driver)
     services.trip_complete(trip=trip, driver=driver)
@@ -255,17 +258,7 @@ def test_a_fare_held_at_the_trips_end_is_approved_by_an_analyst_and_captured(
         ),
     )  # fmt: skip
     review = ReviewItem.objects.create(score=score, card_brand="Visa", card_last4="4242")
-    verdict = FraudScored(
-        payment_id=score.payment_id, payment_event_id=score.event_id, card_id=score.card_id,
-        rider_id=score.rider_id, score=score.score, decision="review", model_version="m-capture",
-        checkpoint="capture",
-    )  # fmt: skip
-    producer = bus.producer()
-    assert producer.publish([Record(FraudScored.topic, verdict.encode(), key=verdict.key())]) == [
-        None
-    ]
-    producer.close()
-    _verdicts(bus)
+    _verdict_acted_on(bus, score)
     payment.refresh_from_db()
     assert (payment.status, payment.capture_held) == ("authorized", True)
 
