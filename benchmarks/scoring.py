@@ -77,7 +77,9 @@ REPO = Path(__file__).resolve().parent.parent
 def _environment(stack: list, workdir: Path) -> dict[str, str]:
     from devservices import provide
 
-    env = dict(os.environ)
+    # Without the directories Feast sets for its own metrics when this process imports it: the
+    # children would count theirs in files they all share.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_MULTIPROC")}
     env.update(provide(["postgresql", "redis", "kafka"], stack))
     env.update(
         EVENT_BUS="kafka",

@@ -128,6 +128,15 @@ ADMIN_PATH = env.str("DJANGO_ADMIN_PATH", default="admin/").strip("/") or "admin
 # What a Prometheus scrape of /metrics and /metrics/features must send as its bearer token;
 # unset, only this host may scrape (frontend.access.metrics_access).
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Where a process other than the web (the relay, each consumer, the Celery worker) serves its
+# own metrics (``events.telemetry``): 0 serves nothing. Unset, the port honcho gives each
+# process of the Procfile (``PORT``), so ``make demo``'s processes never collide; the host is
+# this one only unless told otherwise (a container's scraper reaches it on 0.0.0.0).
+METRICS_PORT = env.int("METRICS_PORT", default=env.int("PORT", default=0))
+METRICS_HOST = env.str("METRICS_HOST", default="127.0.0.1")
+# A forking process's (Celery prefork, several web workers) shared directory of samples, as
+# the operator set it: read here, before Feast, imported later, sets one of its own.
+METRICS_MULTIPROCESS_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 
 # Brute force: django-axes counts failed logins (the web login, the admin and the API's token
 # endpoint all go through ``authenticate``) per username and address; past the limit that pair

@@ -11,6 +11,7 @@ import gc
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from events.bus import Consumer
 
@@ -35,6 +36,9 @@ class BatchStats:
     batches: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=KEPT))
     stages_ms: dict[str, deque] = field(default_factory=dict)
+    # Where the stages go beside the kept figures: the process's metrics
+    # (``events.telemetry.StageObserver``), set by the loop that runs the step.
+    observer: Any = field(default=None, repr=False, compare=False)
 
     def latency(self, quantile: float) -> float:
         """Return the batch latency (ms) at ``quantile`` of the batches kept, 0 if none."""
@@ -52,6 +56,8 @@ class BatchStats:
         if name not in self.stages_ms:
             self.stages_ms[name] = deque(maxlen=KEPT)
         self.stages_ms[name].append(ms)
+        if self.observer is not None:
+            self.observer.observe(name, ms)
 
     def stages_line(self) -> str:
         """Return the p50/p99 (ms) of each stage, in the order they first ran."""

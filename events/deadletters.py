@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from events.bus import Bus, BusError, Message, Record, records_read
 from events.contracts import dead_letter_topic
+from events.telemetry import DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ class DeadLetterer:
     def reject(self, message: Message, kind: str, detail: str) -> Record:
         """Return the dead-letter record of ``message`` (rejected as ``kind``: ``detail``)."""
         self.counts[kind] = self.counts.get(kind, 0) + 1
+        DEAD_LETTERS.labels(self.consumer, kind).inc()
         log.warning(
             "%s: dead-lettering %s[%d]@%d: %s: %s",
             self.consumer, message.topic, message.partition, message.offset, kind, detail[:200],

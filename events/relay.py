@@ -18,6 +18,7 @@ stays the bound: a notification lost with its connection costs at most ``idle_sl
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import Event as StopFlag
@@ -29,6 +30,7 @@ from events.bus import Bus, BusError, Producer, Record
 from events.contracts import TOPICS
 from events.models import OutboxEvent
 from events.streaming import Backoff
+from events.telemetry import RELAY_CYCLE_SECONDS, RELAY_FAILURES, RELAY_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -158,8 +160,10 @@ def relay_run(
                 producer = bus.producer()
                 backoff.reset()
                 log.info("relay connected to the %s bus", bus.name)
+            at = time.perf_counter()
             result = relay_once(producer, batch_size=batch_size)
         except BusError as exc:
+            RELAY_FAILURES.inc()
             delay = backoff.next_delay()
             log.warning("relay: bus unavailable (%s); retrying in %.2f s", exc, delay)
             if producer is not None:
@@ -168,7 +172,11 @@ def relay_run(
             stop.wait(delay)
             continue
         total += result.published
+        if result.published:
+            RELAY_PUBLISHED.inc(result.published)
+            RELAY_CYCLE_SECONDS.observe(time.perf_counter() - at)
         if result.failed:
+            RELAY_FAILURES.inc()
             delay = backoff.next_delay()
             log.warning(
                 "relay: %d published, %d not acknowledged (%s); retrying in %.2f s",

@@ -40,6 +40,7 @@ from events.batching import IdleClock
 from events.bus import Bus, BusError, Consumer, Message, Producer, Record
 from events.contracts import Event, PoisonMessage, decode_record
 from events.deadletters import DeadLetterer
+from events.telemetry import ConsumerMetrics, StageObserver
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,9 @@ def consume(
         group=step.group, topics=list(step.topics), batch_wait_ms=step.batch_wait_ms
     )
     step.consumer = consumer
+    metrics = ConsumerMetrics(step.name, bus, step.topics, step.group)
+    if hasattr(step.stats, "observer"):
+        step.stats.observer = StageObserver(step.name)
     progress = Progress(step)
     started = time.monotonic()
     idle = IdleClock(consumer, until_idle_s)
@@ -182,7 +186,9 @@ def consume(
                 continue
             messages = consumer.poll(timeout=step.poll_timeout_s, max_records=step.max_records)
             if messages:
+                at = time.perf_counter()
                 step.submit(messages)
+                metrics.batch(messages, time.perf_counter() - at)
                 idle.busy()
                 batches += 1
             else:
@@ -191,6 +197,7 @@ def consume(
                     break
             step.tick()
             progress.maybe_log()
+            metrics.maybe_lag(consumer)
             if max_batches is not None and batches >= max_batches:
                 break
         step.drain()
@@ -199,6 +206,7 @@ def consume(
             step.close()
         finally:
             step.consumer = None
+            metrics.close()
             consumer.close()
             progress.maybe_log(force=True)
 

@@ -20,11 +20,16 @@ from tests.conftest import service_unavailable
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# Set by Feast in this process when it is imported (a directory of its own for its metrics): a
+# child inheriting them would count its metrics in files shared with every other child.
+FEAST_SET = ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR")
+
+
 def manage_env(**variables: str) -> dict[str, str]:
     """Return this process's environment with the Django settings of a child process and
     ``variables`` on top."""
     return {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k not in FEAST_SET},
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "DJANGO_SECRET_KEY": "tests-only",
         "LOG_LEVEL": "WARNING",

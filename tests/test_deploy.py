@@ -7,6 +7,7 @@ docs/operations.md. The README stays a short front door that links every page of
 """
 
 import ast
+import json
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -134,3 +135,53 @@ def test_readme_is_short_and_links_every_docs_page():
     pages = {path.relative_to(ROOT).as_posix() for path in DOCS.rglob("*") if path.is_file()}
     assert sorted(pages - linked) == []
     assert sorted(linked - pages) == []
+
+
+def test_the_observability_profile_scrapes_every_metrics_endpoint():
+    prometheus = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    targets = {
+        target.split(":")[0]
+        for job in prometheus["scrape_configs"]
+        for config in job["static_configs"]
+        for target in config["targets"]
+    }
+    # Every process of the Procfile but beat, which runs no task and serves nothing.
+    assert targets == set(procfile()) - {"beat"}
+    for name in ("prometheus", "grafana"):
+        assert SERVICES[name]["profiles"] == ["observability"]
+    for volume in SERVICES["grafana"]["volumes"] + SERVICES["prometheus"]["volumes"]:
+        source = volume.split(":")[0]
+        assert not source.startswith("./") or (ROOT / source).exists(), volume
+
+
+def test_the_dashboard_charts_only_metrics_the_processes_export():
+    from prometheus_client import REGISTRY
+
+    import fraud.scorer.metrics  # noqa: F401 (the modules that define the metrics)
+    import ml.metrics  # noqa: F401
+    from config import celery  # noqa: F401
+    from events import telemetry  # noqa: F401
+    from features.processor import step  # noqa: F401
+
+    exported = {name for names in REGISTRY._collector_to_names.values() for name in names}
+    # The web's gauges, read from the database and the feature store at each scrape.
+    collected = set(
+        re.findall(
+            r'"((?:outbox|feature)_[a-z_]+)"',
+            (ROOT / "rideshare" / "metrics.py").read_text()
+            + (ROOT / "features" / "metrics.py").read_text(),
+        )
+    )
+    collected |= {f"feature_served_{n}" for n in ("mismatched_share", "stale_share")}
+    dashboard = json.loads(
+        (ROOT / "deploy" / "grafana" / "dashboards" / "rideshare.json").read_text()
+    )
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    used = {
+        name
+        for expr in exprs
+        for name in re.findall(r"\b([a-z][a-z0-9]*(?:_[a-z0-9]+)+)\b(?=[\[{)])", expr)
+    }
+    assert used, "no metric found in the dashboard"
+    unknown = sorted(used - exported - collected)
+    assert not unknown, f"the dashboard charts metrics nothing exports: {unknown}"

@@ -46,6 +46,8 @@ from dataclasses import dataclass
 from threading import Event as StopFlag
 from typing import Any
 
+from prometheus_client import Histogram
+
 from events.batching import BatchStats
 from events.bus import Bus, Consumer, Message, Record
 from events.contracts import dead_letter_topic, topic_name
@@ -89,6 +91,13 @@ OFFLINE_MAX_BATCHES = MARKS_KEPT // 2
 STORE_WAIT_MAX_S = 120.0
 STORE_RETRY_BASE_S = 0.25
 STORE_RETRY_CAP_S = 5.0
+
+FRESHNESS = Histogram(
+    "feature_freshness_seconds",
+    "From an event's time to its rows in the window state and the online store.",
+    ["topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
 
 
 def state_from_config(
@@ -177,6 +186,7 @@ class StreamProcessor(BatchStep):
         self._partitions: dict[tuple[str, int], Partition] = {}
         self._member = uuid.uuid4().hex[:12]
         self._seq = 0
+        self._freshness_children: dict[str, Histogram] = {}
         self._files = 0
 
     # The loop (``events.streaming.consume``).
@@ -370,6 +380,7 @@ class StreamProcessor(BatchStep):
             # Not acknowledged: fail the batch; it is replayed, dead letters included.
             self.publisher.publish_acked(dead_letters)
         online = self._online_write(latest, version=version, clock=added.clock)
+        self._freshness(accepted)
         unwritten = self._unwritten
         for view_name, records in outputs.items():
             unwritten.outputs.setdefault(view_name, []).extend(records)
@@ -382,6 +393,17 @@ class StreamProcessor(BatchStep):
         return BatchResult(
             outputs=outputs, online=online, dead_letters=dead_letters, accepted=len(accepted)
         )
+
+    def _freshness(self, accepted: list[tuple[Message, Any, int]]) -> None:
+        """Count how long each accepted event took from its event time to the state and the
+        online store (``feature_freshness_seconds``)."""
+        now_us = time.time() * 1e6
+        children = self._freshness_children
+        for message, _, ts in accepted:
+            child = children.get(message.topic)
+            if child is None:
+                child = children[message.topic] = FRESHNESS.labels(message.topic)
+            child.observe(max(now_us - ts, 0.0) / 1e6)
 
     # Compute.
 

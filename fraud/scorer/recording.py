@@ -23,6 +23,7 @@ from features.store import FeatureConfig
 from fraud.feature_log import LogItem, feature_log_items, feature_log_pool
 from fraud.live import FlagPusher
 from fraud.models import FraudScore
+from fraud.scorer.metrics import ScorerMetrics
 from fraud.scorer.settings import CONSUMER, ScorerSettings, ScorerStats
 from fraud.selectors import scores_unlogged
 from fraud.services import (
@@ -77,6 +78,7 @@ class Recording:
         scored_topic: str,
         flags: FlagPusher,
         commit: Callable[[list[Message], bool], None],
+        metrics: ScorerMetrics,
     ):
         self.settings = settings
         self.stats = stats
@@ -85,6 +87,7 @@ class Recording:
         self.scored_topic = scored_topic
         self.flags = flags
         self.commit = commit
+        self.metrics = metrics
         # Scored and recorded, waiting for ``flush``; the feature log write in flight with what
         # it finishes; the payment event ids of both.
         self._pending = Unfinished()
@@ -137,6 +140,7 @@ class Recording:
                     done.append(draft)
                 else:
                     repeated.append(draft.event.event_id)
+            self.metrics.recorded(done)
         self.stats.duplicates += prepared.repeats + len(repeated)
         if prepared.dead_letters:
             # Not acknowledged: fail the batch; it is replayed (its scores are found recorded).

@@ -89,6 +89,7 @@ from fraud.feature_reads import FeatureReader
 from fraud.live import FlagPusher
 from fraud.policy import policy_apply
 from fraud.policy_watch import PolicyWatcher
+from fraud.scorer.metrics import ScorerMetrics
 from fraud.scorer.recording import Prepared, Recording
 from fraud.scorer.settings import (
     CAPTURE_CONSUMER,
@@ -186,6 +187,7 @@ class Scorer(BatchStep):
         self.publisher = Publisher(bus, linger_ms=0)
         self.dead_letters = DeadLetterer(self.name, self.dead_letter_topic)
         self.flags = FlagPusher()
+        self.metrics = ScorerMetrics(self.checkpoint)
         self.recording = Recording(
             settings=self.settings,
             stats=self.stats,
@@ -194,6 +196,7 @@ class Scorer(BatchStep):
             scored_topic=self.scored_topic,
             flags=self.flags,
             commit=self._commit,
+            metrics=self.metrics,
         )
         self.sweep = LogSweep(config=config, every_s=self.settings.log_sweep_s, stats=self.stats)
         self._degraded_said = 0.0
@@ -365,8 +368,10 @@ class Scorer(BatchStep):
         at = time.perf_counter()
         vectors = self.reader.read(requests, served, ends)
         at = self.stats.stage("read", at)
+        degraded = 0
         if vectors is None:
-            self.stats.degraded += len(events)
+            degraded = len(events)
+            self.stats.degraded += degraded
             now = time.monotonic()
             if now - self._degraded_said >= 10.0:
                 self._degraded_said = now
@@ -378,6 +383,7 @@ class Scorer(BatchStep):
         exact = sum(1 for v in vectors if v.consistency == EXACT)
         self.stats.exact += exact
         self.stats.stale += len(vectors) - exact
+        self.metrics.served(exact=exact, stale=len(vectors) - exact - degraded, degraded=degraded)
         scored = score_batch(
             models,
             requests=requests,

@@ -26,6 +26,7 @@ from fraud.selectors import (
     scored_event_time_latest,
 )
 from ml.bandit import thompson
+from ml.metrics import bandit_measured
 from ml.models import Experiment, ExperimentArm, ModelVersion
 from ml.selectors import bandit_evidence
 from ml.services.registry import deployment_retire, model_promote
@@ -149,6 +150,7 @@ def bandit_update(*, now: datetime | None = None) -> Experiment | None:
                 else float(row.model_version == winner)
             )
             row.save()
+        bandit_measured(rows)
         experiment.updates += 1
         if winner is not None:
             figures = {

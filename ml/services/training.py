@@ -20,6 +20,7 @@ from fraud.scorer.settings import checkpoint_service
 from fraud.selectors import deployment_champion
 from ml.datasets import logged_dataset
 from ml.labels import ASSUMED_NEGATIVE
+from ml.metrics import TRAINING_SECONDS
 from ml.models import ModelVersion, TrainingRun
 from ml.registry import model_load
 from ml.selectors import champion_get, labels_as_of
@@ -112,6 +113,7 @@ def training_run(*, request_key: str) -> TrainingRun:
     if run.model_id is not None:
         return run
     started = time.thread_time()
+    wall = time.monotonic()
     TrainingRun.objects.filter(pk=run.pk).update(
         status=TrainingRun.Status.RUNNING,
         stage="reading the training set",
@@ -131,6 +133,7 @@ def training_run(*, request_key: str) -> TrainingRun:
             finished_at=timezone.now(),
             cpu_seconds=time.thread_time() - started,
         )
+        _training_timed(run, "failed", time.monotonic() - wall)
         raise
     TrainingRun.objects.filter(pk=run.pk).update(
         status=TrainingRun.Status.REGISTERED,
@@ -141,10 +144,17 @@ def training_run(*, request_key: str) -> TrainingRun:
         cpu_seconds=time.thread_time() - started,
     )
     run.refresh_from_db()
+    _training_timed(run, "registered", time.monotonic() - wall)
     if promoted and promoted not in run.note:
         run.note = "; ".join(filter(None, [run.note, promoted]))
         TrainingRun.objects.filter(pk=run.pk).update(note=run.note)
     return run
+
+
+def _training_timed(run: TrainingRun, outcome: str, seconds: float) -> None:
+    """Count a run's wall time in ``ml_training_seconds`` (``ml.metrics``)."""
+    checkpoint = FEATURE_SERVICES[run.feature_service].checkpoint
+    TRAINING_SECONDS.labels(checkpoint, run.kind, outcome).observe(seconds)
 
 
 def _promote_if_approved(model: ModelVersion) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from fraud.selectors import scored_event_time_latest
+from ml.metrics import drift_measured
 from ml.models import TriggerConfig, TriggerFiring
 from ml.selectors import (
     champion_get,
@@ -114,6 +115,7 @@ def observed_at(now: datetime, rules: TriggerSettings) -> Observed:
         if champion is not None
         else ({}, 0)
     )
+    drift_measured(psi)
     return Observed(
         now=now,
         last_cut=cut,

@@ -24,6 +24,7 @@ from ml.services import (
 )
 from tests.fraud.live_factories import score_make
 from tests.ml.registered import NOW, model_registered
+from tests.scrape import process_sample
 
 pytestmark = pytest.mark.django_db
 
@@ -140,6 +141,13 @@ def test_an_update_reads_each_arms_flags_approvals_and_rewards(models):
     assert [getattr(arms[champion], n) for n in counts] == [4, 16, 2, 1, 9, 1]
     assert [getattr(arms[better], n) for n in counts] == [2, 3, 2, 0, 3, 0]
     assert sum(a.share for a in arms.values()) == pytest.approx(1.0)
+    # The worker's metrics tell each arm's evidence, chance and share as saved.
+    for version, arm in arms.items():
+        assert [process_sample("ml_bandit_evidence", arm=version, evidence=n) for n in counts] == [
+            getattr(arm, n) for n in counts
+        ]
+        assert process_sample("ml_bandit_chance_best", arm=version) == arm.chance_best
+        assert process_sample("ml_bandit_share", arm=version) == arm.share
     assert Deployment.objects.get(model_version=better).canary_share == pytest.approx(
         arms[better].share
     )

@@ -28,6 +28,7 @@ from ml.train import (
     train_model,
 )
 from tests.ml.logs import logs_with_labels
+from tests.scrape import process_sample
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -137,6 +138,8 @@ def _full_champion() -> ModelVersion:
 def test_a_full_retrain_registers_a_model_with_its_training_set_profile(logs):
     run, created = training_request(kind="full")
     assert (created, run.status) == (True, "queued")
+    timed = {"checkpoint": "authorization", "kind": "full", "outcome": "registered"}
+    before = process_sample("ml_training_seconds_count", **timed) or 0
 
     run = training_run(request_key=run.request_key)
 
@@ -148,6 +151,7 @@ def test_a_full_retrain_registers_a_model_with_its_training_set_profile(logs):
     assert model_load(model.version).num_trees() == 40
     # The young unlabelled payments are not in it; every fifth old one is fraud.
     assert run.dataset["label_sources"] == {"assumed_negative": 320, "chargeback": 80}
+    assert process_sample("ml_training_seconds_count", **timed) == before + 1
     assert model.metrics["dataset"] == run.dataset
     assert run.dataset["null_share"]["amount_to_rider_avg_fare"] == 1.0
     assert run.cpu_seconds > 0

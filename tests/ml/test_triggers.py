@@ -19,6 +19,7 @@ from ml.services.triggers import triggers_check
 from ml.triggers import DRIFT, PERFORMANCE, TIME, VOLUME, Observed, TriggerSettings, firings
 from tests.fraud.live_factories import score_make
 from tests.ml.logs import logs_with_labels
+from tests.scrape import process_sample
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
 RULES = TriggerSettings(
@@ -208,6 +209,8 @@ def test_a_shifted_score_distribution_fires_the_drift_trigger(champion, settings
 
     assert (fired.trigger, fired.kind, fired.started) == (DRIFT, "full", True)
     assert fired.figures["psi"]["score"] > 1
+    # The worker's metrics tell the same PSI.
+    assert process_sample("ml_drift_psi", feature="score") == fired.figures["psi"]["score"]
     assert fired.figures["payments"] == 200
     assert fired.reason.startswith("PSI of score ")
     assert FraudScore.objects.count() == 200

@@ -9,6 +9,7 @@ from events.registry import CONSUMERS, consumer_spec
 from events.runner import consumer_step
 from events.stopping import stop_on_signals
 from events.streaming import ConsumerOptions, consume
+from events.telemetry import serve_from_settings
 
 
 def consumer_arguments(parser) -> None:
@@ -50,6 +51,7 @@ class Command(BaseCommand):
                 poll_timeout_s=None if poll_ms is None else poll_ms / 1000,
             ),
         )
+        serve_from_settings()
         self.stdout.write(f"{name}: {step.describe()}")
         self.stdout.flush()
         # Everything loaded so far (Django, Feast, LightGBM, the models) lives as long as the

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 from events.bus import bus_from_settings
 from events.relay import relay_run
 from events.stopping import stop_on_signals
+from events.telemetry import serve_from_settings
 
 
 class Command(BaseCommand):
@@ -14,6 +15,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, batch_size: int, **options):
         bus = bus_from_settings()
+        serve_from_settings()
         self.stdout.write(f"relay: outbox -> {bus.name} bus (Ctrl-C stops)")
         with stop_on_signals() as stop:
             total = relay_run(
