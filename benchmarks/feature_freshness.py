@@ -5,7 +5,8 @@
 For each rate, on a fresh namespaced topic set (3 partitions) and Feast project:
 
 - ``manage.py consume stream-features`` runs as its own process (Redis window state, Redis
-  online store);
+  online store), or ``--processors N`` of them in one group, timed once they share the
+  partitions;
 - a producer process publishes ``payments.authorized.v1`` events at the rate (an open model: each
   event is due at ``start + i / rate`` and stamped ``occurred_at`` = its due time), over a pool of
   cards large enough that a sampled card rarely has a second event in flight;
@@ -109,8 +110,11 @@ def _environment(stack: list, workdir: Path) -> dict[str, str]:
     return env
 
 
-def run_rate(env: dict, rate: float, seconds: float, samples_per_second: float) -> dict:
-    """Measure freshness at ``rate`` events/s; return the figures."""
+def run_rate(
+    env: dict, rate: float, seconds: float, samples_per_second: float, processors: int = 1
+) -> dict:
+    """Measure freshness at ``rate`` events/s with ``processors`` processes in one group;
+    return the figures."""
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
     env = {**env, "FEAST_PROJECT": namespace.replace("-", "_")}
     from events.batching import gc_settle
@@ -126,12 +130,12 @@ def run_rate(env: dict, rate: float, seconds: float, samples_per_second: float) 
     apply_repo(config)
     store = feature_store(config)
 
-    processor = subprocess.Popen(
-        [sys.executable, "manage.py", "consume", "stream-features", "--topic-namespace", namespace,
-         "--group", f"{namespace}-features", "--until-idle", "5"],
-        cwd=REPO, env=env,
-    )  # fmt: skip
-    _warm_up(env, topic, store, processor)
+    group = f"{namespace}-features"
+    argv = [sys.executable, "manage.py", "consume", "stream-features", "--topic-namespace",
+            namespace, "--group", group, "--until-idle", "5"]  # fmt: skip
+    running = [subprocess.Popen(argv, cwd=REPO, env=env) for _ in range(processors)]
+    _warm_up(env, topic, store, running[0])
+    _members_wait(env["KAFKA_BOOTSTRAP_SERVERS"].split(",")[0], group, processors)
     # The reader is a long-running loop too: full collections of its Feast heap would pause
     # it for hundreds of milliseconds and count as staleness.
     gc_settle()
@@ -168,11 +172,14 @@ def run_rate(env: dict, rate: float, seconds: float, samples_per_second: float) 
                 latencies.append((now_us - pending.pop(card)) / 1000)
         time.sleep(0.001)
     producer.join()
-    processor.terminate()
-    processor.wait(timeout=30)
+    for processor in running:
+        processor.terminate()
+    for processor in running:
+        processor.wait(timeout=30)
     latencies.sort()
     return {
         "rate": rate,
+        "processors": processors,
         "achieved": achieved,
         "producer_lag_s": producer_lag,
         "samples": len(latencies),
@@ -181,6 +188,27 @@ def run_rate(env: dict, rate: float, seconds: float, samples_per_second: float) 
         "p99": latencies[int(0.99 * (len(latencies) - 1))] if latencies else float("nan"),
         "max": latencies[-1] if latencies else float("nan"),
     }
+
+
+def _members_wait(bootstrap: str, group: str, members: int) -> None:
+    """Wait until ``members`` members of ``group`` own partitions, the group stable: the
+    clock then measures the processors sharing the stream, not a rebalance."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-freshness")
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            description = admin.describe_groups([group])[group]
+            owning = sum(
+                1 for m in description["members"] if m["member_assignment"]["assigned_partitions"]
+            )
+            if description["group_state"] == "Stable" and owning == members:
+                return
+            time.sleep(0.5)
+    finally:
+        admin.close()
+    raise SystemExit(f"{members} stream processors did not share the partitions of {group}")
 
 
 def _warm_up(env: dict, topic: str, store, processor: subprocess.Popen) -> None:
@@ -214,6 +242,9 @@ def main() -> None:
     parser.add_argument("--rates", default="1000,5000")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--samples-per-second", type=float, default=50.0)
+    parser.add_argument(
+        "--processors", type=int, default=1, help="stream processor processes in one group"
+    )
     args = parser.parse_args()
     stack: list = []
     with tempfile.TemporaryDirectory(prefix="bench-freshness-") as tmp:
@@ -224,12 +255,13 @@ def main() -> None:
 
             django.setup()
             rows = [
-                run_rate(env, float(rate), args.seconds, args.samples_per_second)
+                run_rate(env, float(rate), args.seconds, args.samples_per_second, args.processors)
                 for rate in args.rates.split(",")
             ]
         finally:
             for service in stack:
                 service.stop()
+    print(f"{args.processors} stream processor process(es)")
     print(f"{'rate/s':>8} {'achieved/s':>10} {'samples':>8} {'unseen':>6} "
           f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")  # fmt: skip
     for r in rows:

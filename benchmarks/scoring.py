@@ -34,7 +34,9 @@ commit); the rest is the broker and this reader.
 
 Throughput (``--backlog N``, default 20,000; implied by ``--max-rate-probe``): N payments are
 published first on a fresh namespace and their features computed by the stream processor; then
-one ``manage.py consume fraud-scorer`` process drains them. Scorer throughput = payments
+one ``manage.py consume fraud-scorer`` process drains them (``--scorers K``: K processes of one
+group share the 3 partitions; ``scores`` says each payment was scored once). The CPU is the
+group's, every process summed. Scorer throughput = payments
 committed per second between the 5 % and 100 % marks (a count of FraudScore rows polled every 50
 ms, so the process's start-up is not counted); pipeline throughput = the same for fraud.scored
 readable. Scorer CPU = the scoring process's CPU seconds (every thread) between the same marks
@@ -514,9 +516,9 @@ class Bench:
         stopped = [line for line in lines if "fraud-scorer: stopped" in line]
         return stopped[-1].split("; ", 1)[-1] if stopped else "(no summary: see the log)"
 
-    def throughput(self, count: int) -> dict:
-        """Publish ``count`` payments, compute their features, then time one scorer draining
-        them; return the figures."""
+    def throughput(self, count: int, scorers: int = 1) -> dict:
+        """Publish ``count`` payments, compute their features, then time ``scorers`` scorer
+        processes of one group draining them; return the figures."""
         from fraud.models import FraudScore
 
         namespace, topic = self._namespace()
@@ -534,7 +536,7 @@ class Bench:
         before = FraudScore.objects.order_by("-id").values_list("id", flat=True).first() or 0
         reader = self._reader(namespace)
         prefix = f"{namespace}-p"
-        scorer = self._scorer(namespace, "--until-idle", "5")
+        group = [self._scorer(namespace, "--until-idle", "5") for _ in range(scorers)]
         marks: dict[str, dict[float, float]] = {"committed": {}, "readable": {}}
         cpu: dict[float, tuple[float, float]] = {}
         read: set[str] = set()
@@ -549,11 +551,13 @@ class Bench:
                         if seen >= share * count:
                             marks[name].setdefault(share, now)
                             if name == "committed" and share not in cpu:
-                                cpu[share] = _cpu_seconds(scorer.pid)
+                                each = [_cpu_seconds(p.pid) for p in group]
+                                cpu[share] = (sum(c[0] for c in each), sum(c[1] for c in each))
                 time.sleep(0.05)
         finally:
             reader.close()
-            _stop(scorer)
+            for scorer in group:
+                _stop(scorer)
         rates = {}
         for name, at in marks.items():
             if len(at) == 2 and at[1.0] > at[0.05]:
@@ -567,8 +571,12 @@ class Bench:
             child = (cpu[1.0][1] - cpu[0.05][1]) / (0.95 * count)
         else:
             own = child = float("nan")
+        scored = FraudScore.objects.filter(id__gt=before)
         return {
             "payments": count,
+            "scorers": scorers,
+            # One score per payment, whichever process scored it (unique on the event id).
+            "scores": scored.count(),
             **rates,
             "cpu_us": own * 1e6,
             "log_cpu_us": child * 1e6,
@@ -612,6 +620,9 @@ def main() -> None:
     parser.add_argument("--max-p99-ms", type=float, default=500.0)
     parser.add_argument("--rounds", type=int, default=200, help="trees of the champion")
     parser.add_argument("--no-features", action="store_true", help="no stream processor")
+    parser.add_argument(
+        "--scorers", type=int, default=1, help="scorer processes of one group draining the backlog"
+    )
     parser.add_argument(
         "--warm-seconds", type=float, default=20.0,
         help="a run at the highest rate first, not counted (0: none)",
@@ -661,7 +672,7 @@ def main() -> None:
             bench = Bench(env, workdir, features=not args.no_features, settle_s=args.settle_seconds)
             print(f"champion {version}: {args.rounds} trees; logs in {bench.logs}", flush=True)
             if backlog:
-                drained = bench.throughput(backlog)
+                drained = bench.throughput(backlog, scorers=args.scorers)
                 print(f"throughput: {drained}", flush=True)
                 if entries or rules:
                     from fraud.models import FraudScore
@@ -719,12 +730,18 @@ def main() -> None:
         print(f"{label:>8} scorer batches: {result['batch']}")
     if drained is not None:
         print()
-        print(f"Throughput, one scorer process draining {drained['payments']} payments:")
+        who = (
+            "one scorer process"
+            if drained["scorers"] == 1
+            else f"{drained['scorers']} scorer processes"
+        )
+        print(f"Throughput, {who} draining {drained['payments']} payments "
+              f"({drained['scores']} scores):")  # fmt: skip
         print(f"  scorer (FraudScore committed): {drained['committed']:.0f} payments/s")
         print(f"  pipeline (fraud.scored.v1 readable): "
               f"{drained['readable']:.0f} payments/s")  # fmt: skip
         print(
-            f"  scorer CPU: {drained['cpu_us']:.0f} µs a payment in the scoring process "
+            f"  scorer CPU: {drained['cpu_us']:.0f} µs a payment in the scoring process(es) "
             f"({1e6 / drained['cpu_us']:.0f} payments per CPU-second), "
             f"{drained['log_cpu_us']:.0f} µs in its feature log process"
         )

@@ -35,3 +35,12 @@ def process_sample(name: str, **labels: str) -> float | None:
     from prometheus_client import REGISTRY, generate_latest
 
     return sample(generate_latest(REGISTRY).decode(), name, **labels)
+
+
+def answers(url: str) -> bool:
+    """Return whether a metrics endpoint answers at ``url`` now."""
+    try:
+        scrape(url, timeout_s=2)
+    except OSError:
+        return False
+    return True

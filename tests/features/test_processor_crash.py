@@ -32,6 +32,7 @@ from tests.features.streams import (
     redis_project,
     reference,
 )
+from tests.kafka_namespaces import group_members
 from tests.polling import wait_for
 from tests.processes import features_env, manage_env, manage_start
 
@@ -127,6 +128,22 @@ def reference_run(bus: KafkaBus, namespace: str, tmp: Path) -> FeatureConfig:
     return config
 
 
+def assert_computes_what_one_does(
+    bus: KafkaBus, namespace: str, config: FeatureConfig, events: list[Event], tmp: Path
+) -> dict:
+    """Assert that the processes' offline rows and online values over ``events`` are those of
+    one uninterrupted processor (``reference_run``) and of the brute-force reference, with no
+    event late; return the online values."""
+    expected = reference_run(bus, namespace, tmp / "reference")
+    assert offline_rows(config) == offline_rows(expected)
+    messages = messages_for(events, namespace=namespace, partitions=PARTITIONS)
+    brute = reference(messages, lateness_us=config.allowed_lateness_us)
+    assert brute.late == []
+    served = online_values(config, brute.online)
+    assert served == online_values(expected, brute.online) == brute.online
+    return served
+
+
 def test_killed_mid_stream_and_restarted_it_computes_what_an_uninterrupted_run_does(
     kafka_bootstrap, redis_config, namespace, tmp_path
 ):
@@ -155,13 +172,7 @@ def test_killed_mid_stream_and_restarted_it_computes_what_an_uninterrupted_run_d
     process = start([*argv, "--until-idle", "5"], env, log)
     finish(process, log)
 
-    expected = reference_run(bus, namespace, tmp_path / "reference")
-    assert offline_rows(config) == offline_rows(expected)
-    messages = messages_for(events, namespace=namespace, partitions=PARTITIONS)
-    brute = reference(messages, lateness_us=config.allowed_lateness_us)
-    assert brute.late == []
-    served = online_values(config, brute.online)
-    assert served == online_values(expected, brute.online) == brute.online
+    served = assert_computes_what_one_does(bus, namespace, config, events, tmp_path)
     # No payment counted twice: the stream spans 24 h, so a card's latest 24 h count is all of
     # its payments.
     payments: dict[tuple[str, ...], int] = {}
@@ -170,20 +181,6 @@ def test_killed_mid_stream_and_restarted_it_computes_what_an_uninterrupted_run_d
             payments[(e.card_id,)] = payments.get((e.card_id,), 0) + 1
     counts = {key: v["card_payments_24h"] for key, v in served["card_velocity"].items()}
     assert {key: counts[key] for key in payments} == payments
-
-
-def group_members(kafka_bootstrap: str, group: str) -> int:
-    """Return how many members of ``group`` own partitions now."""
-    from kafka import KafkaAdminClient
-
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests")
-    try:
-        description = admin.describe_groups([group])[group]
-    finally:
-        admin.close()
-    if description["group_state"] != "Stable":
-        return 0
-    return sum(1 for m in description["members"] if m["member_assignment"]["assigned_partitions"])
 
 
 def test_two_processes_in_one_group_compute_what_one_does(
@@ -209,9 +206,39 @@ def test_two_processes_in_one_group_compute_what_one_does(
     processed = [int(log.read_text().split("stopped; ")[1].split(" events")[0]) for log in logs]
     assert all(n > 0 for n in processed), processed
     assert sum(processed) >= len(events)
-    expected = reference_run(bus, namespace, tmp_path / "reference")
-    assert offline_rows(config) == offline_rows(expected)
-    messages = messages_for(events, namespace=namespace, partitions=PARTITIONS)
-    brute = reference(messages, lateness_us=config.allowed_lateness_us)
-    served = online_values(config, brute.online)
-    assert served == online_values(expected, brute.online) == brute.online
+    assert_computes_what_one_does(bus, namespace, config, events, tmp_path)
+
+
+def test_a_member_joining_then_another_killed_mid_stream_leave_what_one_computes(
+    kafka_bootstrap, redis_config, namespace, tmp_path
+):
+    bus = KafkaBus(bootstrap_servers=kafka_bootstrap)
+    events = simulated_events(24)
+    third = len(events) // 3
+    config = redis_config
+    env = process_env(config, kafka_bootstrap, tmp_path)
+    group = f"{namespace}-g"
+    argv = ["--topic-namespace", namespace, "--group", group, "--max-records", "50"]
+    logs = [tmp_path / f"stream_features-{n}.log" for n in (1, 2)]
+    written = config.offline_dir / "views"
+    flushes = lambda: len({p.name.split("-")[0] for p in written.rglob("*.parquet")})  # noqa: E731
+
+    first = start(argv, env, logs[0])
+    publish(bus, events[:third], namespace)
+    assert wait_for(lambda: flushes() >= 2, 120, 0.02), logs[0].read_text()
+    # A second member joins mid-stream: the partitions are shared out again.
+    # Idle long enough to outlast the session timeout (10 s) that hands it the dead one's share.
+    second = start([*argv, "--until-idle", "25"], env, logs[1])
+    assert wait_for(lambda: group_members(kafka_bootstrap, group) == 2, 120, 0.2), [
+        log.read_text()[-3000:] for log in logs
+    ]
+    publish(bus, events[third : 2 * third], namespace)
+    # The first dies mid-stream: the survivor takes its partitions from their committed offsets.
+    before = flushes()
+    assert wait_for(lambda: flushes() >= before + 2, 120, 0.02), logs[0].read_text()[-3000:]
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=10)
+    publish(bus, events[2 * third :], namespace)
+    finish(second, logs[1])
+
+    assert_computes_what_one_does(bus, namespace, config, events, tmp_path)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.error
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from fraud.models import FraudScore
 from tests.events.factories import trip_requested
 from tests.features.streams import applied_config
 from tests.fraud.factories import model_deploy, payment
+from tests.kafka_namespaces import kafka_namespace
 from tests.polling import wait_for
 from tests.processes import (
     ROOT,
@@ -34,7 +33,7 @@ from tests.processes import (
     manage_stop,
     redis_database,
 )
-from tests.scrape import samples, scrape
+from tests.scrape import answers, samples, scrape
 
 pytestmark = [
     pytest.mark.kafka,
@@ -49,29 +48,13 @@ PAYMENTS = 300
 
 @pytest.fixture
 def namespace(kafka_bootstrap) -> Iterator[str]:
-    from kafka import KafkaAdminClient
-
-    name = f"test-{uuid.uuid4().hex[:10]}"
-    KafkaBus(bootstrap_servers=kafka_bootstrap).ensure_topics(
-        [f"{name}.{PaymentAuthorized.topic}"], partitions=2
-    )
-    yield name
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests")
-    admin.delete_topics([t for t in admin.list_topics() if t.startswith(f"{name}.")])
-    admin.close()
+    with kafka_namespace(kafka_bootstrap, [PaymentAuthorized.topic], partitions=2) as name:
+        yield name
 
 
 def _popen(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=out, stderr=out)
-
-
-def _answers(url: str) -> bool:
-    try:
-        scrape(url, timeout_s=2)
-    except (OSError, urllib.error.URLError):
-        return False
-    return True
 
 
 def _lags(url: str, consumer: str) -> dict[str, float]:
@@ -165,7 +148,7 @@ def test_every_process_serves_its_metrics_and_they_move(
         urls = {name: f"http://127.0.0.1:{port}/metrics" for name, port in ports.items()}
         try:
             for name, url in urls.items():
-                assert wait_for(lambda url=url: _answers(url), 120, 0.5), (
+                assert wait_for(lambda url=url: answers(url), 120, 0.5), (
                     f"{name} serves no metrics at {url}:\n{logs[name].read_text()[-3000:]}"
                 )
             before = {name: samples(scrape(url)) for name, url in urls.items()}

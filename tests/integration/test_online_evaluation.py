@@ -27,6 +27,7 @@ from ml.models import RoleChange
 from ml.services import bandit_start, bandit_update, model_promote
 from tests.features.streams import applied_config
 from tests.fraud.factories import model_deploy, payment
+from tests.kafka_namespaces import kafka_namespace
 from tests.ml.registered import model_registered
 from tests.polling import wait_for
 from tests.processes import (
@@ -63,16 +64,8 @@ QUIET = {
 
 @pytest.fixture
 def namespace(kafka_bootstrap) -> Iterator[str]:
-    from kafka import KafkaAdminClient
-
-    name = f"test-{uuid.uuid4().hex[:10]}"
-    KafkaBus(bootstrap_servers=kafka_bootstrap).ensure_topics(
-        [f"{name}.{PaymentAuthorized.topic}"], partitions=2
-    )
-    yield name
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="tests")
-    admin.delete_topics([t for t in admin.list_topics() if t.startswith(f"{name}.")])
-    admin.close()
+    with kafka_namespace(kafka_bootstrap, [PaymentAuthorized.topic], partitions=2) as name:
+        yield name
 
 
 @pytest.fixture
