@@ -174,6 +174,18 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
 }
 DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+# PostgreSQL connections kept open in a pool per process (psycopg's, through Django), up to this
+# many: a request or a task takes one and gives it back instead of connecting anew (a few
+# milliseconds each: docs/performance.md). 0 connects per request, as before. Under ASGI a
+# pool, not CONN_MAX_AGE, is what keeps connections: each request runs in its own thread context.
+DATABASE_POOL_SIZE = env.int("DATABASE_POOL_SIZE", default=0)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": 10,
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the relay or a worker writes. Every transaction
     # takes the write lock when it begins (IMMEDIATE) and waits up to 20 s for it: a deferred
