@@ -200,11 +200,15 @@ def _members_wait(bootstrap: str, group: str, members: int) -> None:
         deadline = time.time() + 120
         while time.time() < deadline:
             description = admin.describe_groups([group])[group]
-            owning = sum(
-                1 for m in description["members"] if m["member_assignment"]["assigned_partitions"]
-            )
-            if description["group_state"] == "Stable" and owning == members:
-                return
+            # A group rebalancing lists its members without their assignments.
+            if description["group_state"] == "Stable":
+                owning = sum(
+                    1
+                    for m in description["members"]
+                    if m["member_assignment"]["assigned_partitions"]
+                )
+                if owning == members:
+                    return
             time.sleep(0.5)
     finally:
         admin.close()
