@@ -169,6 +169,8 @@ class ConsumerMetrics:
         self._ends: LogEnds | None = None
         self._lag_at = 0.0
         self._labelled: set[tuple[str, int]] = set()
+        # Partitions whose group offset was asked (``maybe_lag``).
+        self._asked: set[tuple[str, int]] = set()
 
     def batch(self, messages: Sequence[Message], seconds: float) -> None:
         """Count a batch the step handled in ``seconds``."""
@@ -191,10 +193,14 @@ class ConsumerMetrics:
                 self._ends = self.bus.log_ends(self.topics)
             ends = self._ends.read(timeout_s=LAG_TIMEOUT_S)
             owned = consumer.assignment()
-            unknown = {t for t, p in owned if (t, p) not in self.positions}
+            # Asked once per partition: an idle one with nothing committed would otherwise
+            # cost a request to the group's coordinator every turn (a client each, on Kafka).
+            known = self.positions.keys() | self._asked
+            unknown = {topic for topic, partition in owned if (topic, partition) not in known}
             for topic in unknown:
                 for partition, offset in self.bus.committed(self.group, topic).items():
                     self.positions.setdefault((topic, partition), offset)
+                self._asked |= {slot for slot in owned if slot[0] == topic}
         except Exception as exc:  # the lag is a figure: never a reason to stop consuming
             log.debug("%s: lag not read: %s", self.name, exc)
             return
